@@ -1,0 +1,180 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/hookwire/hookwire/controlplane/internal/api"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// newGateway returns the REST handler that forwards to the gRPC server over
+// conn, so REST calls pass the same interceptors as gRPC calls.
+func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (http.Handler, error) {
+	jsonpb := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &eventMarshaler{JSONPb: jsonpb}),
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			if ct := r.Header.Get("Content-Type"); ct != "" {
+				return metadata.Pairs(api.MetadataContentType, ct)
+			}
+			return nil
+		}),
+		runtime.WithErrorHandler(errorHandler),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		hookwirev1.RegisterTenantServiceHandler,
+		hookwirev1.RegisterApiKeyServiceHandler,
+		hookwirev1.RegisterSubscriptionServiceHandler,
+		hookwirev1.RegisterEventServiceHandler,
+		hookwirev1.RegisterDeliveryServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, fmt.Errorf("register REST gateway: %w", err)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// errorHandler is the default one, except that an oversized payload is
+// 413 Request Entity Too Large rather than 400.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if tooLarge(err) {
+		w = &statusOverride{ResponseWriter: w, code: http.StatusRequestEntityTooLarge}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+func tooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == api.ReasonPayloadTooLarge {
+			return true
+		}
+	}
+	return false
+}
+
+type statusOverride struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusOverride) WriteHeader(int) { s.ResponseWriter.WriteHeader(s.code) }
+
+// eventMarshaler is JSON, except where an event payload travels: there the
+// "payload" member is any JSON value, kept as the exact bytes sent (not
+// base64 bytes, and not re-encoded, so numbers and key order survive), and
+// a raw publish takes the request body as it is.
+type eventMarshaler struct {
+	*runtime.JSONPb
+}
+
+func (m *eventMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		switch target := v.(type) {
+		case **httpbody.HttpBody:
+			data, err := io.ReadAll(r)
+			if err != nil {
+				return bodyError(err)
+			}
+			*target = &httpbody.HttpBody{Data: data}
+			return nil
+		case **hookwirev1.Event:
+			data, err := io.ReadAll(r)
+			if err != nil {
+				return bodyError(err)
+			}
+			ev, err := decodeEvent(data)
+			if err != nil {
+				return err
+			}
+			*target = ev
+			return nil
+		case *hookwirev1.PublishEventsRequest:
+			data, err := io.ReadAll(r)
+			if err != nil {
+				return bodyError(err)
+			}
+			return decodeBatch(data, target)
+		}
+		return m.JSONPb.NewDecoder(r).Decode(v)
+	})
+}
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		st := status.Newf(codes.InvalidArgument, "request body is larger than %d bytes", mbe.Limit)
+		st, _ = st.WithDetails(&errdetails.ErrorInfo{Reason: api.ReasonPayloadTooLarge, Domain: api.ErrorDomain})
+		return st.Err()
+	}
+	return status.Errorf(codes.InvalidArgument, "read request body: %v", err)
+}
+
+var eventUnmarshal = protojson.UnmarshalOptions{}
+
+// decodeEvent reads {"type": ..., "payload": <JSON>, ...}.
+func decodeEvent(data []byte) (*hookwirev1.Event, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "request body must be a JSON object like {\"type\":\"order.created\",\"payload\":{...}}: %v", err)
+	}
+	payload, hasPayload := fields["payload"]
+	delete(fields, "payload")
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	ev := &hookwirev1.Event{}
+	if err := eventUnmarshal.Unmarshal(rest, ev); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid event: %v", err)
+	}
+	if hasPayload {
+		ev.Payload = bytes.TrimSpace(payload)
+	}
+	return ev, nil
+}
+
+func decodeBatch(data []byte, req *hookwirev1.PublishEventsRequest) error {
+	var body struct {
+		Tenant string            `json:"tenant"`
+		Events []json.RawMessage `json:"events"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return status.Errorf(codes.InvalidArgument, "request body must be {\"events\":[{\"type\":...,\"payload\":...}, ...]}: %v", err)
+	}
+	req.Events = make([]*hookwirev1.Event, len(body.Events))
+	for i, raw := range body.Events {
+		ev, err := decodeEvent(raw)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "events[%d]: %s", i, status.Convert(err).Message())
+		}
+		req.Events[i] = ev
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"strings"
+	"time"
+
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Key format: "hwk_" + 16-char id + "_" + 32-char secret. The id part is
+// public (it names the key in listings and logs); only SHA-256 of the whole
+// key is stored. The admin key fixed through HOOKWIRE_ADMIN_KEY may have any
+// form and is stored under the id AdminKeyID.
+const (
+	keyPrefix = "hwk_"
+	// AdminKeyID names the bootstrap admin key.
+	AdminKeyID = "admin"
+)
+
+var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newKey returns a fresh key id and full key string.
+func newKey() (id, key string, err error) {
+	b := make([]byte, 30)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	enc := keyEncoding.EncodeToString(b) // 48 chars
+	id = keyPrefix + enc[:16]
+	return id, id + "_" + enc[16:], nil
+}
+
+func hashKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// keyID returns the id part of a key, or AdminKeyID for keys of another form.
+func keyID(key string) string {
+	if strings.HasPrefix(key, keyPrefix) && len(key) == len(keyPrefix)+16+1+32 && key[len(keyPrefix)+16] == '_' {
+		return key[:len(keyPrefix)+16]
+	}
+	return AdminKeyID
+}
+
+// EnsureAdminKey makes sure an admin key exists. If fixed is non-empty it
+// becomes the admin key. It returns the key's value when it created a new
+// one (to be printed once), or "" when one already existed or was fixed.
+func EnsureAdminKey(ctx context.Context, st *store.Store, fixed string, now time.Time) (string, error) {
+	if fixed != "" {
+		if len(fixed) < 16 {
+			return "", errors.New("HOOKWIRE_ADMIN_KEY must be at least 16 characters")
+		}
+		return "", st.PutAPIKey(ctx, adminRecord(fixed, now))
+	}
+	if _, err := st.GetAPIKey(AdminKeyID); err == nil {
+		return "", nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	_, key, err := newKey()
+	if err != nil {
+		return "", err
+	}
+	key = "hwk_admin_" + key[len(keyPrefix):]
+	return key, st.PutAPIKey(ctx, adminRecord(key, now))
+}
+
+func adminRecord(key string, now time.Time) *storev1.ApiKeyRecord {
+	return &storev1.ApiKeyRecord{
+		ApiKey: &hookwirev1.ApiKey{Id: AdminKeyID, Name: "bootstrap admin key", Scope: hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN, CreateTime: timestamppb.New(now)},
+		Hash:   hashKey(key),
+	}
+}
+
+// principal is who is calling.
+type principal struct {
+	keyID  string
+	tenant string
+	scope  hookwirev1.ApiKeyScope
+}
+
+func (p *principal) admin() bool { return p.scope == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN }
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) *principal {
+	p, _ := ctx.Value(principalKey{}).(*principal)
+	return p
+}
+
+// access is what an RPC needs within a tenant.
+type access int
+
+const (
+	accessRead access = iota
+	accessWrite
+	accessPublish
+)
+
+// authorize checks that the caller may act on tenant with the given access.
+// A caller from another tenant gets NotFound, exactly as if the tenant did
+// not exist, so existence does not leak.
+func authorize(ctx context.Context, tenant string, a access) error {
+	p := principalFrom(ctx)
+	if p == nil {
+		return status.Error(codes.Unauthenticated, "missing API key: send \"Authorization: Bearer <key>\"")
+	}
+	if p.admin() {
+		return nil
+	}
+	if p.tenant != tenant {
+		return status.Errorf(codes.NotFound, "tenant %q not found", tenant)
+	}
+	switch p.scope {
+	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_TENANT_ADMIN:
+		return nil
+	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_PUBLISH:
+		if a == accessPublish {
+			return nil
+		}
+		return status.Error(codes.PermissionDenied, "this API key may only publish events; use a tenant-admin or read-only key")
+	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_READ_ONLY:
+		if a == accessRead {
+			return nil
+		}
+		return status.Error(codes.PermissionDenied, "this API key is read-only; use a tenant-admin key to make changes")
+	}
+	return status.Error(codes.PermissionDenied, "this API key has no scope")
+}
+
+// requireAdmin checks that the caller holds the admin key.
+func requireAdmin(ctx context.Context) error {
+	p := principalFrom(ctx)
+	if p == nil {
+		return status.Error(codes.Unauthenticated, "missing API key: send \"Authorization: Bearer <key>\"")
+	}
+	if !p.admin() {
+		return status.Error(codes.PermissionDenied, "this call needs the admin key")
+	}
+	return nil
+}
+
+// authenticator resolves bearer keys to principals.
+type authenticator struct {
+	store *store.Store
+	now   func() time.Time
+}
+
+// skipAuth lists methods anyone may call.
+var skipAuth = map[string]bool{
+	"/grpc.health.v1.Health/Check": true,
+	"/grpc.health.v1.Health/Watch": true,
+}
+
+func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if skipAuth[method] || strings.HasPrefix(method, "/grpc.reflection.") {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "missing API key: send \"Authorization: Bearer <key>\"")
+	}
+	key, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || key == "" {
+		return nil, status.Error(codes.Unauthenticated, "malformed Authorization header: expected \"Bearer <key>\"")
+	}
+	rec, err := a.store.GetAPIKey(keyID(key))
+	if err != nil || subtle.ConstantTimeCompare(rec.GetHash(), hashKey(key)) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "invalid API key")
+	}
+	k := rec.GetApiKey()
+	if k.GetRevoked() {
+		return nil, status.Error(codes.Unauthenticated, "API key has been revoked")
+	}
+	if exp := k.GetExpireTime(); exp != nil && !a.now().Before(exp.AsTime()) {
+		return nil, status.Error(codes.Unauthenticated, "API key has expired")
+	}
+	return context.WithValue(ctx, principalKey{}, &principal{keyID: k.GetId(), tenant: k.GetTenant(), scope: k.GetScope()}), nil
+}
+
+func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := a.authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authedStream) Context() context.Context { return s.ctx }
+
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+}

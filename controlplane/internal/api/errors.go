@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"buf.build/go/protovalidate"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// ReasonPayloadTooLarge marks the error for an oversized payload, so the
+// REST gateway can answer 413.
+const ReasonPayloadTooLarge = "PAYLOAD_TOO_LARGE"
+
+// ErrorDomain is the domain of Hookwire's ErrorInfo details.
+const ErrorDomain = "hookwire.dev"
+
+func payloadTooLarge(size, limit int) error {
+	st := status.Newf(codes.InvalidArgument, "payload is %d bytes; the limit is %d bytes (server flag --max-payload-bytes)", size, limit)
+	st, _ = st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonPayloadTooLarge, Domain: ErrorDomain})
+	return st.Err()
+}
+
+// storeError maps a store error to a gRPC status; what names the object.
+func storeError(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Errorf(codes.AlreadyExists, "%s already exists", what)
+	case errors.Is(err, store.ErrTenantNotEmpty):
+		return status.Errorf(codes.FailedPrecondition, "%s still has subscriptions; delete them first", what)
+	case errors.Is(err, store.ErrBroken):
+		return status.Error(codes.Unavailable, "the store cannot accept writes; see the server log")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+// validator checks requests against the protovalidate rules in the protos.
+type validator struct {
+	v protovalidate.Validator
+}
+
+func newValidator() (*validator, error) {
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("build request validator: %w", err)
+	}
+	return &validator{v: v}, nil
+}
+
+func (v *validator) check(req any) error {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return nil
+	}
+	err := v.v.Validate(m)
+	if err == nil {
+		return nil
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		return status.Errorf(codes.Internal, "validate request: %v", err)
+	}
+	br := &errdetails.BadRequest{}
+	msgs := make([]string, 0, len(verr.Violations))
+	for _, viol := range verr.Violations {
+		field := protovalidate.FieldPathString(viol.Proto.GetField())
+		msg := viol.Proto.GetMessage()
+		msgs = append(msgs, field+": "+msg)
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: msg})
+	}
+	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(msgs, "; "))
+	if withDetails, err := st.WithDetails(br); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+func (v *validator) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := v.check(req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}

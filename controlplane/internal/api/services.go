@@ -1,0 +1,602 @@
+// Package api implements the control plane's gRPC services: request
+// validation, authentication and tenant isolation, and the translation
+// between API messages and the store, catalog and dispatcher. It maps
+// errors to gRPC codes; nothing below it knows about gRPC.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane/internal/catalog"
+	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/signing"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// TargetValidator checks a transport's target configuration; it returns the
+// problems found. known is false when the transport is not one the control
+// plane can check itself (custom plugins are checked by agents).
+type TargetValidator func(ctx context.Context, transport string, config *structpb.Struct) (problems []string, known bool, err error)
+
+// Config wires the services.
+type Config struct {
+	Store           *store.Store
+	Catalog         *catalog.Catalog
+	Dispatcher      *dispatch.Dispatcher
+	Logger          *slog.Logger
+	Now             func() time.Time
+	MaxPayloadBytes int
+	ValidateTarget  TargetValidator
+}
+
+// Services implements every public gRPC service.
+type Services struct {
+	hookwirev1.UnimplementedTenantServiceServer
+	hookwirev1.UnimplementedApiKeyServiceServer
+	hookwirev1.UnimplementedSubscriptionServiceServer
+	hookwirev1.UnimplementedEventServiceServer
+	hookwirev1.UnimplementedDeliveryServiceServer
+	hookwirev1.UnimplementedAgentServiceServer
+
+	cfg   Config
+	auth  *authenticator
+	valid *validator
+}
+
+// New builds the services.
+func New(cfg Config) (*Services, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxPayloadBytes <= 0 {
+		cfg.MaxPayloadBytes = 1 << 20
+	}
+	v, err := newValidator()
+	if err != nil {
+		return nil, err
+	}
+	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v}, nil
+}
+
+// Register adds every service to s.
+func (s *Services) Register(g *grpc.Server) {
+	hookwirev1.RegisterTenantServiceServer(g, s)
+	hookwirev1.RegisterApiKeyServiceServer(g, s)
+	hookwirev1.RegisterSubscriptionServiceServer(g, s)
+	hookwirev1.RegisterEventServiceServer(g, s)
+	hookwirev1.RegisterDeliveryServiceServer(g, s)
+	hookwirev1.RegisterAgentServiceServer(g, s)
+}
+
+// ServerOptions returns the interceptors (authentication, then validation).
+func (s *Services) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.auth.unary, s.valid.unary),
+		grpc.ChainStreamInterceptor(s.auth.stream),
+	}
+}
+
+// LoadCatalog fills the catalog from the store (at start).
+func (s *Services) LoadCatalog() error {
+	return s.cfg.Store.AllSubscriptions(func(rec *storev1.SubscriptionRecord) error {
+		sub, err := catalog.Prepare(rec)
+		if err != nil {
+			return err
+		}
+		s.cfg.Catalog.Put(sub)
+		return nil
+	})
+}
+
+// --- tenants ---
+
+func (s *Services) CreateTenant(ctx context.Context, req *hookwirev1.CreateTenantRequest) (*hookwirev1.Tenant, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	t := &hookwirev1.Tenant{Id: req.GetId(), DisplayName: req.GetDisplayName(), CreateTime: timestamppb.New(s.cfg.Now())}
+	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
+		return nil, storeError(err, "tenant "+quote(req.GetId()))
+	}
+	return t, nil
+}
+
+func (s *Services) GetTenant(ctx context.Context, req *hookwirev1.GetTenantRequest) (*hookwirev1.Tenant, error) {
+	if err := authorize(ctx, req.GetId(), accessRead); err != nil {
+		return nil, err
+	}
+	t, err := s.cfg.Store.GetTenant(req.GetId())
+	return t, storeError(err, "tenant "+quote(req.GetId()))
+}
+
+func (s *Services) ListTenants(ctx context.Context, req *hookwirev1.ListTenantsRequest) (*hookwirev1.ListTenantsResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	limit := pageSize(req.GetPageSize())
+	list, err := s.cfg.Store.ListTenants(req.GetPageToken(), limit+1)
+	if err != nil {
+		return nil, storeError(err, "tenants")
+	}
+	resp := &hookwirev1.ListTenantsResponse{Tenants: list}
+	if len(list) > limit {
+		resp.Tenants = list[:limit]
+		resp.NextPageToken = list[limit-1].GetId()
+	}
+	return resp, nil
+}
+
+func (s *Services) DeleteTenant(ctx context.Context, req *hookwirev1.DeleteTenantRequest) (*emptypb.Empty, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, storeError(s.cfg.Store.DeleteTenant(ctx, req.GetId()), "tenant "+quote(req.GetId()))
+}
+
+// --- API keys ---
+
+func (s *Services) CreateApiKey(ctx context.Context, req *hookwirev1.CreateApiKeyRequest) (*hookwirev1.ApiKey, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Store.GetTenant(req.GetTenant()); err != nil {
+		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
+	}
+	if exp := req.GetExpireTime(); exp != nil && !exp.AsTime().After(s.cfg.Now()) {
+		return nil, status.Error(codes.InvalidArgument, "expire_time is in the past; leave it unset for a key that never expires")
+	}
+	scope := req.GetScope()
+	if scope == hookwirev1.ApiKeyScope_API_KEY_SCOPE_UNSPECIFIED {
+		scope = hookwirev1.ApiKeyScope_API_KEY_SCOPE_TENANT_ADMIN
+	}
+	id, key, err := newKey()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "generate key: %v", err)
+	}
+	k := &hookwirev1.ApiKey{Id: id, Tenant: req.GetTenant(), Name: req.GetName(), Scope: scope, CreateTime: timestamppb.New(s.cfg.Now()), ExpireTime: req.GetExpireTime()}
+	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}); err != nil {
+		return nil, storeError(err, "API key")
+	}
+	out := proto.Clone(k).(*hookwirev1.ApiKey)
+	out.Key = key
+	return out, nil
+}
+
+func (s *Services) ListApiKeys(ctx context.Context, req *hookwirev1.ListApiKeysRequest) (*hookwirev1.ListApiKeysResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	recs, err := s.cfg.Store.ListAPIKeys(func(r *storev1.ApiKeyRecord) bool { return r.GetApiKey().GetTenant() == req.GetTenant() })
+	if err != nil {
+		return nil, storeError(err, "API keys")
+	}
+	resp := &hookwirev1.ListApiKeysResponse{}
+	for _, r := range recs {
+		resp.ApiKeys = append(resp.ApiKeys, r.GetApiKey())
+	}
+	return resp, nil
+}
+
+func (s *Services) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKeyRequest) (*emptypb.Empty, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	err := s.cfg.Store.UpdateAPIKey(ctx, req.GetTenant(), req.GetId(), func(r *storev1.ApiKeyRecord) { r.ApiKey.Revoked = true })
+	return &emptypb.Empty{}, storeError(err, "API key "+quote(req.GetId()))
+}
+
+// --- subscriptions ---
+
+func (s *Services) checkTarget(ctx context.Context, t *hookwirev1.Target) error {
+	if s.cfg.ValidateTarget == nil {
+		return nil
+	}
+	problems, known, err := s.cfg.ValidateTarget(ctx, t.GetTransport(), t.GetConfig())
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "validate target for transport %q: %v", t.GetTransport(), err)
+	}
+	if known && len(problems) > 0 {
+		return status.Errorf(codes.InvalidArgument, "invalid target for transport %q: %s", t.GetTransport(), joinProblems(problems))
+	}
+	return nil
+}
+
+func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.CreateSubscriptionRequest) (*hookwirev1.Subscription, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	in := req.GetSubscription()
+	if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
+		return nil, err
+	}
+	secret, err := signing.GenerateSecret()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	key, _ := signing.ParseSecret(secret)
+	now := timestamppb.New(s.cfg.Now())
+	sub := &hookwirev1.Subscription{
+		Id:          ids.Format(ids.Subscription, ids.New(s.cfg.Now())),
+		Tenant:      req.GetTenant(),
+		Description: in.GetDescription(),
+		EventTypes:  in.GetEventTypes(),
+		Target:      in.GetTarget(),
+		Status:      hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
+		Metadata:    in.GetMetadata(),
+		CreateTime:  now,
+		UpdateTime:  now,
+	}
+	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{{Key: key}}}
+	prepared, err := catalog.Prepare(rec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
+		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
+	}
+	s.cfg.Catalog.Put(prepared)
+	out := proto.Clone(sub).(*hookwirev1.Subscription)
+	out.SigningSecret = secret
+	return out, nil
+}
+
+func (s *Services) GetSubscription(ctx context.Context, req *hookwirev1.GetSubscriptionRequest) (*hookwirev1.Subscription, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	rec, err := s.cfg.Store.GetSubscription(req.GetTenant(), req.GetId())
+	if err != nil {
+		return nil, storeError(err, "subscription "+quote(req.GetId()))
+	}
+	return rec.GetSubscription(), nil
+}
+
+func (s *Services) ListSubscriptions(ctx context.Context, req *hookwirev1.ListSubscriptionsRequest) (*hookwirev1.ListSubscriptionsResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	limit := pageSize(req.GetPageSize())
+	recs, err := s.cfg.Store.ListSubscriptions(req.GetTenant(), req.GetPageToken(), limit+1)
+	if err != nil {
+		return nil, storeError(err, "page_token")
+	}
+	resp := &hookwirev1.ListSubscriptionsResponse{}
+	for i, r := range recs {
+		if i == limit {
+			resp.NextPageToken = recs[limit-1].GetSubscription().GetId()
+			break
+		}
+		resp.Subscriptions = append(resp.Subscriptions, r.GetSubscription())
+	}
+	return resp, nil
+}
+
+func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.UpdateSubscriptionRequest) (*hookwirev1.Subscription, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	in := req.GetSubscription()
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		paths = []string{"description", "event_types", "target", "metadata"}
+	}
+	for _, p := range paths {
+		switch p {
+		case "description", "event_types", "metadata":
+		case "target", "target.config", "target.transport", "target.timeout":
+			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target and metadata (use :pause/:resume for status)", p)
+		}
+	}
+	return s.changeSubscription(ctx, req.GetTenant(), in.GetId(), func(sub *hookwirev1.Subscription) error {
+		for _, p := range paths {
+			switch p {
+			case "description":
+				sub.Description = in.GetDescription()
+			case "event_types":
+				sub.EventTypes = in.GetEventTypes()
+			case "metadata":
+				sub.Metadata = in.GetMetadata()
+			default:
+				sub.Target = in.GetTarget()
+			}
+		}
+		return nil
+	})
+}
+
+// changeSubscription applies change durably and refreshes the catalog.
+func (s *Services) changeSubscription(ctx context.Context, tenant, id string, change func(*hookwirev1.Subscription) error) (*hookwirev1.Subscription, error) {
+	rec, err := s.cfg.Store.UpdateSubscription(ctx, tenant, id, func(r *storev1.SubscriptionRecord) error {
+		if err := change(r.Subscription); err != nil {
+			return err
+		}
+		r.Subscription.UpdateTime = timestamppb.New(s.cfg.Now())
+		_, err := catalog.Prepare(r)
+		return err
+	})
+	if err != nil {
+		return nil, storeError(err, "subscription "+quote(id))
+	}
+	prepared, err := catalog.Prepare(rec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	s.cfg.Catalog.Put(prepared)
+	if prepared.Active() {
+		s.cfg.Dispatcher.Poke()
+	}
+	return rec.GetSubscription(), nil
+}
+
+func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId()); err != nil {
+		return nil, storeError(err, "subscription "+quote(req.GetId()))
+	}
+	if id, err := ids.Parse(ids.Subscription, req.GetId()); err == nil {
+		s.cfg.Catalog.Remove(id)
+	}
+	s.cfg.Dispatcher.Poke() // cancels its pending deliveries
+	return &emptypb.Empty{}, nil
+}
+
+func (s *Services) PauseSubscription(ctx context.Context, req *hookwirev1.PauseSubscriptionRequest) (*hookwirev1.Subscription, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	return s.changeSubscription(ctx, req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
+		sub.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_PAUSED
+		return nil
+	})
+}
+
+func (s *Services) ResumeSubscription(ctx context.Context, req *hookwirev1.ResumeSubscriptionRequest) (*hookwirev1.Subscription, error) {
+	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
+		return nil, err
+	}
+	return s.changeSubscription(ctx, req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
+		sub.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED
+		sub.DisabledReason = ""
+		return nil
+	})
+}
+
+// DisableSubscription is called when a target answered 410 Gone.
+func (s *Services) DisableSubscription(sub *catalog.Sub, reason string) {
+	_, err := s.changeSubscription(context.Background(), sub.Tenant, sub.IDText, func(x *hookwirev1.Subscription) error {
+		x.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_DISABLED
+		x.DisabledReason = reason
+		return nil
+	})
+	if err != nil {
+		s.cfg.Logger.Error("disable subscription", "subscription", sub.IDText, "err", err)
+		return
+	}
+	s.cfg.Logger.Warn("subscription disabled", "subscription", sub.IDText, "tenant", sub.Tenant, "reason", reason)
+}
+
+// --- events ---
+
+const defaultContentType = "application/json"
+
+func (s *Services) PublishEvent(ctx context.Context, req *hookwirev1.PublishEventRequest) (*hookwirev1.PublishEventResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	resp, err := s.publish(ctx, req.GetTenant(), []*hookwirev1.Event{req.GetEvent()})
+	if err != nil {
+		return nil, err
+	}
+	return resp[0], nil
+}
+
+func (s *Services) PublishEvents(ctx context.Context, req *hookwirev1.PublishEventsRequest) (*hookwirev1.PublishEventsResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	resp, err := s.publish(ctx, req.GetTenant(), req.GetEvents())
+	if err != nil {
+		return nil, err
+	}
+	return &hookwirev1.PublishEventsResponse{Results: resp}, nil
+}
+
+// MetadataContentType carries the HTTP Content-Type of a raw publish from
+// the gateway.
+const MetadataContentType = "x-hookwire-content-type"
+
+func (s *Services) PublishRawEvent(ctx context.Context, req *hookwirev1.PublishRawEventRequest) (*hookwirev1.PublishEventResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	ct := req.GetBody().GetContentType()
+	if ct == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get(MetadataContentType); len(v) > 0 {
+				ct = v[0]
+			}
+		}
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	ev := &hookwirev1.Event{Type: req.GetType(), Payload: req.GetBody().GetData(), ContentType: ct}
+	resp, err := s.publish(ctx, req.GetTenant(), []*hookwirev1.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return resp[0], nil
+}
+
+func (s *Services) publish(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
+	now := s.cfg.Now()
+	nowPB := timestamppb.New(now)
+	batch := make([]store.NewEvent, len(events))
+	var ready []dispatch.Ready
+	resp := make([]*hookwirev1.PublishEventResponse, len(events))
+	for i, in := range events {
+		if n := len(in.GetPayload()); n > s.cfg.MaxPayloadBytes {
+			return nil, payloadTooLarge(n, s.cfg.MaxPayloadBytes)
+		}
+		ct := in.GetContentType()
+		if ct == "" {
+			ct = defaultContentType
+		}
+		if isJSON(ct) && !json.Valid(in.GetPayload()) {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: payload is not valid JSON but content_type is %q; send JSON or set content_type to what the payload is", i, ct)
+		}
+		eid := ids.New(now)
+		ev := &hookwirev1.Event{
+			Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: in.GetType(), Payload: in.GetPayload(),
+			ContentType: ct, Metadata: in.GetMetadata(), ReceiveTime: nowPB,
+		}
+		ne := store.NewEvent{ID: eid, Event: ev}
+		for _, sub := range s.cfg.Catalog.Match(tenant, ev.GetType()) {
+			did := ids.New(now)
+			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Delivery: &hookwirev1.Delivery{
+				Id: ids.Format(ids.Delivery, did), Tenant: tenant, EventId: ev.GetId(), SubscriptionId: sub.IDText,
+				EventType: ev.GetType(), Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
+				NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB,
+			}})
+			ready = append(ready, dispatch.Ready{ID: did, Sub: sub, EventID: eid, EventType: ev.GetType(), Payload: ev.GetPayload(), ContentType: ct})
+		}
+		batch[i] = ne
+		resp[i] = &hookwirev1.PublishEventResponse{Id: ev.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
+	}
+	if err := s.cfg.Store.Publish(ctx, tenant, batch); err != nil {
+		return nil, storeError(err, "tenant "+quote(tenant))
+	}
+	s.cfg.Dispatcher.Enqueue(ready)
+	return resp, nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json")
+}
+
+// --- deliveries ---
+
+func (s *Services) ListDeliveries(ctx context.Context, req *hookwirev1.ListDeliveriesRequest) (*hookwirev1.ListDeliveriesResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	var f store.DeliveryFilter
+	f.Status = req.GetStatus()
+	if v := req.GetEventId(); v != "" {
+		id, err := ids.Parse(ids.Event, v)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "event_id: %v", err)
+		}
+		f.EventID = &id
+	}
+	if v := req.GetSubscriptionId(); v != "" {
+		id, err := ids.Parse(ids.Subscription, v)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "subscription_id: %v", err)
+		}
+		f.SubID = &id
+	}
+	var before *ids.ID
+	if v := req.GetPageToken(); v != "" {
+		id, err := ids.Parse(ids.Delivery, v)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token: %v", err)
+		}
+		before = &id
+	}
+	list, next, err := s.cfg.Store.ListDeliveries(req.GetTenant(), f, before, pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, storeError(err, "deliveries")
+	}
+	resp := &hookwirev1.ListDeliveriesResponse{Deliveries: list}
+	if next != nil {
+		resp.NextPageToken = ids.Format(ids.Delivery, *next)
+	}
+	return resp, nil
+}
+
+func (s *Services) GetDelivery(ctx context.Context, req *hookwirev1.GetDeliveryRequest) (*hookwirev1.Delivery, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	d, err := s.cfg.Store.GetDelivery(req.GetTenant(), req.GetId())
+	return d, storeError(err, "delivery "+quote(req.GetId()))
+}
+
+func (s *Services) ListAttempts(ctx context.Context, req *hookwirev1.ListAttemptsRequest) (*hookwirev1.ListAttemptsResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+		return nil, err
+	}
+	list, err := s.cfg.Store.ListAttempts(req.GetTenant(), req.GetDeliveryId())
+	if err != nil {
+		return nil, storeError(err, "delivery "+quote(req.GetDeliveryId()))
+	}
+	return &hookwirev1.ListAttemptsResponse{Attempts: list}, nil
+}
+
+// --- agents ---
+
+func (s *Services) Connect(stream hookwirev1.AgentService_ConnectServer) error {
+	if err := requireAdmin(stream.Context()); err != nil {
+		return err
+	}
+	err := s.cfg.Dispatcher.Serve(stream)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// --- helpers ---
+
+func pageSize(n int32) int {
+	if n <= 0 {
+		return 100
+	}
+	return int(n)
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func joinProblems(p []string) string {
+	out := ""
+	for i, x := range p {
+		if i > 0 {
+			out += "; "
+		}
+		out += x
+	}
+	return out
+}

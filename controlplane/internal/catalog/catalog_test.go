@@ -1,0 +1,97 @@
+package catalog
+
+import (
+	"sort"
+	"testing"
+	"time"
+
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
+)
+
+func record(t *testing.T, tenant string, types ...string) *Sub {
+	t.Helper()
+	s, err := Prepare(&storev1.SubscriptionRecord{
+		Subscription: &hookwirev1.Subscription{
+			Id:         ids.Format(ids.Subscription, ids.New(time.Now())),
+			Tenant:     tenant,
+			EventTypes: types,
+			Status:     hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
+			Target:     &hookwirev1.Target{Transport: "http"},
+		},
+		SigningKeys: []*storev1.SigningKey{{Key: make([]byte, 32)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestMatch(t *testing.T) {
+	c := New()
+	exact := record(t, "acme", "order.created")
+	orders := record(t, "acme", "order.*")
+	all := record(t, "acme", "*")
+	both := record(t, "acme", "order.created", "order.*")
+	other := record(t, "globex", "*")
+	for _, s := range []*Sub{exact, orders, all, both, other} {
+		c.Put(s)
+	}
+	names := map[ids.ID]string{exact.ID: "exact", orders.ID: "orders", all.ID: "all", both.ID: "both", other.ID: "other"}
+	cases := []struct {
+		tenant, typ string
+		want        []string
+	}{
+		{"acme", "order.created", []string{"all", "both", "exact", "orders"}},
+		{"acme", "order.created.v2", []string{"all", "both", "orders"}},
+		{"acme", "order", []string{"all"}},
+		{"acme", "invoice.paid", []string{"all"}},
+		{"globex", "order.created", []string{"other"}},
+		{"initech", "order.created", nil},
+	}
+	for _, tc := range cases {
+		var got []string
+		for _, s := range c.Match(tc.tenant, tc.typ) {
+			got = append(got, names[s.ID])
+		}
+		sort.Strings(got)
+		if len(got) != len(tc.want) {
+			t.Errorf("Match(%s, %s) = %v, want %v", tc.tenant, tc.typ, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("Match(%s, %s) = %v, want %v", tc.tenant, tc.typ, got, tc.want)
+				break
+			}
+		}
+	}
+	c.Remove(exact.ID)
+	c.Remove(all.ID)
+	if got := c.Match("acme", "order.created"); len(got) != 2 {
+		t.Errorf("after Remove, Match = %d subs, want 2", len(got))
+	}
+	if c.Get(exact.ID) != nil || c.Get(orders.ID) == nil {
+		t.Error("Get does not reflect Remove")
+	}
+}
+
+func TestPatternSegments(t *testing.T) {
+	cases := []struct {
+		pat, name string
+		want      bool
+	}{
+		{"a.*.c", "a.b.c", true},
+		{"a.*.c", "a.b.b.c", true},
+		{"a.*.c", "a.c", false},
+		{"*.created", "order.created", true},
+		{"*.created", "created", false},
+		{"a.b", "a.b", true},
+	}
+	for _, tc := range cases {
+		if got := compile(tc.pat).match(tc.name); got != tc.want {
+			t.Errorf("%q matches %q = %v, want %v", tc.pat, tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// maxCredit bounds what one agent may be owed, whatever it grants.
+const maxCredit = 100000
+
+// maxBatch bounds the assignments sent in one message.
+const maxBatch = 256
+
+// conn is one agent stream.
+type conn struct {
+	agentID    string
+	labels     map[string]string
+	transports map[string]bool
+	credit     int // guarded by Dispatcher.mu
+	lastSeen   time.Time
+
+	stream hookwirev1.AgentService_ConnectServer
+	sendMu sync.Mutex
+	wakeC  chan struct{}
+}
+
+func (c *conn) wake() {
+	select {
+	case c.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) send(m *hookwirev1.ControlMessage) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.stream.Send(m)
+}
+
+// Serve runs one agent's stream until it ends. It is the body of
+// AgentService.Connect.
+func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
+	ctx := stream.Context()
+	hello, err := d.awaitHello(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if hello.GetAgentId() == "" {
+		return status.Error(codes.InvalidArgument, "hello.agent_id is required: give each agent a stable id")
+	}
+	if len(hello.GetTransports()) == 0 {
+		return status.Error(codes.InvalidArgument, "hello.transports is empty: the agent hosts no transport plugin, so it cannot deliver anything")
+	}
+	c := &conn{
+		agentID:    hello.GetAgentId(),
+		labels:     hello.GetLabels(),
+		transports: map[string]bool{},
+		credit:     int(hello.GetMaxInFlight()),
+		lastSeen:   d.cfg.Now(),
+		stream:     stream,
+		wakeC:      make(chan struct{}, 1),
+	}
+	for _, t := range hello.GetTransports() {
+		c.transports[t.GetName()] = true
+	}
+
+	// Reconcile leases the agent still holds from an earlier stream.
+	d.mu.Lock()
+	var honoured []string
+	for _, id := range hello.GetHeldLeaseIds() {
+		if l := d.leases[id]; l != nil && l.conn.agentID == c.agentID {
+			l.conn = c
+			honoured = append(honoured, id)
+		}
+	}
+	d.conns[c] = struct{}{}
+	d.mu.Unlock()
+	defer d.disconnect(c)
+
+	if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Welcome{Welcome: &hookwirev1.Welcome{
+		ServerTime:          timestamppb.New(d.cfg.Now()),
+		HonouredLeaseIds:    honoured,
+		HeartbeatIntervalMs: uint32(d.cfg.HeartbeatInterval / time.Millisecond),
+	}}}); err != nil {
+		return err
+	}
+	d.log.Info("agent connected", "agent", c.agentID, "labels", c.labels, "transports", hello.GetTransports(), "credit", c.credit, "honoured_leases", len(honoured))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- d.assignLoop(ctx, c) }()
+	go func() { errc <- d.recvLoop(ctx, c) }()
+	c.wake()
+	select {
+	case err := <-errc:
+		return err
+	case <-d.stop:
+		return status.Error(codes.Unavailable, "control plane is shutting down; reconnect to another or retry")
+	}
+}
+
+func (d *Dispatcher) awaitHello(ctx context.Context, stream hookwirev1.AgentService_ConnectServer) (*hookwirev1.Hello, error) {
+	type recv struct {
+		m   *hookwirev1.AgentMessage
+		err error
+	}
+	ch := make(chan recv, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- recv{m, err}
+	}()
+	timer := time.NewTimer(d.cfg.HelloTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		h := r.m.GetHello()
+		if h == nil {
+			return nil, status.Error(codes.InvalidArgument, errHelloFirst.Error())
+		}
+		return h, nil
+	case <-timer.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s of connecting", d.cfg.HelloTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (d *Dispatcher) disconnect(c *conn) {
+	d.mu.Lock()
+	delete(d.conns, c)
+	held := 0
+	for _, l := range d.leases {
+		if l.conn == c {
+			held++
+		}
+	}
+	d.mu.Unlock()
+	// Leases stay until they expire: the agent may reconnect and report.
+	d.log.Info("agent disconnected", "agent", c.agentID, "leases_outstanding", held)
+}
+
+// assignLoop sends assignments whenever the agent has credit and work is
+// ready.
+func (d *Dispatcher) assignLoop(ctx context.Context, c *conn) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wakeC:
+		}
+		for {
+			d.mu.Lock()
+			n := min(c.credit, maxBatch)
+			var leases []*lease
+			if n > 0 {
+				leases = d.takeLocked(c, n)
+				c.credit -= len(leases)
+			}
+			more := c.credit > 0 && len(leases) == n && n > 0
+			d.mu.Unlock()
+			if len(leases) == 0 {
+				break
+			}
+			batch := d.prepare(leases)
+			if len(batch) > 0 {
+				if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Assignments{Assignments: &hookwirev1.Assignments{Items: batch}}}); err != nil {
+					return fmt.Errorf("send assignments to agent %s: %w", c.agentID, err)
+				}
+			}
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
+	for {
+		m, err := c.stream.Recv()
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		c.lastSeen = d.cfg.Now()
+		d.mu.Unlock()
+		switch msg := m.GetMsg().(type) {
+		case *hookwirev1.AgentMessage_Results:
+			acks, err := d.complete(ctx, c, msg.Results.GetItems())
+			if err != nil {
+				return status.Errorf(codes.Unavailable, "record results: %v", err)
+			}
+			if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_ResultAcks{ResultAcks: &hookwirev1.ResultAcks{Items: acks}}}); err != nil {
+				return err
+			}
+		case *hookwirev1.AgentMessage_Credit:
+			d.mu.Lock()
+			c.credit = min(c.credit+int(msg.Credit.GetAmount()), maxCredit)
+			d.mu.Unlock()
+			c.wake()
+		case *hookwirev1.AgentMessage_Heartbeat:
+		case *hookwirev1.AgentMessage_Hello:
+			return status.Error(codes.InvalidArgument, "Hello may only be sent once per stream")
+		}
+	}
+}

@@ -1,0 +1,331 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+// tenantKey returns tenant 0x00 id.
+func tenantKey(tenant string, id []byte) []byte {
+	k := make([]byte, 0, len(tenant)+1+len(id))
+	k = append(k, tenant...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func tenantPrefix(tenant string) []byte { return tenantKey(tenant, nil) }
+
+func unmarshal[T proto.Message](v []byte, m T) (T, error) {
+	if err := proto.Unmarshal(v, m); err != nil {
+		return m, fmt.Errorf("decode stored %T: %w", m, err)
+	}
+	return m, nil
+}
+
+func put(b *bolt.Bucket, k []byte, m proto.Message) error {
+	v, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %T: %w", m, err)
+	}
+	return b.Put(k, v)
+}
+
+// --- tenants ---
+
+// CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken.
+func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
+	v, err := proto.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get([]byte(t.GetId())) != nil {
+			return ErrAlreadyExists
+		}
+		return b.Put([]byte(t.GetId()), v)
+	})
+}
+
+// GetTenant returns a tenant or ErrNotFound.
+func (s *Store) GetTenant(id string) (*hookwirev1.Tenant, error) {
+	var t *hookwirev1.Tenant
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTenants).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		t, err = unmarshal(v, &hookwirev1.Tenant{})
+		return err
+	})
+	return t, err
+}
+
+// ListTenants returns up to limit tenants with ids after the given one.
+func (s *Store) ListTenants(after string, limit int) ([]*hookwirev1.Tenant, error) {
+	var out []*hookwirev1.Tenant
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTenants).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && after != "" && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			t, err := unmarshal(v, &hookwirev1.Tenant{})
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ErrTenantNotEmpty is returned when deleting a tenant that still has
+// subscriptions.
+var ErrTenantNotEmpty = errors.New("tenant still has subscriptions")
+
+// DeleteTenant removes a tenant with no subscriptions, and its API keys.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		prefix := tenantPrefix(id)
+		if k, _ := tx.Bucket(bucketSubscriptions).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+			return ErrTenantNotEmpty
+		}
+		keys := tx.Bucket(bucketAPIKeys)
+		var doomed [][]byte
+		if err := keys.ForEach(func(k, v []byte) error {
+			rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+			if err != nil {
+				return err
+			}
+			if rec.GetApiKey().GetTenant() == id {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := keys.Delete(k); err != nil {
+				return err
+			}
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// --- API keys ---
+
+// PutAPIKey stores (creates or replaces) an API key record.
+func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord) error {
+	v, err := proto.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAPIKeys).Put([]byte(rec.GetApiKey().GetId()), v)
+	})
+}
+
+// GetAPIKey returns a key record by id or ErrNotFound.
+func (s *Store) GetAPIKey(id string) (*storev1.ApiKeyRecord, error) {
+	var rec *storev1.ApiKeyRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAPIKeys).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		rec, err = unmarshal(v, &storev1.ApiKeyRecord{})
+		return err
+	})
+	return rec, err
+}
+
+// ListAPIKeys returns the key records matching keep, in id order.
+func (s *Store) ListAPIKeys(keep func(*storev1.ApiKeyRecord) bool) ([]*storev1.ApiKeyRecord, error) {
+	var out []*storev1.ApiKeyRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAPIKeys).ForEach(func(_, v []byte) error {
+			rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+			if err != nil {
+				return err
+			}
+			if keep(rec) {
+				out = append(out, rec)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateAPIKey applies change to a stored key of the tenant.
+func (s *Store) UpdateAPIKey(ctx context.Context, tenant, id string, change func(*storev1.ApiKeyRecord)) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAPIKeys)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+		if err != nil {
+			return err
+		}
+		if rec.GetApiKey().GetTenant() != tenant {
+			return ErrNotFound
+		}
+		change(rec)
+		return put(b, []byte(id), rec)
+	})
+}
+
+// --- subscriptions ---
+
+func subKey(tenant, id string) ([]byte, error) {
+	sid, err := ids.Parse(ids.Subscription, id)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return tenantKey(tenant, sid[:]), nil
+}
+
+// CreateSubscription stores a new subscription; ErrNotFound if its tenant
+// does not exist.
+func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.SubscriptionRecord) error {
+	sub := rec.GetSubscription()
+	k, err := subKey(sub.GetTenant(), sub.GetId())
+	if err != nil {
+		return err
+	}
+	v, err := proto.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketTenants).Get([]byte(sub.GetTenant())) == nil {
+			return ErrNotFound
+		}
+		return tx.Bucket(bucketSubscriptions).Put(k, v)
+	})
+}
+
+// GetSubscription returns a tenant's subscription or ErrNotFound.
+func (s *Store) GetSubscription(tenant, id string) (*storev1.SubscriptionRecord, error) {
+	k, err := subKey(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	var rec *storev1.SubscriptionRecord
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSubscriptions).Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		rec, err = unmarshal(v, &storev1.SubscriptionRecord{})
+		return err
+	})
+	return rec, err
+}
+
+// ListSubscriptions returns up to limit of a tenant's subscriptions with ids
+// after the given one ("" for the first page), in creation order.
+func (s *Store) ListSubscriptions(tenant, after string, limit int) ([]*storev1.SubscriptionRecord, error) {
+	prefix := tenantPrefix(tenant)
+	start := prefix
+	if after != "" {
+		k, err := subKey(tenant, after)
+		if err != nil {
+			return nil, err
+		}
+		start = k
+	}
+	var out []*storev1.SubscriptionRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSubscriptions).Cursor()
+		k, v := c.Seek(start)
+		if k != nil && after != "" && bytes.Equal(k, start) {
+			k, v = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
+			rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AllSubscriptions calls fn for every subscription of every tenant.
+func (s *Store) AllSubscriptions(fn func(*storev1.SubscriptionRecord) error) error {
+	return s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubscriptions).ForEach(func(_, v []byte) error {
+			rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+			if err != nil {
+				return err
+			}
+			return fn(rec)
+		})
+	})
+}
+
+// UpdateSubscription applies change to a stored subscription inside one
+// write and returns the stored result. change may return an error to abort.
+func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, change func(*storev1.SubscriptionRecord) error) (*storev1.SubscriptionRecord, error) {
+	k, err := subKey(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	var out *storev1.SubscriptionRecord
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSubscriptions)
+		v := b.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+		if err != nil {
+			return err
+		}
+		if err := change(rec); err != nil {
+			return err
+		}
+		out = rec
+		return put(b, k, rec)
+	})
+	return out, err
+}
+
+// DeleteSubscription removes a subscription. Its pending deliveries stay in
+// the queue and are cancelled by the scheduler when they come due.
+func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
+	k, err := subKey(tenant, id)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSubscriptions)
+		if b.Get(k) == nil {
+			return ErrNotFound
+		}
+		return b.Delete(k)
+	})
+}

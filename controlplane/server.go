@@ -1,0 +1,236 @@
+// Package controlplane runs Hookwire's control plane: the gRPC API, the REST
+// gateway, the bbolt store and the dispatcher that streams assignments to
+// agents. It is what `hookwire server` and `hookwire dev` start.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane/internal/api"
+	"github.com/hookwire/hookwire/controlplane/internal/catalog"
+	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Defaults for Config.
+const (
+	DefaultGRPCAddr        = "127.0.0.1:7070"
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultMaxPayloadBytes = 1 << 20
+)
+
+// ErrDataDirInUse is returned by Start when another process holds the data
+// directory.
+var ErrDataDirInUse = store.ErrInUse
+
+// TargetValidator checks a transport target configuration; see Config.
+type TargetValidator func(ctx context.Context, transport string, config *structpb.Struct) (problems []string, known bool, err error)
+
+// Config configures a control plane.
+type Config struct {
+	// DataDir holds the bbolt file. Required.
+	DataDir string
+	// GRPCAddr and HTTPAddr are listen addresses; port 0 picks a free port.
+	// HTTPAddr "off" disables the REST gateway.
+	GRPCAddr, HTTPAddr string
+	// MaxPayloadBytes bounds an event payload. Default 1 MiB.
+	MaxPayloadBytes int
+	// AdminKey, if set, is the admin API key (HOOKWIRE_ADMIN_KEY).
+	AdminKey string
+	// ValidateTarget checks subscription targets; known=false accepts the
+	// target unchecked (a transport only agents know).
+	ValidateTarget TargetValidator
+	Logger         *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+	// NoSync disables fsync (tests that measure nothing durable).
+	NoSync bool
+	// LeaseGrace is added to an attempt's timeout to form its lease.
+	LeaseGrace time.Duration
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg        Config
+	store      *store.Store
+	dispatcher *dispatch.Dispatcher
+	grpc       *grpc.Server
+	http       *http.Server
+	grpcLis    net.Listener
+	httpLis    net.Listener
+	gwConn     *grpc.ClientConn
+	adminKey   string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	errs       chan error
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// Start opens the store, bootstraps the admin key and starts serving.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("control plane needs a data directory")
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = DefaultGRPCAddr
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.MaxPayloadBytes <= 0 {
+		cfg.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, errs: make(chan error, 3)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.adminKey, err = api.EnsureAdminKey(ctx, st, cfg.AdminKey, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("bootstrap admin key: %w", err)
+	}
+
+	cat := catalog.New()
+	var svc *api.Services
+	s.dispatcher = dispatch.New(dispatch.Config{
+		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
+		OnSubscriptionGone: func(sub *catalog.Sub, reason string) { svc.DisableSubscription(sub, reason) },
+	})
+	var validate api.TargetValidator
+	if cfg.ValidateTarget != nil {
+		validate = api.TargetValidator(cfg.ValidateTarget)
+	}
+	svc, err = api.New(api.Config{
+		Store: st, Catalog: cat, Dispatcher: s.dispatcher, Logger: cfg.Logger, Now: cfg.Now,
+		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.LoadCatalog(); err != nil {
+		return nil, fmt.Errorf("load subscriptions: %w", err)
+	}
+
+	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
+	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(msgLimit))
+	s.grpc = grpc.NewServer(opts...)
+	svc.Register(s.grpc)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, hs)
+	reflection.Register(s.grpc)
+
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
+	s.goServe(func() error { return s.dispatcher.Run(runCtx) })
+
+	if cfg.HTTPAddr != "off" {
+		s.gwConn, err = grpc.NewClient(s.grpcLis.Addr().String(),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(msgLimit)))
+		if err != nil {
+			return nil, fmt.Errorf("connect REST gateway to gRPC: %w", err)
+		}
+		gw, err := newGateway(runCtx, s.gwConn, int64(msgLimit))
+		if err != nil {
+			return nil, err
+		}
+		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		}
+		s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+		s.goServe(func() error {
+			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	cfg.Logger.Info("control plane serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+func (s *Server) goServe(fn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(); err != nil {
+			s.errs <- err
+		}
+	}()
+}
+
+// GRPCAddr is the address the gRPC API listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address the REST gateway listens on ("" when off).
+func (s *Server) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
+}
+
+// NewAdminKey is the admin key created by this start, or "" if one existed
+// already or was fixed by Config.AdminKey. Print it once.
+func (s *Server) NewAdminKey() string { return s.adminKey }
+
+// ExpireLeasesNow runs the lease reaper once (tests with an injected clock).
+func (s *Server) ExpireLeasesNow() { s.dispatcher.ExpireLeasesNow() }
+
+// Err reports the first serving error; Wait on it to notice failures.
+func (s *Server) Err() <-chan error { return s.errs }
+
+// Close stops serving, waits for in-flight calls, and closes the store.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.http.Shutdown(ctx)
+			cancel()
+		}
+		if s.dispatcher != nil {
+			s.dispatcher.Shutdown()
+		}
+		if s.grpc != nil {
+			s.grpc.GracefulStop()
+		}
+		if s.gwConn != nil {
+			_ = s.gwConn.Close()
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		s.closeErr = s.store.Close()
+	})
+	return s.closeErr
+}
