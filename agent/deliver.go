@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/plugins/sdk"
+)
+
+// lease is one assignment from arrival until its result is acknowledged:
+// first in the in-flight table, then in the outbox. Result and start time
+// live inside it to keep allocations per delivery low.
+type lease struct {
+	id, token     string
+	transportName string
+	transport     sdk.Transport
+	req           *transportv1.DeliveryRequest
+	ctx           context.Context
+	cancel        context.CancelFunc
+	reject        string // non-empty: report OUTCOME_REJECTED without delivering
+
+	// Set when finished; guarded by Agent.mu from then on.
+	result hookwirev1.Result
+	start  timestamppb.Timestamp
+	size   int    // encoded size of result
+	seq    uint64 // completion order
+	acked  bool   // removed from the outbox
+}
+
+func sortBySeq(ls []*lease) {
+	slices.SortFunc(ls, func(x, y *lease) int {
+		switch {
+		case x.seq < y.seq:
+			return -1
+		case x.seq > y.seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+// assign starts a batch of assignments.
+func (a *Agent) assign(items []*hookwirev1.Assignment) {
+	if len(items) == 0 {
+		return
+	}
+	now := time.Now()
+	offset := time.Duration(a.clockOffset.Load())
+	leases := make([]lease, len(items)) // one allocation for the batch
+	for i, as := range items {
+		l := &leases[i]
+		l.id, l.token, l.transportName, l.req = as.GetLeaseId(), as.GetLeaseToken(), as.GetTransport(), as.GetRequest()
+		tr, ok := a.cfg.Transports.Transport(l.transportName)
+		switch {
+		case !ok:
+			l.reject = a.unknownTransport(l.transportName)
+		case l.req == nil:
+			l.reject = "assignment carries no delivery request"
+		default:
+			l.transport = tr
+			l.ctx, l.cancel = context.WithDeadline(a.work, attemptDeadline(now, offset, as))
+		}
+	}
+
+	var ignored []string
+	a.mu.Lock()
+	for i := range leases {
+		l := &leases[i]
+		_, running := a.inflight[l.id]
+		_, finished := a.outbox[l.id]
+		if l.id == "" || running || finished {
+			// A control plane bug. The assignment still consumed credit,
+			// so give it back.
+			ignored = append(ignored, items[i].GetDeliveryId())
+			a.freed++
+			if l.cancel != nil {
+				l.cancel()
+			}
+			l.id = "" // skipped below
+			continue
+		}
+		if l.reject == "" {
+			a.inflight[l.id] = l
+		}
+	}
+	a.mu.Unlock()
+	if len(ignored) > 0 {
+		a.cfg.Logger.Warn("ignored assignments with an empty or duplicate lease id",
+			"delivery_ids", ignored)
+		signal(a.sendSignal)
+	}
+
+	for i := range leases {
+		l := &leases[i]
+		switch {
+		case l.id == "":
+		case l.reject != "":
+			a.finish(l, now, &transportv1.DeliveryResult{
+				Outcome: transportv1.Outcome_OUTCOME_REJECTED,
+				Error:   l.reject,
+			})
+		default:
+			a.deliveries.Add(1)
+			go a.deliver(l)
+		}
+	}
+}
+
+// attemptDeadline is the earlier of the request timeout and the lease
+// deadline (converted to local time); defaultAttemptTimeout if neither is set.
+func attemptDeadline(now time.Time, offset time.Duration, as *hookwirev1.Assignment) time.Time {
+	var d time.Time
+	if t := as.GetRequest().GetTimeout(); t != nil && t.AsDuration() > 0 {
+		d = now.Add(t.AsDuration())
+	}
+	if dl := as.GetDeadline(); dl != nil && dl.IsValid() {
+		local := dl.AsTime().Add(-offset)
+		if d.IsZero() || local.Before(d) {
+			d = local
+		}
+	}
+	if d.IsZero() {
+		d = now.Add(defaultAttemptTimeout)
+	}
+	return d
+}
+
+func (a *Agent) unknownTransport(name string) string {
+	infos := a.cfg.Transports.Infos()
+	names := make([]string, 0, len(infos))
+	for _, in := range infos {
+		names = append(names, in.Name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("agent %s does not host transport %q (it hosts: %s)",
+		a.cfg.AgentID, name, strings.Join(names, ", "))
+}
+
+// deliver runs one attempt in its own goroutine.
+func (a *Agent) deliver(l *lease) {
+	defer a.deliveries.Done()
+	start := time.Now()
+	res := a.callTransport(l)
+	l.cancel()
+	if res == nil {
+		res = &transportv1.DeliveryResult{
+			Outcome: transportv1.Outcome_OUTCOME_FAILED,
+			Error:   fmt.Sprintf("transport %q returned no result", l.transportName),
+		}
+	}
+	a.finish(l, start, res)
+}
+
+func (a *Agent) callTransport(l *lease) (res *transportv1.DeliveryResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.cfg.Logger.Error("transport panicked", "transport", l.transportName,
+				"lease_id", l.id, "panic", r, "stack", string(debug.Stack()))
+			res = &transportv1.DeliveryResult{
+				Outcome: transportv1.Outcome_OUTCOME_FAILED,
+				Error:   fmt.Sprintf("transport %q panicked: %v", l.transportName, r),
+			}
+		}
+	}()
+	return l.transport.Deliver(l.ctx, l.req)
+}
+
+// finish moves a lease from the in-flight table to the outbox.
+func (a *Agent) finish(l *lease, start time.Time, res *transportv1.DeliveryResult) {
+	l.start = timestamppb.Timestamp{Seconds: start.Unix(), Nanos: int32(start.Nanosecond())}
+	l.result.LeaseId = l.id
+	l.result.LeaseToken = l.token
+	l.result.StartTime = &l.start
+	l.result.Result = res
+	l.size = proto.Size(&l.result)
+	l.req, l.transport, l.ctx = nil, nil, nil // not needed any more
+
+	a.mu.Lock()
+	delete(a.inflight, l.id)
+	a.seq++
+	l.seq = a.seq
+	a.outbox[l.id] = l
+	a.pending = append(a.pending, l)
+	a.freed++
+	a.mu.Unlock()
+
+	a.delivered.Add(1)
+	signal(a.sendSignal)
+	signal(a.progress)
+	if h := a.hooks.finished; h != nil {
+		h()
+	}
+}
+
+// ack drops acknowledged results from the outbox.
+func (a *Agent) ack(items []*hookwirev1.ResultAck) {
+	var stale []string
+	debugOn := a.cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
+	var accepted, rejected uint64
+	a.mu.Lock()
+	for _, ack := range items {
+		l, ok := a.outbox[ack.GetLeaseId()]
+		if !ok {
+			continue
+		}
+		delete(a.outbox, l.id)
+		l.acked = true
+		if ack.GetAccepted() {
+			accepted++
+		} else {
+			rejected++
+			if debugOn {
+				stale = append(stale, l.id)
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.acked.Add(accepted)
+	a.ackRejected.Add(rejected)
+	if len(stale) > 0 {
+		a.cfg.Logger.Debug("control plane rejected results for stale or unknown leases", "lease_ids", stale)
+	}
+	signal(a.progress)
+}
+
+// cancelLease cancels a running delivery; its result is still reported.
+func (a *Agent) cancelLease(id string) {
+	a.mu.Lock()
+	l := a.inflight[id]
+	a.mu.Unlock()
+	if l == nil {
+		a.cfg.Logger.Debug("cancel for a lease not in flight", "lease_id", id)
+		return
+	}
+	l.cancel()
+}

@@ -1,0 +1,43 @@
+// Package agent is the Hookwire delivery agent runtime.
+//
+// An Agent dials out to the control plane, opens the AgentService.Connect
+// stream and keeps it open: it announces itself (Hello), grants credit,
+// runs every assignment through the transport named in it, and reports
+// results back in batches. It owns:
+//
+//   - the stream client: handshake, reconnect with jittered exponential
+//     backoff, heartbeats, credit accounting;
+//   - the in-flight table: one goroutine per delivery, with a context bounded
+//     by the request timeout, the lease deadline, Cancel and the drain
+//     deadline;
+//   - the outbox: finished results kept until the control plane acknowledges
+//     them, resent after a reconnect;
+//   - graceful drain on Drain, on the control plane's Drain, or when Run's
+//     context ends.
+//
+// It must not: hold signing keys or sign anything (requests arrive signed),
+// decide retries or classify outcomes (the control plane does), persist
+// anything to disk, or know how transports are hosted (plugin processes are
+// managed by agent/pluginhost behind the TransportSource interface).
+//
+// # Protocol, as the agent speaks it
+//
+//   - Hello.max_in_flight is the credit the new stream starts with:
+//     MaxInFlight minus deliveries still running from an earlier stream, so a
+//     reconnect never lets the agent exceed MaxInFlight (0 while draining).
+//   - After every batch of results the agent sends one Credit for the
+//     deliveries that finished since the last Credit (never while draining).
+//     A Credit always follows the Results carrying those deliveries.
+//   - Results are sent as soon as the sender is idle; whatever finishes while
+//     a send is in progress goes out together in the next Results message
+//     (at most 512 results or about 1 MiB per message).
+//   - A result leaves the outbox when a ResultAck names its lease, accepted
+//     or not. On a new stream, Hello.held_lease_ids lists leases still in
+//     flight plus unacknowledged results, and every unacknowledged result is
+//     sent again right after Welcome.
+//   - Leases held in flight that Welcome.honoured_lease_ids does not list are
+//     cancelled (their results are still reported).
+//   - Lease deadlines are converted to local time using Welcome.server_time,
+//     so clock skew between agent and control plane does not shorten or
+//     stretch attempts.
+package agent
