@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/store"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
-	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"

@@ -11,10 +11,10 @@ import (
 	"sync"
 	"time"
 
-	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
-	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/signing"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
-	"github.com/hookwire/hookwire/controlplane/internal/ids"
 )
 
 func record(t *testing.T, tenant string, types ...string) *Sub {

@@ -29,11 +29,11 @@ import (
 	"sync"
 	"time"
 
-	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
-	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )

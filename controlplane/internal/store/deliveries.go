@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )

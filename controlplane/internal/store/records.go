@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
-	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func event(tenant string, now time.Time, subs ...ids.ID) NewEvent {
+	eid := ids.New(now)
+	ne := NewEvent{ID: eid, Event: &hookwirev1.Event{Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: "a.b", Payload: []byte("{}")}}
+	for _, sub := range subs {
+		did := ids.New(now)
+		ne.Deliveries = append(ne.Deliveries, NewDelivery{ID: did, SubID: sub, Delivery: &hookwirev1.Delivery{
+			Id: ids.Format(ids.Delivery, did), Tenant: tenant, EventId: ne.Event.Id, SubscriptionId: ids.Format(ids.Subscription, sub),
+			Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING, NextAttemptTime: timestamppb.New(now),
+		}})
+	}
+	return ne
+}
+
+func TestGroupCommitSharesCommits(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats()
+	sub := ids.New(time.Now())
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				errs <- s.Publish(ctx, "acme", []NewEvent{event("acme", time.Now(), sub)})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := s.Stats()
+	writes, commits := after.Writes-before.Writes, after.Commits-before.Commits
+	if writes != writers*each {
+		t.Fatalf("writes = %d, want %d", writes, writers*each)
+	}
+	if commits >= writes {
+		t.Errorf("%d writes took %d commits; concurrent writers should share commits", writes, commits)
+	}
+	if n := s.CountDue(); n != writers*each {
+		t.Errorf("due index holds %d, want %d", n, writers*each)
+	}
+}
+
+func TestFailedWriteDoesNotSpoilItsBatch(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	results := make([]error, 20)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.update(ctx, func(tx *bolt.Tx) error {
+				if err := tx.Bucket(bucketMeta).Put([]byte{byte(i)}, []byte("x")); err != nil {
+					return err
+				}
+				if i%5 == 0 {
+					return boom
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	_ = s.view(func(tx *bolt.Tx) error {
+		for i, err := range results {
+			stored := tx.Bucket(bucketMeta).Get([]byte{byte(i)}) != nil
+			if i%5 == 0 && (!errors.Is(err, boom) || stored) {
+				t.Errorf("write %d: err %v stored %v, want boom and nothing stored", i, err, stored)
+			}
+			if i%5 != 0 && (err != nil || !stored) {
+				t.Errorf("write %d: err %v stored %v, want success", i, err, stored)
+			}
+		}
+		return nil
+	})
+}
+
+func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	sub := ids.New(now)
+	ne := event("acme", now, sub, sub)
+	if err := s.Publish(ctx, "acme", []NewEvent{ne}); err != nil {
+		t.Fatal(err)
+	}
+	retry, done := ne.Deliveries[0].ID, ne.Deliveries[1].ID
+	later := now.Add(time.Hour)
+	changes := []*DeliveryChange{
+		{DeliveryID: retry, Attempt: &hookwirev1.Attempt{Number: 1, Error: "refused"}, Apply: func(d *hookwirev1.Delivery) bool {
+			d.AttemptCount = 1
+			d.NextAttemptTime = timestamppb.New(later)
+			return true
+		}},
+		{DeliveryID: done, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
+			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+			return true
+		}},
+		{DeliveryID: ids.New(now), Apply: func(*hookwirev1.Delivery) bool { return true }},
+	}
+	if err := s.ChangeDeliveries(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	if !changes[0].Applied || !changes[1].Applied || changes[2].Applied {
+		t.Fatalf("applied = %v %v %v", changes[0].Applied, changes[1].Applied, changes[2].Applied)
+	}
+	s.Close()
+	s = open(t, dir) // and it all survives a reopen
+	defer s.Close()
+	var due []Due
+	if err := s.ScanDue(time.Time{}, func(d Due) bool { due = append(due, d); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].DeliveryID != retry || !due[0].At.Equal(later) || due[0].SubID != sub {
+		t.Fatalf("due index = %+v", due)
+	}
+	attempts, err := s.ListAttempts("acme", ids.Format(ids.Delivery, retry))
+	if err != nil || len(attempts) != 1 || attempts[0].GetError() != "refused" {
+		t.Fatalf("attempts = %v, %v", attempts, err)
+	}
+	if _, err := s.ListAttempts("globex", ids.Format(ids.Delivery, retry)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other tenant's attempts: %v", err)
+	}
+}
+
+func TestListDeliveriesPagesNewestFirst(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	for _, tn := range []string{"acme", "globex"} {
+		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := ids.New(time.Now())
+	var want []string
+	for range 5 {
+		ne := event("acme", time.Now(), sub)
+		if err := s.Publish(ctx, "acme", []NewEvent{ne, event("globex", time.Now(), sub)}); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+		want = append([]string{ne.Deliveries[0].Delivery.Id}, want...)
+	}
+	var got []string
+	var before *ids.ID
+	for {
+		page, next, err := s.ListDeliveries("acme", DeliveryFilter{}, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			got = append(got, d.GetId())
+		}
+		if next == nil {
+			break
+		}
+		before = next
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("listed %v, want %v", got, want)
+		}
+	}
+}
+
+func TestSecondOpenReportsInUse(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	_, err := Open(dir, Options{OpenTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("second open: %v", err)
+	}
+}
