@@ -1,0 +1,228 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/hookwire/hookwire/plugins/sdk"
+)
+
+// Spec says how to run one transport plugin.
+type Spec struct {
+	// Name is the transport name; the plugin must describe itself with it.
+	Name string
+	// Command is the executable and its arguments, e.g.
+	// []string{os.Executable(), "plugin", "http"} for a built-in.
+	Command []string
+	// SHA256 optionally pins the executable (hex). A binary whose checksum
+	// differs is refused, at start and at every restart.
+	SHA256 string
+}
+
+// Option tunes a Host.
+type Option func(*options)
+
+type options struct {
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	startTimeout time.Duration
+}
+
+// WithRestartBackoff sets the delay before restarting a crashed plugin: it
+// starts at min, doubles while the plugin keeps failing, is capped at max,
+// and goes back to min once a plugin has run longer than max. Defaults:
+// 500ms and 30s.
+func WithRestartBackoff(min, max time.Duration) Option {
+	return func(o *options) {
+		o.minBackoff = min
+		o.maxBackoff = max
+	}
+}
+
+// WithStartTimeout bounds how long a plugin may take to start and describe
+// itself. Default: 30s.
+func WithStartTimeout(d time.Duration) Option {
+	return func(o *options) { o.startTimeout = d }
+}
+
+// Host runs transport plugins for an agent. Create it with New, start
+// plugins with Start, and stop everything with Close.
+type Host struct {
+	logger *slog.Logger
+	opts   options
+
+	ctx    context.Context // ends at Close; bounds supervisors and restarts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // supervisors
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	closed    bool
+}
+
+// New returns a Host that logs to logger. go-plugin's and the plugins' own
+// hclog output is relayed at warn level and above; whatever a plugin writes
+// to os.Stderr after sdk.Serve is relayed as warn records, one per line.
+func New(logger *slog.Logger, opts ...Option) *Host {
+	o := options{minBackoff: 500 * time.Millisecond, maxBackoff: 30 * time.Second, startTimeout: 30 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.minBackoff <= 0 {
+		o.minBackoff = time.Millisecond
+	}
+	o.maxBackoff = max(o.maxBackoff, o.minBackoff)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{
+		logger:    logger,
+		opts:      o,
+		ctx:       ctx,
+		cancel:    cancel,
+		instances: make(map[string]*instance),
+	}
+}
+
+// Start launches every plugin in specs, checks that each describes itself
+// with its spec's name and speaks a common API version, and from then on
+// keeps them running. ctx bounds the start only; the plugins run until
+// Close. If any plugin fails to start, the ones this call launched are
+// stopped and the error says which plugin failed and why.
+func (h *Host) Start(ctx context.Context, specs []Spec) error {
+	h.mu.Lock()
+	closed := h.closed
+	existing := make(map[string]bool, len(h.instances))
+	for name := range h.instances {
+		existing[name] = true
+	}
+	h.mu.Unlock()
+	if closed {
+		return errors.New("start transport plugins: host is closed")
+	}
+
+	checksums := make([][]byte, len(specs))
+	for i, s := range specs {
+		sum, err := checkSpec(s, existing)
+		if err != nil {
+			return err
+		}
+		existing[s.Name] = true
+		checksums[i] = sum
+	}
+
+	started := make([]*instance, 0, len(specs))
+	for i, s := range specs {
+		in := &instance{host: h, spec: s, checksum: checksums[i]}
+		r, err := in.launch(ctx)
+		if err != nil {
+			for _, in := range started {
+				in.stop(in.cur.Load())
+			}
+			return fmt.Errorf("start transport plugin %q: %w", s.Name, err)
+		}
+		in.setRunning(r)
+		started = append(started, in)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		for _, in := range started {
+			in.stop(in.cur.Load())
+		}
+		return errors.New("start transport plugins: host was closed while starting")
+	}
+	for _, in := range started {
+		h.instances[in.spec.Name] = in
+		h.wg.Add(1)
+		go in.supervise(in.cur.Load())
+		h.logger.Info("transport plugin started", "plugin", in.spec.Name, "version", in.Info().Version, "command", in.spec.Command[0])
+	}
+	return nil
+}
+
+func checkSpec(s Spec, existing map[string]bool) ([]byte, error) {
+	if s.Name == "" {
+		return nil, fmt.Errorf("transport plugin spec with command %q has no name", s.Command)
+	}
+	if existing[s.Name] {
+		return nil, fmt.Errorf("transport plugin %q is configured twice", s.Name)
+	}
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		return nil, fmt.Errorf("transport plugin %q has no command to run", s.Name)
+	}
+	if s.SHA256 == "" {
+		return nil, nil
+	}
+	sum, err := hex.DecodeString(strings.TrimSpace(s.SHA256))
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("transport plugin %q: sha256 %q is not a hex SHA-256 checksum (64 hex digits, as printed by sha256sum)", s.Name, s.SHA256)
+	}
+	return sum, nil
+}
+
+// Transport returns the named plugin's transport. The value stays valid for
+// the Host's life, across plugin restarts: while the plugin is down its
+// Deliver returns OUTCOME_CONNECTION_ERROR immediately.
+func (h *Host) Transport(name string) (sdk.Transport, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in, ok := h.instances[name]
+	if !ok {
+		return nil, false
+	}
+	return in, true
+}
+
+// Infos describes every started plugin, sorted by name, as of its latest
+// (re)start.
+func (h *Host) Infos() []sdk.Info {
+	h.mu.Lock()
+	infos := make([]sdk.Info, 0, len(h.instances))
+	for _, in := range h.instances {
+		infos = append(infos, in.Info())
+	}
+	h.mu.Unlock()
+	slices.SortFunc(infos, func(a, b sdk.Info) int { return strings.Compare(a.Name, b.Name) })
+	return infos
+}
+
+// Close stops every plugin process and every goroutine of the Host, and
+// waits for them. Deliveries still in flight return
+// OUTCOME_CONNECTION_ERROR. Close is idempotent.
+func (h *Host) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+}
+
+// clientConfig is the go-plugin configuration for one launch.
+func (h *Host) clientConfig(s Spec, checksum []byte) *plugin.ClientConfig {
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(nil),
+		Cmd:              exec.Command(s.Command[0], s.Command[1:]...),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Managed:          true,
+		StartTimeout:     h.opts.startTimeout,
+		Logger:           newHCLogAdapter(h.logger.With("plugin", s.Name), hclog.Warn),
+		SyncStderr:       &stderrLogger{logger: h.logger.With("plugin", s.Name)},
+	}
+	if checksum != nil {
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
+	}
+	return cfg
+}

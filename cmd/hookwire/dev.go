@@ -1,0 +1,114 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hookwire/hookwire/controlplane"
+	"github.com/spf13/cobra"
+)
+
+const devKeyFile = "admin.key"
+
+// devAdminKey returns the dev admin key: $HOOKWIRE_ADMIN_KEY, else the one
+// kept in the data directory (created on first run, mode 0600), so every
+// `hookwire dev` can print it.
+func devAdminKey(dir string) (string, error) {
+	if k := os.Getenv("HOOKWIRE_ADMIN_KEY"); k != "" {
+		return k, nil
+	}
+	path := filepath.Join(dir, devKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	key := "hwk_dev_" + base64.RawURLEncoding.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save dev admin key: %w", err)
+	}
+	return key, nil
+}
+
+func newDevCmd() *cobra.Command {
+	var sf serverFlags
+	var af agentFlags
+	var lf logFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the control plane and an agent in one process, for development",
+		Long: `Run everything in one process: the control plane with its bbolt store in
+--data-dir, and an agent with the built-in transports. The agent may deliver
+to loopback targets, so a receiver on localhost works. Prints the addresses,
+the admin key and a quickstart.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			key, err := devAdminKey(sf.dataDir)
+			if err != nil {
+				return err
+			}
+			warnPlaintext(log, sf.grpcAddr, sf.httpAddr)
+			srv, err := controlplane.Start(cmd.Context(), sf.config(log, key))
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			printQuickstart(cmd.OutOrStdout(), srv, key)
+			af.server = srv.GRPCAddr()
+			af.apiKey = key
+			if af.id == "" {
+				af.id = "dev-agent"
+			}
+			agentErr := make(chan error, 1)
+			go func() { agentErr <- runAgent(cmd.Context(), log, af) }()
+			select {
+			case err := <-agentErr:
+				if err != nil {
+					return fmt.Errorf("agent: %w", err)
+				}
+				return nil
+			case err := <-srv.Err():
+				return err
+			}
+		},
+	}
+	sf.register(cmd.Flags(), ".hookwire-dev")
+	af.register(cmd.Flags())
+	lf.register(cmd.Flags())
+	return cmd
+}
+
+func printQuickstart(w io.Writer, srv *controlplane.Server, key string) {
+	api := "http://" + srv.HTTPAddr()
+	fmt.Fprintf(w, `Hookwire dev is running.
+  gRPC API   %s
+  REST API   %s
+  admin key  %s
+
+Quickstart (in another terminal):
+  export HW=%s KEY=%s
+  hookwire sink --addr 127.0.0.1:9000 &   # a receiver that prints what it gets
+  curl -s -H "Authorization: Bearer $KEY" -d '{"id":"acme"}' $HW/v1/tenants
+  curl -s -H "Authorization: Bearer $KEY" -d '{"event_types":["order.*"],"target":{"transport":"http","config":{"url":"http://127.0.0.1:9000/hook"}}}' $HW/v1/tenants/acme/subscriptions
+  curl -s -H "Authorization: Bearer $KEY" -d '{"type":"order.created","payload":{"id":42}}' $HW/v1/tenants/acme/events
+  curl -s -H "Authorization: Bearer $KEY" $HW/v1/tenants/acme/deliveries
+
+`, srv.GRPCAddr(), api, key, api, key)
+}
