@@ -53,6 +53,8 @@ Start everything in one process:  hookwire dev`,
 		Version:       version,
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newSinkCmd(), newPluginCmd())
+	root.AddCommand(clientCommands()...)
+	root.AddCommand(toolCommands()...)
 	return root
 }
 

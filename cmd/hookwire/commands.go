@@ -1,0 +1,13 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// Commands are grouped by file: runtime commands (server, agent, dev, sink,
+// plugin) are registered in main.go; clientCommands (cli*.go) talk to a
+// running control plane; toolCommands (bench*.go) are operator tools.
+
+// clientCommands returns the API client commands.
+func clientCommands() []*cobra.Command { return nil }
+
+// toolCommands returns operator tools such as the benchmark.
+func toolCommands() []*cobra.Command { return nil }
