@@ -9,15 +9,25 @@ package builtin
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 
+	amqptransport "github.com/hookwire/hookwire/plugins/amqp"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
+	mqtttransport "github.com/hookwire/hookwire/plugins/mqtt"
+	natstransport "github.com/hookwire/hookwire/plugins/nats"
+	redistransport "github.com/hookwire/hookwire/plugins/redis"
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 var registry = map[string]func() sdk.Transport{
-	httptransport.Name: func() sdk.Transport { return httptransport.New() },
+	httptransport.Name:  func() sdk.Transport { return httptransport.New() },
+	natstransport.Name:  func() sdk.Transport { return natstransport.New() },
+	amqptransport.Name:  func() sdk.Transport { return amqptransport.New() },
+	mqtttransport.Name:  func() sdk.Transport { return mqtttransport.New() },
+	redistransport.Name: func() sdk.Transport { return redistransport.New() },
 }
 
 // Names returns the built-in transport names, sorted.
@@ -42,14 +52,21 @@ func New(name string) (sdk.Transport, bool) {
 
 // Serve serves the named built-in transport as a plugin on this process's
 // stdio, as the plugin host expects. It returns an error at once for an
-// unknown name; otherwise it returns when the host shuts the plugin down.
-// Run by hand (without the host's handshake cookie), it explains that the
-// command is meant for the agent and exits with status 1.
+// unknown name; otherwise it returns when the host shuts the plugin down,
+// after closing the transport's broker connections if it holds any (the
+// transport implements io.Closer). Run by hand (without the host's
+// handshake cookie), it explains that the command is meant for the agent
+// and exits with status 1.
 func Serve(name string) error {
 	t, ok := New(name)
 	if !ok {
 		return fmt.Errorf("no built-in transport named %q (built-ins: %s)", name, strings.Join(Names(), ", "))
 	}
 	sdk.Serve(t)
+	if c, ok := t.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "hookwire transport plugin %s: close: %v\n", name, err)
+		}
+	}
 	return nil
 }

@@ -2,17 +2,21 @@ package builtin_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookwire/hookwire/plugins/builtin"
 )
 
 func TestRegistry(t *testing.T) {
 	names := builtin.Names()
-	if !slices.Contains(names, "http") || !slices.IsSorted(names) {
-		t.Fatalf("Names() = %v, want a sorted list including http", names)
+	if want := []string{"amqp", "http", "mqtt", "nats", "redis"}; !slices.Equal(names, want) {
+		t.Fatalf("Names() = %v, want %v", names, want)
 	}
 	for _, name := range names {
 		tr, ok := builtin.New(name)
@@ -25,6 +29,34 @@ func TestRegistry(t *testing.T) {
 		}
 		if info.Name != name {
 			t.Errorf("built-in %q describes itself as %q", name, info.Name)
+		}
+		var schema struct {
+			Type                 string         `json:"type"`
+			Properties           map[string]any `json:"properties"`
+			Required             []string       `json:"required"`
+			AdditionalProperties *bool          `json:"additionalProperties"`
+		}
+		if err := json.Unmarshal([]byte(info.TargetSchema), &schema); err != nil {
+			t.Errorf("built-in %q: target schema is not JSON: %v", name, err)
+			continue
+		}
+		if schema.Type != "object" || len(schema.Properties) == 0 || schema.AdditionalProperties == nil || *schema.AdditionalProperties {
+			t.Errorf("built-in %q: target schema should be a closed object with properties: %+v", name, schema)
+		}
+		for _, req := range schema.Required {
+			if _, ok := schema.Properties[req]; !ok {
+				t.Errorf("built-in %q: schema requires %q but does not describe it", name, req)
+			}
+		}
+		// An empty configuration is never valid and says what is missing.
+		problems, err := tr.Validate(context.Background(), &structpb.Struct{})
+		if err != nil || len(problems) == 0 {
+			t.Errorf("built-in %q: Validate(empty) = %q, %v; want problems", name, problems, err)
+		}
+		if c, ok := tr.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				t.Errorf("built-in %q: Close: %v", name, err)
+			}
 		}
 	}
 	if _, ok := builtin.New("carrier-pigeon"); ok {
