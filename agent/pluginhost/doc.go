@@ -15,4 +15,18 @@
 // a Spec whose Command re-executes its own binary (`hookwire plugin http`).
 // This package does not know about subscriptions, leases or the control
 // plane; it only runs transports.
+//
+// # Plugin directories
+//
+// Third-party transports are binaries in a plugin directory, found by
+// Discover (or ScanDir, which also says what it skipped and why). The file
+// hookwire-transport-<name> serves the transport <name>: put an executable
+// built with plugins/sdk there, e.g.
+//
+//	go build -o /etc/hookwire/plugins/hookwire-transport-file ./examples/transport-file
+//	hookwire agent --plugin-dir /etc/hookwire/plugins \
+//	    --plugin-sha256 file=$(sha256sum /etc/hookwire/plugins/hookwire-transport-file | cut -d' ' -f1)
+//
+// and subscriptions can name the transport "file". A pin makes the Host
+// refuse a binary whose SHA-256 differs, at start and at every restart.
 package pluginhost

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -29,6 +30,10 @@ type Spec struct {
 	// SHA256 optionally pins the executable (hex). A binary whose checksum
 	// differs is refused, at start and at every restart.
 	SHA256 string
+	// Env holds extra environment variables ("KEY=VALUE") for the plugin
+	// process. The plugin inherits the agent's environment; a variable set
+	// here wins over the agent's variable of the same name.
+	Env []string
 }
 
 // Option tunes a Host.
@@ -162,6 +167,11 @@ func checkSpec(s Spec, existing map[string]bool) ([]byte, error) {
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		return nil, fmt.Errorf("transport plugin %q has no command to run", s.Name)
 	}
+	for _, kv := range s.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("transport plugin %q: environment entry %q is not KEY=VALUE", s.Name, kv)
+		}
+	}
 	if s.SHA256 == "" {
 		return nil, nil
 	}
@@ -211,10 +221,16 @@ func (h *Host) Close() {
 
 // clientConfig is the go-plugin configuration for one launch.
 func (h *Host) clientConfig(s Spec, checksum []byte) *plugin.ClientConfig {
+	cmd := exec.Command(s.Command[0], s.Command[1:]...)
+	// go-plugin would append the agent's environment after cmd.Env, and the
+	// last value of a variable wins; so the agent's environment goes first
+	// here and go-plugin is told not to add it again.
+	cmd.Env = append(os.Environ(), s.Env...)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
-		Cmd:              exec.Command(s.Command[0], s.Command[1:]...),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Managed:          true,
 		StartTimeout:     h.opts.startTimeout,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,26 +23,29 @@ import (
 
 	"github.com/hookwire/hookwire/agent/pluginhost"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
-	"github.com/hookwire/hookwire/plugins/builtin"
+	httptransport "github.com/hookwire/hookwire/plugins/http"
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 // helperArg makes the test binary act as a transport plugin (go-plugin's
 // helperProcess pattern): `<test binary> helperArg <name>` serves a
-// fakePlugin called <name> (or, for "builtin-http", the real built-in http
-// transport) and exits.
+// fakePlugin called <name> (or, for "builtin-http", the real http transport
+// allowed to reach loopback servers over plain http) and exits. Run through
+// a link named hookwire-transport-<name> (as a discovered plugin is), with
+// no arguments, it serves a fakePlugin called <name>.
 const helperArg = "hookwire-pluginhost-test-plugin"
 
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == helperArg {
 		if os.Args[2] == "builtin-http" {
-			if err := builtin.Serve("http"); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
+			sdk.Serve(httptransport.New(httptransport.WithPolicy(httptransport.DevPolicy())))
 		} else {
 			sdk.Serve(&fakePlugin{name: os.Args[2]})
 		}
+		os.Exit(0)
+	}
+	if name, ok := strings.CutPrefix(filepath.Base(os.Args[0]), pluginhost.PluginPrefix); ok && len(os.Args) == 1 {
+		sdk.Serve(&fakePlugin{name: name})
 		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)
@@ -77,6 +81,8 @@ func (f *fakePlugin) Deliver(ctx context.Context, req *transportv1.DeliveryReque
 		return &transportv1.DeliveryResult{Outcome: transportv1.Outcome_OUTCOME_SUCCESS}
 	case "blocked": // how many deliveries are being held
 		return &transportv1.DeliveryResult{Outcome: transportv1.Outcome_OUTCOME_SUCCESS, StatusCode: int32(f.blocked.Load())}
+	case "env": // the plugin process's value of the variable named by the delivery id
+		return &transportv1.DeliveryResult{Outcome: transportv1.Outcome_OUTCOME_SUCCESS, ResponseBody: []byte(os.Getenv(req.GetDeliveryId()))}
 	default: // echo, with the serving process's id
 		return &transportv1.DeliveryResult{
 			Outcome:         transportv1.Outcome_OUTCOME_SUCCESS,

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/hookwire/hookwire/agent"
 	"github.com/hookwire/hookwire/agent/pluginhost"
+	"github.com/hookwire/hookwire/plugins/builtin"
+	httptransport "github.com/hookwire/hookwire/plugins/http"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -19,12 +23,26 @@ type agentFlags struct {
 	id          string
 	labels      []string
 	maxInFlight int
+
+	pluginDir         string
+	pluginPins        []string
+	allowCIDRs        []string
+	allowInsecureHTTP bool
+
+	// dev is set by `hookwire dev`: the http transport may then also
+	// deliver to loopback addresses (127.0.0.0/8, ::1) over plain http, so
+	// a receiver on localhost works. It is not a flag.
+	dev bool
 }
 
 func (f *agentFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "agent id, stable across restarts (default: hostname plus a random suffix)")
 	fs.StringSliceVar(&f.labels, "label", nil, "label key=value for agent selectors (repeatable)")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", agent.DefaultMaxInFlight, "deliveries this agent runs at once")
+	fs.StringVar(&f.pluginDir, "plugin-dir", "", "directory of third-party transport plugins: each executable named hookwire-transport-<name> serves transport <name>")
+	fs.StringSliceVar(&f.pluginPins, "plugin-sha256", nil, "name=HEX: refuse to run plugin <name> from --plugin-dir unless its SHA-256 is HEX (repeatable)")
+	fs.StringSliceVar(&f.allowCIDRs, "allow-cidr", nil, "network the http transport may deliver to although it is loopback, private, link-local... e.g. 10.20.0.0/16 (repeatable)")
+	fs.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let the http transport deliver to plain http:// URLs (default: https only)")
 }
 
 func parseLabels(list []string) (map[string]string, error) {
@@ -39,16 +57,99 @@ func parseLabels(list []string) (map[string]string, error) {
 	return out, nil
 }
 
-// runAgent starts the built-in plugins and runs an agent until ctx ends.
+// egressPolicy is the http transport's policy from the flags, widened by
+// the dev policy under `hookwire dev`.
+func (f *agentFlags) egressPolicy() (httptransport.Policy, error) {
+	cidrs, err := httptransport.ParseCIDRs(f.allowCIDRs)
+	if err != nil {
+		return httptransport.Policy{}, fmt.Errorf("--allow-cidr: %w", err)
+	}
+	p := httptransport.Policy{AllowInsecureHTTP: f.allowInsecureHTTP, AllowCIDRs: cidrs}
+	if f.dev {
+		dev := httptransport.DevPolicy()
+		p.AllowInsecureHTTP = true
+		p.AllowCIDRs = append(p.AllowCIDRs, dev.AllowCIDRs...)
+	}
+	return p, nil
+}
+
+// parsePins reads --plugin-sha256 name=HEX values.
+func parsePins(list []string) (map[string]string, error) {
+	pins := make(map[string]string, len(list))
+	for _, kv := range list {
+		name, sum, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || sum == "" {
+			return nil, fmt.Errorf("--plugin-sha256 %q: expected name=HEX, e.g. file=$(sha256sum hookwire-transport-file | cut -d' ' -f1)", kv)
+		}
+		if _, dup := pins[name]; dup {
+			return nil, fmt.Errorf("--plugin-sha256: plugin %q is pinned twice", name)
+		}
+		pins[name] = sum
+	}
+	return pins, nil
+}
+
+// pluginSpecs returns the specs of the built-in transports plus those
+// discovered in --plugin-dir, and checks the pins. A discovered plugin may
+// not take a built-in's name.
+func pluginSpecs(log *slog.Logger, f agentFlags, egress httptransport.Policy) ([]pluginhost.Spec, error) {
+	specs, err := builtinSpecs(egress)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := parsePins(f.pluginPins)
+	if err != nil {
+		return nil, err
+	}
+	for name := range pins {
+		if slices.Contains(builtin.Names(), name) {
+			return nil, fmt.Errorf("--plugin-sha256 %s=...: %q is built into hookwire, not a plugin from --plugin-dir; verify the hookwire binary itself instead", name, name)
+		}
+	}
+	if f.pluginDir == "" {
+		if len(pins) > 0 {
+			return nil, errors.New("--plugin-sha256 pins plugins from --plugin-dir, but no --plugin-dir is set")
+		}
+		return specs, nil
+	}
+
+	found, err := pluginhost.ScanDir(f.pluginDir, pins)
+	if err != nil {
+		return nil, fmt.Errorf("--plugin-dir: %w", err)
+	}
+	for _, s := range found.Skipped {
+		if s.Name != "" {
+			log.Warn("skipping transport plugin", "plugin", s.Name, "path", s.Path, "reason", s.Reason)
+		} else {
+			log.Debug("skipping file in plugin directory", "path", s.Path, "reason", s.Reason)
+		}
+	}
+	for _, s := range found.Specs {
+		if slices.Contains(builtin.Names(), s.Name) {
+			return nil, fmt.Errorf("--plugin-dir: %s would replace the built-in %q transport, and built-in transports cannot be replaced; remove or rename it (e.g. %s%s-custom, used by subscriptions as %q)",
+				s.Command[0], s.Name, pluginhost.PluginPrefix, s.Name, s.Name+"-custom")
+		}
+		log.Info("transport plugin discovered", "plugin", s.Name, "path", s.Command[0], "pinned", s.SHA256 != "")
+	}
+	return append(specs, found.Specs...), nil
+}
+
+// runAgent starts the built-in plugins and those in --plugin-dir, and runs
+// an agent until ctx ends. `hookwire dev` calls it with f.dev set.
 func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return err
 	}
-	specs, err := builtinSpecs()
+	egress, err := f.egressPolicy()
 	if err != nil {
 		return err
 	}
+	specs, err := pluginSpecs(log, f, egress)
+	if err != nil {
+		return err
+	}
+	log.Info("http transport egress policy", "https_only", !egress.AllowInsecureHTTP, "allow_cidrs", fmt.Sprint(egress.AllowCIDRs))
 	host := pluginhost.New(log)
 	defer host.Close()
 	// Plugins outlive ctx: on SIGTERM the agent drains through them first,
@@ -80,7 +181,16 @@ func newAgentCmd() *cobra.Command {
 		Short: "Run a delivery agent that dials out to the control plane",
 		Long: `Run a delivery agent. It connects out to the control plane (no inbound port
 needed), hosts the transport plugins, and delivers what it is assigned.
-The API key may also come from HOOKWIRE_API_KEY.`,
+The API key may also come from HOOKWIRE_API_KEY.
+
+Transports: the built-ins, plus every executable named hookwire-transport-<name>
+in --plugin-dir (pin each with --plugin-sha256 <name>=<hex>).
+
+Egress: the http transport delivers only to https:// URLs and never connects to
+loopback, private, link-local (cloud metadata), CGNAT, multicast or other
+internal addresses, checked at connect time after DNS. --allow-cidr opens a
+network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network) and
+--allow-insecure-http permits http:// URLs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())

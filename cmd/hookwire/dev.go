@@ -76,6 +76,7 @@ the admin key and a quickstart.`,
 			if af.id == "" {
 				af.id = "dev-agent"
 			}
+			af.dev = true // the http transport may deliver to loopback over plain http
 			agentErr := make(chan error, 1)
 			go func() { agentErr <- runAgent(cmd.Context(), log, af) }()
 			select {

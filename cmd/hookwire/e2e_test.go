@@ -145,7 +145,8 @@ func readerOf(s *bufio.Scanner) io.Reader {
 
 func startAgent(t *testing.T, serverAddr, id string) *proc {
 	t.Helper()
-	p, out := startProc(t, []string{"HOOKWIRE_API_KEY=" + e2eAdminKey}, "agent", "--server", serverAddr, "--id", id)
+	p, out := startProc(t, []string{"HOOKWIRE_API_KEY=" + e2eAdminKey}, "agent", "--server", serverAddr, "--id", id,
+		"--allow-cidr", "127.0.0.0/8", "--allow-insecure-http") // the sink is on loopback
 	go func() {
 		for out.Scan() {
 		}

@@ -18,7 +18,7 @@ const targetSchema = `{
     "url": {
       "type": "string",
       "format": "uri",
-      "description": "Absolute http or https URL the webhook is POSTed to. Redirects are not followed."
+      "description": "Absolute https URL the webhook is POSTed to (http only where the agent allows plain http). Redirects are not followed. Internal addresses (loopback, private, link-local...) are refused unless the agent allows them."
     },
     "headers": {
       "type": "object",
@@ -41,8 +41,9 @@ var reservedHeaders = []string{
 
 // target is a parsed, valid configuration.
 type target struct {
-	url     string
-	headers [][2]string // canonical name, value
+	url      string
+	insecure bool        // plain http://
+	headers  [][2]string // canonical name, value
 }
 
 // parseConfig checks a target configuration. It returns every problem found,
@@ -74,6 +75,7 @@ func parseConfig(cfg *structpb.Struct) (target, []string) {
 			problems = append(problems, p)
 		} else {
 			t.url = s.StringValue
+			t.insecure = strings.HasPrefix(strings.ToLower(s.StringValue), "http:")
 		}
 	}
 

@@ -41,6 +41,7 @@ const (
 // concurrent use and shares one connection pool across all deliveries.
 type Transport struct {
 	client    *http.Client
+	policy    *policy
 	version   string
 	userAgent []string // one shared, never-modified header value
 	now       func() time.Time
@@ -49,53 +50,91 @@ type Transport struct {
 var _ sdk.Transport = (*Transport)(nil)
 
 // Option configures a Transport.
-type Option func(*Transport)
+type Option func(*settings)
+
+// settings collects the options before New builds the Transport.
+type settings struct {
+	version  string
+	now      func() time.Time
+	rt       http.RoundTripper
+	policy   Policy
+	resolver Resolver
+	// connect replaces the dialer's final connect step (tests only).
+	connect func(ctx context.Context, network, address string) (net.Conn, error)
+}
 
 // WithVersion sets the version reported by Describe and sent in the
 // User-Agent header (Hookwire/<version>). The default is the main module's
 // version from the build information, or "dev".
 func WithVersion(v string) Option {
-	return func(t *Transport) { t.version = v }
+	return func(s *settings) { s.version = v }
 }
 
 // WithClock replaces time.Now, which is used for latency and to turn an
 // HTTP-date Retry-After into a delay.
 func WithClock(now func() time.Time) Option {
-	return func(t *Transport) { t.now = now }
+	return func(s *settings) { s.now = now }
 }
 
-// WithRoundTripper replaces the transport's own connection pool, e.g. with
-// one whose dialer enforces an egress policy.
+// WithPolicy sets the egress policy. Without it the transport uses the
+// zero Policy: https:// targets only, and none of the DeniedRanges.
+func WithPolicy(p Policy) Option {
+	return func(s *settings) { s.policy = p }
+}
+
+// WithResolver replaces the DNS resolver (net.DefaultResolver) the
+// transport's guarded dialer uses to find the addresses it checks and then
+// connects to.
+func WithResolver(r Resolver) Option {
+	return func(s *settings) { s.resolver = r }
+}
+
+// WithRoundTripper replaces the transport's own connection pool. The
+// replacement does its own dialing, so the address checks of the Policy
+// do not apply to it (the https-only rule still does): give it a dialer
+// that enforces an egress policy of its own.
 func WithRoundTripper(rt http.RoundTripper) Option {
-	return func(t *Transport) { t.client.Transport = rt }
+	return func(s *settings) { s.rt = rt }
 }
 
-// New returns an http transport with its own tuned connection pool.
+// New returns an http transport with its own tuned connection pool, whose
+// dialer enforces the policy (WithPolicy).
 func New(opts ...Option) *Transport {
-	t := &Transport{
+	s := settings{version: buildVersion(), now: time.Now}
+	for _, o := range opts {
+		o(&s)
+	}
+	p := compile(s.policy)
+	rt := s.rt
+	if rt == nil {
+		d := newGuardedDialer(p, s.resolver)
+		if s.connect != nil {
+			d.connect = s.connect
+		}
+		rt = newPool(d)
+	}
+	return &Transport{
 		client: &http.Client{
-			Transport: newPool(),
+			Transport: rt,
 			// A redirect is an answer, not an instruction: following it would
 			// send a signed payload to a URL nobody configured.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		version: buildVersion(),
-		now:     time.Now,
+		policy:    p,
+		version:   s.version,
+		userAgent: []string{"Hookwire/" + s.version},
+		now:       s.now,
 	}
-	for _, o := range opts {
-		o(t)
-	}
-	t.userAgent = []string{"Hookwire/" + t.version}
-	return t
 }
 
 // newPool is the shared http.Transport, sized for many concurrent
 // deliveries (the SDK runs up to sdk.MaxConcurrentDeliveries at once).
-func newPool() *http.Transport {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+//
+// It ignores HTTP_PROXY and HTTPS_PROXY: through a proxy the dialer would
+// only see the proxy's address, and the policy could not check the target.
+func newPool(d *guardedDialer) *http.Transport {
 	return &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            dialer.DialContext,
+		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           8192,
 		MaxIdleConnsPerHost:    sdk.MaxConcurrentDeliveries,
@@ -131,7 +170,9 @@ func (t *Transport) Describe(context.Context) (sdk.Info, error) {
 	}, nil
 }
 
-// Validate checks an http target configuration.
+// Validate checks an http target configuration. It does not apply the
+// egress Policy (see the package documentation): an http:// URL is valid
+// here even when this transport would refuse to deliver to it.
 func (t *Transport) Validate(_ context.Context, config *structpb.Struct) ([]string, error) {
 	_, problems := parseConfig(config)
 	return problems, nil
@@ -143,6 +184,10 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 	tgt, problems := parseConfig(req.GetConfig())
 	if len(problems) > 0 {
 		return rejected("invalid http target configuration: " + strings.Join(problems, "; "))
+	}
+	if tgt.insecure && !t.policy.allowInsecureHTTP {
+		return rejected(fmt.Sprintf("url %q uses plain http, but this agent delivers only to https:// targets; "+
+			"change the subscription's url to https://, or start the agent with --allow-insecure-http", tgt.url))
 	}
 	for name, value := range req.GetHeaders() {
 		if !validHeaderName(name) || !validHeaderValue(value) {
@@ -180,6 +225,12 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 	start := t.now()
 	resp, err := t.client.Do(hreq)
 	if err != nil {
+		var denied *DeniedAddressError
+		if errors.As(err, &denied) {
+			res := rejected(denied.Error())
+			res.Latency = durationpb.New(t.now().Sub(start))
+			return res
+		}
 		res := classifyError(ctx, err, timeout)
 		res.Latency = durationpb.New(t.now().Sub(start))
 		return res

@@ -26,9 +26,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// newTransport returns a transport that may deliver to the loopback test
+// servers over plain http (the dev policy); later options win.
 func newTransport(t *testing.T, opts ...httptransport.Option) *httptransport.Transport {
 	t.Helper()
-	tr := httptransport.New(append([]httptransport.Option{httptransport.WithVersion("1.2.3")}, opts...)...)
+	base := []httptransport.Option{httptransport.WithVersion("1.2.3"), httptransport.WithPolicy(httptransport.DevPolicy())}
+	tr := httptransport.New(append(base, opts...)...)
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
