@@ -31,10 +31,14 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &eventMarshaler{JSONPb: jsonpb}),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			md := metadata.MD{}
 			if ct := r.Header.Get("Content-Type"); ct != "" {
-				return metadata.Pairs(api.MetadataContentType, ct)
+				md.Set(api.MetadataContentType, ct)
 			}
-			return nil
+			if key := r.Header.Get("Idempotency-Key"); key != "" {
+				md.Set(api.MetadataIdempotencyKey, key)
+			}
+			return md
 		}),
 		runtime.WithErrorHandler(errorHandler),
 	)

@@ -16,6 +16,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/api"
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -60,11 +61,26 @@ type Config struct {
 	NoSync bool
 	// LeaseGrace is added to an attempt's timeout to form its lease.
 	LeaseGrace time.Duration
+	// DisableAfter disables a subscription whose attempts have all failed
+	// for this long. Default 5 days; negative: never.
+	DisableAfter time.Duration
+	// Retention is how long events, deliveries and attempts are kept.
+	// Default 30 days.
+	Retention time.Duration
+	// PurgeInterval is how often expired records are purged. Default 1h.
+	PurgeInterval time.Duration
+	// Retry overrides the server-wide retry rules (jitter, minimum wait
+	// after throttling); zero value: defaults.
+	Retry RetryOptions
 }
+
+// RetryOptions are the server-wide retry rules.
+type RetryOptions = retry.Options
 
 // Server is a running control plane.
 type Server struct {
 	cfg        Config
+	svc        *api.Services
 	store      *store.Store
 	dispatcher *dispatch.Dispatcher
 	grpc       *grpc.Server
@@ -100,6 +116,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = time.Hour
+	}
 	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -118,7 +140,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	var svc *api.Services
 	s.dispatcher = dispatch.New(dispatch.Config{
 		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
-		OnSubscriptionGone: func(sub *catalog.Sub, reason string) { svc.DisableSubscription(sub, reason) },
+		Hooks: dispatch.Hooks{
+			Disable:      func(sub *catalog.Sub, reason string) { svc.DisableSubscription(sub, reason) },
+			FailingSince: func(sub *catalog.Sub, since time.Time) { svc.SetFailingSince(sub, since) },
+			Emit:         func(tenant, eventType string, payload map[string]any) { svc.Emit(tenant, eventType, payload) },
+		},
+		DisableAfter: cfg.DisableAfter,
+		Retry:        cfg.Retry,
 	})
 	var validate api.TargetValidator
 	if cfg.ValidateTarget != nil {
@@ -131,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.svc = svc
 	if err := svc.LoadCatalog(); err != nil {
 		return nil, fmt.Errorf("load subscriptions: %w", err)
 	}
@@ -150,6 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.cancel = cancel
 	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
 	s.goServe(func() error { return s.dispatcher.Run(runCtx) })
+	s.goServe(func() error { s.purgeLoop(runCtx); return nil })
 
 	if cfg.HTTPAddr != "off" {
 		s.gwConn, err = grpc.NewClient(s.grpcLis.Addr().String(),
@@ -203,8 +233,10 @@ func (s *Server) HTTPAddr() string {
 // already or was fixed by Config.AdminKey. Print it once.
 func (s *Server) NewAdminKey() string { return s.adminKey }
 
-// ExpireLeasesNow runs the lease reaper once (tests with an injected clock).
-func (s *Server) ExpireLeasesNow() { s.dispatcher.ExpireLeasesNow() }
+// Tick runs the dispatcher's time-driven work now (lease expiry, due
+// retries, rate-limit wake-ups); tests with an injected clock call it after
+// moving the clock.
+func (s *Server) Tick() { s.dispatcher.Tick() }
 
 // Err reports the first serving error; Wait on it to notice failures.
 func (s *Server) Err() <-chan error { return s.errs }
@@ -229,8 +261,43 @@ func (s *Server) Close() error {
 		if s.cancel != nil {
 			s.cancel()
 		}
+		if s.svc != nil {
+			s.svc.Close()
+		}
 		s.wg.Wait()
 		s.closeErr = s.store.Close()
 	})
 	return s.closeErr
 }
+
+// purgeLoop removes records older than the retention period.
+func (s *Server) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		s.Purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Purge removes events older than the retention period now, with their
+// finished deliveries and attempts, and logs what it did and the store's
+// size.
+func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, err error) {
+	cutoff := s.cfg.Now().Add(-s.cfg.Retention)
+	st, err := s.store.Purge(ctx, cutoff, 200)
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("purge expired records", "err", err)
+	}
+	if st.Events > 0 || err != nil {
+		s.cfg.Logger.Info("purged expired records", "before", cutoff, "events", st.Events, "deliveries", st.Deliveries, "attempts", st.Attempts, "store_bytes", s.store.Size())
+	}
+	return st.Events, st.Deliveries, st.Attempts, err
+}
+
+// StoreSize reports the store file's size in bytes.
+func (s *Server) StoreSize() int64 { return s.store.Size() }

@@ -79,6 +79,27 @@ func (h *harness) ctx() context.Context {
 	return ctx
 }
 
+// restRaw sends an admin REST request with extra headers.
+func (h *harness) restRaw(method, path, body string, headers map[string]string) ([]byte, int) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, "http://"+h.srv.HTTPAddr()+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return data, resp.StatusCode
+}
+
 // rest sends a REST request and decodes the JSON answer into out.
 func (h *harness) rest(method, path, key, contentType string, body []byte, out any) int {
 	h.t.Helper()
@@ -130,6 +151,8 @@ func (h *harness) setup(tenant string) *hookwirev1.Subscription {
 type fakeAgent struct {
 	stream hookwirev1.AgentService_ConnectClient
 	cancel context.CancelFunc
+	// pending holds assignments that arrived while waiting for acks.
+	pending []*hookwirev1.Assignment
 }
 
 func (h *harness) connectAgent(id string, credit uint32, held ...string) (*fakeAgent, *hookwirev1.Welcome) {
@@ -156,7 +179,8 @@ func (h *harness) connectAgent(id string, credit uint32, held ...string) (*fakeA
 
 func (a *fakeAgent) assignments(t *testing.T, n int) []*hookwirev1.Assignment {
 	t.Helper()
-	var out []*hookwirev1.Assignment
+	out := a.pending
+	a.pending = nil
 	for len(out) < n {
 		m, err := a.stream.Recv()
 		if err != nil {
@@ -164,7 +188,8 @@ func (a *fakeAgent) assignments(t *testing.T, n int) []*hookwirev1.Assignment {
 		}
 		out = append(out, m.GetAssignments().GetItems()...)
 	}
-	return out
+	a.pending = out[n:]
+	return out[:n]
 }
 
 func (a *fakeAgent) report(t *testing.T, results ...*hookwirev1.Result) []*hookwirev1.ResultAck {
@@ -180,6 +205,7 @@ func (a *fakeAgent) report(t *testing.T, results ...*hookwirev1.Result) []*hookw
 		if acks := m.GetResultAcks(); acks != nil {
 			return acks.GetItems()
 		}
+		a.pending = append(a.pending, m.GetAssignments().GetItems()...)
 	}
 }
 
@@ -458,7 +484,7 @@ func TestLeaseExpiryReassignsAndRejectsLateResult(t *testing.T) {
 	second, _ := h.connectAgent("agent-2", 1)
 	// The lease outlives the attempt timeout (30s default) plus grace.
 	offset.Store(int64(time.Minute))
-	h.srv.ExpireLeasesNow()
+	h.srv.Tick()
 	a2 := second.assignments(t, 1)[0]
 	if a2.GetDeliveryId() != a1.GetDeliveryId() || a2.GetLeaseId() == a1.GetLeaseId() {
 		t.Fatalf("reassignment %v after %v", a2, a1)

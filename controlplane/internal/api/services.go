@@ -10,10 +10,13 @@ import (
 	"errors"
 	"log/slog"
 	"mime"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/hookwire/hookwire/controlplane/signing"
@@ -57,6 +60,17 @@ type Services struct {
 	cfg   Config
 	auth  *authenticator
 	valid *validator
+	ops   *operations
+	// Background work (recovers) runs under bgCtx; Close cancels and waits.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// Close stops background operations.
+func (s *Services) Close() {
+	s.bgCancel()
+	s.bg.Wait()
 }
 
 // New builds the services.
@@ -74,7 +88,8 @@ func New(cfg Config) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v}, nil
+	bgCtx, cancel := context.WithCancel(context.Background())
+	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v, ops: newOperations(), bgCtx: bgCtx, bgCancel: cancel}, nil
 }
 
 // Register adds every service to s.
@@ -235,26 +250,31 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	key, _ := signing.ParseSecret(secret)
 	now := timestamppb.New(s.cfg.Now())
 	sub := &hookwirev1.Subscription{
-		Id:          ids.Format(ids.Subscription, ids.New(s.cfg.Now())),
-		Tenant:      req.GetTenant(),
-		Description: in.GetDescription(),
-		EventTypes:  in.GetEventTypes(),
-		Target:      in.GetTarget(),
-		Status:      hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
-		Metadata:    in.GetMetadata(),
-		CreateTime:  now,
-		UpdateTime:  now,
+		Id:             ids.Format(ids.Subscription, ids.New(s.cfg.Now())),
+		Tenant:         req.GetTenant(),
+		Description:    in.GetDescription(),
+		EventTypes:     in.GetEventTypes(),
+		Target:         in.GetTarget(),
+		Status:         hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
+		Metadata:       in.GetMetadata(),
+		CreateTime:     now,
+		UpdateTime:     now,
+		Filter:         in.GetFilter(),
+		RetryPolicy:    in.GetRetryPolicy(),
+		FlowControl:    in.GetFlowControl(),
+		Ordered:        in.GetOrdered(),
+		CircuitBreaker: in.GetCircuitBreaker(),
 	}
 	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{{Key: key}}}
 	prepared, err := catalog.Prepare(rec)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, subscriptionError(err, "subscription")
 	}
 	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
 	}
 	s.cfg.Catalog.Put(prepared)
-	out := proto.Clone(sub).(*hookwirev1.Subscription)
+	out := s.present(proto.Clone(sub).(*hookwirev1.Subscription))
 	out.SigningSecret = secret
 	return out, nil
 }
@@ -267,7 +287,7 @@ func (s *Services) GetSubscription(ctx context.Context, req *hookwirev1.GetSubsc
 	if err != nil {
 		return nil, storeError(err, "subscription "+quote(req.GetId()))
 	}
-	return rec.GetSubscription(), nil
+	return s.present(rec.GetSubscription()), nil
 }
 
 func (s *Services) ListSubscriptions(ctx context.Context, req *hookwirev1.ListSubscriptionsRequest) (*hookwirev1.ListSubscriptionsResponse, error) {
@@ -285,7 +305,7 @@ func (s *Services) ListSubscriptions(ctx context.Context, req *hookwirev1.ListSu
 			resp.NextPageToken = recs[limit-1].GetSubscription().GetId()
 			break
 		}
-		resp.Subscriptions = append(resp.Subscriptions, r.GetSubscription())
+		resp.Subscriptions = append(resp.Subscriptions, s.present(r.GetSubscription()))
 	}
 	return resp, nil
 }
@@ -297,17 +317,19 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 	in := req.GetSubscription()
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
-		paths = []string{"description", "event_types", "target", "metadata"}
+		paths = []string{"description", "event_types", "target", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker"}
 	}
 	for _, p := range paths {
 		switch p {
-		case "description", "event_types", "metadata":
+		case "description", "event_types", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker":
 		case "target", "target.config", "target.transport", "target.timeout":
 			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
 				return nil, err
 			}
+		case "ordered":
+			return nil, status.Error(codes.InvalidArgument, "ordered cannot be changed after creation; create a new subscription with the ordering you want")
 		default:
-			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target and metadata (use :pause/:resume for status)", p)
+			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control and circuit_breaker (use :pause/:resume for status)", p)
 		}
 	}
 	return s.changeSubscription(ctx, req.GetTenant(), in.GetId(), func(sub *hookwirev1.Subscription) error {
@@ -319,6 +341,14 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 				sub.EventTypes = in.GetEventTypes()
 			case "metadata":
 				sub.Metadata = in.GetMetadata()
+			case "filter":
+				sub.Filter = in.GetFilter()
+			case "retry_policy":
+				sub.RetryPolicy = in.GetRetryPolicy()
+			case "flow_control":
+				sub.FlowControl = in.GetFlowControl()
+			case "circuit_breaker":
+				sub.CircuitBreaker = in.GetCircuitBreaker()
 			default:
 				sub.Target = in.GetTarget()
 			}
@@ -338,17 +368,15 @@ func (s *Services) changeSubscription(ctx context.Context, tenant, id string, ch
 		return err
 	})
 	if err != nil {
-		return nil, storeError(err, "subscription "+quote(id))
+		return nil, subscriptionError(err, "subscription "+quote(id))
 	}
 	prepared, err := catalog.Prepare(rec)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	s.cfg.Catalog.Put(prepared)
-	if prepared.Active() {
-		s.cfg.Dispatcher.Poke()
-	}
-	return rec.GetSubscription(), nil
+	s.cfg.Dispatcher.Poke(prepared.ID)
+	return s.present(rec.GetSubscription()), nil
 }
 
 func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
@@ -360,8 +388,8 @@ func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.Delet
 	}
 	if id, err := ids.Parse(ids.Subscription, req.GetId()); err == nil {
 		s.cfg.Catalog.Remove(id)
+		s.cfg.Dispatcher.Poke(id) // cancels its pending deliveries
 	}
-	s.cfg.Dispatcher.Poke() // cancels its pending deliveries
 	return &emptypb.Empty{}, nil
 }
 
@@ -386,7 +414,28 @@ func (s *Services) ResumeSubscription(ctx context.Context, req *hookwirev1.Resum
 	})
 }
 
-// DisableSubscription is called when a target answered 410 Gone.
+// present fills a subscription's output-only runtime fields.
+func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscription {
+	if sub.GetCircuitBreaker() != nil {
+		if id, err := ids.Parse(ids.Subscription, sub.GetId()); err == nil {
+			sub.CircuitState = s.cfg.Dispatcher.CircuitState(id)
+		}
+	}
+	return sub
+}
+
+// subscriptionError is storeError, except that a filter that does not
+// compile is InvalidArgument with its position.
+func subscriptionError(err error, what string) error {
+	var ce *filter.CompileError
+	if errors.As(err, &ce) {
+		return status.Errorf(codes.InvalidArgument, "invalid %v", ce) // "invalid filter: line L, column C: ..."
+	}
+	return storeError(err, what)
+}
+
+// DisableSubscription disables a subscription (410 Gone, or failing for
+// too long).
 func (s *Services) DisableSubscription(sub *catalog.Sub, reason string) {
 	_, err := s.changeSubscription(context.Background(), sub.Tenant, sub.IDText, func(x *hookwirev1.Subscription) error {
 		x.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_DISABLED
@@ -453,11 +502,32 @@ func (s *Services) PublishRawEvent(ctx context.Context, req *hookwirev1.PublishR
 	return resp[0], nil
 }
 
+// MetadataIdempotencyKey carries the REST Idempotency-Key header.
+const MetadataIdempotencyKey = "x-hookwire-idempotency-key"
+
 func (s *Services) publish(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
+	for i, in := range events {
+		if strings.HasPrefix(in.GetType(), catalog.OperationalPrefix) {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: type %q: the %q prefix is reserved for events Hookwire publishes itself", i, in.GetType(), catalog.OperationalPrefix)
+		}
+	}
+	if len(events) == 1 && events[0].GetIdempotencyKey() == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get(MetadataIdempotencyKey); len(v) > 0 && v[0] != "" {
+				events[0].IdempotencyKey = v[0]
+			}
+		}
+	}
+	return s.publishInternal(ctx, tenant, events)
+}
+
+// publishInternal stores events and their fan-out and hands the deliveries
+// to the dispatcher. Operational events come straight here.
+func (s *Services) publishInternal(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
 	now := s.cfg.Now()
 	nowPB := timestamppb.New(now)
-	batch := make([]store.NewEvent, len(events))
-	var ready []dispatch.Ready
+	batch := make([]*store.NewEvent, len(events))
+	subsOf := make([][]*catalog.Sub, len(events))
 	resp := make([]*hookwirev1.PublishEventResponse, len(events))
 	for i, in := range events {
 		if n := len(in.GetPayload()); n > s.cfg.MaxPayloadBytes {
@@ -467,6 +537,9 @@ func (s *Services) publish(ctx context.Context, tenant string, events []*hookwir
 		if ct == "" {
 			ct = defaultContentType
 		}
+		if isJSON(ct) && len(in.GetPayload()) == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: payload is empty; send a JSON value as payload (or set content_type for other bytes)", i)
+		}
 		if isJSON(ct) && !json.Valid(in.GetPayload()) {
 			return nil, status.Errorf(codes.InvalidArgument, "event %d: payload is not valid JSON but content_type is %q; send JSON or set content_type to what the payload is", i, ct)
 		}
@@ -474,25 +547,83 @@ func (s *Services) publish(ctx context.Context, tenant string, events []*hookwir
 		ev := &hookwirev1.Event{
 			Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: in.GetType(), Payload: in.GetPayload(),
 			ContentType: ct, Metadata: in.GetMetadata(), ReceiveTime: nowPB,
+			IdempotencyKey: in.GetIdempotencyKey(), OrderingKey: in.GetOrderingKey(),
 		}
-		ne := store.NewEvent{ID: eid, Event: ev}
-		for _, sub := range s.cfg.Catalog.Match(tenant, ev.GetType()) {
+		ne := &store.NewEvent{ID: eid, Event: ev}
+		match := s.cfg.Catalog.Match(tenant, ev.GetType())
+		var fev *filter.Event
+		for _, sub := range match {
+			if sub.Filter != nil {
+				if fev == nil {
+					fev = filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata())
+				}
+				if !sub.Filter.MatchEvent(fev) {
+					continue
+				}
+			}
 			did := ids.New(now)
-			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Delivery: &hookwirev1.Delivery{
+			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Ordered: sub.Ordered, Delivery: &hookwirev1.Delivery{
 				Id: ids.Format(ids.Delivery, did), Tenant: tenant, EventId: ev.GetId(), SubscriptionId: sub.IDText,
 				EventType: ev.GetType(), Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
-				NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB,
+				NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB, OrderingKey: orderingKeyFor(sub, ev),
 			}})
-			ready = append(ready, dispatch.Ready{ID: did, Sub: sub, EventID: eid, EventType: ev.GetType(), Payload: ev.GetPayload(), ContentType: ct})
+			subsOf[i] = append(subsOf[i], sub)
 		}
 		batch[i] = ne
-		resp[i] = &hookwirev1.PublishEventResponse{Id: ev.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
 	}
 	if err := s.cfg.Store.Publish(ctx, tenant, batch); err != nil {
 		return nil, storeError(err, "tenant "+quote(tenant))
 	}
+	var ready []dispatch.Ready
+	for i, ne := range batch {
+		if ne.DuplicateOf != nil {
+			resp[i] = &hookwirev1.PublishEventResponse{Id: ids.Format(ids.Event, *ne.DuplicateOf), DeliveryCount: int32(ne.DuplicateDeliveries), Duplicate: true}
+			continue
+		}
+		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
+		for j, nd := range ne.Deliveries {
+			ready = append(ready, dispatch.Ready{ID: nd.ID, Sub: subsOf[i][j], EventID: ne.ID, EventType: ne.Event.GetType(),
+				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting})
+		}
+	}
 	s.cfg.Dispatcher.Enqueue(ready)
 	return resp, nil
+}
+
+// orderingKeyFor is the ordering key a delivery keeps: only ordered
+// subscriptions group by it.
+func orderingKeyFor(sub *catalog.Sub, ev *hookwirev1.Event) string {
+	if !sub.Ordered {
+		return ""
+	}
+	return ev.GetOrderingKey()
+}
+
+// Emit publishes an operational event into a tenant's stream.
+func (s *Services) Emit(tenant, eventType string, payload map[string]any) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		s.cfg.Logger.Error("encode operational event", "type", eventType, "err", err)
+		return
+	}
+	if _, err := s.publishInternal(context.Background(), tenant, []*hookwirev1.Event{{Type: eventType, Payload: data}}); err != nil {
+		s.cfg.Logger.Error("publish operational event", "tenant", tenant, "type", eventType, "err", err)
+	}
+}
+
+// SetFailingSince stores when a subscription's failure streak began.
+func (s *Services) SetFailingSince(sub *catalog.Sub, since time.Time) {
+	_, err := s.changeSubscription(context.Background(), sub.Tenant, sub.IDText, func(x *hookwirev1.Subscription) error {
+		if since.IsZero() {
+			x.FailingSince = nil
+		} else {
+			x.FailingSince = timestamppb.New(since)
+		}
+		return nil
+	})
+	if err != nil {
+		s.cfg.Logger.Warn("record failing_since", "subscription", sub.IDText, "err", err)
+	}
 }
 
 func isJSON(contentType string) bool {
@@ -511,6 +642,13 @@ func (s *Services) ListDeliveries(ctx context.Context, req *hookwirev1.ListDeliv
 	}
 	var f store.DeliveryFilter
 	f.Status = req.GetStatus()
+	f.EventType = req.GetEventType()
+	if t := req.GetStartTime(); t != nil {
+		f.Start = t.AsTime()
+	}
+	if t := req.GetEndTime(); t != nil {
+		f.End = t.AsTime()
+	}
 	if v := req.GetEventId(); v != "" {
 		id, err := ids.Parse(ids.Event, v)
 		if err != nil {

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/signing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -32,7 +34,30 @@ type Sub struct {
 	Config    *structpb.Struct
 	Timeout   time.Duration
 	Signer    *signing.Signer
-	patterns  []pattern
+	// Filter is the compiled CEL filter, nil when none.
+	Filter *filter.Filter
+	// Retry is the retry schedule (nil: the default).
+	Retry retry.Schedule
+	// Rate (per second, 0 = unlimited), Burst and MaxInFlight (0 =
+	// unlimited) are enforced across all agents.
+	Rate        float64
+	Burst       int
+	MaxInFlight int
+	// Ordered: one at a time, in publish order, per ordering key.
+	Ordered bool
+	// Breaker is the circuit breaker configuration, nil when off.
+	Breaker *Breaker
+	// FailingSince is when the current streak of failures began.
+	FailingSince time.Time
+	patterns     []pattern
+}
+
+// Breaker configures a subscription's circuit breaker.
+type Breaker struct {
+	ConsecutiveFailures int
+	FailureRatio        float64
+	MinAttempts         int
+	Window, Cooldown    time.Duration
 }
 
 // Active reports whether deliveries of the subscription may go out.
@@ -89,8 +114,62 @@ func Prepare(rec *storev1.SubscriptionRecord) (*Sub, error) {
 	for _, t := range sub.GetEventTypes() {
 		s.patterns = append(s.patterns, compile(t))
 	}
+	if fc := sub.GetFlowControl(); fc != nil {
+		s.Rate, s.Burst, s.MaxInFlight = fc.GetRatePerSecond(), int(fc.GetBurst()), int(fc.GetMaxInFlight())
+		if s.Rate > 0 && s.Burst <= 0 {
+			s.Burst = max(1, int(s.Rate))
+		}
+	}
+	s.Ordered = sub.GetOrdered()
+	if expr := sub.GetFilter(); expr != "" {
+		f, err := filter.Compile(expr)
+		if err != nil {
+			return nil, err
+		}
+		s.Filter = f
+	}
+	if rp := sub.GetRetryPolicy(); rp != nil {
+		switch {
+		case rp.GetSchedule() != nil:
+			delays := make(retry.Delays, len(rp.GetSchedule().GetDelays()))
+			for i, d := range rp.GetSchedule().GetDelays() {
+				delays[i] = d.AsDuration()
+			}
+			s.Retry = delays
+		case rp.GetExponential() != nil:
+			e := rp.GetExponential()
+			s.Retry = retry.Exponential{Base: e.GetBase().AsDuration(), Cap: e.GetCap().AsDuration(), MaxAttempts: e.GetMaxAttempts()}
+		}
+	}
+	if cb := sub.GetCircuitBreaker(); cb != nil && (cb.GetConsecutiveFailures() > 0 || cb.GetFailureRatio() > 0) {
+		b := &Breaker{
+			ConsecutiveFailures: int(cb.GetConsecutiveFailures()),
+			FailureRatio:        cb.GetFailureRatio(),
+			MinAttempts:         int(cb.GetMinAttempts()),
+			Window:              cb.GetWindow().AsDuration(),
+			Cooldown:            cb.GetCooldown().AsDuration(),
+		}
+		if b.MinAttempts <= 0 {
+			b.MinAttempts = 20
+		}
+		if b.Window <= 0 {
+			b.Window = time.Minute
+		}
+		if b.Cooldown <= 0 {
+			b.Cooldown = 30 * time.Second
+		}
+		s.Breaker = b
+	}
+	if fs := sub.GetFailingSince(); fs != nil {
+		s.FailingSince = fs.AsTime()
+	}
 	return s, nil
 }
+
+// OperationalPrefix starts the types of the events Hookwire itself
+// publishes into a tenant's stream. Wildcard patterns match them only when
+// the pattern itself starts with it, so "*" does not receive them.
+const OperationalPrefix = "hookwire."
 
 // Put adds or replaces a subscription.
 func (c *Catalog) Put(s *Sub) {
@@ -172,12 +251,13 @@ func (c *Catalog) Match(tenant, eventType string) []*Sub {
 		return nil
 	}
 	out := append([]*Sub(nil), ti.exact[eventType]...)
+	operational := strings.HasPrefix(eventType, OperationalPrefix)
 	for _, s := range ti.wildcard {
 		if containsSub(out, s) {
 			continue
 		}
 		for _, p := range s.patterns {
-			if p.wildcard && p.match(eventType) {
+			if p.wildcard && p.match(eventType) && (!operational || strings.HasPrefix(p.text, OperationalPrefix)) {
 				out = append(out, s)
 				break
 			}

@@ -49,6 +49,7 @@ func TestMatch(t *testing.T) {
 		{"acme", "invoice.paid", []string{"all"}},
 		{"globex", "order.created", []string{"other"}},
 		{"initech", "order.created", nil},
+		{"acme", "hookwire.delivery.exhausted", nil},
 	}
 	for _, tc := range cases {
 		var got []string

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
+
+var errHelloFirst = errors.New("the first message on the agent stream must be Hello")
 
 // maxCredit bounds what one agent may be owed, whatever it grants.
 const maxCredit = 100000

@@ -1,36 +1,42 @@
-// Package dispatch schedules pending deliveries onto connected agents.
+// Package dispatch schedules due deliveries onto connected agents.
 //
-// It owns the in-memory ready queues (one per transport), the leases handed
-// to agents, and the agent streams. Durable state stays in the store: the
-// store's due index is the queue of record, and memory holds only a bounded
-// window of it (at most Config.ReadyCap deliveries), so a backlog of any
+// It owns the in-memory side of scheduling: one ready queue per
+// subscription, served round-robin per transport so one busy subscription
+// cannot starve the others; per-subscription flow control (rate limit, max
+// in flight), circuit breakers and failure tracking; the leases handed to
+// agents; and the agent streams. Durable state stays in the store: the
+// store's due index (per subscription, in due order) is the queue of
+// record, and memory holds only a bounded window of it, so a backlog of any
 // size costs disk, not RAM.
 //
 // Flow: a publish commits, then Enqueue puts its deliveries straight into
-// the ready queues (no polling on the fast path). When the ready window is
-// full, or a retry comes due, or the control plane restarts, the pump reads
-// the due index in time order and refills the window. Agents pull from the
-// queues of the transports they host, never more than the credit they have
-// granted. A result is written to the store (attempt record, new status,
-// next due time) before it is acknowledged to the agent. A lease that
-// expires without a result puts its delivery back in the queue.
+// the ready queues (no polling on the fast path). Whatever does not fit, a
+// retry that comes due, and everything after a restart is found by the
+// pump, which keeps a heap of subscriptions ordered by their earliest due
+// delivery and loads due deliveries subscription by subscription, skipping
+// paused ones and open circuits in O(1). Agents take from the queues of the
+// transports they host, never more than the credit they granted. A result
+// is written to the store (attempt record, new status, next due time)
+// before it is acknowledged. A lease that expires without a result puts its
+// delivery back.
 //
-// Leases live only in memory: after a crash, every unfinished delivery is
-// still in the due index and is assigned again (at-least-once); a result
-// for a lease the control plane no longer knows is rejected.
+// Leases live only in memory: after a crash every unfinished delivery is
+// still due and is assigned again (at-least-once, same webhook-id); a
+// result for a lease the control plane no longer knows is rejected.
 package dispatch
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -38,17 +44,33 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// Hooks let the owner react to what the dispatcher learns. Each is called
+// without dispatcher locks held, possibly concurrently.
+type Hooks struct {
+	// Disable disables a subscription (410 Gone, or failing for too long).
+	Disable func(sub *catalog.Sub, reason string)
+	// FailingSince records when a subscription's failure streak began
+	// (zero time: it recovered).
+	FailingSince func(sub *catalog.Sub, since time.Time)
+	// Emit publishes an operational event into a tenant's stream.
+	Emit func(tenant, eventType string, payload map[string]any)
+}
+
 // Config wires a Dispatcher.
 type Config struct {
 	Store   *store.Store
 	Catalog *catalog.Catalog
 	Logger  *slog.Logger
+	Hooks   Hooks
 	// Now is the clock; tests inject one.
 	Now func() time.Time
-	// Policy decides retries.
-	Policy Policy
+	// Retry holds the server-wide retry rules.
+	Retry retry.Options
 	// ReadyCap bounds the deliveries held in memory. Default 20000.
 	ReadyCap int
+	// SubCap bounds the deliveries of one subscription held in memory.
+	// Default ReadyCap/4.
+	SubCap int
 	// ReadyBytes bounds the payload bytes held in memory. Default 256 MiB.
 	ReadyBytes int
 	// LeaseGrace is added to an attempt's timeout to form its lease.
@@ -58,9 +80,12 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// HelloTimeout bounds the wait for an agent's Hello. Default 10s.
 	HelloTimeout time.Duration
-	// OnSubscriptionGone is called (asynchronously) when a target answers
-	// 410 Gone, so the owner can disable the subscription.
-	OnSubscriptionGone func(sub *catalog.Sub, reason string)
+	// DisableAfter disables a subscription whose attempts have all failed
+	// for this long. Default 5 days; negative: never.
+	DisableAfter time.Duration
+	// RecoveredAfter is the failure streak (consecutive failed attempts)
+	// after which a success emits subscription.recovered. Default 5.
+	RecoveredAfter int
 }
 
 // item is one delivery waiting in memory or leased.
@@ -70,8 +95,8 @@ type item struct {
 	subID       ids.ID
 	eventID     ids.ID
 	eventType   string
-	transport   string
 	attempt     int32 // number of the attempt about to be made
+	base        int32 // attempts before the last operator retry/recover
 	payload     []byte
 	contentType string
 	loaded      bool // payload and contentType are set
@@ -81,6 +106,7 @@ type lease struct {
 	id       string
 	token    string
 	item     *item
+	sub      *subState
 	conn     *conn
 	deadline time.Time
 	start    time.Time
@@ -92,20 +118,24 @@ type Dispatcher struct {
 	log *slog.Logger
 
 	mu         sync.Mutex
-	queues     map[string]*fifo // by transport
+	subs       map[ids.ID]*subState
+	rings      map[string]*ring // by transport
+	due        subHeap          // subscriptions with due deliveries not in memory
 	readyCount int
 	readyBytes int
 	known      map[ids.ID]struct{} // queued or leased
 	leases     map[string]*lease
 	conns      map[*conn]struct{}
-	overflow   bool // due deliveries exist that are not in memory
-	scanning   bool
-	finished   map[ids.ID]struct{} // completed while a scan ran
-	nextDue    time.Time
+	overflow   bool // the global window was full: pump when it drains
+	pumping    bool
+	finished   map[ids.ID]struct{} // completed while the pump ran
+	wakeAt     time.Time           // pending throttle wake-up
 
 	pumpWake chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
+	timers   sync.WaitGroup
+	pending  map[*time.Timer]struct{} // wake-ups not yet fired; guarded by mu
 }
 
 // New returns a dispatcher; call Run to start it.
@@ -116,11 +146,14 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Policy.Schedule == nil {
-		cfg.Policy = DefaultPolicy()
+	if cfg.Retry.Rand == nil {
+		cfg.Retry = retry.DefaultOptions()
 	}
 	if cfg.ReadyCap <= 0 {
 		cfg.ReadyCap = 20000
+	}
+	if cfg.SubCap <= 0 {
+		cfg.SubCap = max(cfg.ReadyCap/4, 1)
 	}
 	if cfg.ReadyBytes <= 0 {
 		cfg.ReadyBytes = 256 << 20
@@ -134,25 +167,41 @@ func New(cfg Config) *Dispatcher {
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
 	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = 5 * 24 * time.Hour
+	}
+	if cfg.RecoveredAfter <= 0 {
+		cfg.RecoveredAfter = 5
+	}
 	return &Dispatcher{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		queues:   map[string]*fifo{},
+		subs:     map[ids.ID]*subState{},
+		rings:    map[string]*ring{},
 		known:    map[ids.ID]struct{}{},
 		leases:   map[string]*lease{},
 		conns:    map[*conn]struct{}{},
-		overflow: true, // load what the store has on start
 		pumpWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		pending:  map[*time.Timer]struct{}{},
 	}
 }
 
-// Run pumps the due index and expires leases until ctx ends.
+// Run loads the due index, then pumps it and expires leases until ctx
+// ends.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.cfg.Store.DueSubscriptions(func(sub ids.ID, first time.Time) {
+		d.mu.Lock()
+		d.noteDueLocked(d.stateLocked(sub), first)
+		d.mu.Unlock()
+	}); err != nil {
+		return err
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	reap := time.NewTicker(time.Second)
 	defer reap.Stop()
+	defer d.stopTimers()
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,13 +234,25 @@ func (d *Dispatcher) Shutdown() {
 	d.stopOnce.Do(func() { close(d.stop) })
 }
 
-// Poke asks the pump to re-read the due index now (after a resume, a
-// manual retry, or a clock change in tests).
-func (d *Dispatcher) Poke() {
+// Poke re-examines a subscription after it changed (resumed, updated,
+// deleted, a delivery retried by an operator): its due deliveries are
+// looked up again.
+func (d *Dispatcher) Poke(sub ids.ID) {
 	d.mu.Lock()
-	d.overflow = true
+	s := d.stateLocked(sub)
+	s.parked = false
+	d.noteDueLocked(s, d.cfg.Now())
 	d.mu.Unlock()
 	d.wakePump()
+	d.wakeAll()
+}
+
+// Tick runs time-driven work now (lease expiry, pump, throttle wake-ups);
+// tests with an injected clock call it after moving the clock.
+func (d *Dispatcher) Tick() {
+	d.expireLeases()
+	d.wakePump()
+	d.wakeAll()
 }
 
 func (d *Dispatcher) wakePump() {
@@ -199,6 +260,14 @@ func (d *Dispatcher) wakePump() {
 	case d.pumpWake <- struct{}{}:
 	default:
 	}
+}
+
+func (d *Dispatcher) wakeAll() {
+	d.mu.Lock()
+	for c := range d.conns {
+		c.wake()
+	}
+	d.mu.Unlock()
 }
 
 // Ready is a delivery just committed by a publish.
@@ -209,164 +278,324 @@ type Ready struct {
 	EventType   string
 	Payload     []byte
 	ContentType string
+	// Waiting: queued behind an earlier delivery of its ordered group.
+	Waiting bool
 }
 
 // Enqueue makes freshly committed deliveries assignable at once. What does
-// not fit in memory stays in the due index for the pump.
+// not fit in memory is left to the pump.
 func (d *Dispatcher) Enqueue(list []Ready) {
 	d.mu.Lock()
-	woke := map[string]bool{}
+	defer d.mu.Unlock()
+	now := d.cfg.Now()
 	for _, r := range list {
+		if r.Waiting || !r.Sub.Active() {
+			continue // in the store; promoted or resumed later
+		}
 		if _, ok := d.known[r.ID]; ok {
 			continue
 		}
-		if !r.Sub.Active() {
-			continue // waits in the due index until resumed
-		}
-		if d.readyCount >= d.cfg.ReadyCap || d.readyBytes+len(r.Payload) > d.cfg.ReadyBytes {
-			d.overflow = true
+		s := d.stateLocked(r.Sub.ID)
+		if d.readyCount >= d.cfg.ReadyCap || d.readyBytes+len(r.Payload) > d.cfg.ReadyBytes || s.queue.len() >= d.cfg.SubCap {
+			d.overflow = d.overflow || d.readyCount >= d.cfg.ReadyCap
+			d.noteDueLocked(s, now)
 			continue
 		}
-		it := &item{
+		d.pushLocked(s, &item{
 			id: r.ID, idText: ids.Format(ids.Delivery, r.ID), subID: r.Sub.ID,
-			eventID: r.EventID, eventType: r.EventType, transport: r.Sub.Transport,
+			eventID: r.EventID, eventType: r.EventType,
 			attempt: 1, payload: r.Payload, contentType: r.ContentType, loaded: true,
-		}
-		d.pushLocked(it)
-		woke[it.transport] = true
+		}, r.Sub.Transport, false)
 	}
-	d.wakeConnsLocked(woke)
-	d.mu.Unlock()
+	d.wakeTransportsLocked()
 }
 
-func (d *Dispatcher) pushLocked(it *item) {
-	q := d.queues[it.transport]
-	if q == nil {
-		q = &fifo{}
-		d.queues[it.transport] = q
+// stateLocked returns (creating) a subscription's scheduling state.
+func (d *Dispatcher) stateLocked(id ids.ID) *subState {
+	s := d.subs[id]
+	if s == nil {
+		s = &subState{id: id, heapIdx: -1}
+		if sub := d.cfg.Catalog.Get(id); sub != nil {
+			s.failingSince = sub.FailingSince
+		}
+		d.subs[id] = s
 	}
-	q.push(it)
+	return s
+}
+
+// noteDueLocked records that s has due deliveries in the store from at.
+func (d *Dispatcher) noteDueLocked(s *subState, at time.Time) {
+	if s.parked {
+		return
+	}
+	if s.scanning {
+		if s.pendingNext.IsZero() || at.Before(s.pendingNext) {
+			s.pendingNext = at
+		}
+		return
+	}
+	if s.heapIdx >= 0 {
+		if at.Before(s.next) {
+			s.next = at
+			heap.Fix(&d.due, s.heapIdx)
+		}
+		return
+	}
+	s.next = at
+	heap.Push(&d.due, s)
+	if !at.After(d.cfg.Now()) {
+		d.wakePump()
+	}
+}
+
+func (d *Dispatcher) pushLocked(s *subState, it *item, transport string, front bool) {
+	if front {
+		s.queue.pushFront(it)
+	} else {
+		s.queue.push(it)
+	}
 	d.known[it.id] = struct{}{}
 	d.readyCount++
 	d.readyBytes += len(it.payload)
+	d.ringLocked(transport).add(s)
+	s.transport = transport
 }
 
-func (d *Dispatcher) wakeConnsLocked(transports map[string]bool) {
+func (d *Dispatcher) ringLocked(transport string) *ring {
+	r := d.rings[transport]
+	if r == nil {
+		r = &ring{}
+		d.rings[transport] = r
+	}
+	return r
+}
+
+func (d *Dispatcher) wakeTransportsLocked() {
 	for c := range d.conns {
-		if c.credit <= 0 {
-			continue
-		}
-		for t := range transports {
-			if c.transports[t] {
-				c.wake()
-				break
-			}
+		if c.credit > 0 {
+			c.wake()
 		}
 	}
 }
 
-// take removes up to n deliveries for the conn's transports from the
-// ready queues and leases them to it. Caller holds d.mu.
+// dropQueueLocked forgets a subscription's queued deliveries (they stay
+// due in the store).
+func (d *Dispatcher) dropQueueLocked(s *subState) {
+	for s.queue.len() > 0 {
+		it := s.queue.pop()
+		delete(d.known, it.id)
+		d.readyCount--
+		d.readyBytes -= len(it.payload)
+	}
+}
+
+// takeLocked leases up to n deliveries to c, one per subscription per turn
+// of each transport's ring. Caller holds d.mu.
 func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 	now := d.cfg.Now()
 	var out []*lease
+	var retryAt time.Time
 	for t := range c.transports {
-		q := d.queues[t]
-		for q != nil && q.len() > 0 && len(out) < n {
-			it := q.pop()
-			d.readyCount--
-			d.readyBytes -= len(it.payload)
-			sub := d.cfg.Catalog.Get(it.subID)
-			if sub == nil || !sub.Active() {
-				// Deleted or paused: leave it to the due index.
-				delete(d.known, it.id)
+		r := d.rings[t]
+		if r == nil {
+			continue
+		}
+		idle := 0
+		for len(out) < n && len(r.subs) > 0 && idle < len(r.subs) {
+			s := r.current()
+			sub := d.cfg.Catalog.Get(s.id)
+			if s.queue.len() == 0 || sub == nil || !sub.Active() {
+				if sub == nil || !sub.Active() {
+					d.dropQueueLocked(s)
+				}
+				r.removeCurrent()
 				continue
 			}
+			ok, wait := s.admit(sub, now)
+			if !ok {
+				if wait > 0 && (retryAt.IsZero() || now.Add(wait).Before(retryAt)) {
+					retryAt = now.Add(wait)
+				}
+				r.advance()
+				idle++
+				continue
+			}
+			it := s.queue.pop()
+			d.readyCount--
+			d.readyBytes -= len(it.payload)
+			s.inFlight++
 			l := &lease{
 				id:       newToken(12),
 				token:    newToken(16),
 				item:     it,
+				sub:      s,
 				conn:     c,
 				deadline: now.Add(sub.Timeout + d.cfg.LeaseGrace),
 				start:    now,
 			}
 			d.leases[l.id] = l
 			out = append(out, l)
+			if s.capped && s.queue.len() < d.cfg.SubCap/2 {
+				s.capped = false
+				d.noteDueLocked(s, now)
+			}
+			r.advance()
+			idle = 0
 		}
 	}
+	if !retryAt.IsZero() {
+		d.wakeLaterLocked(retryAt)
+	}
 	if d.overflow && d.readyCount < d.cfg.ReadyCap/2 {
+		d.overflow = false
 		d.wakePump()
 	}
 	return out
 }
 
-// expireLeases puts deliveries whose lease ran out back in the queue.
+// wakeLaterLocked wakes the agents' senders at t (rate limits, cooldowns).
+func (d *Dispatcher) wakeLaterLocked(t time.Time) {
+	if !d.wakeAt.IsZero() && !t.Before(d.wakeAt) {
+		return
+	}
+	d.wakeAt = t
+	d.timers.Add(1)
+	var timer *time.Timer
+	timer = time.AfterFunc(max(t.Sub(d.cfg.Now()), time.Millisecond), func() {
+		defer d.timers.Done()
+		d.mu.Lock()
+		delete(d.pending, timer)
+		if d.wakeAt.Equal(t) {
+			d.wakeAt = time.Time{}
+		}
+		d.mu.Unlock()
+		d.wakeAll()
+	})
+	d.pending[timer] = struct{}{}
+}
+
+// stopTimers cancels pending wake-ups and waits for any already firing.
+func (d *Dispatcher) stopTimers() {
+	d.mu.Lock()
+	for t := range d.pending {
+		if t.Stop() {
+			d.timers.Done()
+		}
+		delete(d.pending, t)
+	}
+	d.mu.Unlock()
+	d.timers.Wait()
+}
+
+// expireLeases puts deliveries whose lease ran out back in their queue.
 func (d *Dispatcher) expireLeases() {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	woke := map[string]bool{}
 	for id, l := range d.leases {
 		if now.Before(l.deadline) {
 			continue
 		}
 		delete(d.leases, id)
+		l.sub.inFlight--
+		l.sub.releaseProbe()
 		d.log.Info("lease expired; delivery goes back to the queue", "delivery", l.item.idText, "agent", l.conn.agentID)
-		// The item is still in d.known; requeue it directly.
-		q := d.queues[l.item.transport]
-		if q == nil {
-			q = &fifo{}
-			d.queues[l.item.transport] = q
-		}
-		q.push(l.item)
-		d.readyCount++
-		d.readyBytes += len(l.item.payload)
-		woke[l.item.transport] = true
+		d.pushLocked(l.sub, l.item, l.sub.transport, true)
 	}
-	d.wakeConnsLocked(woke)
+	d.wakeTransportsLocked()
 }
 
-// ExpireLeasesNow runs the lease reaper once (tests with an injected clock).
-func (d *Dispatcher) ExpireLeasesNow() { d.expireLeases() }
-
-// pump loads due deliveries that are not in memory. It returns when the
-// next one not yet due will be due (zero if none is known).
+// pump loads due deliveries that are not in memory, subscription by
+// subscription in order of their earliest due time. It returns when it
+// should run next (zero: only when woken).
 func (d *Dispatcher) pump() (time.Time, error) {
 	now := d.cfg.Now()
 	d.mu.Lock()
+	var batch []*subState
 	room := d.cfg.ReadyCap - d.readyCount
-	if !d.overflow && (d.nextDue.IsZero() || now.Before(d.nextDue)) {
-		next := d.nextDue
-		d.mu.Unlock()
-		return next, nil
+	for d.due.Len() > 0 && room > 0 && !d.due[0].next.After(now) {
+		s := heap.Pop(&d.due).(*subState)
+		s.scanning = true
+		s.pendingNext = time.Time{}
+		batch = append(batch, s)
 	}
-	d.scanning = true
+	if room <= 0 && d.due.Len() > 0 && !d.due[0].next.After(now) {
+		d.overflow = true
+	}
+	d.pumping = true
 	d.finished = map[ids.ID]struct{}{}
 	d.mu.Unlock()
 
-	defer func() {
+	var firstErr error
+	for _, s := range batch {
+		next, err := d.loadSub(s, now)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
 		d.mu.Lock()
-		d.scanning = false
-		d.finished = nil
+		s.scanning = false
+		if !s.pendingNext.IsZero() && (next.IsZero() || s.pendingNext.Before(next)) {
+			next = s.pendingNext
+		}
+		if !next.IsZero() && !s.parked && !s.capped {
+			s.next = next
+			heap.Push(&d.due, s)
+		}
 		d.mu.Unlock()
-	}()
+	}
 
-	var (
-		due     []store.Due
-		gone    []ids.ID
-		next    time.Time
-		full    bool
-		scanned int
-	)
-	const maxScan = 200000
-	err := d.cfg.Store.ScanDue(time.Time{}, func(e store.Due) bool {
+	d.mu.Lock()
+	d.pumping = false
+	d.finished = nil
+	d.wakeTransportsLocked()
+	var next time.Time
+	if d.due.Len() > 0 {
+		next = d.due[0].next
+	}
+	d.mu.Unlock()
+	if !next.IsZero() && !next.After(now) && !d.overflowed() {
+		d.wakePump()
+	}
+	return next, firstErr
+}
+
+func (d *Dispatcher) overflowed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.overflow
+}
+
+// loadSub loads one subscription's due deliveries and returns when its next
+// one not loaded is due (zero: none).
+func (d *Dispatcher) loadSub(s *subState, now time.Time) (time.Time, error) {
+	sub := d.cfg.Catalog.Get(s.id)
+	if sub == nil {
+		return time.Time{}, d.cancelOrphans(s.id)
+	}
+	d.mu.Lock()
+	if !sub.Active() {
+		s.parked = true // Poke (resume) brings it back
+		d.mu.Unlock()
+		return time.Time{}, nil
+	}
+	if open, until := s.circuitOpen(now); open {
+		d.mu.Unlock()
+		return until, nil
+	}
+	want := min(d.cfg.SubCap-s.queue.len(), d.cfg.ReadyCap-d.readyCount)
+	d.mu.Unlock()
+	if want <= 0 {
+		d.mu.Lock()
+		s.capped = s.queue.len() >= d.cfg.SubCap
+		d.overflow = d.overflow || !s.capped
+		d.mu.Unlock()
+		return now, nil
+	}
+	var due []store.Due
+	var next time.Time
+	err := d.cfg.Store.ScanDue(s.id, func(e store.Due) bool {
 		if e.At.After(now) {
 			next = e.At
-			return false
-		}
-		scanned++
-		if scanned > maxScan {
-			full = true
 			return false
 		}
 		d.mu.Lock()
@@ -375,34 +604,21 @@ func (d *Dispatcher) pump() (time.Time, error) {
 		if busy {
 			return true
 		}
-		sub := d.cfg.Catalog.Get(e.SubID)
-		if sub == nil {
-			gone = append(gone, e.DeliveryID)
-			return len(gone) < 1000
-		}
-		if !sub.Active() {
-			return true
-		}
-		if len(due) >= room {
-			full = true
+		if len(due) == want {
+			next = e.At
 			return false
 		}
 		due = append(due, e)
 		return true
 	})
 	if err != nil {
-		return time.Time{}, err
+		return now.Add(time.Second), err
 	}
-	if len(gone) > 0 {
-		d.cancelOrphans(gone)
-		full = true // look again for more
-	}
-	items, err := d.loadItems(due)
+	items, err := d.loadItems(due, now)
 	if err != nil {
-		return time.Time{}, err
+		return now.Add(time.Second), err
 	}
 	d.mu.Lock()
-	woke := map[string]bool{}
 	for _, it := range items {
 		if _, ok := d.known[it.id]; ok {
 			continue
@@ -410,21 +626,20 @@ func (d *Dispatcher) pump() (time.Time, error) {
 		if _, ok := d.finished[it.id]; ok {
 			continue
 		}
-		d.pushLocked(it)
-		woke[it.transport] = true
+		d.pushLocked(s, it, sub.Transport, false)
 	}
-	d.overflow = full
-	d.nextDue = next
-	d.wakeConnsLocked(woke)
+	if len(due) == want && !next.IsZero() && !next.After(now) {
+		s.capped = s.queue.len() >= d.cfg.SubCap
+		if !s.capped {
+			d.overflow = true
+		}
+	}
 	d.mu.Unlock()
-	if full {
-		d.wakePump()
-	}
 	return next, nil
 }
 
 // loadItems reads the deliveries (not their payloads) for due entries.
-func (d *Dispatcher) loadItems(due []store.Due) ([]*item, error) {
+func (d *Dispatcher) loadItems(due []store.Due, now time.Time) ([]*item, error) {
 	if len(due) == 0 {
 		return nil, nil
 	}
@@ -438,43 +653,49 @@ func (d *Dispatcher) loadItems(due []store.Due) ([]*item, error) {
 	}
 	items := make([]*item, 0, len(dels))
 	for i, del := range dels {
-		if del == nil || del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
-			continue
-		}
-		sub := d.cfg.Catalog.Get(due[i].SubID)
-		if sub == nil {
-			continue
+		if del == nil || del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING ||
+			del.GetNextAttemptTime().AsTime().After(now) {
+			continue // finished or rescheduled since the scan
 		}
 		eid, err := ids.Parse(ids.Event, del.GetEventId())
 		if err != nil {
 			continue
 		}
 		items = append(items, &item{
-			id: due[i].DeliveryID, idText: del.GetId(), subID: sub.ID, eventID: eid,
-			eventType: del.GetEventType(), transport: sub.Transport, attempt: del.GetAttemptCount() + 1,
+			id: due[i].DeliveryID, idText: del.GetId(), subID: due[i].SubID, eventID: eid,
+			eventType: del.GetEventType(), attempt: del.GetAttemptCount() + 1, base: del.GetScheduleBase(),
 		})
 	}
 	return items, nil
 }
 
-// cancelOrphans cancels pending deliveries whose subscription is gone.
-func (d *Dispatcher) cancelOrphans(list []ids.ID) {
-	now := timestamppb.New(d.cfg.Now())
-	changes := make([]*store.DeliveryChange, len(list))
-	for i, id := range list {
-		changes[i] = &store.DeliveryChange{DeliveryID: id, Apply: func(del *hookwirev1.Delivery) bool {
-			if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
-				return false
-			}
-			del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED
-			del.LastError = "subscription deleted"
-			del.NextAttemptTime = nil
-			del.UpdateTime = now
-			return true
-		}}
-	}
-	if err := d.cfg.Store.ChangeDeliveries(context.Background(), changes); err != nil {
-		d.log.Error("cancel deliveries of deleted subscriptions", "err", err)
+// cancelOrphans cancels the due deliveries of a deleted subscription.
+func (d *Dispatcher) cancelOrphans(sub ids.ID) error {
+	for {
+		var list []ids.ID
+		if err := d.cfg.Store.ScanDue(sub, func(e store.Due) bool {
+			list = append(list, e.DeliveryID)
+			return len(list) < 1000
+		}); err != nil || len(list) == 0 {
+			return err
+		}
+		now := timestamppb.New(d.cfg.Now())
+		changes := make([]*store.DeliveryChange, len(list))
+		for i, id := range list {
+			changes[i] = &store.DeliveryChange{DeliveryID: id, Apply: func(del *hookwirev1.Delivery) bool {
+				if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
+					return false
+				}
+				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED
+				del.LastError = "subscription deleted"
+				del.NextAttemptTime = nil
+				del.UpdateTime = now
+				return true
+			}}
+		}
+		if _, err := d.cfg.Store.ChangeDeliveries(context.Background(), changes); err != nil {
+			return err
+		}
 	}
 }
 
@@ -534,121 +755,6 @@ func (d *Dispatcher) prepare(leases []*lease) []*hookwirev1.Assignment {
 	return out
 }
 
-// complete records results for leases and reports, per lease id, whether
-// the result was accepted.
-func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev1.Result) ([]*hookwirev1.ResultAck, error) {
-	acks := make([]*hookwirev1.ResultAck, len(results))
-	type pending struct {
-		ack    *hookwirev1.ResultAck
-		lease  *lease
-		res    *hookwirev1.Result
-		change *store.DeliveryChange
-		v      Verdict
-	}
-	var work []*pending
-	d.mu.Lock()
-	for i, r := range results {
-		acks[i] = &hookwirev1.ResultAck{LeaseId: r.GetLeaseId()}
-		l := d.leases[r.GetLeaseId()]
-		if l == nil || l.token != r.GetLeaseToken() {
-			continue // stale or unknown: rejected
-		}
-		delete(d.leases, l.id)
-		work = append(work, &pending{ack: acks[i], lease: l, res: r})
-	}
-	d.mu.Unlock()
-	if len(work) == 0 {
-		return acks, nil
-	}
-	now := d.cfg.Now()
-	changes := make([]*store.DeliveryChange, len(work))
-	for i, w := range work {
-		res := w.res.GetResult()
-		n := w.lease.item.attempt
-		w.v = d.cfg.Policy.Next(n, res)
-		start := w.res.GetStartTime()
-		if start == nil {
-			start = timestamppb.New(w.lease.start)
-		}
-		attempt := &hookwirev1.Attempt{
-			DeliveryId:      w.lease.item.idText,
-			Number:          n,
-			AgentId:         c.agentID,
-			StartTime:       start,
-			Latency:         res.GetLatency(),
-			Outcome:         res.GetOutcome(),
-			StatusCode:      res.GetStatusCode(),
-			ResponseHeaders: res.GetResponseHeaders(),
-			ResponseBody:    res.GetResponseBody(),
-			Error:           res.GetError(),
-		}
-		v := w.v
-		nowPB := timestamppb.New(now)
-		w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Attempt: attempt, Apply: func(del *hookwirev1.Delivery) bool {
-			if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || del.GetAttemptCount() >= n {
-				return false // cancelled meanwhile, or this attempt is already recorded
-			}
-			del.AttemptCount = n
-			del.LastOutcome = res.GetOutcome()
-			del.LastError = res.GetError()
-			del.UpdateTime = nowPB
-			switch {
-			case v.Done:
-				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-				del.NextAttemptTime = nil
-			case v.Dead:
-				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD
-				del.NextAttemptTime = nil
-			default:
-				del.NextAttemptTime = timestamppb.New(now.Add(v.Wait))
-			}
-			return true
-		}}
-		changes[i] = w.change
-	}
-	if err := d.cfg.Store.ChangeDeliveries(ctx, changes); err != nil {
-		// Not durable: give the leases back so the deliveries are retried.
-		d.mu.Lock()
-		for _, w := range work {
-			d.releaseLocked(w.lease.item)
-		}
-		d.mu.Unlock()
-		return nil, err
-	}
-	var next time.Time
-	d.mu.Lock()
-	for _, w := range work {
-		w.ack.Accepted = w.change.Applied
-		d.releaseLocked(w.lease.item)
-		if w.change.Applied && !w.v.Done && !w.v.Dead {
-			if due := now.Add(w.v.Wait); next.IsZero() || due.Before(next) {
-				next = due
-			}
-		}
-	}
-	if !next.IsZero() && (d.nextDue.IsZero() || next.Before(d.nextDue)) {
-		d.nextDue = next
-		d.wakePump()
-	}
-	d.mu.Unlock()
-	for _, w := range work {
-		if w.v.Gone && w.change.Applied && d.cfg.OnSubscriptionGone != nil {
-			if sub := d.cfg.Catalog.Get(w.lease.item.subID); sub != nil {
-				go d.cfg.OnSubscriptionGone(sub, "target answered 410 Gone")
-			}
-		}
-	}
-	return acks, nil
-}
-
-// releaseLocked forgets an item that is no longer queued or leased.
-func (d *Dispatcher) releaseLocked(it *item) {
-	delete(d.known, it.id)
-	if d.scanning {
-		d.finished[it.id] = struct{}{}
-	}
-}
-
 // Stats is a snapshot for metrics and tests.
 type Stats struct {
 	Ready, Leased, Agents int
@@ -661,31 +767,19 @@ func (d *Dispatcher) Stats() Stats {
 	return Stats{Ready: d.readyCount, Leased: len(d.leases), Agents: len(d.conns)}
 }
 
+// CircuitState reports a subscription's circuit breaker state.
+func (d *Dispatcher) CircuitState(sub ids.ID) hookwirev1.CircuitState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.subs[sub]
+	if s == nil {
+		return hookwirev1.CircuitState_CIRCUIT_STATE_CLOSED
+	}
+	return s.brk.state()
+}
+
 func newToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-var errHelloFirst = errors.New("the first message on the agent stream must be Hello")
-
-// fifo is a slice-backed queue.
-type fifo struct {
-	items []*item
-	head  int
-}
-
-func (q *fifo) len() int { return len(q.items) - q.head }
-
-func (q *fifo) push(it *item) { q.items = append(q.items, it) }
-
-func (q *fifo) pop() *item {
-	it := q.items[q.head]
-	q.items[q.head] = nil
-	q.head++
-	if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append(q.items[:0], q.items[q.head:]...)
-		q.head = 0
-	}
-	return it
 }

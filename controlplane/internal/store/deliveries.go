@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -17,8 +18,15 @@ import (
 type NewDelivery struct {
 	ID    ids.ID
 	SubID ids.ID
+	// Ordered puts the delivery in its subscription's ordering-key group
+	// (Delivery.ordering_key): it becomes due only when every earlier
+	// delivery of the group is done.
+	Ordered bool
 	// Delivery must be PENDING with next_attempt_time set.
 	Delivery *hookwirev1.Delivery
+	// Waiting is set by Publish when the delivery queued behind an earlier
+	// one of its ordered group instead of becoming due.
+	Waiting bool
 }
 
 // NewEvent is an event to store with its fan-out.
@@ -26,21 +34,54 @@ type NewEvent struct {
 	ID         ids.ID
 	Event      *hookwirev1.Event
 	Deliveries []NewDelivery
+	// DuplicateOf is set by Publish when the event's idempotency key was
+	// already used: nothing was written and this is the original event.
+	DuplicateOf *ids.ID
+	// DuplicateDeliveries is the original event's delivery count.
+	DuplicateDeliveries int
 }
 
-type encodedDelivery struct {
-	id, sub ids.ID
-	due     int64
-	value   []byte
+// DueAdded reports a subscription that gained due deliveries, so the
+// scheduler can look at it.
+type DueAdded struct {
+	SubID ids.ID
+	At    time.Time
+}
+
+// OrderingHash is the group key of an ordering key.
+func OrderingHash(key string) [8]byte {
+	sum := sha256.Sum256([]byte(key))
+	var h [8]byte
+	copy(h[:], sum[:8])
+	return h
+}
+
+func orderedKey(sub ids.ID, hash [8]byte, id ids.ID) []byte {
+	k := make([]byte, 0, 40)
+	k = append(k, sub[:]...)
+	k = append(k, hash[:]...)
+	return append(k, id[:]...)
+}
+
+func dueKey(sub ids.ID, unixNanos int64, id ids.ID) []byte {
+	k := make([]byte, 40)
+	copy(k, sub[:])
+	binary.BigEndian.PutUint64(k[16:], uint64(unixNanos))
+	copy(k[24:], id[:])
+	return k
+}
+
+func idemKey(tenant, key string) []byte {
+	return append(tenantPrefix(tenant), key...)
 }
 
 // Publish durably stores events of one tenant and their deliveries in one
-// write. It returns ErrNotFound when the tenant does not exist.
-func (s *Store) Publish(ctx context.Context, tenant string, events []NewEvent) error {
+// write. It returns ErrNotFound when the tenant does not exist. Events whose
+// idempotency key was seen before are not written; see NewEvent.DuplicateOf.
+func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) error {
 	type encoded struct {
-		id         ids.ID
 		value      []byte
-		deliveries []encodedDelivery
+		deliveries [][]byte
 	}
 	enc := make([]encoded, len(events))
 	for i, e := range events {
@@ -48,13 +89,11 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []NewEvent) e
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
-		enc[i] = encoded{id: e.ID, value: v, deliveries: make([]encodedDelivery, len(e.Deliveries))}
+		enc[i] = encoded{value: v, deliveries: make([][]byte, len(e.Deliveries))}
 		for j, d := range e.Deliveries {
-			dv, err := proto.Marshal(d.Delivery)
-			if err != nil {
+			if enc[i].deliveries[j], err = proto.Marshal(d.Delivery); err != nil {
 				return fmt.Errorf("encode delivery: %w", err)
 			}
-			enc[i].deliveries[j] = encodedDelivery{id: d.ID, sub: d.SubID, due: d.Delivery.GetNextAttemptTime().AsTime().UnixNano(), value: dv}
 		}
 	}
 	prefix := tenantPrefix(tenant)
@@ -63,35 +102,28 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []NewEvent) e
 			return ErrNotFound
 		}
 		evb := tx.Bucket(bucketEvents)
-		dvb := tx.Bucket(bucketDeliveries)
-		byTenant := tx.Bucket(bucketDeliveriesByTenant)
 		byEvent := tx.Bucket(bucketDeliveriesByEvent)
-		bySub := tx.Bucket(bucketDeliveriesBySub)
-		due := tx.Bucket(bucketDue)
-		var k32 [32]byte
-		for _, e := range enc {
-			if err := evb.Put(e.id[:], e.value); err != nil {
+		idem := tx.Bucket(bucketIdempotency)
+		w := newDeliveryWriter(tx, prefix)
+		for i, e := range events {
+			e.DuplicateOf = nil
+			if key := e.Event.GetIdempotencyKey(); key != "" {
+				if v := idem.Get(idemKey(tenant, key)); v != nil {
+					var orig ids.ID
+					copy(orig[:], v)
+					e.DuplicateOf = &orig
+					e.DuplicateDeliveries = countPrefix(byEvent.Cursor(), orig[:])
+					continue
+				}
+				if err := idem.Put(idemKey(tenant, key), bytes.Clone(e.ID[:])); err != nil {
+					return err
+				}
+			}
+			if err := evb.Put(e.ID[:], enc[i].value); err != nil {
 				return err
 			}
-			for _, d := range e.deliveries {
-				if err := dvb.Put(d.id[:], d.value); err != nil {
-					return err
-				}
-				tk := make([]byte, 0, len(prefix)+16)
-				tk = append(append(tk, prefix...), d.id[:]...)
-				if err := byTenant.Put(tk, nil); err != nil {
-					return err
-				}
-				copy(k32[:16], e.id[:])
-				copy(k32[16:], d.id[:])
-				if err := byEvent.Put(bytes.Clone(k32[:]), nil); err != nil {
-					return err
-				}
-				copy(k32[:16], d.sub[:])
-				if err := bySub.Put(bytes.Clone(k32[:]), nil); err != nil {
-					return err
-				}
-				if err := due.Put(dueKey(d.due, d.id), bytes.Clone(d.sub[:])); err != nil {
+			for j := range e.Deliveries {
+				if err := w.putNew(e.ID, &e.Deliveries[j], enc[i].deliveries[j]); err != nil {
 					return err
 				}
 			}
@@ -100,36 +132,183 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []NewEvent) e
 	})
 }
 
-func dueKey(unixNanos int64, id ids.ID) []byte {
-	k := make([]byte, 24)
-	binary.BigEndian.PutUint64(k, uint64(unixNanos))
-	copy(k[8:], id[:])
-	return k
+// deliveryWriter inserts new deliveries with their indexes.
+type deliveryWriter struct {
+	prefix                                      []byte
+	dvb, byTenant, byEvent, bySub, due, ordered *bolt.Bucket
 }
 
-// Due is one pending delivery in the due index.
+func newDeliveryWriter(tx *bolt.Tx, tenantPrefix []byte) *deliveryWriter {
+	return &deliveryWriter{
+		prefix:   tenantPrefix,
+		dvb:      tx.Bucket(bucketDeliveries),
+		byTenant: tx.Bucket(bucketDeliveriesByTenant),
+		byEvent:  tx.Bucket(bucketDeliveriesByEvent),
+		bySub:    tx.Bucket(bucketDeliveriesBySub),
+		due:      tx.Bucket(bucketDue),
+		ordered:  tx.Bucket(bucketOrdered),
+	}
+}
+
+func (w *deliveryWriter) putNew(eventID ids.ID, d *NewDelivery, value []byte) error {
+	if err := w.dvb.Put(d.ID[:], value); err != nil {
+		return err
+	}
+	if err := w.byTenant.Put(append(bytes.Clone(w.prefix), d.ID[:]...), nil); err != nil {
+		return err
+	}
+	if err := w.byEvent.Put(append(bytes.Clone(eventID[:]), d.ID[:]...), nil); err != nil {
+		return err
+	}
+	if err := w.bySub.Put(append(bytes.Clone(d.SubID[:]), d.ID[:]...), nil); err != nil {
+		return err
+	}
+	d.Waiting = false
+	if d.Ordered {
+		h := OrderingHash(d.Delivery.GetOrderingKey())
+		group := orderedKey(d.SubID, h, ids.ID{})[:24]
+		if k, _ := w.ordered.Cursor().Seek(group); k != nil && bytes.HasPrefix(k, group) {
+			d.Waiting = true
+		}
+		if err := w.ordered.Put(orderedKey(d.SubID, h, d.ID), nil); err != nil {
+			return err
+		}
+		if d.Waiting {
+			return nil
+		}
+	}
+	return w.due.Put(dueKey(d.SubID, d.Delivery.GetNextAttemptTime().AsTime().UnixNano(), d.ID), nil)
+}
+
+// AddDeliveries stores new deliveries of an existing event of the tenant
+// (a re-send). ErrNotFound when the event is not the tenant's.
+func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID, list []*NewDelivery) error {
+	values := make([][]byte, len(list))
+	for i, d := range list {
+		v, err := proto.Marshal(d.Delivery)
+		if err != nil {
+			return err
+		}
+		values[i] = v
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(eventID[:])
+		if v == nil {
+			return ErrNotFound
+		}
+		ev, err := unmarshal(v, &hookwirev1.Event{})
+		if err != nil {
+			return err
+		}
+		if ev.GetTenant() != tenant {
+			return ErrNotFound
+		}
+		w := newDeliveryWriter(tx, tenantPrefix(tenant))
+		for i, d := range list {
+			if err := w.putNew(eventID, d, values[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// GetEvent returns one of a tenant's events or ErrNotFound.
+func (s *Store) GetEvent(tenant string, id ids.ID) (*hookwirev1.Event, error) {
+	evs, err := s.GetEvents([]ids.ID{id})
+	if err != nil {
+		return nil, err
+	}
+	if evs[0] == nil || evs[0].GetTenant() != tenant {
+		return nil, ErrNotFound
+	}
+	return evs[0], nil
+}
+
+// SubDeliveries returns up to limit ids of a subscription's deliveries
+// created in [from, to), after the id after (nil: from the start).
+func (s *Store) SubDeliveries(sub ids.ID, from, to time.Time, after *ids.ID, limit int) ([]ids.ID, error) {
+	start := append(bytes.Clone(sub[:]), timeID(from)...)
+	if after != nil {
+		start = append(bytes.Clone(sub[:]), after[:]...)
+	}
+	end := timeID(to)
+	var out []ids.ID
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeliveriesBySub).Cursor()
+		k, _ := c.Seek(start)
+		if after != nil && bytes.Equal(k, start) {
+			k, _ = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, sub[:]) && len(out) < limit; k, _ = c.Next() {
+			if bytes.Compare(k[16:], end) >= 0 {
+				break
+			}
+			var id ids.ID
+			copy(id[:], k[16:])
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CountSubDeliveries counts a subscription's deliveries created in
+// [from, to).
+func (s *Store) CountSubDeliveries(sub ids.ID, from, to time.Time) int {
+	n := 0
+	_ = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeliveriesBySub).Cursor()
+		end := timeID(to)
+		for k, _ := c.Seek(append(bytes.Clone(sub[:]), timeID(from)...)); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
+			if bytes.Compare(k[16:], end) >= 0 {
+				break
+			}
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// timeID is the smallest ULID of time t (IDs sort by creation time).
+func timeID(t time.Time) []byte {
+	var id ids.ID
+	_ = id.SetTime(uint64(max(t.UnixMilli(), 0)))
+	return id[:]
+}
+
+func countPrefix(c *bolt.Cursor, prefix []byte) int {
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Due is one due delivery.
 type Due struct {
 	At         time.Time
 	DeliveryID ids.ID
 	SubID      ids.ID
 }
 
-// ScanDue calls fn for pending deliveries in due order, starting at the
-// first due at or after from, until fn returns false. It holds one read
-// transaction; fn must be quick and must not call the store.
-func (s *Store) ScanDue(from time.Time, fn func(Due) bool) error {
+func decodeDue(k []byte) Due {
+	var d Due
+	copy(d.SubID[:], k[:16])
+	d.At = time.Unix(0, int64(binary.BigEndian.Uint64(k[16:24])))
+	copy(d.DeliveryID[:], k[24:40])
+	return d
+}
+
+// ScanDue calls fn for a subscription's due deliveries in due order until
+// fn returns false. It holds one read transaction; fn must be quick and
+// must not call the store.
+func (s *Store) ScanDue(sub ids.ID, fn func(Due) bool) error {
 	return s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
-		var start [8]byte
-		if n := from.UnixNano(); n > 0 {
-			binary.BigEndian.PutUint64(start[:], uint64(n))
-		}
-		for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
-			var d Due
-			d.At = time.Unix(0, int64(binary.BigEndian.Uint64(k)))
-			copy(d.DeliveryID[:], k[8:])
-			copy(d.SubID[:], v)
-			if !fn(d) {
+		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
+			if !fn(decodeDue(k)) {
 				return nil
 			}
 		}
@@ -137,7 +316,37 @@ func (s *Store) ScanDue(from time.Time, fn func(Due) bool) error {
 	})
 }
 
-// CountDue returns the number of pending deliveries.
+// DueSubscriptions calls fn once per subscription with due deliveries, with
+// its earliest due time.
+func (s *Store) DueSubscriptions(fn func(sub ids.ID, first time.Time)) error {
+	return s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil; {
+			d := decodeDue(k)
+			fn(d.SubID, d.At)
+			next, ok := increment(d.SubID[:])
+			if !ok {
+				return nil
+			}
+			k, _ = c.Seek(next)
+		}
+		return nil
+	})
+}
+
+// increment returns the smallest key greater than every key with prefix p.
+func increment(p []byte) ([]byte, bool) {
+	out := bytes.Clone(p)
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i] < 0xff {
+			out[i]++
+			return out[:i+1], true
+		}
+	}
+	return nil, false
+}
+
+// CountDue returns the number of due deliveries.
 func (s *Store) CountDue() int {
 	var n int
 	_ = s.view(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDue).Stats().KeyN; return nil })
@@ -206,6 +415,17 @@ func (s *Store) GetDelivery(tenant, id string) (*hookwirev1.Delivery, error) {
 type DeliveryFilter struct {
 	EventID, SubID *ids.ID
 	Status         hookwirev1.DeliveryStatus
+	EventType      string
+	// Created in [Start, End); zero values are open ends.
+	Start, End time.Time
+}
+
+func (f DeliveryFilter) keep(tenant string, d *hookwirev1.Delivery) bool {
+	if d.GetTenant() != tenant || (f.Status != 0 && d.GetStatus() != f.Status) || (f.EventType != "" && d.GetEventType() != f.EventType) {
+		return false
+	}
+	created := d.GetCreateTime().AsTime()
+	return (f.Start.IsZero() || !created.Before(f.Start)) && (f.End.IsZero() || created.Before(f.End))
 }
 
 // ListDeliveries returns up to limit of a tenant's deliveries matching f,
@@ -250,7 +470,7 @@ func (s *Store) ListDeliveries(tenant string, f DeliveryFilter, before *ids.ID, 
 			if err != nil {
 				return err
 			}
-			if d.GetTenant() != tenant || (f.Status != 0 && d.GetStatus() != f.Status) {
+			if !f.keep(tenant, d) {
 				continue
 			}
 			if len(out) == limit {
@@ -300,14 +520,22 @@ type DeliveryChange struct {
 	Applied bool
 	// Result is the delivery as stored after the change.
 	Result *hookwirev1.Delivery
+	// Ordered: the delivery belongs to an ordered subscription (needed only
+	// when a finished delivery is made pending again).
+	Ordered bool
 }
 
 // ChangeDeliveries applies changes in one durable write. A delivery that no
-// longer exists is skipped (Applied false).
-func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+// longer exists is skipped (Applied false). It reports every subscription
+// that gained a due delivery (a retry, or the next delivery of an ordered
+// group promoted when the one before it finished).
+func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange) ([]DueAdded, error) {
+	var added []DueAdded
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		added = added[:0]
 		b := tx.Bucket(bucketDeliveries)
 		due := tx.Bucket(bucketDue)
+		ordered := tx.Bucket(bucketOrdered)
 		att := tx.Bucket(bucketAttempts)
 		for _, ch := range changes {
 			ch.Applied, ch.Result = false, nil
@@ -319,21 +547,76 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 			if err != nil {
 				return err
 			}
-			oldPending := d.GetStatus() == hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
+			const pending = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
+			wasPending := d.GetStatus() == pending
 			oldDue := d.GetNextAttemptTime().AsTime().UnixNano()
 			subID, _ := ids.Parse(ids.Subscription, d.GetSubscriptionId())
+			okey := orderedKey(subID, OrderingHash(d.GetOrderingKey()), ch.DeliveryID)
+			group := okey[:24]
+			isOrdered := ordered.Get(okey) != nil || (ch.Ordered && !wasPending)
 			if !ch.Apply(d) {
 				continue
 			}
-			if oldPending {
-				if err := due.Delete(dueKey(oldDue, ch.DeliveryID)); err != nil {
+			if wasPending {
+				if err := due.Delete(dueKey(subID, oldDue, ch.DeliveryID)); err != nil {
 					return err
 				}
 			}
-			if d.GetStatus() == hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
-				if err := due.Put(dueKey(d.GetNextAttemptTime().AsTime().UnixNano(), ch.DeliveryID), bytes.Clone(subID[:])); err != nil {
+			nowPending := d.GetStatus() == pending
+			switch {
+			case nowPending && isOrdered:
+				if err := ordered.Put(okey, nil); err != nil {
 					return err
 				}
+				// Due only when first in its group.
+				if k, _ := ordered.Cursor().Seek(group); bytes.Equal(k, okey) {
+					at := d.GetNextAttemptTime().AsTime()
+					if err := due.Put(dueKey(subID, at.UnixNano(), ch.DeliveryID), nil); err != nil {
+						return err
+					}
+					added = append(added, DueAdded{SubID: subID, At: at})
+					d.WaitingReason = ""
+				}
+			case nowPending:
+				at := d.GetNextAttemptTime().AsTime()
+				if err := due.Put(dueKey(subID, at.UnixNano(), ch.DeliveryID), nil); err != nil {
+					return err
+				}
+				added = append(added, DueAdded{SubID: subID, At: at})
+			case isOrdered && wasPending:
+				c := ordered.Cursor()
+				first, _ := c.Seek(group)
+				wasHead := bytes.Equal(first, okey)
+				if err := ordered.Delete(okey); err != nil {
+					return err
+				}
+				if !wasHead {
+					break
+				}
+				// Promote the next delivery of the group.
+				next, _ := ordered.Cursor().Seek(group)
+				if next == nil || !bytes.HasPrefix(next, group) {
+					break
+				}
+				var nid ids.ID
+				copy(nid[:], next[24:])
+				nv := b.Get(nid[:])
+				if nv == nil {
+					break
+				}
+				nd, err := unmarshal(nv, &hookwirev1.Delivery{})
+				if err != nil {
+					return err
+				}
+				at := nd.GetNextAttemptTime().AsTime()
+				if err := due.Put(dueKey(subID, at.UnixNano(), nid), nil); err != nil {
+					return err
+				}
+				nd.WaitingReason = ""
+				if err := put(b, nid[:], nd); err != nil {
+					return err
+				}
+				added = append(added, DueAdded{SubID: subID, At: at})
 			}
 			if err := put(b, ch.DeliveryID[:], d); err != nil {
 				return err
@@ -348,4 +631,5 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 		}
 		return nil
 	})
+	return added, err
 }

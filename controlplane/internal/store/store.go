@@ -20,10 +20,16 @@
 //	deliveries_by_event  event ulid(16) delivery ulid(16) -> empty
 //	deliveries_by_sub    sub ulid(16) delivery ulid(16) -> empty
 //	attempts             delivery ulid(16) attempt number(u32) -> hookwire.v1.Attempt
-//	due                  due unix nanos(u64) delivery ulid(16) -> sub ulid(16)
+//	due                  sub ulid(16) due unix nanos(u64) delivery ulid(16) -> empty
+//	ordered              sub ulid(16) key hash(8) delivery ulid(16) -> empty
+//	idempotency          tenant 0x00 idempotency key -> event ulid(16)
 //
-// The due bucket holds exactly the pending deliveries, ordered by the time
-// their next attempt is due; it is the scheduler's durable queue.
+// The due bucket holds the pending deliveries that may be attempted, per
+// subscription in the order their next attempt is due; it is the
+// scheduler's durable queue. For ordered subscriptions only the head of
+// each ordering-key group is in it; the others wait in the ordered bucket
+// (which holds every pending delivery of an ordered subscription, in
+// publish order) and are promoted when the head is done.
 package store
 
 import (
@@ -54,11 +60,14 @@ var (
 	bucketDeliveriesBySub    = []byte("deliveries_by_sub")
 	bucketAttempts           = []byte("attempts")
 	bucketDue                = []byte("due")
+	bucketOrdered            = []byte("ordered")
+	bucketIdempotency        = []byte("idempotency")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketTenants, bucketAPIKeys, bucketSubscriptions,
 		bucketEvents, bucketDeliveries, bucketDeliveriesByTenant,
 		bucketDeliveriesByEvent, bucketDeliveriesBySub, bucketAttempts, bucketDue,
+		bucketOrdered, bucketIdempotency,
 	}
 )
 

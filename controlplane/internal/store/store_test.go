@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -25,9 +26,9 @@ func open(t *testing.T, dir string) *Store {
 	return s
 }
 
-func event(tenant string, now time.Time, subs ...ids.ID) NewEvent {
+func event(tenant string, now time.Time, subs ...ids.ID) *NewEvent {
 	eid := ids.New(now)
-	ne := NewEvent{ID: eid, Event: &hookwirev1.Event{Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: "a.b", Payload: []byte("{}")}}
+	ne := &NewEvent{ID: eid, Event: &hookwirev1.Event{Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: "a.b", Payload: []byte("{}")}}
 	for _, sub := range subs {
 		did := ids.New(now)
 		ne.Deliveries = append(ne.Deliveries, NewDelivery{ID: did, SubID: sub, Delivery: &hookwirev1.Delivery{
@@ -55,7 +56,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				errs <- s.Publish(ctx, "acme", []NewEvent{event("acme", time.Now(), sub)})
+				errs <- s.Publish(ctx, "acme", []*NewEvent{event("acme", time.Now(), sub)})
 			}
 		}()
 	}
@@ -126,7 +127,7 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	sub := ids.New(now)
 	ne := event("acme", now, sub, sub)
-	if err := s.Publish(ctx, "acme", []NewEvent{ne}); err != nil {
+	if err := s.Publish(ctx, "acme", []*NewEvent{ne}); err != nil {
 		t.Fatal(err)
 	}
 	retry, done := ne.Deliveries[0].ID, ne.Deliveries[1].ID
@@ -143,8 +144,12 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 		}},
 		{DeliveryID: ids.New(now), Apply: func(*hookwirev1.Delivery) bool { return true }},
 	}
-	if err := s.ChangeDeliveries(ctx, changes); err != nil {
+	added, err := s.ChangeDeliveries(ctx, changes)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(added) != 1 || added[0].SubID != sub || !added[0].At.Equal(later) {
+		t.Fatalf("due added = %+v", added)
 	}
 	if !changes[0].Applied || !changes[1].Applied || changes[2].Applied {
 		t.Fatalf("applied = %v %v %v", changes[0].Applied, changes[1].Applied, changes[2].Applied)
@@ -153,7 +158,7 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 	s = open(t, dir) // and it all survives a reopen
 	defer s.Close()
 	var due []Due
-	if err := s.ScanDue(time.Time{}, func(d Due) bool { due = append(due, d); return true }); err != nil {
+	if err := s.ScanDue(sub, func(d Due) bool { due = append(due, d); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if len(due) != 1 || due[0].DeliveryID != retry || !due[0].At.Equal(later) || due[0].SubID != sub {
@@ -181,7 +186,7 @@ func TestListDeliveriesPagesNewestFirst(t *testing.T) {
 	var want []string
 	for range 5 {
 		ne := event("acme", time.Now(), sub)
-		if err := s.Publish(ctx, "acme", []NewEvent{ne, event("globex", time.Now(), sub)}); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := s.Publish(ctx, "acme", []*NewEvent{ne, event("globex", time.Now(), sub)}); err != nil && !errors.Is(err, ErrNotFound) {
 			t.Fatal(err)
 		}
 		want = append([]string{ne.Deliveries[0].Delivery.Id}, want...)
@@ -218,5 +223,150 @@ func TestSecondOpenReportsInUse(t *testing.T) {
 	_, err := Open(dir, Options{OpenTimeout: 50 * time.Millisecond})
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestOrderedGroupsPromoteInPublishOrder(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	sub := ids.New(now)
+	var published []*NewEvent
+	for _, key := range []string{"a", "a", "b", "a"} {
+		ne := event("acme", now, sub)
+		ne.Deliveries[0].Ordered = true
+		ne.Deliveries[0].Delivery.OrderingKey = key
+		published = append(published, ne)
+	}
+	if err := s.Publish(ctx, "acme", published); err != nil {
+		t.Fatal(err)
+	}
+	waiting := []bool{}
+	for _, ne := range published {
+		waiting = append(waiting, ne.Deliveries[0].Waiting)
+	}
+	if want := []bool{false, true, false, true}; fmt.Sprint(waiting) != fmt.Sprint(want) {
+		t.Fatalf("waiting = %v, want %v", waiting, want)
+	}
+	dueIDs := func() map[ids.ID]bool {
+		out := map[ids.ID]bool{}
+		_ = s.ScanDue(sub, func(d Due) bool { out[d.DeliveryID] = true; return true })
+		return out
+	}
+	id := func(i int) ids.ID { return published[i].Deliveries[0].ID }
+	if d := dueIDs(); len(d) != 2 || !d[id(0)] || !d[id(2)] {
+		t.Fatalf("due = %v, want heads of a and b", d)
+	}
+	finish := func(i int) []DueAdded {
+		added, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(i), Apply: func(d *hookwirev1.Delivery) bool {
+			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+			return true
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return added
+	}
+	// A retry of the head keeps the group blocked.
+	if _, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(0), Apply: func(d *hookwirev1.Delivery) bool {
+		d.NextAttemptTime = timestamppb.New(now.Add(time.Minute))
+		return true
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := dueIDs(); d[id(1)] || !d[id(0)] {
+		t.Fatalf("after a retry of the head, due = %v", d)
+	}
+	if added := finish(0); len(added) != 1 {
+		t.Fatalf("finishing the head promoted %v", added)
+	}
+	if d := dueIDs(); !d[id(1)] || d[id(3)] {
+		t.Fatalf("after the head, due = %v, want the second of group a only", d)
+	}
+	finish(1)
+	if d := dueIDs(); !d[id(3)] {
+		t.Fatalf("after the second, due = %v, want the third of group a", d)
+	}
+}
+
+func TestIdempotencyKeyReturnsOriginal(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	sub := ids.New(time.Now())
+	first := event("acme", time.Now(), sub, sub)
+	first.Event.IdempotencyKey = "order-42"
+	if err := s.Publish(ctx, "acme", []*NewEvent{first}); err != nil || first.DuplicateOf != nil {
+		t.Fatalf("first publish: %v dup %v", err, first.DuplicateOf)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	again := event("acme", time.Now(), sub)
+	again.Event.IdempotencyKey = "order-42"
+	if err := s.Publish(ctx, "acme", []*NewEvent{again}); err != nil {
+		t.Fatal(err)
+	}
+	if again.DuplicateOf == nil || *again.DuplicateOf != first.ID || again.DuplicateDeliveries != 2 {
+		t.Fatalf("duplicate of %v (%d deliveries), want %v (2)", again.DuplicateOf, again.DuplicateDeliveries, first.ID)
+	}
+	if evs, _ := s.GetEvents([]ids.ID{again.ID}); evs[0] != nil {
+		t.Fatal("the duplicate event was stored")
+	}
+}
+
+func TestPurgeRemovesOldFinishedWork(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	sub := ids.New(old)
+	var oldEvents []*NewEvent
+	for range 25 {
+		ne := event("acme", old, sub)
+		ne.Event.IdempotencyKey = ne.Event.Id
+		oldEvents = append(oldEvents, ne)
+	}
+	fresh := event("acme", time.Now(), sub)
+	if err := s.Publish(ctx, "acme", append(oldEvents, fresh)); err != nil {
+		t.Fatal(err)
+	}
+	// All but the last old delivery finish, with one attempt each.
+	var changes []*DeliveryChange
+	for _, ne := range oldEvents[:24] {
+		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
+			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+			return true
+		}})
+	}
+	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Purge(ctx, time.Now().Add(-30*24*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 24 || st.Deliveries != 24 || st.Attempts != 24 {
+		t.Fatalf("purged %+v, want 24 events, deliveries and attempts", st)
+	}
+	left, _, err := s.ListDeliveries("acme", DeliveryFilter{}, nil, 100)
+	if err != nil || len(left) != 2 {
+		t.Fatalf("left %d deliveries (%v), want the pending old one and the fresh one", len(left), err)
+	}
+	// A purged event's idempotency key is free again.
+	again := event("acme", time.Now(), sub)
+	again.Event.IdempotencyKey = oldEvents[0].Event.Id
+	if err := s.Publish(ctx, "acme", []*NewEvent{again}); err != nil || again.DuplicateOf != nil {
+		t.Fatalf("republish after purge: %v dup %v", err, again.DuplicateOf)
 	}
 }

@@ -26,6 +26,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RecoverScope says which deliveries a recover replays.
+type RecoverScope int32
+
+const (
+	RecoverScope_RECOVER_SCOPE_UNSPECIFIED RecoverScope = 0
+	// Dead and cancelled deliveries (the default).
+	RecoverScope_RECOVER_SCOPE_FAILED RecoverScope = 1
+	// Every delivery, including succeeded ones.
+	RecoverScope_RECOVER_SCOPE_ALL RecoverScope = 2
+)
+
+// Enum value maps for RecoverScope.
+var (
+	RecoverScope_name = map[int32]string{
+		0: "RECOVER_SCOPE_UNSPECIFIED",
+		1: "RECOVER_SCOPE_FAILED",
+		2: "RECOVER_SCOPE_ALL",
+	}
+	RecoverScope_value = map[string]int32{
+		"RECOVER_SCOPE_UNSPECIFIED": 0,
+		"RECOVER_SCOPE_FAILED":      1,
+		"RECOVER_SCOPE_ALL":         2,
+	}
+)
+
+func (x RecoverScope) Enum() *RecoverScope {
+	p := new(RecoverScope)
+	*p = x
+	return p
+}
+
+func (x RecoverScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecoverScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_delivery_proto_enumTypes[0].Descriptor()
+}
+
+func (RecoverScope) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_delivery_proto_enumTypes[0]
+}
+
+func (x RecoverScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecoverScope.Descriptor instead.
+func (RecoverScope) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{0}
+}
+
 // DeliveryStatus is where a delivery stands.
 type DeliveryStatus int32
 
@@ -70,11 +122,11 @@ func (x DeliveryStatus) String() string {
 }
 
 func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_hookwire_v1_delivery_proto_enumTypes[0].Descriptor()
+	return file_hookwire_v1_delivery_proto_enumTypes[1].Descriptor()
 }
 
 func (DeliveryStatus) Type() protoreflect.EnumType {
-	return &file_hookwire_v1_delivery_proto_enumTypes[0]
+	return &file_hookwire_v1_delivery_proto_enumTypes[1]
 }
 
 func (x DeliveryStatus) Number() protoreflect.EnumNumber {
@@ -83,7 +135,490 @@ func (x DeliveryStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryStatus.Descriptor instead.
 func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{1}
+}
+
+// RetryDeliveryRequest names a delivery.
+type RetryDeliveryRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// Also re-send a delivery that already succeeded.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryDeliveryRequest) Reset() {
+	*x = RetryDeliveryRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryDeliveryRequest) ProtoMessage() {}
+
+func (x *RetryDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*RetryDeliveryRequest) Descriptor() ([]byte, []int) {
 	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RetryDeliveryRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RetryDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RetryDeliveryRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+// CancelDeliveryRequest names a delivery.
+type CancelDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelDeliveryRequest) Reset() {
+	*x = CancelDeliveryRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelDeliveryRequest) ProtoMessage() {}
+
+func (x *CancelDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*CancelDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CancelDeliveryRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *CancelDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResendEventRequest names an event and the subscription to send it to.
+type ResendEventRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Tenant         string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	EventId        string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,3,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResendEventRequest) Reset() {
+	*x = ResendEventRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendEventRequest) ProtoMessage() {}
+
+func (x *ResendEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendEventRequest.ProtoReflect.Descriptor instead.
+func (*ResendEventRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ResendEventRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ResendEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ResendEventRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+// RecoverDeliveriesRequest selects deliveries to replay.
+type RecoverDeliveriesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Tenant         string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Deliveries created at or after this time (default: 30 days ago).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Deliveries created before this time (default: now).
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	Scope         RecoverScope           `protobuf:"varint,5,opt,name=scope,proto3,enum=hookwire.v1.RecoverScope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverDeliveriesRequest) Reset() {
+	*x = RecoverDeliveriesRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverDeliveriesRequest) ProtoMessage() {}
+
+func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*RecoverDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RecoverDeliveriesRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RecoverDeliveriesRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *RecoverDeliveriesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *RecoverDeliveriesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *RecoverDeliveriesRequest) GetScope() RecoverScope {
+	if x != nil {
+		return x.Scope
+	}
+	return RecoverScope_RECOVER_SCOPE_UNSPECIFIED
+}
+
+// Operation is a long-running operation such as a recover.
+type Operation struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// What it does, e.g. "recover sub_... (failed)".
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Done        bool   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// Deliveries examined so far.
+	Processed int64 `protobuf:"varint,5,opt,name=processed,proto3" json:"processed,omitempty"`
+	// Deliveries re-queued so far.
+	Requeued int64 `protobuf:"varint,6,opt,name=requeued,proto3" json:"requeued,omitempty"`
+	// Deliveries to examine in all (known once counted).
+	Total      int64                  `protobuf:"varint,7,opt,name=total,proto3" json:"total,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Set when the operation failed.
+	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Operation) Reset() {
+	*x = Operation{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Operation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Operation) ProtoMessage() {}
+
+func (x *Operation) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Operation.ProtoReflect.Descriptor instead.
+func (*Operation) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Operation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Operation) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Operation) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Operation) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *Operation) GetProcessed() int64 {
+	if x != nil {
+		return x.Processed
+	}
+	return 0
+}
+
+func (x *Operation) GetRequeued() int64 {
+	if x != nil {
+		return x.Requeued
+	}
+	return 0
+}
+
+func (x *Operation) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Operation) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Operation) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Operation) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// GetOperationRequest names an operation.
+type GetOperationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOperationRequest) Reset() {
+	*x = GetOperationRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOperationRequest) ProtoMessage() {}
+
+func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
+func (*GetOperationRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetOperationRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *GetOperationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WatchOperationRequest names an operation.
+type WatchOperationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOperationRequest) Reset() {
+	*x = WatchOperationRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOperationRequest) ProtoMessage() {}
+
+func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOperationRequest.ProtoReflect.Descriptor instead.
+func (*WatchOperationRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WatchOperationRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *WatchOperationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 // Delivery is one event on its way to one subscription.
@@ -102,15 +637,23 @@ type Delivery struct {
 	CreateTime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// The outcome of the latest attempt.
-	LastOutcome   v1.Outcome `protobuf:"varint,11,opt,name=last_outcome,json=lastOutcome,proto3,enum=hookwire.transport.v1.Outcome" json:"last_outcome,omitempty"`
-	LastError     string     `protobuf:"bytes,12,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastOutcome v1.Outcome `protobuf:"varint,11,opt,name=last_outcome,json=lastOutcome,proto3,enum=hookwire.transport.v1.Outcome" json:"last_outcome,omitempty"`
+	LastError   string     `protobuf:"bytes,12,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// The event's ordering key (ordered subscriptions only).
+	OrderingKey string `protobuf:"bytes,13,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	// Why a pending delivery is not going out, when Hookwire knows (e.g.
+	// "subscription paused", "no connected agent hosts transport http").
+	WaitingReason string `protobuf:"bytes,14,opt,name=waiting_reason,json=waitingReason,proto3" json:"waiting_reason,omitempty"`
+	// Attempts made before the last operator retry or recover; the retry
+	// schedule starts again after them.
+	ScheduleBase  int32 `protobuf:"varint,15,opt,name=schedule_base,json=scheduleBase,proto3" json:"schedule_base,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[0]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -122,7 +665,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[0]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -135,7 +678,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{0}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Delivery) GetId() string {
@@ -222,6 +765,27 @@ func (x *Delivery) GetLastError() string {
 	return ""
 }
 
+func (x *Delivery) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *Delivery) GetWaitingReason() string {
+	if x != nil {
+		return x.WaitingReason
+	}
+	return ""
+}
+
+func (x *Delivery) GetScheduleBase() int32 {
+	if x != nil {
+		return x.ScheduleBase
+	}
+	return 0
+}
+
 // Attempt is one try at a delivery.
 type Attempt struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -245,7 +809,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[1]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +821,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[1]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +834,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{1}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Attempt) GetDeliveryId() string {
@@ -352,13 +916,19 @@ type ListDeliveriesRequest struct {
 	Status         DeliveryStatus         `protobuf:"varint,4,opt,name=status,proto3,enum=hookwire.v1.DeliveryStatus" json:"status,omitempty"`
 	PageSize       int32                  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken      string                 `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Only deliveries of this event type.
+	EventType string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// Only deliveries created at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only deliveries created before this time.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[2]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +940,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[2]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +953,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListDeliveriesRequest) GetTenant() string {
@@ -428,6 +998,27 @@ func (x *ListDeliveriesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListDeliveriesRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ListDeliveriesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListDeliveriesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 // ListDeliveriesResponse is one page of deliveries.
 type ListDeliveriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -439,7 +1030,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[3]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +1042,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[3]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +1055,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -492,7 +1083,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[4]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +1095,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[4]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +1108,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetDeliveryRequest) GetTenant() string {
@@ -545,7 +1136,7 @@ type ListAttemptsRequest struct {
 
 func (x *ListAttemptsRequest) Reset() {
 	*x = ListAttemptsRequest{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[5]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +1148,7 @@ func (x *ListAttemptsRequest) String() string {
 func (*ListAttemptsRequest) ProtoMessage() {}
 
 func (x *ListAttemptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[5]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +1161,7 @@ func (x *ListAttemptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttemptsRequest.ProtoReflect.Descriptor instead.
 func (*ListAttemptsRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAttemptsRequest) GetTenant() string {
@@ -597,7 +1188,7 @@ type ListAttemptsResponse struct {
 
 func (x *ListAttemptsResponse) Reset() {
 	*x = ListAttemptsResponse{}
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[6]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +1200,7 @@ func (x *ListAttemptsResponse) String() string {
 func (*ListAttemptsResponse) ProtoMessage() {}
 
 func (x *ListAttemptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_delivery_proto_msgTypes[6]
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +1213,7 @@ func (x *ListAttemptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttemptsResponse.ProtoReflect.Descriptor instead.
 func (*ListAttemptsResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{6}
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAttemptsResponse) GetAttempts() []*Attempt {
@@ -636,7 +1227,45 @@ var File_hookwire_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\n" +
-	"\x1ahookwire/v1/delivery.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%hookwire/transport/v1/transport.proto\"\x93\x04\n" +
+	"\x1ahookwire/v1/delivery.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%hookwire/transport/v1/transport.proto\"f\n" +
+	"\x14RetryDeliveryRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"Q\n" +
+	"\x15CancelDeliveryRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"\x8b\x01\n" +
+	"\x12ResendEventRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\"\n" +
+	"\bevent_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\aeventId\x120\n" +
+	"\x0fsubscription_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x0esubscriptionId\"\x9a\x02\n" +
+	"\x18RecoverDeliveriesRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x120\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x0esubscriptionId\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x129\n" +
+	"\x05scope\x18\x05 \x01(\x0e2\x19.hookwire.v1.RecoverScopeB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05scope\"\xc9\x02\n" +
+	"\tOperation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x1c\n" +
+	"\tprocessed\x18\x05 \x01(\x03R\tprocessed\x12\x1a\n" +
+	"\brequeued\x18\x06 \x01(\x03R\brequeued\x12\x14\n" +
+	"\x05total\x18\a \x01(\x03R\x05total\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error\"O\n" +
+	"\x13GetOperationRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"Q\n" +
+	"\x15WatchOperationRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"\x82\x05\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x19\n" +
@@ -654,7 +1283,10 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"updateTime\x12A\n" +
 	"\flast_outcome\x18\v \x01(\x0e2\x1e.hookwire.transport.v1.OutcomeR\vlastOutcome\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\f \x01(\tR\tlastError\"\xfd\x03\n" +
+	"last_error\x18\f \x01(\tR\tlastError\x12!\n" +
+	"\fordering_key\x18\r \x01(\tR\vorderingKey\x12%\n" +
+	"\x0ewaiting_reason\x18\x0e \x01(\tR\rwaitingReason\x12#\n" +
+	"\rschedule_base\x18\x0f \x01(\x05R\fscheduleBase\"\xfd\x03\n" +
 	"\aAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x16\n" +
@@ -672,7 +1304,7 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	" \x01(\tR\x05error\x1aB\n" +
 	"\x14ResponseHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x83\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x03\n" +
 	"\x15ListDeliveriesRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12'\n" +
@@ -681,7 +1313,12 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\tpage_size\x18\x05 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"w\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\a \x01(\tR\teventType\x129\n" +
+	"\n" +
+	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"w\n" +
 	"\x16ListDeliveriesResponse\x125\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x15.hookwire.v1.DeliveryR\n" +
@@ -695,17 +1332,27 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\n" +
 	"deliveryId\"H\n" +
 	"\x14ListAttemptsResponse\x120\n" +
-	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts*\xa6\x01\n" +
+	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts*^\n" +
+	"\fRecoverScope\x12\x1d\n" +
+	"\x19RECOVER_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14RECOVER_SCOPE_FAILED\x10\x01\x12\x15\n" +
+	"\x11RECOVER_SCOPE_ALL\x10\x02*\xa6\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x02\x12\x18\n" +
 	"\x14DELIVERY_STATUS_DEAD\x10\x03\x12\x1d\n" +
-	"\x19DELIVERY_STATUS_CANCELLED\x10\x042\xa1\x03\n" +
+	"\x19DELIVERY_STATUS_CANCELLED\x10\x042\xc6\t\n" +
 	"\x0fDeliveryService\x12\x82\x01\n" +
 	"\x0eListDeliveries\x12\".hookwire.v1.ListDeliveriesRequest\x1a#.hookwire.v1.ListDeliveriesResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/tenants/{tenant}/deliveries\x12s\n" +
 	"\vGetDelivery\x12\x1f.hookwire.v1.GetDeliveryRequest\x1a\x15.hookwire.v1.Delivery\",\x82\xd3\xe4\x93\x02&\x12$/v1/tenants/{tenant}/deliveries/{id}\x12\x93\x01\n" +
-	"\fListAttempts\x12 .hookwire.v1.ListAttemptsRequest\x1a!.hookwire.v1.ListAttemptsResponse\">\x82\xd3\xe4\x93\x028\x126/v1/tenants/{tenant}/deliveries/{delivery_id}/attemptsB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
+	"\fListAttempts\x12 .hookwire.v1.ListAttemptsRequest\x1a!.hookwire.v1.ListAttemptsResponse\">\x82\xd3\xe4\x93\x028\x126/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts\x12\x80\x01\n" +
+	"\rRetryDelivery\x12!.hookwire.v1.RetryDeliveryRequest\x1a\x15.hookwire.v1.Delivery\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/tenants/{tenant}/deliveries/{id}:retry\x12\x83\x01\n" +
+	"\x0eCancelDelivery\x12\".hookwire.v1.CancelDeliveryRequest\x1a\x15.hookwire.v1.Delivery\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/tenants/{tenant}/deliveries/{id}:cancel\x12\x7f\n" +
+	"\vResendEvent\x12\x1f.hookwire.v1.ResendEventRequest\x1a\x15.hookwire.v1.Delivery\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/tenants/{tenant}/events/{event_id}:resend\x12\x9b\x01\n" +
+	"\x11RecoverDeliveries\x12%.hookwire.v1.RecoverDeliveriesRequest\x1a\x16.hookwire.v1.Operation\"G\x82\xd3\xe4\x93\x02A:\x01*\"</v1/tenants/{tenant}/subscriptions/{subscription_id}:recover\x12v\n" +
+	"\fGetOperation\x12 .hookwire.v1.GetOperationRequest\x1a\x16.hookwire.v1.Operation\",\x82\xd3\xe4\x93\x02&\x12$/v1/tenants/{tenant}/operations/{id}\x12\x82\x01\n" +
+	"\x0eWatchOperation\x12\".hookwire.v1.WatchOperationRequest\x1a\x16.hookwire.v1.Operation\"2\x82\xd3\xe4\x93\x02,\x12*/v1/tenants/{tenant}/operations/{id}:watch0\x01B<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
 
 var (
 	file_hookwire_v1_delivery_proto_rawDescOnce sync.Once
@@ -719,46 +1366,73 @@ func file_hookwire_v1_delivery_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_delivery_proto_rawDescData
 }
 
-var file_hookwire_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hookwire_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hookwire_v1_delivery_proto_goTypes = []any{
-	(DeliveryStatus)(0),            // 0: hookwire.v1.DeliveryStatus
-	(*Delivery)(nil),               // 1: hookwire.v1.Delivery
-	(*Attempt)(nil),                // 2: hookwire.v1.Attempt
-	(*ListDeliveriesRequest)(nil),  // 3: hookwire.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 4: hookwire.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),     // 5: hookwire.v1.GetDeliveryRequest
-	(*ListAttemptsRequest)(nil),    // 6: hookwire.v1.ListAttemptsRequest
-	(*ListAttemptsResponse)(nil),   // 7: hookwire.v1.ListAttemptsResponse
-	nil,                            // 8: hookwire.v1.Attempt.ResponseHeadersEntry
-	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
-	(v1.Outcome)(0),                // 10: hookwire.transport.v1.Outcome
-	(*durationpb.Duration)(nil),    // 11: google.protobuf.Duration
+	(RecoverScope)(0),                // 0: hookwire.v1.RecoverScope
+	(DeliveryStatus)(0),              // 1: hookwire.v1.DeliveryStatus
+	(*RetryDeliveryRequest)(nil),     // 2: hookwire.v1.RetryDeliveryRequest
+	(*CancelDeliveryRequest)(nil),    // 3: hookwire.v1.CancelDeliveryRequest
+	(*ResendEventRequest)(nil),       // 4: hookwire.v1.ResendEventRequest
+	(*RecoverDeliveriesRequest)(nil), // 5: hookwire.v1.RecoverDeliveriesRequest
+	(*Operation)(nil),                // 6: hookwire.v1.Operation
+	(*GetOperationRequest)(nil),      // 7: hookwire.v1.GetOperationRequest
+	(*WatchOperationRequest)(nil),    // 8: hookwire.v1.WatchOperationRequest
+	(*Delivery)(nil),                 // 9: hookwire.v1.Delivery
+	(*Attempt)(nil),                  // 10: hookwire.v1.Attempt
+	(*ListDeliveriesRequest)(nil),    // 11: hookwire.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),   // 12: hookwire.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),       // 13: hookwire.v1.GetDeliveryRequest
+	(*ListAttemptsRequest)(nil),      // 14: hookwire.v1.ListAttemptsRequest
+	(*ListAttemptsResponse)(nil),     // 15: hookwire.v1.ListAttemptsResponse
+	nil,                              // 16: hookwire.v1.Attempt.ResponseHeadersEntry
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(v1.Outcome)(0),                  // 18: hookwire.transport.v1.Outcome
+	(*durationpb.Duration)(nil),      // 19: google.protobuf.Duration
 }
 var file_hookwire_v1_delivery_proto_depIdxs = []int32{
-	0,  // 0: hookwire.v1.Delivery.status:type_name -> hookwire.v1.DeliveryStatus
-	9,  // 1: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	9,  // 2: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 3: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	10, // 4: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
-	9,  // 5: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	11, // 6: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	10, // 7: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
-	8,  // 8: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
-	0,  // 9: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
-	1,  // 10: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
-	2,  // 11: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
-	3,  // 12: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
-	5,  // 13: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
-	6,  // 14: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
-	4,  // 15: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
-	1,  // 16: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
-	7,  // 17: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 0: hookwire.v1.RecoverDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	17, // 1: hookwire.v1.RecoverDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: hookwire.v1.RecoverDeliveriesRequest.scope:type_name -> hookwire.v1.RecoverScope
+	17, // 3: hookwire.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
+	17, // 4: hookwire.v1.Operation.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 5: hookwire.v1.Delivery.status:type_name -> hookwire.v1.DeliveryStatus
+	17, // 6: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	17, // 7: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	17, // 8: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	18, // 9: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
+	17, // 10: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	19, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	18, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
+	16, // 13: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
+	1,  // 14: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
+	17, // 15: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	17, // 16: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	9,  // 17: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
+	10, // 18: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
+	11, // 19: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
+	13, // 20: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
+	14, // 21: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
+	2,  // 22: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
+	3,  // 23: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
+	4,  // 24: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
+	5,  // 25: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
+	7,  // 26: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
+	8,  // 27: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
+	12, // 28: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
+	9,  // 29: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
+	15, // 30: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
+	9,  // 31: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
+	9,  // 32: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
+	9,  // 33: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
+	6,  // 34: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
+	6,  // 35: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
+	6,  // 36: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_delivery_proto_init() }
@@ -771,8 +1445,8 @@ func file_hookwire_v1_delivery_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_delivery_proto_rawDesc), len(file_hookwire_v1_delivery_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeliveryService_ListDeliveries_FullMethodName = "/hookwire.v1.DeliveryService/ListDeliveries"
-	DeliveryService_GetDelivery_FullMethodName    = "/hookwire.v1.DeliveryService/GetDelivery"
-	DeliveryService_ListAttempts_FullMethodName   = "/hookwire.v1.DeliveryService/ListAttempts"
+	DeliveryService_ListDeliveries_FullMethodName    = "/hookwire.v1.DeliveryService/ListDeliveries"
+	DeliveryService_GetDelivery_FullMethodName       = "/hookwire.v1.DeliveryService/GetDelivery"
+	DeliveryService_ListAttempts_FullMethodName      = "/hookwire.v1.DeliveryService/ListAttempts"
+	DeliveryService_RetryDelivery_FullMethodName     = "/hookwire.v1.DeliveryService/RetryDelivery"
+	DeliveryService_CancelDelivery_FullMethodName    = "/hookwire.v1.DeliveryService/CancelDelivery"
+	DeliveryService_ResendEvent_FullMethodName       = "/hookwire.v1.DeliveryService/ResendEvent"
+	DeliveryService_RecoverDeliveries_FullMethodName = "/hookwire.v1.DeliveryService/RecoverDeliveries"
+	DeliveryService_GetOperation_FullMethodName      = "/hookwire.v1.DeliveryService/GetOperation"
+	DeliveryService_WatchOperation_FullMethodName    = "/hookwire.v1.DeliveryService/WatchOperation"
 )
 
 // DeliveryServiceClient is the client API for DeliveryService service.
@@ -36,6 +42,22 @@ type DeliveryServiceClient interface {
 	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
 	// ListAttempts lists a delivery's attempts, oldest first.
 	ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error)
+	// RetryDelivery makes a pending, dead or cancelled delivery due now. A
+	// succeeded delivery is sent again only with force.
+	RetryDelivery(ctx context.Context, in *RetryDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
+	// CancelDelivery stops a pending delivery (it is kept, as CANCELLED). In
+	// ordered mode this skips a failing head.
+	CancelDelivery(ctx context.Context, in *CancelDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
+	// ResendEvent creates a new delivery of an event to one subscription.
+	ResendEvent(ctx context.Context, in *ResendEventRequest, opts ...grpc.CallOption) (*Delivery, error)
+	// RecoverDeliveries replays a subscription's deliveries created in a time
+	// range (only dead and cancelled ones, or all) as a long-running
+	// operation.
+	RecoverDeliveries(ctx context.Context, in *RecoverDeliveriesRequest, opts ...grpc.CallOption) (*Operation, error)
+	// GetOperation returns a long-running operation's progress.
+	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error)
+	// WatchOperation streams an operation's progress until it is done.
+	WatchOperation(ctx context.Context, in *WatchOperationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Operation], error)
 }
 
 type deliveryServiceClient struct {
@@ -76,6 +98,75 @@ func (c *deliveryServiceClient) ListAttempts(ctx context.Context, in *ListAttemp
 	return out, nil
 }
 
+func (c *deliveryServiceClient) RetryDelivery(ctx context.Context, in *RetryDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Delivery)
+	err := c.cc.Invoke(ctx, DeliveryService_RetryDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) CancelDelivery(ctx context.Context, in *CancelDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Delivery)
+	err := c.cc.Invoke(ctx, DeliveryService_CancelDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) ResendEvent(ctx context.Context, in *ResendEventRequest, opts ...grpc.CallOption) (*Delivery, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Delivery)
+	err := c.cc.Invoke(ctx, DeliveryService_ResendEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) RecoverDeliveries(ctx context.Context, in *RecoverDeliveriesRequest, opts ...grpc.CallOption) (*Operation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Operation)
+	err := c.cc.Invoke(ctx, DeliveryService_RecoverDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Operation)
+	err := c.cc.Invoke(ctx, DeliveryService_GetOperation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) WatchOperation(ctx context.Context, in *WatchOperationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Operation], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DeliveryService_ServiceDesc.Streams[0], DeliveryService_WatchOperation_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOperationRequest, Operation]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeliveryService_WatchOperationClient = grpc.ServerStreamingClient[Operation]
+
 // DeliveryServiceServer is the server API for DeliveryService service.
 // All implementations must embed UnimplementedDeliveryServiceServer
 // for forward compatibility.
@@ -88,6 +179,22 @@ type DeliveryServiceServer interface {
 	GetDelivery(context.Context, *GetDeliveryRequest) (*Delivery, error)
 	// ListAttempts lists a delivery's attempts, oldest first.
 	ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error)
+	// RetryDelivery makes a pending, dead or cancelled delivery due now. A
+	// succeeded delivery is sent again only with force.
+	RetryDelivery(context.Context, *RetryDeliveryRequest) (*Delivery, error)
+	// CancelDelivery stops a pending delivery (it is kept, as CANCELLED). In
+	// ordered mode this skips a failing head.
+	CancelDelivery(context.Context, *CancelDeliveryRequest) (*Delivery, error)
+	// ResendEvent creates a new delivery of an event to one subscription.
+	ResendEvent(context.Context, *ResendEventRequest) (*Delivery, error)
+	// RecoverDeliveries replays a subscription's deliveries created in a time
+	// range (only dead and cancelled ones, or all) as a long-running
+	// operation.
+	RecoverDeliveries(context.Context, *RecoverDeliveriesRequest) (*Operation, error)
+	// GetOperation returns a long-running operation's progress.
+	GetOperation(context.Context, *GetOperationRequest) (*Operation, error)
+	// WatchOperation streams an operation's progress until it is done.
+	WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[Operation]) error
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
 
@@ -106,6 +213,24 @@ func (UnimplementedDeliveryServiceServer) GetDelivery(context.Context, *GetDeliv
 }
 func (UnimplementedDeliveryServiceServer) ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAttempts not implemented")
+}
+func (UnimplementedDeliveryServiceServer) RetryDelivery(context.Context, *RetryDeliveryRequest) (*Delivery, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryDelivery not implemented")
+}
+func (UnimplementedDeliveryServiceServer) CancelDelivery(context.Context, *CancelDeliveryRequest) (*Delivery, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelDelivery not implemented")
+}
+func (UnimplementedDeliveryServiceServer) ResendEvent(context.Context, *ResendEventRequest) (*Delivery, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendEvent not implemented")
+}
+func (UnimplementedDeliveryServiceServer) RecoverDeliveries(context.Context, *RecoverDeliveriesRequest) (*Operation, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecoverDeliveries not implemented")
+}
+func (UnimplementedDeliveryServiceServer) GetOperation(context.Context, *GetOperationRequest) (*Operation, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOperation not implemented")
+}
+func (UnimplementedDeliveryServiceServer) WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[Operation]) error {
+	return status.Error(codes.Unimplemented, "method WatchOperation not implemented")
 }
 func (UnimplementedDeliveryServiceServer) mustEmbedUnimplementedDeliveryServiceServer() {}
 func (UnimplementedDeliveryServiceServer) testEmbeddedByValue()                         {}
@@ -182,6 +307,107 @@ func _DeliveryService_ListAttempts_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryService_RetryDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).RetryDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_RetryDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).RetryDelivery(ctx, req.(*RetryDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_CancelDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).CancelDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_CancelDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).CancelDelivery(ctx, req.(*CancelDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_ResendEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).ResendEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_ResendEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).ResendEvent(ctx, req.(*ResendEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_RecoverDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).RecoverDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_RecoverDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).RecoverDeliveries(ctx, req.(*RecoverDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_GetOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).GetOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_GetOperation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).GetOperation(ctx, req.(*GetOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_WatchOperation_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOperationRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DeliveryServiceServer).WatchOperation(m, &grpc.GenericServerStream[WatchOperationRequest, Operation]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeliveryService_WatchOperationServer = grpc.ServerStreamingServer[Operation]
+
 // DeliveryService_ServiceDesc is the grpc.ServiceDesc for DeliveryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,7 +427,33 @@ var DeliveryService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAttempts",
 			Handler:    _DeliveryService_ListAttempts_Handler,
 		},
+		{
+			MethodName: "RetryDelivery",
+			Handler:    _DeliveryService_RetryDelivery_Handler,
+		},
+		{
+			MethodName: "CancelDelivery",
+			Handler:    _DeliveryService_CancelDelivery_Handler,
+		},
+		{
+			MethodName: "ResendEvent",
+			Handler:    _DeliveryService_ResendEvent_Handler,
+		},
+		{
+			MethodName: "RecoverDeliveries",
+			Handler:    _DeliveryService_RecoverDeliveries_Handler,
+		},
+		{
+			MethodName: "GetOperation",
+			Handler:    _DeliveryService_GetOperation_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchOperation",
+			Handler:       _DeliveryService_WatchOperation_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "hookwire/v1/delivery.proto",
 }

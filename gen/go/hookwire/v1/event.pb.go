@@ -40,7 +40,14 @@ type Event struct {
 	ContentType string            `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	Metadata    map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the control plane accepted the event.
-	ReceiveTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	// A publish carrying a key already used in this tenant (within the
+	// retention period) returns the original event instead of a new one.
+	// Over REST also the Idempotency-Key header.
+	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// For ordered subscriptions: deliveries with the same key are attempted
+	// strictly in publish order; different keys proceed independently.
+	OrderingKey   string `protobuf:"bytes,9,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,6 +131,20 @@ func (x *Event) GetReceiveTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Event) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Event) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
 // PublishEventRequest carries one event.
 type PublishEventRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -184,6 +205,9 @@ type PublishEventResponse struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// How many deliveries the event fanned out to.
 	DeliveryCount int32 `protobuf:"varint,2,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	// True when the idempotency key matched an earlier event, whose id and
+	// delivery count are returned.
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +254,13 @@ func (x *PublishEventResponse) GetDeliveryCount() int32 {
 		return x.DeliveryCount
 	}
 	return 0
+}
+
+func (x *PublishEventResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 // PublishEventsRequest carries many events.
@@ -397,7 +428,7 @@ var File_hookwire_v1_event_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n" +
+	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12C\n" +
@@ -405,16 +436,19 @@ const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12+\n" +
 	"\fcontent_type\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vcontentType\x12V\n" +
 	"\bmetadata\x18\x06 \x03(\v2 .hookwire.v1.Event.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x102\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x12=\n" +
-	"\freceive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x1a;\n" +
+	"\freceive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x121\n" +
+	"\x0fidempotency_key\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\x12+\n" +
+	"\fordering_key\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vorderingKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
 	"\x13PublishEventRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x120\n" +
-	"\x05event\x18\x02 \x01(\v2\x12.hookwire.v1.EventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"M\n" +
+	"\x05event\x18\x02 \x01(\v2\x12.hookwire.v1.EventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"k\n" +
 	"\x14PublishEventResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
-	"\x0edelivery_count\x18\x02 \x01(\x05R\rdeliveryCount\"p\n" +
+	"\x0edelivery_count\x18\x02 \x01(\x05R\rdeliveryCount\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"p\n" +
 	"\x14PublishEventsRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x127\n" +
 	"\x06events\x18\x02 \x03(\v2\x12.hookwire.v1.EventB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x06events\"T\n" +

@@ -84,6 +84,62 @@ func (SubscriptionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{0}
 }
 
+// CircuitState is a circuit breaker's state.
+type CircuitState int32
+
+const (
+	CircuitState_CIRCUIT_STATE_UNSPECIFIED CircuitState = 0
+	// Attempts flow.
+	CircuitState_CIRCUIT_STATE_CLOSED CircuitState = 1
+	// Attempts wait.
+	CircuitState_CIRCUIT_STATE_OPEN CircuitState = 2
+	// One probe attempt is allowed.
+	CircuitState_CIRCUIT_STATE_HALF_OPEN CircuitState = 3
+)
+
+// Enum value maps for CircuitState.
+var (
+	CircuitState_name = map[int32]string{
+		0: "CIRCUIT_STATE_UNSPECIFIED",
+		1: "CIRCUIT_STATE_CLOSED",
+		2: "CIRCUIT_STATE_OPEN",
+		3: "CIRCUIT_STATE_HALF_OPEN",
+	}
+	CircuitState_value = map[string]int32{
+		"CIRCUIT_STATE_UNSPECIFIED": 0,
+		"CIRCUIT_STATE_CLOSED":      1,
+		"CIRCUIT_STATE_OPEN":        2,
+		"CIRCUIT_STATE_HALF_OPEN":   3,
+	}
+)
+
+func (x CircuitState) Enum() *CircuitState {
+	p := new(CircuitState)
+	*p = x
+	return p
+}
+
+func (x CircuitState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CircuitState) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_subscription_proto_enumTypes[1].Descriptor()
+}
+
+func (CircuitState) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_subscription_proto_enumTypes[1]
+}
+
+func (x CircuitState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CircuitState.Descriptor instead.
+func (CircuitState) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{1}
+}
+
 // Target says where deliveries go and through which transport.
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -170,6 +226,25 @@ type Subscription struct {
 	// The "whsec_..." signing secret. Only set in the CreateSubscription
 	// response; store it, it is never shown again.
 	SigningSecret string `protobuf:"bytes,11,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	// Optional CEL expression over the event; deliveries are created only
+	// when it is true. Variables: payload (the JSON payload, parsed; a
+	// payload that is not JSON never matches), type (string), metadata
+	// (map of string to string). Example: payload.amount > 100 &&
+	// metadata["region"] == "eu".
+	Filter string `protobuf:"bytes,12,opt,name=filter,proto3" json:"filter,omitempty"`
+	// When retries happen. Default: the Standard Webhooks schedule.
+	RetryPolicy *RetryPolicy `protobuf:"bytes,13,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// Rate and concurrency limits, enforced across all agents.
+	FlowControl *FlowControl `protobuf:"bytes,14,opt,name=flow_control,json=flowControl,proto3" json:"flow_control,omitempty"`
+	// Strict publish-order delivery, one at a time (per ordering key).
+	Ordered bool `protobuf:"varint,15,opt,name=ordered,proto3" json:"ordered,omitempty"`
+	// Optional circuit breaker.
+	CircuitBreaker *CircuitBreaker `protobuf:"bytes,16,opt,name=circuit_breaker,json=circuitBreaker,proto3" json:"circuit_breaker,omitempty"`
+	// Output only: the circuit breaker's state.
+	CircuitState CircuitState `protobuf:"varint,17,opt,name=circuit_state,json=circuitState,proto3,enum=hookwire.v1.CircuitState" json:"circuit_state,omitempty"`
+	// Output only: since when every attempt has failed (unset when the last
+	// attempt succeeded).
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +356,395 @@ func (x *Subscription) GetSigningSecret() string {
 	return ""
 }
 
+func (x *Subscription) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *Subscription) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *Subscription) GetFlowControl() *FlowControl {
+	if x != nil {
+		return x.FlowControl
+	}
+	return nil
+}
+
+func (x *Subscription) GetOrdered() bool {
+	if x != nil {
+		return x.Ordered
+	}
+	return false
+}
+
+func (x *Subscription) GetCircuitBreaker() *CircuitBreaker {
+	if x != nil {
+		return x.CircuitBreaker
+	}
+	return nil
+}
+
+func (x *Subscription) GetCircuitState() CircuitState {
+	if x != nil {
+		return x.CircuitState
+	}
+	return CircuitState_CIRCUIT_STATE_UNSPECIFIED
+}
+
+func (x *Subscription) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
+// RetryPolicy says when to retry a failed attempt.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Policy:
+	//
+	//	*RetryPolicy_Schedule
+	//	*RetryPolicy_Exponential
+	Policy        isRetryPolicy_Policy `protobuf_oneof:"policy"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetryPolicy) GetPolicy() isRetryPolicy_Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetSchedule() *RetrySchedule {
+	if x != nil {
+		if x, ok := x.Policy.(*RetryPolicy_Schedule); ok {
+			return x.Schedule
+		}
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetExponential() *ExponentialBackoff {
+	if x != nil {
+		if x, ok := x.Policy.(*RetryPolicy_Exponential); ok {
+			return x.Exponential
+		}
+	}
+	return nil
+}
+
+type isRetryPolicy_Policy interface {
+	isRetryPolicy_Policy()
+}
+
+type RetryPolicy_Schedule struct {
+	// Explicit waits: after attempt n, wait delays[n-1]; after the last,
+	// the delivery is dead.
+	Schedule *RetrySchedule `protobuf:"bytes,1,opt,name=schedule,proto3,oneof"`
+}
+
+type RetryPolicy_Exponential struct {
+	// Exponential waits: base * 2^(n-1), at most cap.
+	Exponential *ExponentialBackoff `protobuf:"bytes,2,opt,name=exponential,proto3,oneof"`
+}
+
+func (*RetryPolicy_Schedule) isRetryPolicy_Policy() {}
+
+func (*RetryPolicy_Exponential) isRetryPolicy_Policy() {}
+
+// RetrySchedule lists the waits between attempts.
+type RetrySchedule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delays        []*durationpb.Duration `protobuf:"bytes,1,rep,name=delays,proto3" json:"delays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrySchedule) Reset() {
+	*x = RetrySchedule{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrySchedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrySchedule) ProtoMessage() {}
+
+func (x *RetrySchedule) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrySchedule.ProtoReflect.Descriptor instead.
+func (*RetrySchedule) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RetrySchedule) GetDelays() []*durationpb.Duration {
+	if x != nil {
+		return x.Delays
+	}
+	return nil
+}
+
+// ExponentialBackoff doubles the wait after every attempt.
+type ExponentialBackoff struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Base  *durationpb.Duration   `protobuf:"bytes,1,opt,name=base,proto3" json:"base,omitempty"`
+	Cap   *durationpb.Duration   `protobuf:"bytes,2,opt,name=cap,proto3" json:"cap,omitempty"`
+	// Attempts in all, including the first. 1 to 100.
+	MaxAttempts   int32 `protobuf:"varint,3,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExponentialBackoff) Reset() {
+	*x = ExponentialBackoff{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExponentialBackoff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExponentialBackoff) ProtoMessage() {}
+
+func (x *ExponentialBackoff) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExponentialBackoff.ProtoReflect.Descriptor instead.
+func (*ExponentialBackoff) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExponentialBackoff) GetBase() *durationpb.Duration {
+	if x != nil {
+		return x.Base
+	}
+	return nil
+}
+
+func (x *ExponentialBackoff) GetCap() *durationpb.Duration {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
+func (x *ExponentialBackoff) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+// FlowControl limits how fast and how many deliveries go out at once.
+type FlowControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries per second; 0 = unlimited.
+	RatePerSecond float64 `protobuf:"fixed64,1,opt,name=rate_per_second,json=ratePerSecond,proto3" json:"rate_per_second,omitempty"`
+	// Burst above the rate; default max(1, rate).
+	Burst int32 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Attempts in flight at once; 0 = unlimited.
+	MaxInFlight   int32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowControl) Reset() {
+	*x = FlowControl{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowControl) ProtoMessage() {}
+
+func (x *FlowControl) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
+func (*FlowControl) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FlowControl) GetRatePerSecond() float64 {
+	if x != nil {
+		return x.RatePerSecond
+	}
+	return 0
+}
+
+func (x *FlowControl) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *FlowControl) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+// CircuitBreaker stops attempts to a failing target for a while, so
+// deliveries wait instead of burning attempts.
+type CircuitBreaker struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Open after this many consecutive failed attempts (0 = off).
+	ConsecutiveFailures int32 `protobuf:"varint,1,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// Or open when the failure ratio over window reaches this (0 = off)...
+	FailureRatio float64 `protobuf:"fixed64,2,opt,name=failure_ratio,json=failureRatio,proto3" json:"failure_ratio,omitempty"`
+	// ...with at least this many attempts in the window (default 20).
+	MinAttempts int32 `protobuf:"varint,3,opt,name=min_attempts,json=minAttempts,proto3" json:"min_attempts,omitempty"`
+	// Window for the failure ratio (default 1m).
+	Window *durationpb.Duration `protobuf:"bytes,4,opt,name=window,proto3" json:"window,omitempty"`
+	// How long the circuit stays open before one probe attempt (default 30s).
+	Cooldown      *durationpb.Duration `protobuf:"bytes,5,opt,name=cooldown,proto3" json:"cooldown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CircuitBreaker) Reset() {
+	*x = CircuitBreaker{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CircuitBreaker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CircuitBreaker) ProtoMessage() {}
+
+func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
+func (*CircuitBreaker) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CircuitBreaker) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetFailureRatio() float64 {
+	if x != nil {
+		return x.FailureRatio
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetMinAttempts() int32 {
+	if x != nil {
+		return x.MinAttempts
+	}
+	return 0
+}
+
+func (x *CircuitBreaker) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *CircuitBreaker) GetCooldown() *durationpb.Duration {
+	if x != nil {
+		return x.Cooldown
+	}
+	return nil
+}
+
 // CreateSubscriptionRequest carries the new subscription.
 type CreateSubscriptionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -292,7 +756,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[2]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +768,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[2]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +781,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateSubscriptionRequest) GetTenant() string {
@@ -345,7 +809,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[3]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +821,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[3]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +834,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetSubscriptionRequest) GetTenant() string {
@@ -399,7 +863,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[4]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +875,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[4]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +888,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSubscriptionsRequest) GetTenant() string {
@@ -459,7 +923,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[5]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +935,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[5]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +948,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -506,7 +970,8 @@ type UpdateSubscriptionRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Tenant       string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	Subscription *Subscription          `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
-	// Fields to change: description, event_types, target, metadata.
+	// Fields to change: description, event_types, target, metadata, filter,
+	// retry_policy, flow_control, ordered, circuit_breaker.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -514,7 +979,7 @@ type UpdateSubscriptionRequest struct {
 
 func (x *UpdateSubscriptionRequest) Reset() {
 	*x = UpdateSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[6]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +991,7 @@ func (x *UpdateSubscriptionRequest) String() string {
 func (*UpdateSubscriptionRequest) ProtoMessage() {}
 
 func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[6]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +1004,7 @@ func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{6}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateSubscriptionRequest) GetTenant() string {
@@ -574,7 +1039,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[7]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +1051,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[7]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +1064,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{7}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteSubscriptionRequest) GetTenant() string {
@@ -627,7 +1092,7 @@ type PauseSubscriptionRequest struct {
 
 func (x *PauseSubscriptionRequest) Reset() {
 	*x = PauseSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[8]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +1104,7 @@ func (x *PauseSubscriptionRequest) String() string {
 func (*PauseSubscriptionRequest) ProtoMessage() {}
 
 func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[8]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +1117,7 @@ func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*PauseSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{8}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PauseSubscriptionRequest) GetTenant() string {
@@ -680,7 +1145,7 @@ type ResumeSubscriptionRequest struct {
 
 func (x *ResumeSubscriptionRequest) Reset() {
 	*x = ResumeSubscriptionRequest{}
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[9]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +1157,7 @@ func (x *ResumeSubscriptionRequest) String() string {
 func (*ResumeSubscriptionRequest) ProtoMessage() {}
 
 func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_subscription_proto_msgTypes[9]
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +1170,7 @@ func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{9}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResumeSubscriptionRequest) GetTenant() string {
@@ -731,7 +1196,7 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\ttransport\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18@2\x12^[a-z][a-z0-9_-]*$R\ttransport\x127\n" +
 	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x06\xbaH\x03\xc8\x01\x01R\x06config\x12B\n" +
 	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
-	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\"\x9b\x05\n" +
+	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\"\x98\b\n" +
 	"\fSubscription\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -747,10 +1212,38 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12%\n" +
-	"\x0esigning_secret\x18\v \x01(\tR\rsigningSecret\x1a;\n" +
+	"\x0esigning_secret\x18\v \x01(\tR\rsigningSecret\x12 \n" +
+	"\x06filter\x18\f \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x06filter\x12;\n" +
+	"\fretry_policy\x18\r \x01(\v2\x18.hookwire.v1.RetryPolicyR\vretryPolicy\x12;\n" +
+	"\fflow_control\x18\x0e \x01(\v2\x18.hookwire.v1.FlowControlR\vflowControl\x12\x18\n" +
+	"\aordered\x18\x0f \x01(\bR\aordered\x12D\n" +
+	"\x0fcircuit_breaker\x18\x10 \x01(\v2\x1b.hookwire.v1.CircuitBreakerR\x0ecircuitBreaker\x12>\n" +
+	"\rcircuit_state\x18\x11 \x01(\x0e2\x19.hookwire.v1.CircuitStateR\fcircuitState\x12?\n" +
+	"\rfailing_since\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x83\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x01\n" +
+	"\vRetryPolicy\x128\n" +
+	"\bschedule\x18\x01 \x01(\v2\x1a.hookwire.v1.RetryScheduleH\x00R\bschedule\x12C\n" +
+	"\vexponential\x18\x02 \x01(\v2\x1f.hookwire.v1.ExponentialBackoffH\x00R\vexponentialB\b\n" +
+	"\x06policy\"[\n" +
+	"\rRetrySchedule\x12J\n" +
+	"\x06delays\x18\x01 \x03(\v2\x19.google.protobuf.DurationB\x17\xbaH\x14\x92\x01\x11\b\x00\x102\"\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\x06delays\"\xbe\x01\n" +
+	"\x12ExponentialBackoff\x12=\n" +
+	"\x04base\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x04base\x12;\n" +
+	"\x03cap\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\x03cap\x12,\n" +
+	"\fmax_attempts\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01R\vmaxAttempts\"\xa2\x01\n" +
+	"\vFlowControl\x12?\n" +
+	"\x0frate_per_second\x18\x01 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x80\x84.A)\x00\x00\x00\x00\x00\x00\x00\x00R\rratePerSecond\x12!\n" +
+	"\x05burst\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\x05burst\x12/\n" +
+	"\rmax_in_flight\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\vmaxInFlight\"\xc7\x02\n" +
+	"\x0eCircuitBreaker\x12=\n" +
+	"\x14consecutive_failures\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x13consecutiveFailures\x12<\n" +
+	"\rfailure_ratio\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\ffailureRatio\x12.\n" +
+	"\fmin_attempts\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\vminAttempts\x12A\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\x06window\x12E\n" +
+	"\bcooldown\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\bcooldown\"\x83\x01\n" +
 	"\x19CreateSubscriptionRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12E\n" +
 	"\fsubscription\x18\x02 \x01(\v2\x19.hookwire.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01R\fsubscription\"R\n" +
@@ -784,7 +1277,12 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSUBSCRIPTION_STATUS_ENABLED\x10\x01\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_PAUSED\x10\x02\x12 \n" +
-	"\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x032\x94\b\n" +
+	"\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x03*|\n" +
+	"\fCircuitState\x12\x1d\n" +
+	"\x19CIRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CIRCUIT_STATE_CLOSED\x10\x01\x12\x16\n" +
+	"\x12CIRCUIT_STATE_OPEN\x10\x02\x12\x1b\n" +
+	"\x17CIRCUIT_STATE_HALF_OPEN\x10\x032\x94\b\n" +
 	"\x13SubscriptionService\x12\x91\x01\n" +
 	"\x12CreateSubscription\x12&.hookwire.v1.CreateSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"8\x82\xd3\xe4\x93\x022:\fsubscription\"\"/v1/tenants/{tenant}/subscriptions\x12\x82\x01\n" +
 	"\x0fGetSubscription\x12#.hookwire.v1.GetSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"/\x82\xd3\xe4\x93\x02)\x12'/v1/tenants/{tenant}/subscriptions/{id}\x12\x8e\x01\n" +
@@ -806,58 +1304,76 @@ func file_hookwire_v1_subscription_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_subscription_proto_rawDescData
 }
 
-var file_hookwire_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hookwire_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_hookwire_v1_subscription_proto_goTypes = []any{
 	(SubscriptionStatus)(0),           // 0: hookwire.v1.SubscriptionStatus
-	(*Target)(nil),                    // 1: hookwire.v1.Target
-	(*Subscription)(nil),              // 2: hookwire.v1.Subscription
-	(*CreateSubscriptionRequest)(nil), // 3: hookwire.v1.CreateSubscriptionRequest
-	(*GetSubscriptionRequest)(nil),    // 4: hookwire.v1.GetSubscriptionRequest
-	(*ListSubscriptionsRequest)(nil),  // 5: hookwire.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil), // 6: hookwire.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil), // 7: hookwire.v1.UpdateSubscriptionRequest
-	(*DeleteSubscriptionRequest)(nil), // 8: hookwire.v1.DeleteSubscriptionRequest
-	(*PauseSubscriptionRequest)(nil),  // 9: hookwire.v1.PauseSubscriptionRequest
-	(*ResumeSubscriptionRequest)(nil), // 10: hookwire.v1.ResumeSubscriptionRequest
-	nil,                               // 11: hookwire.v1.Subscription.MetadataEntry
-	(*structpb.Struct)(nil),           // 12: google.protobuf.Struct
-	(*durationpb.Duration)(nil),       // 13: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 15: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),             // 16: google.protobuf.Empty
+	(CircuitState)(0),                 // 1: hookwire.v1.CircuitState
+	(*Target)(nil),                    // 2: hookwire.v1.Target
+	(*Subscription)(nil),              // 3: hookwire.v1.Subscription
+	(*RetryPolicy)(nil),               // 4: hookwire.v1.RetryPolicy
+	(*RetrySchedule)(nil),             // 5: hookwire.v1.RetrySchedule
+	(*ExponentialBackoff)(nil),        // 6: hookwire.v1.ExponentialBackoff
+	(*FlowControl)(nil),               // 7: hookwire.v1.FlowControl
+	(*CircuitBreaker)(nil),            // 8: hookwire.v1.CircuitBreaker
+	(*CreateSubscriptionRequest)(nil), // 9: hookwire.v1.CreateSubscriptionRequest
+	(*GetSubscriptionRequest)(nil),    // 10: hookwire.v1.GetSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),  // 11: hookwire.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil), // 12: hookwire.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil), // 13: hookwire.v1.UpdateSubscriptionRequest
+	(*DeleteSubscriptionRequest)(nil), // 14: hookwire.v1.DeleteSubscriptionRequest
+	(*PauseSubscriptionRequest)(nil),  // 15: hookwire.v1.PauseSubscriptionRequest
+	(*ResumeSubscriptionRequest)(nil), // 16: hookwire.v1.ResumeSubscriptionRequest
+	nil,                               // 17: hookwire.v1.Subscription.MetadataEntry
+	(*structpb.Struct)(nil),           // 18: google.protobuf.Struct
+	(*durationpb.Duration)(nil),       // 19: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 21: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),             // 22: google.protobuf.Empty
 }
 var file_hookwire_v1_subscription_proto_depIdxs = []int32{
-	12, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
-	13, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
-	1,  // 2: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
+	18, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
+	19, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
+	2,  // 2: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
 	0,  // 3: hookwire.v1.Subscription.status:type_name -> hookwire.v1.SubscriptionStatus
-	11, // 4: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
-	14, // 5: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	14, // 6: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 7: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	2,  // 8: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
-	2,  // 9: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	15, // 10: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 11: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
-	4,  // 12: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
-	5,  // 13: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
-	7,  // 14: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
-	8,  // 15: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
-	9,  // 16: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
-	10, // 17: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
-	2,  // 18: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
-	2,  // 19: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
-	6,  // 20: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
-	2,  // 21: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
-	16, // 22: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
-	2,  // 23: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
-	2,  // 24: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	17, // 4: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
+	20, // 5: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 7: hookwire.v1.Subscription.retry_policy:type_name -> hookwire.v1.RetryPolicy
+	7,  // 8: hookwire.v1.Subscription.flow_control:type_name -> hookwire.v1.FlowControl
+	8,  // 9: hookwire.v1.Subscription.circuit_breaker:type_name -> hookwire.v1.CircuitBreaker
+	1,  // 10: hookwire.v1.Subscription.circuit_state:type_name -> hookwire.v1.CircuitState
+	20, // 11: hookwire.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	5,  // 12: hookwire.v1.RetryPolicy.schedule:type_name -> hookwire.v1.RetrySchedule
+	6,  // 13: hookwire.v1.RetryPolicy.exponential:type_name -> hookwire.v1.ExponentialBackoff
+	19, // 14: hookwire.v1.RetrySchedule.delays:type_name -> google.protobuf.Duration
+	19, // 15: hookwire.v1.ExponentialBackoff.base:type_name -> google.protobuf.Duration
+	19, // 16: hookwire.v1.ExponentialBackoff.cap:type_name -> google.protobuf.Duration
+	19, // 17: hookwire.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	19, // 18: hookwire.v1.CircuitBreaker.cooldown:type_name -> google.protobuf.Duration
+	3,  // 19: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	3,  // 20: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
+	3,  // 21: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	21, // 22: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	9,  // 23: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
+	10, // 24: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
+	11, // 25: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
+	13, // 26: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
+	14, // 27: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
+	15, // 28: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
+	16, // 29: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
+	3,  // 30: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
+	3,  // 31: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
+	12, // 32: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
+	3,  // 33: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
+	22, // 34: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
+	3,  // 35: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
+	3,  // 36: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
+	30, // [30:37] is the sub-list for method output_type
+	23, // [23:30] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_subscription_proto_init() }
@@ -865,13 +1381,17 @@ func file_hookwire_v1_subscription_proto_init() {
 	if File_hookwire_v1_subscription_proto != nil {
 		return
 	}
+	file_hookwire_v1_subscription_proto_msgTypes[2].OneofWrappers = []any{
+		(*RetryPolicy_Schedule)(nil),
+		(*RetryPolicy_Exponential)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_subscription_proto_rawDesc), len(file_hookwire_v1_subscription_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      2,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
