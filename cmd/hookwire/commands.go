@@ -6,8 +6,10 @@ import "github.com/spf13/cobra"
 // plugin) are registered in main.go; clientCommands (cli*.go) talk to a
 // running control plane; toolCommands (bench*.go) are operator tools.
 
-// clientCommands returns the API client commands.
-func clientCommands() []*cobra.Command { return nil }
+// clientCommands returns the API client commands: tenants, api-keys,
+// subscriptions, events, deliveries, attempts, context, and the help topics
+// exit-codes and environment (cli*.go).
+func clientCommands() []*cobra.Command { return (&cli{}).commands() }
 
 // toolCommands returns operator tools such as the benchmark.
 func toolCommands() []*cobra.Command { return nil }
