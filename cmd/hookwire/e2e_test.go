@@ -166,6 +166,7 @@ type sink struct {
 
 type received struct {
 	id      string
+	path    string
 	body    []byte
 	headers http.Header
 }
@@ -179,7 +180,7 @@ func newSink(t *testing.T) *sink {
 	s := &sink{t: t, url: "http://" + lis.Addr().String() + "/hook", got: map[string][]received{}, hits: make(chan received, 1000)}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := received{id: r.Header.Get("webhook-id"), body: body, headers: r.Header.Clone()}
+		rec := received{id: r.Header.Get("webhook-id"), path: r.URL.Path, body: body, headers: r.Header.Clone()}
 		s.mu.Lock()
 		gate := s.gate
 		s.mu.Unlock()
@@ -279,9 +280,13 @@ func grpcClient(t *testing.T, addr string) (hookwirev1.EventServiceClient, conte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e2eAdminKey), 30*time.Second)
+	ctx, cancel := context.WithTimeout(withBearer(context.Background(), e2eAdminKey), 30*time.Second)
 	t.Cleanup(cancel)
 	return hookwirev1.NewEventServiceClient(conn), ctx
+}
+
+func withBearer(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 }
 
 // verify checks a Standard Webhooks signature independently of Hookwire's
