@@ -3,7 +3,6 @@ package amqptransport_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	amqptransport "github.com/hookwire/hookwire/plugins/amqp"
@@ -38,15 +36,6 @@ func newTransport(t *testing.T) *amqptransport.Transport {
 	return tr
 }
 
-func config(t *testing.T, fields map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(fields)
-	if err != nil {
-		t.Fatalf("config %v: %v", fields, err)
-	}
-	return s
-}
-
 var signature = map[string]string{
 	"webhook-id":        "msg_2LxAmqp",
 	"webhook-timestamp": "1700000000",
@@ -55,29 +44,13 @@ var signature = map[string]string{
 
 func request(t *testing.T, fields map[string]any, body []byte) *transportv1.DeliveryRequest {
 	return &transportv1.DeliveryRequest{
-		Config:      config(t, fields),
+		Config:      brokertest.Config(t, fields),
 		Body:        body,
 		ContentType: "application/vnd.test+octets",
 		Headers:     signature,
 		DeliveryId:  signature["webhook-id"],
 		EventType:   "order.created",
 		Timeout:     durationpb.New(5 * time.Second),
-	}
-}
-
-func randomBody(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
-}
-
-func wantOutcome(t *testing.T, res *transportv1.DeliveryResult, want transportv1.Outcome, errContains string) {
-	t.Helper()
-	if res.GetOutcome() != want {
-		t.Fatalf("outcome = %v (%s), want %v", res.GetOutcome(), res.GetError(), want)
-	}
-	if !strings.Contains(res.GetError(), errContains) {
-		t.Fatalf("error = %q, want it to mention %q", res.GetError(), errContains)
 	}
 }
 
@@ -176,7 +149,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tr.Validate(context.Background(), config(t, tc.fields))
+			got, err := tr.Validate(context.Background(), brokertest.Config(t, tc.fields))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +164,7 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 	tr := newTransport(t)
 	for _, req := range []*transportv1.DeliveryRequest{
 		{},
-		{Config: config(t, map[string]any{"url": "amqp://h/"})},
+		{Config: brokertest.Config(t, map[string]any{"url": "amqp://h/"})},
 	} {
 		res := tr.Deliver(context.Background(), req)
 		if res.GetOutcome() != transportv1.Outcome_OUTCOME_REJECTED || res.GetError() == "" {
@@ -203,22 +176,22 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 func TestDeliverClosedPortIsConnectionError(t *testing.T) {
 	res := newTransport(t).Deliver(context.Background(),
 		request(t, map[string]any{"url": "amqp://guest:guest@" + brokertest.ClosedAddr(t) + "/", "routing_key": "q"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to AMQP broker amqp://guest:xxxxx@")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to AMQP broker amqp://guest:xxxxx@")
 }
 
 func TestDeliverSilentServerTimesOut(t *testing.T) {
 	req := request(t, map[string]any{"url": "amqp://" + brokertest.SilentAddr(t) + "/", "routing_key": "q"}, []byte("{}"))
 	req.Timeout = durationpb.New(200 * time.Millisecond)
 	res := newTransport(t).Deliver(context.Background(), req)
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
 }
 
 func TestPublishToQueueThroughDefaultExchange(t *testing.T) {
 	ch := broker(t)
 	q := queue(t, ch, nil)
-	body := randomBody(4096)
+	body := brokertest.RandomBody(4096)
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "routing_key": q}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	checkDelivery(t, get(t, ch, q), body)
 }
 
@@ -234,20 +207,20 @@ func TestPublishThroughNamedExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := newTransport(t)
-	body := randomBody(100)
+	body := brokertest.RandomBody(100)
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "exchange": ex, "routing_key": "order.created"}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	checkDelivery(t, get(t, ch, q), body)
 
 	// No binding matches: returned as unroutable, REJECTED; or accepted
 	// and dropped when mandatory is false.
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "exchange": ex, "routing_key": "invoice.paid"}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "unroutable")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "unroutable")
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "exchange": ex, "routing_key": "invoice.paid", "mandatory": false}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	// The channel that carried the returned message is reused cleanly.
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "exchange": ex, "routing_key": "order.paid"}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	get(t, ch, q)
 }
 
@@ -256,22 +229,22 @@ func TestMissingExchangeIsRejectedAndConnectionSurvives(t *testing.T) {
 	q := queue(t, ch, nil)
 	tr := newTransport(t)
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "exchange": "hookwire-no-such-exchange", "routing_key": "x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "no exchange 'hookwire-no-such-exchange'")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "no exchange 'hookwire-no-such-exchange'")
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "routing_key": q}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 func TestNackIsThrottled(t *testing.T) {
 	ch := broker(t)
 	q := queue(t, ch, amqp.Table{"x-max-length": int32(0), "x-overflow": "reject-publish"})
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "routing_key": q}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_THROTTLED, "nacked")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_THROTTLED, "nacked")
 }
 
 func TestWrongPasswordIsRejected(t *testing.T) {
 	brokertest.Require(t, amqpService, amqpAddr)
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": "amqp://guest:wrong@" + amqpAddr + "/", "routing_key": "q"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "credentials")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "credentials")
 	if strings.Contains(res.GetError(), "wrong") {
 		t.Errorf("error leaks the password: %s", res.GetError())
 	}
@@ -314,24 +287,24 @@ func TestReconnectsAfterConnectionBreaks(t *testing.T) {
 	proxy := brokertest.NewProxy(t, amqpAddr)
 	tr := newTransport(t)
 	req := request(t, map[string]any{"url": "amqp://guest:guest@" + proxy.Addr() + "/", "routing_key": q}, []byte("{}"))
-	wantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	proxy.Cut()
 	res := tr.Deliver(context.Background(), req)
 	if res.GetOutcome() == transportv1.Outcome_OUTCOME_CONNECTION_ERROR {
 		res = tr.Deliver(context.Background(), req)
 	}
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 func TestThroughPluginProcess(t *testing.T) {
 	ch := broker(t)
 	q := queue(t, ch, nil)
 	client := brokertest.StartPlugin(t, amqptransport.Name)
-	body := randomBody(1000)
+	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "routing_key": q}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	checkDelivery(t, get(t, ch, q), body)
-	problems, err := client.Validate(context.Background(), config(t, map[string]any{"url": amqpURL}))
+	problems, err := client.Validate(context.Background(), brokertest.Config(t, map[string]any{"url": amqpURL}))
 	if err != nil || len(problems) != 1 {
 		t.Fatalf("validate through the plugin = %q, %v", problems, err)
 	}

@@ -3,7 +3,6 @@ package mqtttransport_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	"github.com/hookwire/hookwire/plugins/builtin"
@@ -44,15 +42,6 @@ func newTransport(t *testing.T) *mqtttransport.Transport {
 	return tr
 }
 
-func config(t *testing.T, fields map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(fields)
-	if err != nil {
-		t.Fatalf("config %v: %v", fields, err)
-	}
-	return s
-}
-
 var signature = map[string]string{
 	"webhook-id":        "msg_2LxMqtt",
 	"webhook-timestamp": "1700000000",
@@ -61,28 +50,12 @@ var signature = map[string]string{
 
 func request(t *testing.T, fields map[string]any, body []byte) *transportv1.DeliveryRequest {
 	return &transportv1.DeliveryRequest{
-		Config:      config(t, fields),
+		Config:      brokertest.Config(t, fields),
 		Body:        body,
 		ContentType: "application/vnd.test+octets",
 		Headers:     signature,
 		DeliveryId:  signature["webhook-id"],
 		Timeout:     durationpb.New(5 * time.Second),
-	}
-}
-
-func randomBody(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
-}
-
-func wantOutcome(t *testing.T, res *transportv1.DeliveryResult, want transportv1.Outcome, errContains string) {
-	t.Helper()
-	if res.GetOutcome() != want {
-		t.Fatalf("outcome = %v (%s), want %v", res.GetOutcome(), res.GetError(), want)
-	}
-	if !strings.Contains(res.GetError(), errContains) {
-		t.Fatalf("error = %q, want it to mention %q", res.GetError(), errContains)
 	}
 }
 
@@ -191,7 +164,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tr.Validate(context.Background(), config(t, tc.fields))
+			got, err := tr.Validate(context.Background(), brokertest.Config(t, tc.fields))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,8 +179,8 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 	tr := newTransport(t)
 	for _, req := range []*transportv1.DeliveryRequest{
 		{},
-		{Config: config(t, map[string]any{"url": mqttURL, "topic": "#"})},
-		{Config: config(t, map[string]any{"url": mqttURL, "topic": "a"}), Headers: map[string]string{"x": "\xff"}},
+		{Config: brokertest.Config(t, map[string]any{"url": mqttURL, "topic": "#"})},
+		{Config: brokertest.Config(t, map[string]any{"url": mqttURL, "topic": "a"}), Headers: map[string]string{"x": "\xff"}},
 	} {
 		res := tr.Deliver(context.Background(), req)
 		if res.GetOutcome() != transportv1.Outcome_OUTCOME_REJECTED || res.GetError() == "" {
@@ -219,13 +192,13 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 func TestDeliverClosedPortIsConnectionError(t *testing.T) {
 	res := newTransport(t).Deliver(context.Background(),
 		request(t, map[string]any{"url": "mqtt://u:secret@" + brokertest.ClosedAddr(t), "topic": "a"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to MQTT broker mqtt://u:xxxxx@")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to MQTT broker mqtt://u:xxxxx@")
 }
 
 func TestDeliverSilentServerTimesOut(t *testing.T) {
 	req := request(t, map[string]any{"url": "mqtt://" + brokertest.SilentAddr(t), "topic": "a"}, []byte("{}"))
 	req.Timeout = durationpb.New(200 * time.Millisecond)
-	wantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
+	brokertest.WantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
 }
 
 func TestPublishCarriesBodyAndUserProperties(t *testing.T) {
@@ -233,9 +206,9 @@ func TestPublishCarriesBodyAndUserProperties(t *testing.T) {
 		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
 			topic := "hookwire/test/" + brokertest.UniqueName("pub")
 			got := subscriber(t, topic)
-			body := randomBody(4096)
+			body := brokertest.RandomBody(4096)
 			res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": mqttURL, "topic": topic, "qos": qos}, body))
-			wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+			brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 			checkMessage(t, receive(t, got), body)
 		})
 	}
@@ -245,9 +218,9 @@ func TestRetainedMessage(t *testing.T) {
 	brokertest.Require(t, mqttService, mqttAddr)
 	topic := "hookwire/test/" + brokertest.UniqueName("retain")
 	tr := newTransport(t)
-	body := randomBody(64)
+	body := brokertest.RandomBody(64)
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": mqttURL, "topic": topic, "retain": true}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	t.Cleanup(func() { // an empty retained message clears it
 		clear := request(t, map[string]any{"url": mqttURL, "topic": topic, "retain": true}, nil)
 		if res := tr.Deliver(context.Background(), clear); res.GetOutcome() != transportv1.Outcome_OUTCOME_SUCCESS {
@@ -289,13 +262,13 @@ func TestReconnectsAfterConnectionBreaks(t *testing.T) {
 	proxy := brokertest.NewProxy(t, mqttAddr)
 	tr := newTransport(t)
 	req := request(t, map[string]any{"url": "mqtt://" + proxy.Addr(), "topic": "hookwire/test/reconnect"}, []byte("{}"))
-	wantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	proxy.Cut()
 	res := tr.Deliver(context.Background(), req)
 	if res.GetOutcome() == transportv1.Outcome_OUTCOME_CONNECTION_ERROR {
 		res = tr.Deliver(context.Background(), req)
 	}
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 // TestAuthAndACL runs a dedicated Mosquitto with a password file and an
@@ -333,23 +306,23 @@ func TestAuthAndACL(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": "mqtt://writer:wrong@" + addr, "topic": "allowed/x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "check the user name and password in url")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "check the user name and password in url")
 	if strings.Contains(res.GetError(), "wrong") {
 		t.Errorf("error leaks the password: %s", res.GetError())
 	}
 	good := "mqtt://writer:s3cret@" + addr
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": good, "topic": "denied/x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "not authorized")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "not authorized")
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": good, "topic": "allowed/x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 func TestThroughPluginProcess(t *testing.T) {
 	topic := "hookwire/test/" + brokertest.UniqueName("plugin")
 	got := subscriber(t, topic)
 	client := brokertest.StartPlugin(t, mqtttransport.Name)
-	body := randomBody(1000)
+	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": mqttURL, "topic": topic}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	checkMessage(t, receive(t, got), body)
 }

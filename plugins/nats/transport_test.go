@@ -3,7 +3,6 @@ package natstransport_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	"github.com/hookwire/hookwire/plugins/builtin"
@@ -43,15 +41,6 @@ func newTransport(t *testing.T) *natstransport.Transport {
 	return tr
 }
 
-func config(t *testing.T, fields map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(fields)
-	if err != nil {
-		t.Fatalf("config %v: %v", fields, err)
-	}
-	return s
-}
-
 var signature = map[string]string{
 	"webhook-id":        "msg_2LxNats",
 	"webhook-timestamp": "1700000000",
@@ -60,29 +49,12 @@ var signature = map[string]string{
 
 func request(t *testing.T, fields map[string]any, body []byte) *transportv1.DeliveryRequest {
 	return &transportv1.DeliveryRequest{
-		Config:      config(t, fields),
+		Config:      brokertest.Config(t, fields),
 		Body:        body,
 		ContentType: "application/vnd.test+octets",
 		Headers:     signature,
 		DeliveryId:  signature["webhook-id"],
 		Timeout:     durationpb.New(5 * time.Second),
-	}
-}
-
-func randomBody(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // arbitrary bytes: not UTF-8, not JSON
-	return b
-}
-
-func wantOutcome(t *testing.T, res *transportv1.DeliveryResult, want transportv1.Outcome, errContains string) {
-	t.Helper()
-	if res.GetOutcome() != want {
-		t.Fatalf("outcome = %v (%s), want %v", res.GetOutcome(), res.GetError(), want)
-	}
-	if !strings.Contains(res.GetError(), errContains) {
-		t.Fatalf("error = %q, want it to mention %q", res.GetError(), errContains)
 	}
 }
 
@@ -163,7 +135,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tr.Validate(context.Background(), config(t, tc.fields))
+			got, err := tr.Validate(context.Background(), brokertest.Config(t, tc.fields))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,9 +157,9 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 	tr := newTransport(t)
 	for _, req := range []*transportv1.DeliveryRequest{
 		{},
-		{Config: config(t, map[string]any{"url": "nats://h", "subject": "a.>"})},
-		{Config: config(t, map[string]any{"url": natsURL, "subject": "a"}), Headers: map[string]string{"bad name": "x"}},
-		{Config: config(t, map[string]any{"url": natsURL, "subject": "a"}), Headers: map[string]string{"x-a": "line\r\nbreak"}},
+		{Config: brokertest.Config(t, map[string]any{"url": "nats://h", "subject": "a.>"})},
+		{Config: brokertest.Config(t, map[string]any{"url": natsURL, "subject": "a"}), Headers: map[string]string{"bad name": "x"}},
+		{Config: brokertest.Config(t, map[string]any{"url": natsURL, "subject": "a"}), Headers: map[string]string{"x-a": "line\r\nbreak"}},
 	} {
 		res := tr.Deliver(context.Background(), req)
 		if res.GetOutcome() != transportv1.Outcome_OUTCOME_REJECTED || res.GetError() == "" {
@@ -199,7 +171,7 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 func TestDeliverClosedPortIsConnectionError(t *testing.T) {
 	res := newTransport(t).Deliver(context.Background(),
 		request(t, map[string]any{"url": "nats://" + brokertest.ClosedAddr(t), "subject": "a"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to nats server")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to nats server")
 }
 
 func TestDeliverSilentServerTimesOut(t *testing.T) {
@@ -207,7 +179,7 @@ func TestDeliverSilentServerTimesOut(t *testing.T) {
 	req := request(t, map[string]any{"url": "nats://" + brokertest.SilentAddr(t), "subject": "a"}, []byte("{}"))
 	req.Timeout = durationpb.New(200 * time.Millisecond)
 	res := tr.Deliver(context.Background(), req)
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
 	if res.GetLatency().AsDuration() > 2*time.Second {
 		t.Errorf("latency %v: the attempt outlived its timeout", res.GetLatency().AsDuration())
 	}
@@ -225,9 +197,9 @@ func TestCorePublishCarriesBodyAndHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	body := randomBody(t, 4096)
+	body := brokertest.RandomBody(4096)
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": natsURL, "subject": subject}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	if res.GetLatency() == nil {
 		t.Error("no latency reported")
 	}
@@ -246,7 +218,7 @@ func TestDefaultContentType(t *testing.T) {
 	_ = nc.Flush()
 	req := request(t, map[string]any{"url": natsURL, "subject": subject}, []byte(`{}`))
 	req.ContentType = ""
-	wantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	msg, err := sub.NextMsg(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +257,7 @@ func TestCorePublishLargerThanMaxPayloadIsRejected(t *testing.T) {
 	nc := consumer(t)
 	body := make([]byte, nc.MaxPayload()+1)
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": natsURL, "subject": "hookwire.test.big"}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "max_payload")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "max_payload")
 }
 
 // stream creates a JetStream stream capturing one unique subject and
@@ -319,12 +291,12 @@ func TestJetStreamPublishIsStoredOnceAndReadBack(t *testing.T) {
 	brokertest.Require(t, natsService, natsAddr)
 	s, subject := stream(t, jetstream.StreamConfig{})
 	tr := newTransport(t)
-	body := randomBody(t, 2048)
+	body := brokertest.RandomBody(2048)
 	req := request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, body)
 
-	wantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	// A retry of the same delivery (same webhook-id) is a duplicate: acknowledged, not stored twice.
-	wantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -349,7 +321,7 @@ func TestJetStreamWithoutStreamIsRejected(t *testing.T) {
 	brokertest.Require(t, natsService, natsAddr)
 	subject := "hookwire.nostream." + brokertest.UniqueName("x")
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "no JetStream stream")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "no JetStream stream")
 }
 
 func TestJetStreamFullStreamIsThrottled(t *testing.T) {
@@ -357,10 +329,10 @@ func TestJetStreamFullStreamIsThrottled(t *testing.T) {
 	_, subject := stream(t, jetstream.StreamConfig{MaxMsgs: 1, Discard: jetstream.DiscardNew})
 	tr := newTransport(t)
 	first := request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, []byte("1"))
-	wantOutcome(t, tr.Deliver(context.Background(), first), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), first), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	second := request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, []byte("2"))
 	second.Headers = map[string]string{"webhook-id": "msg_other"}
-	wantOutcome(t, tr.Deliver(context.Background(), second), transportv1.Outcome_OUTCOME_THROTTLED, "maximum messages exceeded")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), second), transportv1.Outcome_OUTCOME_THROTTLED, "maximum messages exceeded")
 }
 
 func TestJetStreamMessageTooLargeIsRejected(t *testing.T) {
@@ -368,7 +340,7 @@ func TestJetStreamMessageTooLargeIsRejected(t *testing.T) {
 	_, subject := stream(t, jetstream.StreamConfig{MaxMsgSize: 16})
 	res := newTransport(t).Deliver(context.Background(),
 		request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, make([]byte, 64)))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "too large")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "too large")
 }
 
 // TestAuthAndPermissions runs a dedicated nats-server with users and
@@ -392,17 +364,17 @@ authorization {
 
 	res := tr.Deliver(context.Background(), request(t, map[string]any{
 		"url": fmt.Sprintf("nats://writer:wrong@127.0.0.1:%d", port), "subject": "allowed.x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "refused the credentials")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "refused the credentials")
 	if strings.Contains(res.GetError(), "wrong") {
 		t.Errorf("error leaks the password: %s", res.GetError())
 	}
 
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": good, "subject": "denied.x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, `refused the publish to "denied.x"`)
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, `refused the publish to "denied.x"`)
 
 	// The same connection still delivers where it may.
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": good, "subject": "allowed.x"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 // TestThroughPluginProcess serves the registered built-in "nats" as a real
@@ -414,15 +386,15 @@ func TestThroughPluginProcess(t *testing.T) {
 	if err != nil || info.Name != natstransport.Name || info.APIVersions[0] != sdk.APIVersion {
 		t.Fatalf("describe through the plugin = %+v, %v", info, err)
 	}
-	problems, err := client.Validate(context.Background(), config(t, map[string]any{"subject": "a"}))
+	problems, err := client.Validate(context.Background(), brokertest.Config(t, map[string]any{"subject": "a"}))
 	if err != nil || len(problems) != 1 {
 		t.Fatalf("validate through the plugin = %q, %v", problems, err)
 	}
 
 	s, subject := stream(t, jetstream.StreamConfig{})
-	body := randomBody(t, 1000)
+	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	msg, err := s.GetMsg(ctx, 1)

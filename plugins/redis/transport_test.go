@@ -3,7 +3,6 @@ package redistransport_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	"github.com/hookwire/hookwire/plugins/builtin"
@@ -39,15 +37,6 @@ func newTransport(t *testing.T) *redistransport.Transport {
 	return tr
 }
 
-func config(t *testing.T, fields map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(fields)
-	if err != nil {
-		t.Fatalf("config %v: %v", fields, err)
-	}
-	return s
-}
-
 var signature = map[string]string{
 	"webhook-id":        "msg_2LxRedis",
 	"webhook-timestamp": "1700000000",
@@ -56,28 +45,12 @@ var signature = map[string]string{
 
 func request(t *testing.T, fields map[string]any, body []byte) *transportv1.DeliveryRequest {
 	return &transportv1.DeliveryRequest{
-		Config:      config(t, fields),
+		Config:      brokertest.Config(t, fields),
 		Body:        body,
 		ContentType: "application/vnd.test+octets",
 		Headers:     signature,
 		DeliveryId:  signature["webhook-id"],
 		Timeout:     durationpb.New(5 * time.Second),
-	}
-}
-
-func randomBody(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
-}
-
-func wantOutcome(t *testing.T, res *transportv1.DeliveryResult, want transportv1.Outcome, errContains string) {
-	t.Helper()
-	if res.GetOutcome() != want {
-		t.Fatalf("outcome = %v (%s), want %v", res.GetOutcome(), res.GetError(), want)
-	}
-	if !strings.Contains(res.GetError(), errContains) {
-		t.Fatalf("error = %q, want it to mention %q", res.GetError(), errContains)
 	}
 }
 
@@ -166,7 +139,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tr.Validate(context.Background(), config(t, tc.fields))
+			got, err := tr.Validate(context.Background(), brokertest.Config(t, tc.fields))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,8 +154,8 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 	tr := newTransport(t)
 	for _, req := range []*transportv1.DeliveryRequest{
 		{},
-		{Config: config(t, map[string]any{"url": redisURL, "stream": ""})},
-		{Config: config(t, map[string]any{"url": redisURL, "stream": "s"}), Headers: map[string]string{"body": "x"}},
+		{Config: brokertest.Config(t, map[string]any{"url": redisURL, "stream": ""})},
+		{Config: brokertest.Config(t, map[string]any{"url": redisURL, "stream": "s"}), Headers: map[string]string{"body": "x"}},
 	} {
 		res := tr.Deliver(context.Background(), req)
 		if res.GetOutcome() != transportv1.Outcome_OUTCOME_REJECTED || res.GetError() == "" {
@@ -194,22 +167,22 @@ func TestDeliverInvalidConfigIsRejected(t *testing.T) {
 func TestDeliverClosedPortIsConnectionError(t *testing.T) {
 	res := newTransport(t).Deliver(context.Background(),
 		request(t, map[string]any{"url": "redis://:secret@" + brokertest.ClosedAddr(t), "stream": "s"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to Redis redis://:xxxxx@")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "connect to Redis redis://:xxxxx@")
 }
 
 func TestDeliverSilentServerTimesOut(t *testing.T) {
 	req := request(t, map[string]any{"url": "redis://" + brokertest.SilentAddr(t), "stream": "s"}, []byte("{}"))
 	req.Timeout = durationpb.New(200 * time.Millisecond)
-	wantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
+	brokertest.WantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_TIMEOUT, "timeout 200ms")
 }
 
 func TestXAddCarriesBodyAndHeaders(t *testing.T) {
 	c := store(t)
 	key := streamKey(t, c)
 	tr := newTransport(t)
-	body := randomBody(4096)
+	body := brokertest.RandomBody(4096)
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": redisURL, "stream": key}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	msgs := readAll(t, c, key)
 	if len(msgs) != 1 {
 		t.Fatalf("stream has %d entries, want 1", len(msgs))
@@ -225,7 +198,7 @@ func TestMaxLenTrimsTheStream(t *testing.T) {
 	// default), so write enough for it to act.
 	for i := range 400 {
 		res := tr.Deliver(context.Background(), request(t, map[string]any{"url": redisURL, "stream": key, "maxlen": 10}, []byte(fmt.Sprint(i))))
-		wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+		brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	}
 	n, err := c.XLen(context.Background(), key).Result()
 	if err != nil || n >= 400 || n < 10 {
@@ -240,7 +213,7 @@ func TestWrongTypeKeyIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": redisURL, "stream": key}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "is not a stream")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "is not a stream")
 }
 
 func TestConcurrentDeliveriesReuseConnections(t *testing.T) {
@@ -279,13 +252,13 @@ func TestReconnectsAfterConnectionBreaks(t *testing.T) {
 	proxy := brokertest.NewProxy(t, redisAddr)
 	tr := newTransport(t)
 	req := request(t, map[string]any{"url": "redis://" + proxy.Addr(), "stream": key}, []byte("{}"))
-	wantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 	proxy.Cut()
 	res := tr.Deliver(context.Background(), req)
 	if res.GetOutcome() == transportv1.Outcome_OUTCOME_CONNECTION_ERROR {
 		res = tr.Deliver(context.Background(), req)
 	}
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 }
 
 // TestAuthAndOutOfMemory runs a dedicated redis-server with a password and
@@ -299,24 +272,24 @@ func TestAuthAndOutOfMemory(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	res := tr.Deliver(context.Background(), request(t, map[string]any{"url": "redis://:wrong@" + addr, "stream": "s"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "refused the credentials")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "refused the credentials")
 	if strings.Contains(res.GetError(), "wrong") {
 		t.Errorf("error leaks the password: %s", res.GetError())
 	}
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": "redis://" + addr, "stream": "s"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "NOAUTH")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "NOAUTH")
 
 	res = tr.Deliver(context.Background(), request(t, map[string]any{"url": "redis://:s3cret@" + addr, "stream": "s"}, []byte("{}")))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_THROTTLED, "OOM")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_THROTTLED, "OOM")
 }
 
 func TestThroughPluginProcess(t *testing.T) {
 	c := store(t)
 	key := streamKey(t, c)
 	client := brokertest.StartPlugin(t, redistransport.Name)
-	body := randomBody(1000)
+	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": redisURL, "stream": key}, body))
-	wantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	msgs := readAll(t, c, key)
 	if len(msgs) != 1 {
 		t.Fatalf("stream has %d entries, want 1", len(msgs))
