@@ -48,6 +48,7 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 		hookwirev1.RegisterSubscriptionServiceHandler,
 		hookwirev1.RegisterEventServiceHandler,
 		hookwirev1.RegisterDeliveryServiceHandler,
+		hookwirev1.RegisterAgentAdminServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)

@@ -5,6 +5,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,9 +17,12 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/api"
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
+	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -51,6 +55,9 @@ type Config struct {
 	MaxPayloadBytes int
 	// AdminKey, if set, is the admin API key (HOOKWIRE_ADMIN_KEY).
 	AdminKey string
+	// AdminAddr serves /metrics, /debug/pprof/ and /healthz without
+	// authentication; "" or "off" disables it. Keep it private.
+	AdminAddr string
 	// ValidateTarget checks subscription targets; known=false accepts the
 	// target unchecked (a transport only agents know).
 	ValidateTarget TargetValidator
@@ -72,10 +79,26 @@ type Config struct {
 	// Retry overrides the server-wide retry rules (jitter, minimum wait
 	// after throttling); zero value: defaults.
 	Retry RetryOptions
+	// TLS, if set, serves the gRPC and REST listeners over TLS (and mTLS on
+	// gRPC with a client CA). Nil: plaintext.
+	TLS *TLSConfig
+	// HeartbeatInterval is what agents are told to keep; an agent silent
+	// for three intervals is marked lost and its stream closed. Default 5s.
+	HeartbeatInterval time.Duration
+	// MasterKey seals the subscription signing keys at rest. Required;
+	// create one with `hookwire keygen --out FILE` (GenerateMasterKeyFile).
+	MasterKey *MasterKey
+	// PreviousMasterKeys keep keys sealed under earlier master keys
+	// readable during a master-key rotation; at start every such key is
+	// re-sealed under MasterKey in the background (MasterKeyRotationDone).
+	PreviousMasterKeys []*MasterKey
 }
 
 // RetryOptions are the server-wide retry rules.
 type RetryOptions = retry.Options
+
+// DefaultRetryOptions: ±20% jitter, at least a minute after throttling.
+func DefaultRetryOptions() RetryOptions { return retry.DefaultOptions() }
 
 // Server is a running control plane.
 type Server struct {
@@ -87,6 +110,9 @@ type Server struct {
 	http       *http.Server
 	grpcLis    net.Listener
 	httpLis    net.Listener
+	adminLis   net.Listener
+	admin      *http.Server
+	metrics    *metrics.ControlPlane
 	gwConn     *grpc.ClientConn
 	adminKey   string
 	cancel     context.CancelFunc
@@ -94,12 +120,22 @@ type Server struct {
 	errs       chan error
 	closeOnce  sync.Once
 	closeErr   error
+	keyring    *secrets.Keyring
+	resealed   chan struct{}
+	resealErr  error
 }
 
 // Start opens the store, bootstraps the admin key and starts serving.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("control plane needs a data directory")
+	}
+	if cfg.MasterKey == nil {
+		return nil, errors.New("control plane needs a master key to encrypt signing keys: create one with `hookwire keygen --out FILE` and pass it with --master-key-file FILE (or put its contents in " + MasterKeyEnv + ")")
+	}
+	keyring, err := secrets.NewKeyring(cfg.MasterKey, cfg.PreviousMasterKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("master keys: %w", err)
 	}
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = DefaultGRPCAddr
@@ -122,11 +158,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = time.Hour
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger})
+	var tlsSet *tlsSetup
+	if cfg.TLS != nil {
+		if tlsSet, err = loadTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, errs: make(chan error, 4), keyring: keyring, resealed: make(chan struct{})}
+	s.metrics = s.newMetrics()
+	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, errs: make(chan error, 3)}
+	s.store = st
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -145,8 +189,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			FailingSince: func(sub *catalog.Sub, since time.Time) { svc.SetFailingSince(sub, since) },
 			Emit:         func(tenant, eventType string, payload map[string]any) { svc.Emit(tenant, eventType, payload) },
 		},
-		DisableAfter: cfg.DisableAfter,
-		Retry:        cfg.Retry,
+		DisableAfter:      cfg.DisableAfter,
+		Metrics:           s.metrics,
+		Retry:             cfg.Retry,
+		HeartbeatInterval: cfg.HeartbeatInterval,
 	})
 	var validate api.TargetValidator
 	if cfg.ValidateTarget != nil {
@@ -155,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	svc, err = api.New(api.Config{
 		Store: st, Catalog: cat, Dispatcher: s.dispatcher, Logger: cfg.Logger, Now: cfg.Now,
 		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate,
+		Keyring: keyring, Metrics: s.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -166,6 +213,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
 	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(msgLimit))
+	gwCreds := insecure.NewCredentials()
+	if tlsSet != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
+		gwCreds = credentials.NewTLS(tlsSet.gateway)
+	}
 	s.grpc = grpc.NewServer(opts...)
 	svc.Register(s.grpc)
 	hs := health.NewServer()
@@ -180,10 +232,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
 	s.goServe(func() error { return s.dispatcher.Run(runCtx) })
 	s.goServe(func() error { s.purgeLoop(runCtx); return nil })
+	s.goServe(func() error { s.resealLoop(runCtx); return nil })
 
 	if cfg.HTTPAddr != "off" {
 		s.gwConn, err = grpc.NewClient(s.grpcLis.Addr().String(),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(gwCreds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(msgLimit)))
 		if err != nil {
 			return nil, fmt.Errorf("connect REST gateway to gRPC: %w", err)
@@ -195,6 +248,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
+		if tlsSet != nil {
+			s.httpLis = tls.NewListener(s.httpLis, tlsSet.http)
+		}
 		s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 		s.goServe(func() error {
 			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
@@ -202,6 +258,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 			return nil
 		})
+	}
+	if err := s.startAdmin(); err != nil {
+		return nil, err
 	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	cfg.Logger.Info("control plane serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
@@ -244,10 +303,12 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Close stops serving, waits for in-flight calls, and closes the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		if s.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = s.http.Shutdown(ctx)
-			cancel()
+		for _, hs := range []*http.Server{s.http, s.admin} {
+			if hs != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = hs.Shutdown(ctx)
+				cancel()
+			}
 		}
 		if s.dispatcher != nil {
 			s.dispatcher.Shutdown()
@@ -265,7 +326,9 @@ func (s *Server) Close() error {
 			s.svc.Close()
 		}
 		s.wg.Wait()
-		s.closeErr = s.store.Close()
+		if s.store != nil {
+			s.closeErr = s.store.Close()
+		}
 	})
 	return s.closeErr
 }

@@ -33,6 +33,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const adminKey = "test-admin-key-0123456789"
 
+// testMasterKey is the master key start uses unless the test sets one.
+const testMasterKey = "dGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+
+func mustMasterKey(t *testing.T, text string) *controlplane.MasterKey {
+	t.Helper()
+	k, err := controlplane.ParseMasterKey(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 type harness struct {
 	t    *testing.T
 	srv  *controlplane.Server
@@ -46,6 +58,9 @@ func start(t *testing.T, dir string, cfg controlplane.Config) *harness {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminKey = adminKey
+	if cfg.MasterKey == nil {
+		cfg.MasterKey = mustMasterKey(t, testMasterKey)
+	}
 	srv, err := controlplane.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
@@ -500,7 +515,7 @@ func TestLeaseExpiryReassignsAndRejectsLateResult(t *testing.T) {
 func TestSecondProcessGetsDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
 	start(t, dir, controlplane.Config{})
-	_, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "off"})
+	_, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "off", MasterKey: mustMasterKey(t, testMasterKey)})
 	if !errors.Is(err, controlplane.ErrDataDirInUse) || !strings.Contains(err.Error(), filepath.Base(dir)) {
 		t.Fatalf("second open: %v", err)
 	}

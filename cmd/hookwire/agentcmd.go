@@ -15,6 +15,7 @@ import (
 	httptransport "github.com/hookwire/hookwire/plugins/http"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 )
 
 type agentFlags struct {
@@ -23,6 +24,8 @@ type agentFlags struct {
 	id          string
 	labels      []string
 	maxInFlight int
+	// tls is set by `hookwire agent`'s --tls-* flags (zero: plaintext).
+	tls agent.TLSFiles
 
 	pluginDir         string
 	pluginPins        []string
@@ -157,7 +160,16 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	if err := host.Start(context.WithoutCancel(ctx), specs); err != nil {
 		return fmt.Errorf("start transport plugins: %w", err)
 	}
+	var dial []grpc.DialOption
+	if f.tls != (agent.TLSFiles{}) {
+		opt, err := f.tls.DialOption()
+		if err != nil {
+			return err
+		}
+		dial = append(dial, opt)
+	}
 	a, err := agent.New(agent.Config{
+		DialOptions: dial,
 		ServerAddr:  f.server,
 		APIKey:      f.apiKey,
 		AgentID:     f.id,
@@ -201,13 +213,17 @@ network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network) and
 				af.apiKey = os.Getenv("HOOKWIRE_API_KEY")
 			}
 			if af.apiKey == "" {
-				return fmt.Errorf("no API key: pass --api-key or set HOOKWIRE_API_KEY (the admin key printed by the server)")
+				return fmt.Errorf("no API key: pass --api-key or set HOOKWIRE_API_KEY (the admin key printed by the server, or a join token from CreateJoinToken)")
 			}
 			return runAgent(cmd.Context(), log, af)
 		},
 	}
 	cmd.Flags().StringVar(&af.server, "server", "127.0.0.1:7070", "control plane gRPC address")
-	cmd.Flags().StringVar(&af.apiKey, "api-key", "", "API key (default $HOOKWIRE_API_KEY)")
+	cmd.Flags().StringVar(&af.apiKey, "api-key", "", "admin API key or join token hwj_... (default $HOOKWIRE_API_KEY)")
+	cmd.Flags().StringVar(&af.tls.CAFile, "tls-ca", "", "connect over TLS, verifying the control plane against this PEM CA bundle")
+	cmd.Flags().StringVar(&af.tls.CertFile, "tls-cert", "", "PEM client certificate for mTLS (with --tls-key)")
+	cmd.Flags().StringVar(&af.tls.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&af.tls.ServerName, "tls-server-name", "", "name expected in the control plane's certificate (default: the host of --server)")
 	af.register(cmd.Flags())
 	lf.register(cmd.Flags())
 	return cmd

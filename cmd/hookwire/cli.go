@@ -43,13 +43,15 @@ const (
 )
 
 const exitCodesText = `Exit codes of the client commands (tenants, api-keys, subscriptions, events,
-deliveries, attempts, context):
+deliveries, attempts, operations, agents, join-tokens, context):
 
   0    success
-  1    any other error
+  1    any other error, including an operation that failed (operations watch,
+       subscriptions recover)
   2    usage: unknown command or flag, missing or extra argument, bad flag value,
        no tenant given, unknown context
-  3    not found: the tenant, subscription, delivery, API key or context does not exist
+  3    not found: the tenant, subscription, event, delivery, operation, agent,
+       API key, join token or context does not exist
   4    not authenticated (no, wrong, revoked or expired API key) or permission denied
   5    invalid request: the server rejected a field, or the payload/file is malformed
   6    unavailable: the control plane cannot be reached, or did not answer within
@@ -76,9 +78,15 @@ type cli struct {
 
 // commands builds the client command tree (see clientCommands).
 func (c *cli) commands() []*cobra.Command {
+	// Operator actions (cli_ops.go) join their nouns.
+	subs, events, deliveries := c.subscriptionsCmd(), c.eventsCmd(), c.deliveriesCmd()
+	subs.AddCommand(c.subsRecoverCmd())
+	events.AddCommand(c.eventsResendCmd())
+	deliveries.AddCommand(c.deliveriesRetryCmd(), c.deliveriesCancelCmd())
 	cmds := []*cobra.Command{
-		c.tenantsCmd(), c.apiKeysCmd(), c.subscriptionsCmd(), c.eventsCmd(),
-		c.deliveriesCmd(), c.attemptsCmd(), c.contextCmd(),
+		c.tenantsCmd(), c.apiKeysCmd(), subs, events,
+		deliveries, c.attemptsCmd(), c.operationsCmd(), c.agentsCmd(), c.joinTokensCmd(), c.contextCmd(),
+		newDocsCmd(),
 		helpTopic("exit-codes", "Exit codes of the client commands, for scripts", exitCodesText),
 		helpTopic("environment", "Connection settings: flags, environment variables and the config file", environmentText),
 	}

@@ -22,10 +22,11 @@ import (
 func (c *cli) subscriptionsCmd() *cobra.Command {
 	return c.noun("subscriptions", "Manage where a tenant's events are delivered",
 		`A subscription routes a tenant's events of some types to one target through a
-transport (http by default). Its signing secret is shown once, on create.`,
+transport (http by default). Its signing secret is shown once, on create and
+rotate-secret.`,
 		[]string{"subscription", "subs", "sub"}, true,
 		c.subsCreateCmd(), c.subsGetCmd(), c.subsListCmd(), c.subsUpdateCmd(), c.subsDeleteCmd(),
-		c.subsStateCmd("pause"), c.subsStateCmd("resume"))
+		c.subsStateCmd("pause"), c.subsStateCmd("resume"), c.subsRotateSecretCmd())
 }
 
 // subscriptionListHint is the NotFound hint of subscription commands.
@@ -72,6 +73,7 @@ func subscriptionView(s *hookwirev1.Subscription) func(io.Writer) error {
 		f.add("Created", stamp(s.GetCreateTime()))
 		f.add("Updated", stamp(s.GetUpdateTime()))
 		f.add("Signing secret", s.GetSigningSecret())
+		f.add("Signing public key", s.GetSigningPublicKey())
 		return f.flush()
 	}
 }

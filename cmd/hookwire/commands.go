@@ -11,5 +11,6 @@ import "github.com/spf13/cobra"
 // exit-codes and environment (cli*.go).
 func clientCommands() []*cobra.Command { return (&cli{}).commands() }
 
-// toolCommands returns operator tools such as the benchmark.
-func toolCommands() []*cobra.Command { return nil }
+// toolCommands returns operator tools: the benchmark (bench*.go) and keygen
+// (keygen.go).
+func toolCommands() []*cobra.Command { return []*cobra.Command{newKeygenCmd()} }

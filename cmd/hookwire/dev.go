@@ -65,7 +65,11 @@ the admin key and a quickstart.`,
 				return err
 			}
 			warnPlaintext(log, sf.grpcAddr, sf.httpAddr)
-			srv, err := controlplane.Start(cmd.Context(), sf.config(log, key))
+			cfg := sf.config(log, key)
+			if cfg.MasterKey, err = devMasterKey(sf.dataDir); err != nil {
+				return err
+			}
+			srv, err := controlplane.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -29,7 +29,7 @@ func freeAddr(t *testing.T) string {
 
 func startServerAt(t *testing.T, dir, grpcAddr, httpAddr string) *server {
 	t.Helper()
-	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey},
+	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey, "HOOKWIRE_MASTER_KEY=" + e2eMasterKey},
 		"server", "--data-dir", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr)
 	for out.Scan() {
 		if m := addrLine.FindStringSubmatch(out.Text()); m != nil {

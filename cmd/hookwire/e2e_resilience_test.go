@@ -156,7 +156,7 @@ func TestControlPlaneRestartKeepsState(t *testing.T) {
 func TestSecondServerOnSameDataDirFails(t *testing.T) {
 	dir := t.TempDir()
 	startServer(t, dir)
-	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey},
+	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey, "HOOKWIRE_MASTER_KEY=" + e2eMasterKey},
 		"server", "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	go func() {
 		for out.Scan() {

@@ -34,6 +34,9 @@ import (
 
 const e2eAdminKey = "e2e-admin-key-0123456789abcdef"
 
+// e2eMasterKey is the master key (base64 of 32 bytes) e2e servers run with.
+const e2eMasterKey = "ZTJlLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2RlZmc="
+
 var hookwireBin string
 
 func TestMain(m *testing.M) {
@@ -121,7 +124,7 @@ type server struct {
 
 func startServer(t *testing.T, dir string) *server {
 	t.Helper()
-	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey},
+	p, out := startProc(t, []string{"HOOKWIRE_ADMIN_KEY=" + e2eAdminKey, "HOOKWIRE_MASTER_KEY=" + e2eMasterKey},
 		"server", "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	for out.Scan() {
 		if m := addrLine.FindStringSubmatch(out.Text()); m != nil {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/hookwire/hookwire/controlplane"
 	"github.com/hookwire/hookwire/plugins/builtin"
@@ -19,6 +21,10 @@ type serverFlags struct {
 	grpcAddr        string
 	httpAddr        string
 	maxPayloadBytes int
+	adminAddr       string
+	retention       time.Duration
+	disableAfter    time.Duration
+	throttleMin     time.Duration
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
@@ -26,6 +32,10 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.grpcAddr, "grpc-addr", controlplane.DefaultGRPCAddr, "gRPC API listen address (agents connect here)")
 	fs.StringVar(&f.httpAddr, "http-addr", controlplane.DefaultHTTPAddr, `REST gateway listen address ("off" to disable)`)
 	fs.IntVar(&f.maxPayloadBytes, "max-payload-bytes", controlplane.DefaultMaxPayloadBytes, "largest event payload accepted, in bytes")
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve /metrics, /debug/pprof/ and /healthz here, unauthenticated (e.g. 127.0.0.1:9464; empty: off)")
+	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "keep events, deliveries and attempts this long")
+	fs.DurationVar(&f.disableAfter, "disable-after", 5*24*time.Hour, "disable a subscription whose attempts all failed for this long (negative: never)")
+	fs.DurationVar(&f.throttleMin, "throttle-min", time.Minute, "least wait after a 429/502/503/504 or a timeout")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {
@@ -34,10 +44,20 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		GRPCAddr:        f.grpcAddr,
 		HTTPAddr:        f.httpAddr,
 		MaxPayloadBytes: f.maxPayloadBytes,
+		AdminAddr:       f.adminAddr,
+		Retention:       f.retention,
+		DisableAfter:    f.disableAfter,
+		Retry:           f.retryOptions(),
 		AdminKey:        adminKey,
 		Logger:          log,
 		ValidateTarget:  validateBuiltinTarget,
 	}
+}
+
+func (f *serverFlags) retryOptions() controlplane.RetryOptions {
+	o := controlplane.DefaultRetryOptions()
+	o.ThrottleMin = f.throttleMin
+	return o
 }
 
 // validateBuiltinTarget checks targets of built-in transports in-process;
@@ -54,6 +74,8 @@ func validateBuiltinTarget(ctx context.Context, transport string, config *struct
 func newServerCmd() *cobra.Command {
 	var sf serverFlags
 	var lf logFlags
+	var mf masterKeyFlags
+	var tf serverTLSFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (gRPC API, REST gateway, store, dispatcher)",
@@ -66,15 +88,25 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 			if err != nil {
 				return err
 			}
-			warnPlaintext(log, sf.grpcAddr, sf.httpAddr)
-			srv, err := controlplane.Start(cmd.Context(), sf.config(log, os.Getenv("HOOKWIRE_ADMIN_KEY")))
+			cfg := sf.config(log, os.Getenv("HOOKWIRE_ADMIN_KEY"))
+			if cfg.TLS, err = tf.config(log, sf.grpcAddr, sf.httpAddr); err != nil {
+				return err
+			}
+			if cfg.MasterKey, cfg.PreviousMasterKeys, err = mf.load(); err != nil {
+				return err
+			}
+			srv, err := controlplane.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			if key := srv.NewAdminKey(); key != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "Admin API key (shown once, store it now): %s\n", key)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "gRPC %s  REST http://%s\n", srv.GRPCAddr(), srv.HTTPAddr())
+			scheme := "http"
+			if cfg.TLS != nil {
+				scheme = "https"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "gRPC %s  REST %s://%s\n", srv.GRPCAddr(), scheme, srv.HTTPAddr())
 			select {
 			case <-cmd.Context().Done():
 			case err := <-srv.Err():
@@ -86,12 +118,63 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 	}
 	sf.register(cmd.Flags(), "hookwire-data")
 	lf.register(cmd.Flags())
+	mf.register(cmd.Flags())
+	tf.register(cmd.Flags())
 	return cmd
 }
 
+// serverTLSFlags are `hookwire server`'s TLS flags.
+type serverTLSFlags struct {
+	cert, key, clientCA string
+	allowPlaintext      bool
+}
+
+func (f *serverTLSFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cert, "tls-cert", "", "PEM server certificate (chain) for the gRPC and REST listeners")
+	fs.StringVar(&f.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "", "PEM CA bundle: the gRPC listener then requires client certificates signed by it (mTLS for agents)")
+	fs.BoolVar(&f.allowPlaintext, "insecure-allow-plaintext", false, "serve without TLS on a non-loopback address (API keys and payloads travel in clear)")
+}
+
+// config returns the TLS configuration, or nil for plaintext, which is
+// refused on a non-loopback address unless --insecure-allow-plaintext.
+func (f *serverTLSFlags) config(log *slog.Logger, addrs ...string) (*controlplane.TLSConfig, error) {
+	if f.cert == "" && f.key == "" {
+		if f.clientCA != "" {
+			return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS")
+		}
+		if f.allowPlaintext {
+			warnPlaintext(log, addrs...)
+			return nil, nil
+		}
+		return nil, checkPlaintext(addrs...)
+	}
+	if f.cert == "" || f.key == "" {
+		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	return &controlplane.TLSConfig{CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.clientCA}, nil
+}
+
+// checkPlaintext refuses plaintext listeners reachable from other hosts.
+func checkPlaintext(addrs ...string) error {
+	if bad := nonLoopback(addrs); len(bad) > 0 {
+		return fmt.Errorf("refusing to serve without TLS on non-loopback address %s: pass --tls-cert and --tls-key (and --tls-client-ca for mTLS), listen on 127.0.0.1, or accept the risk with --insecure-allow-plaintext", bad[0])
+	}
+	return nil
+}
+
 // warnPlaintext warns when a plaintext listener is reachable from other
-// hosts. (TLS arrives with the agent security work.)
+// hosts.
 func warnPlaintext(log *slog.Logger, addrs ...string) {
+	for _, a := range nonLoopback(addrs) {
+		log.Warn("listening without TLS on a non-loopback address; API keys and payloads travel in clear", "addr", a)
+	}
+}
+
+// nonLoopback returns the listen addresses reachable from other hosts
+// ("off" and unparsable ones aside; an empty host means all interfaces).
+func nonLoopback(addrs []string) []string {
+	var out []string
 	for _, a := range addrs {
 		host, _, err := net.SplitHostPort(a)
 		if err != nil {
@@ -100,6 +183,7 @@ func warnPlaintext(log *slog.Logger, addrs ...string) {
 		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 			continue
 		}
-		log.Warn("listening without TLS on a non-loopback address; API keys and payloads travel in clear", "addr", a)
+		out = append(out, a)
 	}
+	return out
 }

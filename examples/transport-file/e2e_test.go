@@ -98,6 +98,13 @@ func TestAgentDeliversThroughBuiltPlugin(t *testing.T) {
 		HTTPAddr: "127.0.0.1:0",
 		AdminKey: e2eAdminKey,
 		Logger:   logger,
+		MasterKey: func() *controlplane.MasterKey {
+			k, err := controlplane.ParseMasterKey("ZmlsZS10cmFuc3BvcnQtZTJlLW1hc3Rlci1rZXktMDE=")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}(),
 	})
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)

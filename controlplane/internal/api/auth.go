@@ -91,6 +91,8 @@ type principal struct {
 	keyID  string
 	tenant string
 	scope  hookwirev1.ApiKeyScope
+	// joinToken is set when an agent authenticated with a join token.
+	joinToken *hookwirev1.JoinToken
 }
 
 func (p *principal) admin() bool { return p.scope == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN }
@@ -178,6 +180,9 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	key, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok || key == "" {
 		return nil, status.Error(codes.Unauthenticated, "malformed Authorization header: expected \"Bearer <key>\"")
+	}
+	if strings.HasPrefix(key, joinTokenPrefix) {
+		return a.authenticateJoin(ctx, method, key)
 	}
 	rec, err := a.store.GetAPIKey(keyID(key))
 	if err != nil || subtle.ConstantTimeCompare(rec.GetHash(), hashKey(key)) != 1 {

@@ -207,6 +207,7 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 		return nil, storeError(err, "event "+quote(req.GetEventId()))
 	}
 	s.cfg.Dispatcher.Poke(sid)
+	s.cfg.Metrics.DeliveriesCreated(1)
 	return nd.Delivery, nil
 }
 

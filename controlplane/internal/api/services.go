@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"strings"
@@ -18,8 +19,10 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/metrics"
+	"github.com/hookwire/hookwire/controlplane/internal/secrets"
+	"github.com/hookwire/hookwire/controlplane/internal/selector"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
-	"github.com/hookwire/hookwire/controlplane/signing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc"
@@ -46,6 +49,10 @@ type Config struct {
 	Now             func() time.Time
 	MaxPayloadBytes int
 	ValidateTarget  TargetValidator
+	// Metrics counts publishes; nil: none.
+	Metrics *metrics.ControlPlane
+	// Keyring seals and opens subscription signing keys. Required.
+	Keyring *secrets.Keyring
 }
 
 // Services implements every public gRPC service.
@@ -100,6 +107,7 @@ func (s *Services) Register(g *grpc.Server) {
 	hookwirev1.RegisterEventServiceServer(g, s)
 	hookwirev1.RegisterDeliveryServiceServer(g, s)
 	hookwirev1.RegisterAgentServiceServer(g, s)
+	s.RegisterAgentAdmin(g)
 }
 
 // ServerOptions returns the interceptors (authentication, then validation).
@@ -113,9 +121,9 @@ func (s *Services) ServerOptions() []grpc.ServerOption {
 // LoadCatalog fills the catalog from the store (at start).
 func (s *Services) LoadCatalog() error {
 	return s.cfg.Store.AllSubscriptions(func(rec *storev1.SubscriptionRecord) error {
-		sub, err := catalog.Prepare(rec)
+		sub, err := catalog.Prepare(rec, s.cfg.Keyring)
 		if err != nil {
-			return err
+			return fmt.Errorf("subscription %s of tenant %q: %w", rec.GetSubscription().GetId(), rec.GetSubscription().GetTenant(), err)
 		}
 		s.cfg.Catalog.Put(sub)
 		return nil
@@ -243,11 +251,14 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
 		return nil, err
 	}
-	secret, err := signing.GenerateSecret()
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+	if err := checkSelector(in.GetAgentSelector()); err != nil {
+		return nil, err
 	}
-	key, _ := signing.ParseSecret(secret)
+	scheme := catalog.NormalScheme(in.GetSignatureScheme())
+	key, err := newSigningKey(scheme)
+	if err != nil {
+		return nil, err
+	}
 	now := timestamppb.New(s.cfg.Now())
 	sub := &hookwirev1.Subscription{
 		Id:             ids.Format(ids.Subscription, ids.New(s.cfg.Now())),
@@ -264,9 +275,15 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		FlowControl:    in.GetFlowControl(),
 		Ordered:        in.GetOrdered(),
 		CircuitBreaker: in.GetCircuitBreaker(),
+		AgentSelector:  in.GetAgentSelector(),
 	}
-	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{{Key: key}}}
-	prepared, err := catalog.Prepare(rec)
+	sub.SignatureScheme, sub.SigningPublicKey = scheme, key.PublicKey()
+	sealed, err := catalog.SealKey(s.cfg.Keyring, sub, 1, key)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "seal signing key: %v", err)
+	}
+	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{sealed}}
+	prepared, err := catalog.Prepare(rec, s.cfg.Keyring)
 	if err != nil {
 		return nil, subscriptionError(err, "subscription")
 	}
@@ -275,7 +292,7 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	}
 	s.cfg.Catalog.Put(prepared)
 	out := s.present(proto.Clone(sub).(*hookwirev1.Subscription))
-	out.SigningSecret = secret
+	out.SigningSecret = shownSecret(key)
 	return out, nil
 }
 
@@ -317,7 +334,7 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 	in := req.GetSubscription()
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
-		paths = []string{"description", "event_types", "target", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker"}
+		paths = []string{"description", "event_types", "target", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker", "agent_selector"}
 	}
 	for _, p := range paths {
 		switch p {
@@ -326,10 +343,16 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
 				return nil, err
 			}
+		case "agent_selector":
+			if err := checkSelector(in.GetAgentSelector()); err != nil {
+				return nil, err
+			}
 		case "ordered":
 			return nil, status.Error(codes.InvalidArgument, "ordered cannot be changed after creation; create a new subscription with the ordering you want")
+		case "signature_scheme", "signing_secret", "signing_public_key":
+			return nil, status.Errorf(codes.InvalidArgument, "%s cannot be updated; rotate the key with POST .../subscriptions/{id}:rotateSecret (its scheme field migrates to another scheme)", p)
 		default:
-			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control and circuit_breaker (use :pause/:resume for status)", p)
+			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control, circuit_breaker and agent_selector (use :pause/:resume for status)", p)
 		}
 	}
 	return s.changeSubscription(ctx, req.GetTenant(), in.GetId(), func(sub *hookwirev1.Subscription) error {
@@ -349,6 +372,8 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 				sub.FlowControl = in.GetFlowControl()
 			case "circuit_breaker":
 				sub.CircuitBreaker = in.GetCircuitBreaker()
+			case "agent_selector":
+				sub.AgentSelector = in.GetAgentSelector()
 			default:
 				sub.Target = in.GetTarget()
 			}
@@ -364,13 +389,14 @@ func (s *Services) changeSubscription(ctx context.Context, tenant, id string, ch
 			return err
 		}
 		r.Subscription.UpdateTime = timestamppb.New(s.cfg.Now())
-		_, err := catalog.Prepare(r)
+		catalog.PruneKeys(r, s.cfg.Now())
+		_, err := catalog.Prepare(r, s.cfg.Keyring)
 		return err
 	})
 	if err != nil {
 		return nil, subscriptionError(err, "subscription "+quote(id))
 	}
-	prepared, err := catalog.Prepare(rec)
+	prepared, err := catalog.Prepare(rec, s.cfg.Keyring)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
@@ -575,7 +601,11 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 		return nil, storeError(err, "tenant "+quote(tenant))
 	}
 	var ready []dispatch.Ready
+	stored := 0
 	for i, ne := range batch {
+		if ne.DuplicateOf == nil {
+			stored++
+		}
 		if ne.DuplicateOf != nil {
 			resp[i] = &hookwirev1.PublishEventResponse{Id: ids.Format(ids.Event, *ne.DuplicateOf), DeliveryCount: int32(ne.DuplicateDeliveries), Duplicate: true}
 			continue
@@ -587,6 +617,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 		}
 	}
 	s.cfg.Dispatcher.Enqueue(ready)
+	s.cfg.Metrics.Published(stored, len(ready))
 	return resp, nil
 }
 
@@ -675,6 +706,7 @@ func (s *Services) ListDeliveries(ctx context.Context, req *hookwirev1.ListDeliv
 	if err != nil {
 		return nil, storeError(err, "deliveries")
 	}
+	s.explainWaiting(list...)
 	resp := &hookwirev1.ListDeliveriesResponse{Deliveries: list}
 	if next != nil {
 		resp.NextPageToken = ids.Format(ids.Delivery, *next)
@@ -687,7 +719,11 @@ func (s *Services) GetDelivery(ctx context.Context, req *hookwirev1.GetDeliveryR
 		return nil, err
 	}
 	d, err := s.cfg.Store.GetDelivery(req.GetTenant(), req.GetId())
-	return d, storeError(err, "delivery "+quote(req.GetId()))
+	if err != nil {
+		return nil, storeError(err, "delivery "+quote(req.GetId()))
+	}
+	s.explainWaiting(d)
+	return d, nil
 }
 
 func (s *Services) ListAttempts(ctx context.Context, req *hookwirev1.ListAttemptsRequest) (*hookwirev1.ListAttemptsResponse, error) {
@@ -704,10 +740,11 @@ func (s *Services) ListAttempts(ctx context.Context, req *hookwirev1.ListAttempt
 // --- agents ---
 
 func (s *Services) Connect(stream hookwirev1.AgentService_ConnectServer) error {
-	if err := requireAdmin(stream.Context()); err != nil {
+	ctx, err := connectAdmission(stream.Context())
+	if err != nil {
 		return err
 	}
-	err := s.cfg.Dispatcher.Serve(stream)
+	err = s.cfg.Dispatcher.Serve(&admittedStream{AgentService_ConnectServer: stream, ctx: ctx})
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -737,4 +774,12 @@ func joinProblems(p []string) string {
 		out += x
 	}
 	return out
+}
+
+// checkSelector rejects an agent selector that does not parse.
+func checkSelector(text string) error {
+	if _, err := selector.Parse(text); err != nil {
+		return status.Errorf(codes.InvalidArgument, "invalid %v", err)
+	}
+	return nil
 }

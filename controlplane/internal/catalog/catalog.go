@@ -14,6 +14,8 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
+	"github.com/hookwire/hookwire/controlplane/internal/secrets"
+	"github.com/hookwire/hookwire/controlplane/internal/selector"
 	"github.com/hookwire/hookwire/controlplane/signing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -49,7 +51,10 @@ type Sub struct {
 	Breaker *Breaker
 	// FailingSince is when the current streak of failures began.
 	FailingSince time.Time
-	patterns     []pattern
+	// Selector chooses the agents that may deliver (nil: any agent hosting
+	// Transport).
+	Selector *selector.Selector
+	patterns []pattern
 }
 
 // Breaker configures a subscription's circuit breaker.
@@ -82,18 +87,15 @@ func New() *Catalog {
 	return &Catalog{subs: map[ids.ID]*Sub{}, tenants: map[string]*tenantIndex{}}
 }
 
-// Prepare builds a Sub from its stored record.
-func Prepare(rec *storev1.SubscriptionRecord) (*Sub, error) {
+// Prepare builds a Sub from its stored record, opening its sealed signing
+// keys with keys (the master keyring).
+func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, error) {
 	sub := rec.GetSubscription()
 	id, err := ids.Parse(ids.Subscription, sub.GetId())
 	if err != nil {
 		return nil, err
 	}
-	var keys [][]byte
-	for _, k := range rec.GetSigningKeys() {
-		keys = append(keys, k.GetKey())
-	}
-	signer, err := signing.NewSigner(keys...)
+	signer, err := openSigner(rec, keys)
 	if err != nil {
 		return nil, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
 	}
@@ -121,6 +123,9 @@ func Prepare(rec *storev1.SubscriptionRecord) (*Sub, error) {
 		}
 	}
 	s.Ordered = sub.GetOrdered()
+	if s.Selector, err = selector.Parse(sub.GetAgentSelector()); err != nil {
+		return nil, err
+	}
 	if expr := sub.GetFilter(); expr != "" {
 		f, err := filter.Compile(expr)
 		if err != nil {

@@ -6,22 +6,29 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/signing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 )
 
 func record(t *testing.T, tenant string, types ...string) *Sub {
 	t.Helper()
-	s, err := Prepare(&storev1.SubscriptionRecord{
-		Subscription: &hookwirev1.Subscription{
-			Id:         ids.Format(ids.Subscription, ids.New(time.Now())),
-			Tenant:     tenant,
-			EventTypes: types,
-			Status:     hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
-			Target:     &hookwirev1.Target{Transport: "http"},
-		},
-		SigningKeys: []*storev1.SigningKey{{Key: make([]byte, 32)}},
-	})
+	sub := &hookwirev1.Subscription{
+		Id:         ids.Format(ids.Subscription, ids.New(time.Now())),
+		Tenant:     tenant,
+		EventTypes: types,
+		Status:     hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
+		Target:     &hookwirev1.Target{Transport: "http"},
+	}
+	key, err := signing.NewHMACKey(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := SealKey(testKeyring(t), sub, 1, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Prepare(&storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{sk}}, testKeyring(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,17 @@ type conn struct {
 	transports map[string]bool
 	credit     int // guarded by Dispatcher.mu
 	lastSeen   time.Time
+	// heard is when the agent last sent anything, on the real clock
+	// (liveness must not follow an injected test clock). Guarded by
+	// Dispatcher.mu.
+	heard     time.Time
+	version   string
+	connected time.Time
+	// token is the id of the join token the agent authenticated with
+	// ("" for the admin key).
+	token string
+	// kill ends the stream with an error (lost, revoked); buffered 1.
+	kill chan error
 
 	stream hookwirev1.AgentService_ConnectServer
 	sendMu sync.Mutex
@@ -61,12 +72,20 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 	if len(hello.GetTransports()) == 0 {
 		return status.Error(codes.InvalidArgument, "hello.transports is empty: the agent hosts no transport plugin, so it cannot deliver anything")
 	}
+	if err := admissionFrom(ctx).check(hello.GetLabels()); err != nil {
+		return err
+	}
 	c := &conn{
 		agentID:    hello.GetAgentId(),
 		labels:     hello.GetLabels(),
 		transports: map[string]bool{},
 		credit:     int(hello.GetMaxInFlight()),
 		lastSeen:   d.cfg.Now(),
+		heard:      time.Now(),
+		version:    hello.GetVersion(),
+		connected:  d.cfg.Now(),
+		token:      admissionFrom(ctx).JoinToken,
+		kill:       make(chan error, 1),
 		stream:     stream,
 		wakeC:      make(chan struct{}, 1),
 	}
@@ -84,6 +103,8 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 		}
 	}
 	d.conns[c] = struct{}{}
+	delete(d.lost, c.agentID)
+	d.agentJoinedLocked(c)
 	d.mu.Unlock()
 	defer d.disconnect(c)
 
@@ -104,6 +125,8 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 	c.wake()
 	select {
 	case err := <-errc:
+		return err
+	case err := <-c.kill:
 		return err
 	case <-d.stop:
 		return status.Error(codes.Unavailable, "control plane is shutting down; reconnect to another or retry")
@@ -196,6 +219,7 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 		}
 		d.mu.Lock()
 		c.lastSeen = d.cfg.Now()
+		c.heard = time.Now()
 		d.mu.Unlock()
 		switch msg := m.GetMsg().(type) {
 		case *hookwirev1.AgentMessage_Results:

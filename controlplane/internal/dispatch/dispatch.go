@@ -36,6 +36,7 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
@@ -62,6 +63,8 @@ type Config struct {
 	Catalog *catalog.Catalog
 	Logger  *slog.Logger
 	Hooks   Hooks
+	// Metrics receives attempt outcomes; nil: none.
+	Metrics *metrics.ControlPlane
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 	// Retry holds the server-wide retry rules.
@@ -126,7 +129,8 @@ type Dispatcher struct {
 	known      map[ids.ID]struct{} // queued or leased
 	leases     map[string]*lease
 	conns      map[*conn]struct{}
-	overflow   bool // the global window was full: pump when it drains
+	lost       map[string]AgentInfo // agents closed for silence, by id
+	overflow   bool                 // the global window was full: pump when it drains
 	pumping    bool
 	finished   map[ids.ID]struct{} // completed while the pump ran
 	wakeAt     time.Time           // pending throttle wake-up
@@ -181,6 +185,7 @@ func New(cfg Config) *Dispatcher {
 		known:    map[ids.ID]struct{}{},
 		leases:   map[string]*lease{},
 		conns:    map[*conn]struct{}{},
+		lost:     map[string]AgentInfo{},
 		pumpWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		pending:  map[*time.Timer]struct{}{},
@@ -199,7 +204,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	reap := time.NewTicker(time.Second)
+	reap := time.NewTicker(min(time.Second, d.cfg.HeartbeatInterval))
 	defer reap.Stop()
 	defer d.stopTimers()
 	for {
@@ -210,6 +215,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-reap.C:
 			d.expireLeases()
+			d.checkLiveness()
 			continue
 		}
 		next, err := d.pump()
@@ -241,6 +247,7 @@ func (d *Dispatcher) Poke(sub ids.ID) {
 	d.mu.Lock()
 	s := d.stateLocked(sub)
 	s.parked = false
+	s.noAgent = false
 	d.noteDueLocked(s, d.cfg.Now())
 	d.mu.Unlock()
 	d.wakePump()
@@ -296,6 +303,15 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 			continue
 		}
 		s := d.stateLocked(r.Sub.ID)
+		if s.noAgent {
+			continue // in the store; a connecting agent re-notes it
+		}
+		if !d.eligibleLocked(r.Sub) {
+			// Nobody may take it: leave it in the store rather than hold
+			// memory the routable subscriptions need (the pump parks it).
+			d.noteDueLocked(s, now)
+			continue
+		}
 		if d.readyCount >= d.cfg.ReadyCap || d.readyBytes+len(r.Payload) > d.cfg.ReadyBytes || s.queue.len() >= d.cfg.SubCap {
 			d.overflow = d.overflow || d.readyCount >= d.cfg.ReadyCap
 			d.noteDueLocked(s, now)
@@ -308,6 +324,33 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 		}, r.Sub.Transport, false)
 	}
 	d.wakeTransportsLocked()
+}
+
+// eligibleLocked reports whether a connected agent hosts the
+// subscription's transport and matches its selector.
+func (d *Dispatcher) eligibleLocked(sub *catalog.Sub) bool {
+	for c := range d.conns {
+		if c.transports[sub.Transport] && sub.Selector.Matches(c.labels) {
+			return true
+		}
+	}
+	return false
+}
+
+// agentJoinedLocked re-notes the subscriptions left in the store for want
+// of an agent that c may serve.
+func (d *Dispatcher) agentJoinedLocked(c *conn) {
+	now := d.cfg.Now()
+	for _, s := range d.subs {
+		if !s.noAgent {
+			continue
+		}
+		sub := d.cfg.Catalog.Get(s.id)
+		if sub == nil || (c.transports[sub.Transport] && sub.Selector.Matches(c.labels)) {
+			s.noAgent = false
+			d.noteDueLocked(s, now)
+		}
+	}
 }
 
 // stateLocked returns (creating) a subscription's scheduling state.
@@ -409,6 +452,11 @@ func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 					d.dropQueueLocked(s)
 				}
 				r.removeCurrent()
+				continue
+			}
+			if !sub.Selector.Matches(c.labels) {
+				r.advance() // another agent's work
+				idle++
 				continue
 			}
 			ok, wait := s.admit(sub, now)
@@ -581,6 +629,11 @@ func (d *Dispatcher) loadSub(s *subState, now time.Time) (time.Time, error) {
 	if open, until := s.circuitOpen(now); open {
 		d.mu.Unlock()
 		return until, nil
+	}
+	if !d.eligibleLocked(sub) {
+		s.noAgent = true // a connecting agent re-notes it
+		d.mu.Unlock()
+		return time.Time{}, nil
 	}
 	want := min(d.cfg.SubCap-s.queue.len(), d.cfg.ReadyCap-d.readyCount)
 	d.mu.Unlock()

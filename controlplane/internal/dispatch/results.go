@@ -128,6 +128,14 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 			s.releaseProbe()
 			continue
 		}
+		final := ""
+		switch {
+		case w.v.Done:
+			final = "succeeded"
+		case w.v.Dead:
+			final = "dead"
+		}
+		d.cfg.Metrics.Attempt(w.res.GetResult().GetOutcome(), w.res.GetResult().GetLatency().AsDuration(), final)
 		after = append(after, d.trackLocked(s, w, now)...)
 	}
 	for _, a := range added {

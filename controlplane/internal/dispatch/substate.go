@@ -32,7 +32,11 @@ type subState struct {
 	scanning    bool      // the pump is loading it
 	pendingNext time.Time // due noted while scanning
 	parked      bool      // paused or disabled: ignored until Poke
-	capped      bool      // its queue is full: re-noted when it drains
+	// noAgent: no connected agent may take its deliveries (transport or
+	// selector), so they are left in the store; a connecting agent or a
+	// Poke re-notes it.
+	noAgent bool
+	capped  bool // its queue is full: re-noted when it drains
 }
 
 // admit reports whether one more attempt of the subscription may start

@@ -14,6 +14,8 @@
 //	tenants              tenant id -> hookwire.v1.Tenant
 //	apikeys              key id -> hookwire.store.v1.ApiKeyRecord
 //	subscriptions        tenant 0x00 sub ulid(16) -> hookwire.store.v1.SubscriptionRecord
+//	                     (signing keys only sealed under the master key; see
+//	                     catalog/keys.go and package secrets)
 //	events               event ulid(16) -> hookwire.v1.Event
 //	deliveries           delivery ulid(16) -> hookwire.v1.Delivery
 //	deliveries_by_tenant tenant 0x00 delivery ulid(16) -> empty
@@ -90,19 +92,23 @@ type Options struct {
 	MaxBatch int
 	// NoSync skips fsync; only for tests that measure nothing durable.
 	NoSync bool
-	Logger *slog.Logger
+	// OnCommit, if set, is told the size and duration of every group
+	// commit (metrics).
+	OnCommit func(writes int, took time.Duration)
+	Logger   *slog.Logger
 }
 
 // Store is the control plane's durable state.
 type Store struct {
-	db     *bolt.DB
-	path   string
-	log    *slog.Logger
-	writes chan *write
-	quit   chan struct{}
-	done   chan struct{}
-	max    int
-	stats  commitStats
+	db       *bolt.DB
+	path     string
+	log      *slog.Logger
+	writes   chan *write
+	quit     chan struct{}
+	done     chan struct{}
+	max      int
+	stats    commitStats
+	onCommit func(writes int, took time.Duration)
 }
 
 // FileName is the database file inside the data directory.
@@ -154,13 +160,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("prepare store %s: %w", path, err)
 	}
 	s := &Store{
-		db:     db,
-		path:   path,
-		log:    opts.Logger,
-		writes: make(chan *write, opts.MaxBatch),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
-		max:    opts.MaxBatch,
+		db:       db,
+		path:     path,
+		log:      opts.Logger,
+		writes:   make(chan *write, opts.MaxBatch),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		max:      opts.MaxBatch,
+		onCommit: opts.OnCommit,
 	}
 	go s.commitLoop()
 	return s, nil
@@ -274,6 +281,7 @@ func (s *Store) commitLoop() {
 // error and the rest are retried without it; a failed commit fails all.
 func (s *Store) commit(batch []*write) error {
 	pending := batch
+	started := time.Now()
 	for len(pending) > 0 {
 		failed := -1
 		var failErr error
@@ -298,6 +306,9 @@ func (s *Store) commit(batch []*write) error {
 			return err
 		}
 		s.stats.record(len(pending))
+		if s.onCommit != nil {
+			s.onCommit(len(pending), time.Since(started))
+		}
 		for _, w := range pending {
 			w.done <- nil
 		}

@@ -84,6 +84,59 @@ func (SubscriptionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{0}
 }
 
+// SignatureScheme is how deliveries are signed (Standard Webhooks).
+type SignatureScheme int32
+
+const (
+	// Treated as HMAC_SHA256.
+	SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED SignatureScheme = 0
+	// "v1," signatures with a shared "whsec_..." secret.
+	SignatureScheme_SIGNATURE_SCHEME_HMAC_SHA256 SignatureScheme = 1
+	// "v1a," signatures; receivers verify with the "whpk_..." public key.
+	SignatureScheme_SIGNATURE_SCHEME_ED25519 SignatureScheme = 2
+)
+
+// Enum value maps for SignatureScheme.
+var (
+	SignatureScheme_name = map[int32]string{
+		0: "SIGNATURE_SCHEME_UNSPECIFIED",
+		1: "SIGNATURE_SCHEME_HMAC_SHA256",
+		2: "SIGNATURE_SCHEME_ED25519",
+	}
+	SignatureScheme_value = map[string]int32{
+		"SIGNATURE_SCHEME_UNSPECIFIED": 0,
+		"SIGNATURE_SCHEME_HMAC_SHA256": 1,
+		"SIGNATURE_SCHEME_ED25519":     2,
+	}
+)
+
+func (x SignatureScheme) Enum() *SignatureScheme {
+	p := new(SignatureScheme)
+	*p = x
+	return p
+}
+
+func (x SignatureScheme) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignatureScheme) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_subscription_proto_enumTypes[1].Descriptor()
+}
+
+func (SignatureScheme) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_subscription_proto_enumTypes[1]
+}
+
+func (x SignatureScheme) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignatureScheme.Descriptor instead.
+func (SignatureScheme) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{1}
+}
+
 // CircuitState is a circuit breaker's state.
 type CircuitState int32
 
@@ -124,11 +177,11 @@ func (x CircuitState) String() string {
 }
 
 func (CircuitState) Descriptor() protoreflect.EnumDescriptor {
-	return file_hookwire_v1_subscription_proto_enumTypes[1].Descriptor()
+	return file_hookwire_v1_subscription_proto_enumTypes[2].Descriptor()
 }
 
 func (CircuitState) Type() protoreflect.EnumType {
-	return &file_hookwire_v1_subscription_proto_enumTypes[1]
+	return &file_hookwire_v1_subscription_proto_enumTypes[2]
 }
 
 func (x CircuitState) Number() protoreflect.EnumNumber {
@@ -137,7 +190,7 @@ func (x CircuitState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CircuitState.Descriptor instead.
 func (CircuitState) EnumDescriptor() ([]byte, []int) {
-	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{1}
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{2}
 }
 
 // Target says where deliveries go and through which transport.
@@ -223,8 +276,9 @@ type Subscription struct {
 	Metadata       map[string]string      `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	// The "whsec_..." signing secret. Only set in the CreateSubscription
-	// response; store it, it is never shown again.
+	// The "whsec_..." signing secret of an HMAC_SHA256 subscription. Only
+	// set in the CreateSubscription and RotateSubscriptionSecret responses;
+	// store it, it is never shown again.
 	SigningSecret string `protobuf:"bytes,11,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
 	// Optional CEL expression over the event; deliveries are created only
 	// when it is true. Variables: payload (the JSON payload, parsed; a
@@ -244,9 +298,22 @@ type Subscription struct {
 	CircuitState CircuitState `protobuf:"varint,17,opt,name=circuit_state,json=circuitState,proto3,enum=hookwire.v1.CircuitState" json:"circuit_state,omitempty"`
 	// Output only: since when every attempt has failed (unset when the last
 	// attempt succeeded).
-	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FailingSince *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	// Optional Kubernetes-style label selector choosing the agents that may
+	// deliver for this subscription, e.g. "region=eu-west,network in (a,b),
+	// !canary,tier!=batch". Empty: any agent hosting the transport. Deliveries
+	// wait (see Delivery.waiting_reason) while no connected agent matches.
+	AgentSelector string `protobuf:"bytes,19,opt,name=agent_selector,json=agentSelector,proto3" json:"agent_selector,omitempty"`
+	// How deliveries are signed; set at creation (default HMAC_SHA256),
+	// changed only by RotateSubscriptionSecret. Output: the current key's
+	// scheme.
+	SignatureScheme SignatureScheme `protobuf:"varint,20,opt,name=signature_scheme,json=signatureScheme,proto3,enum=hookwire.v1.SignatureScheme" json:"signature_scheme,omitempty"`
+	// Output only: the current key's "whpk_..." ed25519 public key, for
+	// receivers to verify with. Set for ED25519 subscriptions; it is public
+	// and always shown. The "whsk_..." secret key is never shown.
+	SigningPublicKey string `protobuf:"bytes,21,opt,name=signing_public_key,json=signingPublicKey,proto3" json:"signing_public_key,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
@@ -403,6 +470,27 @@ func (x *Subscription) GetFailingSince() *timestamppb.Timestamp {
 		return x.FailingSince
 	}
 	return nil
+}
+
+func (x *Subscription) GetAgentSelector() string {
+	if x != nil {
+		return x.AgentSelector
+	}
+	return ""
+}
+
+func (x *Subscription) GetSignatureScheme() SignatureScheme {
+	if x != nil {
+		return x.SignatureScheme
+	}
+	return SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED
+}
+
+func (x *Subscription) GetSigningPublicKey() string {
+	if x != nil {
+		return x.SigningPublicKey
+	}
+	return ""
 }
 
 // RetryPolicy says when to retry a failed attempt.
@@ -1187,6 +1275,137 @@ func (x *ResumeSubscriptionRequest) GetId() string {
 	return ""
 }
 
+// RotateSubscriptionSecretRequest names the subscription and the overlap.
+type RotateSubscriptionSecretRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the old keys keep signing next to the new one. Default 24h,
+	// at most 7 days ("604800s"); "0s" retires them at once.
+	Overlap *durationpb.Duration `protobuf:"bytes,3,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	// Scheme of the new key; unspecified keeps the current scheme. Rotating
+	// to the other scheme migrates the subscription (both sign during the
+	// overlap).
+	Scheme        SignatureScheme `protobuf:"varint,4,opt,name=scheme,proto3,enum=hookwire.v1.SignatureScheme" json:"scheme,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSubscriptionSecretRequest) Reset() {
+	*x = RotateSubscriptionSecretRequest{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSubscriptionSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSubscriptionSecretRequest) ProtoMessage() {}
+
+func (x *RotateSubscriptionSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSubscriptionSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateSubscriptionSecretRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateSubscriptionSecretRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RotateSubscriptionSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateSubscriptionSecretRequest) GetOverlap() *durationpb.Duration {
+	if x != nil {
+		return x.Overlap
+	}
+	return nil
+}
+
+func (x *RotateSubscriptionSecretRequest) GetScheme() SignatureScheme {
+	if x != nil {
+		return x.Scheme
+	}
+	return SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED
+}
+
+// RotateSubscriptionSecretResponse carries the new key.
+type RotateSubscriptionSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription. For HMAC_SHA256, signing_secret holds the new
+	// "whsec_..." secret, shown this once; for ED25519, signing_public_key
+	// holds the new public key.
+	Subscription *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// When the previous keys stop signing.
+	PreviousKeysExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=previous_keys_expire_time,json=previousKeysExpireTime,proto3" json:"previous_keys_expire_time,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RotateSubscriptionSecretResponse) Reset() {
+	*x = RotateSubscriptionSecretResponse{}
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSubscriptionSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSubscriptionSecretResponse) ProtoMessage() {}
+
+func (x *RotateSubscriptionSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_subscription_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSubscriptionSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateSubscriptionSecretResponse) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_subscription_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RotateSubscriptionSecretResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *RotateSubscriptionSecretResponse) GetPreviousKeysExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousKeysExpireTime
+	}
+	return nil
+}
+
 var File_hookwire_v1_subscription_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_subscription_proto_rawDesc = "" +
@@ -1196,7 +1415,7 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\ttransport\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18@2\x12^[a-z][a-z0-9_-]*$R\ttransport\x127\n" +
 	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x06\xbaH\x03\xc8\x01\x01R\x06config\x12B\n" +
 	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
-	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\"\x98\b\n" +
+	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\"\xc0\t\n" +
 	"\fSubscription\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1219,7 +1438,10 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\aordered\x18\x0f \x01(\bR\aordered\x12D\n" +
 	"\x0fcircuit_breaker\x18\x10 \x01(\v2\x1b.hookwire.v1.CircuitBreakerR\x0ecircuitBreaker\x12>\n" +
 	"\rcircuit_state\x18\x11 \x01(\x0e2\x19.hookwire.v1.CircuitStateR\fcircuitState\x12?\n" +
-	"\rfailing_since\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x1a;\n" +
+	"\rfailing_since\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12/\n" +
+	"\x0eagent_selector\x18\x13 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\ragentSelector\x12G\n" +
+	"\x10signature_scheme\x18\x14 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x0fsignatureScheme\x12,\n" +
+	"\x12signing_public_key\x18\x15 \x01(\tR\x10signingPublicKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x01\n" +
@@ -1272,17 +1494,29 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"U\n" +
 	"\x19ResumeSubscriptionRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
-	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id*\x9c\x01\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"\xc6\x01\n" +
+	"\x1fRotateSubscriptionSecretRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\x123\n" +
+	"\aoverlap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\aoverlap\x124\n" +
+	"\x06scheme\x18\x04 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06scheme\"\xb8\x01\n" +
+	" RotateSubscriptionSecretResponse\x12=\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x19.hookwire.v1.SubscriptionR\fsubscription\x12U\n" +
+	"\x19previous_keys_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x16previousKeysExpireTime*\x9c\x01\n" +
 	"\x12SubscriptionStatus\x12#\n" +
 	"\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSUBSCRIPTION_STATUS_ENABLED\x10\x01\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_PAUSED\x10\x02\x12 \n" +
-	"\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x03*|\n" +
+	"\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x03*s\n" +
+	"\x0fSignatureScheme\x12 \n" +
+	"\x1cSIGNATURE_SCHEME_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSIGNATURE_SCHEME_HMAC_SHA256\x10\x01\x12\x1c\n" +
+	"\x18SIGNATURE_SCHEME_ED25519\x10\x02*|\n" +
 	"\fCircuitState\x12\x1d\n" +
 	"\x19CIRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CIRCUIT_STATE_CLOSED\x10\x01\x12\x16\n" +
 	"\x12CIRCUIT_STATE_OPEN\x10\x02\x12\x1b\n" +
-	"\x17CIRCUIT_STATE_HALF_OPEN\x10\x032\x94\b\n" +
+	"\x17CIRCUIT_STATE_HALF_OPEN\x10\x032\xcf\t\n" +
 	"\x13SubscriptionService\x12\x91\x01\n" +
 	"\x12CreateSubscription\x12&.hookwire.v1.CreateSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"8\x82\xd3\xe4\x93\x022:\fsubscription\"\"/v1/tenants/{tenant}/subscriptions\x12\x82\x01\n" +
 	"\x0fGetSubscription\x12#.hookwire.v1.GetSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"/\x82\xd3\xe4\x93\x02)\x12'/v1/tenants/{tenant}/subscriptions/{id}\x12\x8e\x01\n" +
@@ -1290,7 +1524,8 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\x12UpdateSubscription\x12&.hookwire.v1.UpdateSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"J\x82\xd3\xe4\x93\x02D:\fsubscription24/v1/tenants/{tenant}/subscriptions/{subscription.id}\x12\x85\x01\n" +
 	"\x12DeleteSubscription\x12&.hookwire.v1.DeleteSubscriptionRequest\x1a\x16.google.protobuf.Empty\"/\x82\xd3\xe4\x93\x02)*'/v1/tenants/{tenant}/subscriptions/{id}\x12\x8f\x01\n" +
 	"\x11PauseSubscription\x12%.hookwire.v1.PauseSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/tenants/{tenant}/subscriptions/{id}:pause\x12\x92\x01\n" +
-	"\x12ResumeSubscription\x12&.hookwire.v1.ResumeSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/tenants/{tenant}/subscriptions/{id}:resumeB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
+	"\x12ResumeSubscription\x12&.hookwire.v1.ResumeSubscriptionRequest\x1a\x19.hookwire.v1.Subscription\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/tenants/{tenant}/subscriptions/{id}:resume\x12\xb8\x01\n" +
+	"\x18RotateSubscriptionSecret\x12,.hookwire.v1.RotateSubscriptionSecretRequest\x1a-.hookwire.v1.RotateSubscriptionSecretResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/tenants/{tenant}/subscriptions/{id}:rotateSecretB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
 
 var (
 	file_hookwire_v1_subscription_proto_rawDescOnce sync.Once
@@ -1304,76 +1539,86 @@ func file_hookwire_v1_subscription_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_subscription_proto_rawDescData
 }
 
-var file_hookwire_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_hookwire_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_hookwire_v1_subscription_proto_goTypes = []any{
-	(SubscriptionStatus)(0),           // 0: hookwire.v1.SubscriptionStatus
-	(CircuitState)(0),                 // 1: hookwire.v1.CircuitState
-	(*Target)(nil),                    // 2: hookwire.v1.Target
-	(*Subscription)(nil),              // 3: hookwire.v1.Subscription
-	(*RetryPolicy)(nil),               // 4: hookwire.v1.RetryPolicy
-	(*RetrySchedule)(nil),             // 5: hookwire.v1.RetrySchedule
-	(*ExponentialBackoff)(nil),        // 6: hookwire.v1.ExponentialBackoff
-	(*FlowControl)(nil),               // 7: hookwire.v1.FlowControl
-	(*CircuitBreaker)(nil),            // 8: hookwire.v1.CircuitBreaker
-	(*CreateSubscriptionRequest)(nil), // 9: hookwire.v1.CreateSubscriptionRequest
-	(*GetSubscriptionRequest)(nil),    // 10: hookwire.v1.GetSubscriptionRequest
-	(*ListSubscriptionsRequest)(nil),  // 11: hookwire.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil), // 12: hookwire.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil), // 13: hookwire.v1.UpdateSubscriptionRequest
-	(*DeleteSubscriptionRequest)(nil), // 14: hookwire.v1.DeleteSubscriptionRequest
-	(*PauseSubscriptionRequest)(nil),  // 15: hookwire.v1.PauseSubscriptionRequest
-	(*ResumeSubscriptionRequest)(nil), // 16: hookwire.v1.ResumeSubscriptionRequest
-	nil,                               // 17: hookwire.v1.Subscription.MetadataEntry
-	(*structpb.Struct)(nil),           // 18: google.protobuf.Struct
-	(*durationpb.Duration)(nil),       // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 21: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),             // 22: google.protobuf.Empty
+	(SubscriptionStatus)(0),                  // 0: hookwire.v1.SubscriptionStatus
+	(SignatureScheme)(0),                     // 1: hookwire.v1.SignatureScheme
+	(CircuitState)(0),                        // 2: hookwire.v1.CircuitState
+	(*Target)(nil),                           // 3: hookwire.v1.Target
+	(*Subscription)(nil),                     // 4: hookwire.v1.Subscription
+	(*RetryPolicy)(nil),                      // 5: hookwire.v1.RetryPolicy
+	(*RetrySchedule)(nil),                    // 6: hookwire.v1.RetrySchedule
+	(*ExponentialBackoff)(nil),               // 7: hookwire.v1.ExponentialBackoff
+	(*FlowControl)(nil),                      // 8: hookwire.v1.FlowControl
+	(*CircuitBreaker)(nil),                   // 9: hookwire.v1.CircuitBreaker
+	(*CreateSubscriptionRequest)(nil),        // 10: hookwire.v1.CreateSubscriptionRequest
+	(*GetSubscriptionRequest)(nil),           // 11: hookwire.v1.GetSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),         // 12: hookwire.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),        // 13: hookwire.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),        // 14: hookwire.v1.UpdateSubscriptionRequest
+	(*DeleteSubscriptionRequest)(nil),        // 15: hookwire.v1.DeleteSubscriptionRequest
+	(*PauseSubscriptionRequest)(nil),         // 16: hookwire.v1.PauseSubscriptionRequest
+	(*ResumeSubscriptionRequest)(nil),        // 17: hookwire.v1.ResumeSubscriptionRequest
+	(*RotateSubscriptionSecretRequest)(nil),  // 18: hookwire.v1.RotateSubscriptionSecretRequest
+	(*RotateSubscriptionSecretResponse)(nil), // 19: hookwire.v1.RotateSubscriptionSecretResponse
+	nil,                                      // 20: hookwire.v1.Subscription.MetadataEntry
+	(*structpb.Struct)(nil),                  // 21: google.protobuf.Struct
+	(*durationpb.Duration)(nil),              // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),            // 24: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),                    // 25: google.protobuf.Empty
 }
 var file_hookwire_v1_subscription_proto_depIdxs = []int32{
-	18, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
-	19, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
-	2,  // 2: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
+	21, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
+	22, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
+	3,  // 2: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
 	0,  // 3: hookwire.v1.Subscription.status:type_name -> hookwire.v1.SubscriptionStatus
-	17, // 4: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
-	20, // 5: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	20, // 6: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: hookwire.v1.Subscription.retry_policy:type_name -> hookwire.v1.RetryPolicy
-	7,  // 8: hookwire.v1.Subscription.flow_control:type_name -> hookwire.v1.FlowControl
-	8,  // 9: hookwire.v1.Subscription.circuit_breaker:type_name -> hookwire.v1.CircuitBreaker
-	1,  // 10: hookwire.v1.Subscription.circuit_state:type_name -> hookwire.v1.CircuitState
-	20, // 11: hookwire.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
-	5,  // 12: hookwire.v1.RetryPolicy.schedule:type_name -> hookwire.v1.RetrySchedule
-	6,  // 13: hookwire.v1.RetryPolicy.exponential:type_name -> hookwire.v1.ExponentialBackoff
-	19, // 14: hookwire.v1.RetrySchedule.delays:type_name -> google.protobuf.Duration
-	19, // 15: hookwire.v1.ExponentialBackoff.base:type_name -> google.protobuf.Duration
-	19, // 16: hookwire.v1.ExponentialBackoff.cap:type_name -> google.protobuf.Duration
-	19, // 17: hookwire.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
-	19, // 18: hookwire.v1.CircuitBreaker.cooldown:type_name -> google.protobuf.Duration
-	3,  // 19: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	3,  // 20: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
-	3,  // 21: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	21, // 22: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	9,  // 23: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
-	10, // 24: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
-	11, // 25: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
-	13, // 26: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
-	14, // 27: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
-	15, // 28: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
-	16, // 29: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
-	3,  // 30: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
-	3,  // 31: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
-	12, // 32: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
-	3,  // 33: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
-	22, // 34: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
-	3,  // 35: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
-	3,  // 36: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	20, // 4: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
+	23, // 5: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	23, // 6: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: hookwire.v1.Subscription.retry_policy:type_name -> hookwire.v1.RetryPolicy
+	8,  // 8: hookwire.v1.Subscription.flow_control:type_name -> hookwire.v1.FlowControl
+	9,  // 9: hookwire.v1.Subscription.circuit_breaker:type_name -> hookwire.v1.CircuitBreaker
+	2,  // 10: hookwire.v1.Subscription.circuit_state:type_name -> hookwire.v1.CircuitState
+	23, // 11: hookwire.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	1,  // 12: hookwire.v1.Subscription.signature_scheme:type_name -> hookwire.v1.SignatureScheme
+	6,  // 13: hookwire.v1.RetryPolicy.schedule:type_name -> hookwire.v1.RetrySchedule
+	7,  // 14: hookwire.v1.RetryPolicy.exponential:type_name -> hookwire.v1.ExponentialBackoff
+	22, // 15: hookwire.v1.RetrySchedule.delays:type_name -> google.protobuf.Duration
+	22, // 16: hookwire.v1.ExponentialBackoff.base:type_name -> google.protobuf.Duration
+	22, // 17: hookwire.v1.ExponentialBackoff.cap:type_name -> google.protobuf.Duration
+	22, // 18: hookwire.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	22, // 19: hookwire.v1.CircuitBreaker.cooldown:type_name -> google.protobuf.Duration
+	4,  // 20: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	4,  // 21: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
+	4,  // 22: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	24, // 23: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	22, // 24: hookwire.v1.RotateSubscriptionSecretRequest.overlap:type_name -> google.protobuf.Duration
+	1,  // 25: hookwire.v1.RotateSubscriptionSecretRequest.scheme:type_name -> hookwire.v1.SignatureScheme
+	4,  // 26: hookwire.v1.RotateSubscriptionSecretResponse.subscription:type_name -> hookwire.v1.Subscription
+	23, // 27: hookwire.v1.RotateSubscriptionSecretResponse.previous_keys_expire_time:type_name -> google.protobuf.Timestamp
+	10, // 28: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
+	11, // 29: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
+	12, // 30: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
+	14, // 31: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
+	15, // 32: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
+	16, // 33: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
+	17, // 34: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
+	18, // 35: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:input_type -> hookwire.v1.RotateSubscriptionSecretRequest
+	4,  // 36: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
+	4,  // 37: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
+	13, // 38: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
+	4,  // 39: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
+	25, // 40: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
+	4,  // 41: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
+	4,  // 42: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
+	19, // 43: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:output_type -> hookwire.v1.RotateSubscriptionSecretResponse
+	36, // [36:44] is the sub-list for method output_type
+	28, // [28:36] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_subscription_proto_init() }
@@ -1390,8 +1635,8 @@ func file_hookwire_v1_subscription_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_subscription_proto_rawDesc), len(file_hookwire_v1_subscription_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   16,
+			NumEnums:      3,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

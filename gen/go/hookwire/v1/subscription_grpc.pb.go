@@ -20,13 +20,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SubscriptionService_CreateSubscription_FullMethodName = "/hookwire.v1.SubscriptionService/CreateSubscription"
-	SubscriptionService_GetSubscription_FullMethodName    = "/hookwire.v1.SubscriptionService/GetSubscription"
-	SubscriptionService_ListSubscriptions_FullMethodName  = "/hookwire.v1.SubscriptionService/ListSubscriptions"
-	SubscriptionService_UpdateSubscription_FullMethodName = "/hookwire.v1.SubscriptionService/UpdateSubscription"
-	SubscriptionService_DeleteSubscription_FullMethodName = "/hookwire.v1.SubscriptionService/DeleteSubscription"
-	SubscriptionService_PauseSubscription_FullMethodName  = "/hookwire.v1.SubscriptionService/PauseSubscription"
-	SubscriptionService_ResumeSubscription_FullMethodName = "/hookwire.v1.SubscriptionService/ResumeSubscription"
+	SubscriptionService_CreateSubscription_FullMethodName       = "/hookwire.v1.SubscriptionService/CreateSubscription"
+	SubscriptionService_GetSubscription_FullMethodName          = "/hookwire.v1.SubscriptionService/GetSubscription"
+	SubscriptionService_ListSubscriptions_FullMethodName        = "/hookwire.v1.SubscriptionService/ListSubscriptions"
+	SubscriptionService_UpdateSubscription_FullMethodName       = "/hookwire.v1.SubscriptionService/UpdateSubscription"
+	SubscriptionService_DeleteSubscription_FullMethodName       = "/hookwire.v1.SubscriptionService/DeleteSubscription"
+	SubscriptionService_PauseSubscription_FullMethodName        = "/hookwire.v1.SubscriptionService/PauseSubscription"
+	SubscriptionService_ResumeSubscription_FullMethodName       = "/hookwire.v1.SubscriptionService/ResumeSubscription"
+	SubscriptionService_RotateSubscriptionSecret_FullMethodName = "/hookwire.v1.SubscriptionService/RotateSubscriptionSecret"
 )
 
 // SubscriptionServiceClient is the client API for SubscriptionService service.
@@ -53,6 +54,12 @@ type SubscriptionServiceClient interface {
 	PauseSubscription(ctx context.Context, in *PauseSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	// ResumeSubscription re-enables a paused or disabled subscription.
 	ResumeSubscription(ctx context.Context, in *ResumeSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
+	// RotateSubscriptionSecret gives the subscription a new signing key, of
+	// the same scheme or (to migrate) the other one. The old keys keep
+	// signing alongside the new one until the overlap ends, so receivers can
+	// switch without losing deliveries. The new HMAC secret is returned in
+	// this response only; for ed25519 only the public key is returned.
+	RotateSubscriptionSecret(ctx context.Context, in *RotateSubscriptionSecretRequest, opts ...grpc.CallOption) (*RotateSubscriptionSecretResponse, error)
 }
 
 type subscriptionServiceClient struct {
@@ -133,6 +140,16 @@ func (c *subscriptionServiceClient) ResumeSubscription(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *subscriptionServiceClient) RotateSubscriptionSecret(ctx context.Context, in *RotateSubscriptionSecretRequest, opts ...grpc.CallOption) (*RotateSubscriptionSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSubscriptionSecretResponse)
+	err := c.cc.Invoke(ctx, SubscriptionService_RotateSubscriptionSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SubscriptionServiceServer is the server API for SubscriptionService service.
 // All implementations must embed UnimplementedSubscriptionServiceServer
 // for forward compatibility.
@@ -157,6 +174,12 @@ type SubscriptionServiceServer interface {
 	PauseSubscription(context.Context, *PauseSubscriptionRequest) (*Subscription, error)
 	// ResumeSubscription re-enables a paused or disabled subscription.
 	ResumeSubscription(context.Context, *ResumeSubscriptionRequest) (*Subscription, error)
+	// RotateSubscriptionSecret gives the subscription a new signing key, of
+	// the same scheme or (to migrate) the other one. The old keys keep
+	// signing alongside the new one until the overlap ends, so receivers can
+	// switch without losing deliveries. The new HMAC secret is returned in
+	// this response only; for ed25519 only the public key is returned.
+	RotateSubscriptionSecret(context.Context, *RotateSubscriptionSecretRequest) (*RotateSubscriptionSecretResponse, error)
 	mustEmbedUnimplementedSubscriptionServiceServer()
 }
 
@@ -187,6 +210,9 @@ func (UnimplementedSubscriptionServiceServer) PauseSubscription(context.Context,
 }
 func (UnimplementedSubscriptionServiceServer) ResumeSubscription(context.Context, *ResumeSubscriptionRequest) (*Subscription, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeSubscription not implemented")
+}
+func (UnimplementedSubscriptionServiceServer) RotateSubscriptionSecret(context.Context, *RotateSubscriptionSecretRequest) (*RotateSubscriptionSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSubscriptionSecret not implemented")
 }
 func (UnimplementedSubscriptionServiceServer) mustEmbedUnimplementedSubscriptionServiceServer() {}
 func (UnimplementedSubscriptionServiceServer) testEmbeddedByValue()                             {}
@@ -335,6 +361,24 @@ func _SubscriptionService_ResumeSubscription_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SubscriptionService_RotateSubscriptionSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSubscriptionSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SubscriptionServiceServer).RotateSubscriptionSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SubscriptionService_RotateSubscriptionSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SubscriptionServiceServer).RotateSubscriptionSecret(ctx, req.(*RotateSubscriptionSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SubscriptionService_ServiceDesc is the grpc.ServiceDesc for SubscriptionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -369,6 +413,10 @@ var SubscriptionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeSubscription",
 			Handler:    _SubscriptionService_ResumeSubscription_Handler,
+		},
+		{
+			MethodName: "RotateSubscriptionSecret",
+			Handler:    _SubscriptionService_RotateSubscriptionSecret_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -25,13 +25,20 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SigningKey is one version of a subscription's signing key.
+// SigningKey is one version of a subscription's signing key. The key
+// material is only ever stored sealed (encrypted) under the master key.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Raw HMAC key bytes.
-	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Unix seconds after which the key no longer signs; 0 = current key.
-	ExpireUnix    int64 `protobuf:"varint,2,opt,name=expire_unix,json=expireUnix,proto3" json:"expire_unix,omitempty"`
+	ExpireUnix int64 `protobuf:"varint,2,opt,name=expire_unix,json=expireUnix,proto3" json:"expire_unix,omitempty"`
+	// The raw key (HMAC secret, or 64-byte ed25519 private key) sealed by
+	// the secrets keyring, with associated data
+	// "signing-key/<tenant>/<subscription id>/<version>/<scheme number>".
+	SealedKey []byte `protobuf:"bytes,3,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	// Key version within the subscription, from 1, increasing per rotation.
+	Version uint32 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// Signature scheme; unspecified means HMAC-SHA256.
+	Scheme        v1.SignatureScheme `protobuf:"varint,5,opt,name=scheme,proto3,enum=hookwire.v1.SignatureScheme" json:"scheme,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -66,18 +73,32 @@ func (*SigningKey) Descriptor() ([]byte, []int) {
 	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *SigningKey) GetKey() []byte {
-	if x != nil {
-		return x.Key
-	}
-	return nil
-}
-
 func (x *SigningKey) GetExpireUnix() int64 {
 	if x != nil {
 		return x.ExpireUnix
 	}
 	return 0
+}
+
+func (x *SigningKey) GetSealedKey() []byte {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *SigningKey) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SigningKey) GetScheme() v1.SignatureScheme {
+	if x != nil {
+		return x.Scheme
+	}
+	return v1.SignatureScheme(0)
 }
 
 // SubscriptionRecord is a subscription with its signing keys.
@@ -191,12 +212,15 @@ var File_hookwire_store_v1_records_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookwire/store/v1/records.proto\x12\x11hookwire.store.v1\x1a\x18hookwire/v1/apikey.proto\x1a\x1ehookwire/v1/subscription.proto\"?\n" +
+	"\x1fhookwire/store/v1/records.proto\x12\x11hookwire.store.v1\x1a\x18hookwire/v1/apikey.proto\x1a\x1ehookwire/v1/subscription.proto\"\xa7\x01\n" +
 	"\n" +
-	"SigningKey\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1f\n" +
+	"SigningKey\x12\x1f\n" +
 	"\vexpire_unix\x18\x02 \x01(\x03R\n" +
-	"expireUnix\"\x95\x01\n" +
+	"expireUnix\x12\x1d\n" +
+	"\n" +
+	"sealed_key\x18\x03 \x01(\fR\tsealedKey\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\rR\aversion\x124\n" +
+	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\x95\x01\n" +
 	"\x12SubscriptionRecord\x12=\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x19.hookwire.v1.SubscriptionR\fsubscription\x12@\n" +
 	"\fsigning_keys\x18\x02 \x03(\v2\x1d.hookwire.store.v1.SigningKeyR\vsigningKeys\"P\n" +
@@ -221,18 +245,20 @@ var file_hookwire_store_v1_records_proto_goTypes = []any{
 	(*SigningKey)(nil),         // 0: hookwire.store.v1.SigningKey
 	(*SubscriptionRecord)(nil), // 1: hookwire.store.v1.SubscriptionRecord
 	(*ApiKeyRecord)(nil),       // 2: hookwire.store.v1.ApiKeyRecord
-	(*v1.Subscription)(nil),    // 3: hookwire.v1.Subscription
-	(*v1.ApiKey)(nil),          // 4: hookwire.v1.ApiKey
+	(v1.SignatureScheme)(0),    // 3: hookwire.v1.SignatureScheme
+	(*v1.Subscription)(nil),    // 4: hookwire.v1.Subscription
+	(*v1.ApiKey)(nil),          // 5: hookwire.v1.ApiKey
 }
 var file_hookwire_store_v1_records_proto_depIdxs = []int32{
-	3, // 0: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
-	0, // 1: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
-	4, // 2: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
+	4, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
+	0, // 2: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
+	5, // 3: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_records_proto_init() }

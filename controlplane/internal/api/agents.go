@@ -1,0 +1,209 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"strings"
+
+	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/selector"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Join token format: "hwj_" + 16-char id + "_" + 32-char secret. The id
+// part names the token; only SHA-256 of the whole token is stored.
+const joinTokenPrefix = "hwj_"
+
+// connectMethod is the only method a join token authenticates.
+const connectMethod = "/hookwire.v1.AgentService/Connect"
+
+func newJoinToken() (id, token string, err error) {
+	b := make([]byte, 30)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	enc := keyEncoding.EncodeToString(b)
+	id = joinTokenPrefix + enc[:16]
+	return id, id + "_" + enc[16:], nil
+}
+
+// joinTokenID returns the id part of a well-formed join token.
+func joinTokenID(token string) (string, bool) {
+	n := len(joinTokenPrefix) + 16
+	if !strings.HasPrefix(token, joinTokenPrefix) || len(token) != n+1+32 || token[n] != '_' {
+		return "", false
+	}
+	return token[:n], true
+}
+
+// authenticateJoin resolves a join token; it is only accepted by
+// AgentService.Connect.
+func (a *authenticator) authenticateJoin(ctx context.Context, method, token string) (context.Context, error) {
+	if method != connectMethod {
+		return nil, status.Error(codes.Unauthenticated, "join tokens only authenticate agents (AgentService.Connect); use an API key")
+	}
+	id, ok := joinTokenID(token)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "malformed join token: expected hwj_<id>_<secret> as issued by CreateJoinToken")
+	}
+	t, hash, err := a.store.GetJoinToken(id)
+	if err != nil || subtle.ConstantTimeCompare(hash, hashKey(token)) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "invalid join token")
+	}
+	if t.GetRevoked() {
+		return nil, status.Errorf(codes.Unauthenticated, "join token %s has been revoked; create a new one", id)
+	}
+	if exp := t.GetExpireTime(); exp != nil && !a.now().Before(exp.AsTime()) {
+		return nil, status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", id, exp.AsTime().UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	return context.WithValue(ctx, principalKey{}, &principal{keyID: id, joinToken: t}), nil
+}
+
+// connectAdmission checks the caller of AgentService.Connect (admin key or
+// join token) and says how it was admitted.
+func connectAdmission(ctx context.Context) (context.Context, error) {
+	p := principalFrom(ctx)
+	if p != nil && p.joinToken != nil {
+		return dispatch.WithAdmission(ctx, dispatch.Admission{JoinToken: p.joinToken.GetId(), RequiredLabels: p.joinToken.GetLabels()}), nil
+	}
+	if err := requireAdmin(ctx); err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			return nil, status.Error(codes.Unauthenticated, "agents connect with the admin key or a join token (hwj_...); this API key is neither")
+		}
+		return nil, err
+	}
+	return ctx, nil
+}
+
+// admittedStream carries the admission in its context.
+type admittedStream struct {
+	hookwirev1.AgentService_ConnectServer
+	ctx context.Context
+}
+
+func (s *admittedStream) Context() context.Context { return s.ctx }
+
+// agentAdmin implements AgentAdminService.
+type agentAdmin struct {
+	hookwirev1.UnimplementedAgentAdminServiceServer
+	s *Services
+}
+
+// RegisterAgentAdmin adds AgentAdminService to g.
+func (s *Services) RegisterAgentAdmin(g *grpc.Server) {
+	hookwirev1.RegisterAgentAdminServiceServer(g, &agentAdmin{s: s})
+}
+
+func (a *agentAdmin) ListAgents(ctx context.Context, _ *hookwirev1.ListAgentsRequest) (*hookwirev1.ListAgentsResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	resp := &hookwirev1.ListAgentsResponse{}
+	for _, ag := range a.s.cfg.Dispatcher.Agents() {
+		state := hookwirev1.AgentState_AGENT_STATE_CONNECTED
+		if !ag.Connected {
+			state = hookwirev1.AgentState_AGENT_STATE_LOST
+		}
+		resp.Agents = append(resp.Agents, &hookwirev1.Agent{
+			Id: ag.ID, Labels: ag.Labels, Transports: ag.Transports, Version: ag.Version,
+			InFlight: int32(ag.InFlight), Credit: int32(ag.Credit), State: state,
+			LastSeenTime: timestamppb.New(ag.LastSeen), ConnectTime: timestamppb.New(ag.ConnectAt),
+			JoinTokenId: ag.JoinToken,
+		})
+	}
+	return resp, nil
+}
+
+func (a *agentAdmin) DrainAgent(ctx context.Context, req *hookwirev1.DrainAgentRequest) (*hookwirev1.DrainAgentResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "drained by an operator"
+	}
+	if !a.s.cfg.Dispatcher.Drain(req.GetId(), reason) {
+		return nil, status.Errorf(codes.NotFound, "agent %q is not connected (ListAgents shows the connected agents)", req.GetId())
+	}
+	return &hookwirev1.DrainAgentResponse{}, nil
+}
+
+func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.CreateJoinTokenRequest) (*hookwirev1.JoinToken, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	now := a.s.cfg.Now()
+	if exp := req.GetExpireTime(); exp != nil && !exp.AsTime().After(now) {
+		return nil, status.Error(codes.InvalidArgument, "expire_time is in the past; give a future time or none")
+	}
+	for k, v := range req.GetLabels() {
+		// A label requirement must be expressible as a selector term.
+		if _, err := selector.Parse(k + "=" + v); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "labels: %q=%q is not a valid label (keys: letters, digits, '.', '_', '-', '/'; values: letters, digits, '.', '_', '-')", k, v)
+		}
+	}
+	id, token, err := newJoinToken()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "generate join token: %v", err)
+	}
+	t := &hookwirev1.JoinToken{Id: id, Name: req.GetName(), Labels: req.GetLabels(), CreateTime: timestamppb.New(now), ExpireTime: req.GetExpireTime()}
+	if err := a.s.cfg.Store.PutJoinToken(ctx, t, hashKey(token)); err != nil {
+		return nil, storeError(err, "join token")
+	}
+	out := proto.Clone(t).(*hookwirev1.JoinToken)
+	out.Token = token
+	return out, nil
+}
+
+func (a *agentAdmin) ListJoinTokens(ctx context.Context, _ *hookwirev1.ListJoinTokensRequest) (*hookwirev1.ListJoinTokensResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	list, err := a.s.cfg.Store.ListJoinTokens()
+	if err != nil {
+		return nil, storeError(err, "join tokens")
+	}
+	return &hookwirev1.ListJoinTokensResponse{JoinTokens: list}, nil
+}
+
+func (a *agentAdmin) RevokeJoinToken(ctx context.Context, req *hookwirev1.RevokeJoinTokenRequest) (*hookwirev1.JoinToken, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	t, err := a.s.cfg.Store.RevokeJoinToken(ctx, req.GetId())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, "join token %q not found (ListJoinTokens shows the ids)", req.GetId())
+		}
+		return nil, storeError(err, "join token "+quote(req.GetId()))
+	}
+	if n := a.s.cfg.Dispatcher.Disconnect(t.GetId()); n > 0 {
+		a.s.cfg.Logger.Info("join token revoked; disconnected its agents", "join_token", t.GetId(), "streams", n)
+	}
+	return t, nil
+}
+
+// explainWaiting fills waiting_reason of pending deliveries that have none
+// stored, from what the dispatcher knows now (paused, open circuit, no
+// agent hosting the transport or matching the selector).
+func (s *Services) explainWaiting(list ...*hookwirev1.Delivery) {
+	for _, d := range list {
+		if d.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || d.GetWaitingReason() != "" {
+			continue
+		}
+		id, err := ids.Parse(ids.Subscription, d.GetSubscriptionId())
+		if err != nil {
+			continue
+		}
+		d.WaitingReason = s.cfg.Dispatcher.WaitingReason(s.cfg.Catalog.Get(id))
+	}
+}

@@ -1,0 +1,137 @@
+// Package metrics defines the control plane's Prometheus metrics. It owns
+// the metric names and the registry; the components report into it through
+// nil-safe methods, so a component built without metrics (tests) needs no
+// special case.
+package metrics
+
+import (
+	"time"
+
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// ControlPlane holds the control plane's metrics.
+type ControlPlane struct {
+	Registry *prometheus.Registry
+
+	eventsPublished   prometheus.Counter
+	deliveriesCreated prometheus.Counter
+	attempts          *prometheus.CounterVec
+	attemptLatency    prometheus.Histogram
+	finished          *prometheus.CounterVec
+	commitLatency     prometheus.Histogram
+	commitBatch       prometheus.Histogram
+}
+
+// Queue reports the dispatcher's current state for the gauges.
+type Queue func() (ready, inFlight, agents int)
+
+// NewControlPlane registers the metrics, reading queue depth and store size
+// from the given functions at scrape time.
+func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
+	reg := prometheus.NewRegistry()
+	m := &ControlPlane{
+		Registry: reg,
+		eventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookwire_events_published_total", Help: "Events accepted durably (duplicates by idempotency key excluded).",
+		}),
+		deliveriesCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookwire_deliveries_created_total", Help: "Deliveries created by fan-out, re-sends and replays.",
+		}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwire_attempts_total", Help: "Delivery attempts recorded, by outcome class.",
+		}, []string{"outcome"}),
+		attemptLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookwire_attempt_duration_seconds", Help: "Time from sending an attempt to the target's answer, as measured by the transport.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwire_deliveries_finished_total", Help: "Deliveries that reached a final state, by status.",
+		}, []string{"status"}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookwire_store_commit_duration_seconds", Help: "Time of one group commit, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookwire_store_commit_batch_writes", Help: "Writes that shared one group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}),
+	}
+	reg.MustRegister(m.eventsPublished, m.deliveriesCreated, m.attempts, m.attemptLatency, m.finished, m.commitLatency, m.commitBatch,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	if queue != nil {
+		gauge("hookwire_queue_ready", "Deliveries in memory ready to be assigned.", func() float64 { r, _, _ := queue(); return float64(r) })
+		gauge("hookwire_queue_in_flight", "Deliveries leased to agents.", func() float64 { _, f, _ := queue(); return float64(f) })
+		gauge("hookwire_agents_connected", "Agent streams connected.", func() float64 { _, _, a := queue(); return float64(a) })
+	}
+	if storeBytes != nil {
+		gauge("hookwire_store_bytes", "Size of the store file.", func() float64 { return float64(storeBytes()) })
+	}
+	return m
+}
+
+// Published counts events and the deliveries they created.
+func (m *ControlPlane) Published(events, deliveries int) {
+	if m == nil {
+		return
+	}
+	m.eventsPublished.Add(float64(events))
+	m.deliveriesCreated.Add(float64(deliveries))
+}
+
+// DeliveriesCreated counts deliveries created outside a publish.
+func (m *ControlPlane) DeliveriesCreated(n int) {
+	if m == nil {
+		return
+	}
+	m.deliveriesCreated.Add(float64(n))
+}
+
+// Attempt records one attempt's outcome and latency, and the final status
+// it led to ("" while the delivery is still pending).
+func (m *ControlPlane) Attempt(outcome transportv1.Outcome, latency time.Duration, final string) {
+	if m == nil {
+		return
+	}
+	m.attempts.WithLabelValues(outcomeLabel(outcome)).Inc()
+	if latency > 0 {
+		m.attemptLatency.Observe(latency.Seconds())
+	}
+	if final != "" {
+		m.finished.WithLabelValues(final).Inc()
+	}
+}
+
+// Commit records one group commit.
+func (m *ControlPlane) Commit(writes int, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.commitLatency.Observe(took.Seconds())
+	m.commitBatch.Observe(float64(writes))
+}
+
+func outcomeLabel(o transportv1.Outcome) string {
+	switch o {
+	case transportv1.Outcome_OUTCOME_SUCCESS:
+		return "success"
+	case transportv1.Outcome_OUTCOME_GONE:
+		return "gone"
+	case transportv1.Outcome_OUTCOME_THROTTLED:
+		return "throttled"
+	case transportv1.Outcome_OUTCOME_TIMEOUT:
+		return "timeout"
+	case transportv1.Outcome_OUTCOME_CONNECTION_ERROR:
+		return "connection_error"
+	case transportv1.Outcome_OUTCOME_FAILED:
+		return "failed"
+	case transportv1.Outcome_OUTCOME_REJECTED:
+		return "rejected"
+	}
+	return "unspecified"
+}
