@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -75,7 +76,13 @@ type Host struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	closed    bool
+
+	restarts atomic.Uint64
 }
+
+// Restarts counts plugin processes that exited unexpectedly and were
+// restarted (or are being restarted).
+func (h *Host) Restarts() uint64 { return h.restarts.Load() }
 
 // New returns a Host that logs to logger. go-plugin's and the plugins' own
 // hclog output is relayed at warn level and above; whatever a plugin writes

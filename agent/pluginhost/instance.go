@@ -178,6 +178,7 @@ func (in *instance) supervise(r *running) {
 		if uptime > h.opts.maxBackoff {
 			delay = h.opts.minBackoff // it had been stable: start over
 		}
+		h.restarts.Add(1)
 		h.logger.Warn("transport plugin exited unexpectedly; restarting",
 			"plugin", in.spec.Name, "uptime", uptime.Round(time.Millisecond), "restart_in", delay)
 

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hookwire/hookwire/agent"
 	"github.com/hookwire/hookwire/agent/pluginhost"
@@ -31,6 +36,7 @@ type agentFlags struct {
 	pluginPins        []string
 	allowCIDRs        []string
 	allowInsecureHTTP bool
+	metricsAddr       string
 
 	// dev is set by `hookwire dev`: the http transport may then also
 	// deliver to loopback addresses (127.0.0.0/8, ::1) over plain http, so
@@ -42,6 +48,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "agent id, stable across restarts (default: hostname plus a random suffix)")
 	fs.StringSliceVar(&f.labels, "label", nil, "label key=value for agent selectors (repeatable)")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", agent.DefaultMaxInFlight, "deliveries this agent runs at once")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve the agent's Prometheus /metrics here, unauthenticated (e.g. 127.0.0.1:9465; empty: off)")
 	fs.StringVar(&f.pluginDir, "plugin-dir", "", "directory of third-party transport plugins: each executable named hookwire-transport-<name> serves transport <name>")
 	fs.StringSliceVar(&f.pluginPins, "plugin-sha256", nil, "name=HEX: refuse to run plugin <name> from --plugin-dir unless its SHA-256 is HEX (repeatable)")
 	fs.StringSliceVar(&f.allowCIDRs, "allow-cidr", nil, "network the http transport may deliver to although it is loopback, private, link-local... e.g. 10.20.0.0/16 (repeatable)")
@@ -182,7 +189,34 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.metricsAddr != "" {
+		stop, err := serveMetrics(f.metricsAddr, agent.NewMetrics(a, host.Restarts))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return a.Run(ctx)
+}
+
+// serveMetrics serves reg's /metrics on addr until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis)
+	}()
+	return func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }
 
 func newAgentCmd() *cobra.Command {

@@ -146,10 +146,11 @@ func readerOf(s *bufio.Scanner) io.Reader {
 	return pr
 }
 
-func startAgent(t *testing.T, serverAddr, id string) *proc {
+func startAgent(t *testing.T, serverAddr, id string, extra ...string) *proc {
 	t.Helper()
-	p, out := startProc(t, []string{"HOOKWIRE_API_KEY=" + e2eAdminKey}, "agent", "--server", serverAddr, "--id", id,
-		"--allow-cidr", "127.0.0.0/8", "--allow-insecure-http") // the sink is on loopback
+	args := append([]string{"agent", "--server", serverAddr, "--id", id,
+		"--allow-cidr", "127.0.0.0/8", "--allow-insecure-http"}, extra...) // the sink is on loopback
+	p, out := startProc(t, []string{"HOOKWIRE_API_KEY=" + e2eAdminKey}, args...)
 	go func() {
 		for out.Scan() {
 		}
