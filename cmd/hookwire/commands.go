@@ -13,4 +13,4 @@ func clientCommands() []*cobra.Command { return (&cli{}).commands() }
 
 // toolCommands returns operator tools: the benchmark (bench*.go) and keygen
 // (keygen.go).
-func toolCommands() []*cobra.Command { return []*cobra.Command{newKeygenCmd()} }
+func toolCommands() []*cobra.Command { return []*cobra.Command{newBenchCmd(), newKeygenCmd()} }
