@@ -42,6 +42,10 @@ type agentFlags struct {
 	// deliver to loopback addresses (127.0.0.0/8, ::1) over plain http, so
 	// a receiver on localhost works. It is not a flag.
 	dev bool
+
+	// wrapTransports, when set (by `hookwire listen`), wraps the hosted
+	// transports the agent delivers through. It is not a flag.
+	wrapTransports func(agent.TransportSource) agent.TransportSource
 }
 
 func (f *agentFlags) register(fs *pflag.FlagSet) {
@@ -167,6 +171,10 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	if err := host.Start(context.WithoutCancel(ctx), specs); err != nil {
 		return fmt.Errorf("start transport plugins: %w", err)
 	}
+	var transports agent.TransportSource = host
+	if f.wrapTransports != nil {
+		transports = f.wrapTransports(host)
+	}
 	var dial []grpc.DialOption
 	if f.tls != (agent.TLSFiles{}) {
 		opt, err := f.tls.DialOption()
@@ -182,7 +190,7 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 		AgentID:     f.id,
 		Labels:      labels,
 		MaxInFlight: f.maxInFlight,
-		Transports:  host,
+		Transports:  transports,
 		Logger:      log,
 		Version:     version,
 	})
@@ -222,6 +230,7 @@ func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error
 func newAgentCmd() *cobra.Command {
 	var af agentFlags
 	var lf logFlags
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a delivery agent that dials out to the control plane",
@@ -236,18 +245,43 @@ Egress: the http transport delivers only to https:// URLs and never connects to
 loopback, private, link-local (cloud metadata), CGNAT, multicast or other
 internal addresses, checked at connect time after DNS. --allow-cidr opens a
 network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network) and
---allow-insecure-http permits http:// URLs.`,
+--allow-insecure-http permits http:// URLs.
+
+Configuration: every flag may also come from the environment as
+HOOKWIRE_AGENT_<FLAG> (upper case, '-' as '_'; lists comma-separated), e.g.
+HOOKWIRE_AGENT_SERVER=cp:7070 HOOKWIRE_AGENT_LABEL=region=eu,tier=edge, or from
+a YAML or JSON file given with --config (or HOOKWIRE_AGENT_CONFIG) whose keys
+are flag names:
+
+  server: cp:7070
+  label: [region=eu, tier=edge]
+  max-in-flight: 128
+  allow-cidr: [10.20.0.0/16]
+  log-level: debug
+
+A flag on the command line beats the environment, which beats the file. An
+unknown key in the file is an error. The API key is read from --api-key, then
+HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("config") {
+				configFile = os.Getenv(envName(agentEnvPrefix, "config"))
+			}
+			sources := flagSources{
+				EnvPrefix:  agentEnvPrefix,
+				EnvAliases: map[string]string{"api-key": "HOOKWIRE_API_KEY"},
+				File:       configFile,
+				Skip:       []string{"config"},
+			}
+			if err := sources.apply(cmd.Flags()); err != nil {
+				return err
+			}
 			log, err := lf.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			if af.apiKey == "" {
-				af.apiKey = os.Getenv("HOOKWIRE_API_KEY")
-			}
-			if af.apiKey == "" {
-				return fmt.Errorf("no API key: pass --api-key or set HOOKWIRE_API_KEY (the admin key printed by the server, or a join token from CreateJoinToken)")
+				return fmt.Errorf("no API key: pass --api-key, set HOOKWIRE_API_KEY or put api-key in the --config file (the admin key printed by the server, or a join token from CreateJoinToken)")
 			}
 			return runAgent(cmd.Context(), log, af)
 		},
@@ -258,6 +292,7 @@ network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network) and
 	cmd.Flags().StringVar(&af.tls.CertFile, "tls-cert", "", "PEM client certificate for mTLS (with --tls-key)")
 	cmd.Flags().StringVar(&af.tls.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&af.tls.ServerName, "tls-server-name", "", "name expected in the control plane's certificate (default: the host of --server)")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML or JSON file of flag values, keyed by flag name (env HOOKWIRE_AGENT_CONFIG)")
 	af.register(cmd.Flags())
 	lf.register(cmd.Flags())
 	return cmd

@@ -43,7 +43,7 @@ const (
 )
 
 const exitCodesText = `Exit codes of the client commands (tenants, api-keys, subscriptions, events,
-deliveries, attempts, operations, agents, join-tokens, context):
+deliveries, attempts, operations, agents, join-tokens, context, listen):
 
   0    success
   1    any other error, including an operation that failed (operations watch,
@@ -86,6 +86,7 @@ func (c *cli) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		c.tenantsCmd(), c.apiKeysCmd(), subs, events,
 		deliveries, c.attemptsCmd(), c.operationsCmd(), c.agentsCmd(), c.joinTokensCmd(), c.contextCmd(),
+		c.listenCmd(),
 		newDocsCmd(),
 		helpTopic("exit-codes", "Exit codes of the client commands, for scripts", exitCodesText),
 		helpTopic("environment", "Connection settings: flags, environment variables and the config file", environmentText),

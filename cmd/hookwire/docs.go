@@ -13,7 +13,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// envVar is an environment variable the binary reads.
+// envVar is an environment variable the binary reads. A name ending in "_"
+// is a prefix, shown as NAME<FLAG>: one variable per flag.
 type envVar struct {
 	name, readBy, meaning string
 }
@@ -25,6 +26,7 @@ var envVars = []envVar{
 	{"HOOKWIRE_ADMIN_KEY", "`server`, `dev`", "The admin API key (at least 16 characters). When unset, `server` creates one on its first start and prints it once; `dev` keeps one in its data directory."},
 	{"HOOKWIRE_MASTER_KEY", "`server`, `keygen`", "The master key that encrypts signing keys at rest (base64 of 32 bytes), when no `--master-key-file` is given. Create one with `hookwire keygen`."},
 	{"HOOKWIRE_API_KEY", "client commands, `agent`", "The API key sent as a bearer token; for `agent`, the admin key or a join token (`hwj_...`)."},
+	{"HOOKWIRE_AGENT_", "`agent`", "Any `agent` flag: `HOOKWIRE_AGENT_` plus the flag name in upper case with `-` as `_`, e.g. `HOOKWIRE_AGENT_SERVER`, `HOOKWIRE_AGENT_MAX_IN_FLIGHT`, `HOOKWIRE_AGENT_CONFIG` (the `--config` file); lists are comma-separated (`HOOKWIRE_AGENT_LABEL=region=eu,tier=edge`). The command line beats these, and these beat the `--config` file."},
 	{"HOOKWIRE_ADDR", "client commands", "The control plane's gRPC address (default `127.0.0.1:7070`)."},
 	{"HOOKWIRE_TENANT", "client commands", "The tenant of tenant-scoped commands (like `--tenant`)."},
 	{"HOOKWIRE_CONTEXT", "client commands", "The context of the config file to use as the current one."},
@@ -64,7 +66,11 @@ func writeConfigReference(w io.Writer, root *cobra.Command) error {
 	b.WriteString("## Environment variables\n\n")
 	b.WriteString("| Variable | Read by | Meaning |\n|---|---|---|\n")
 	for _, e := range envVars {
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", e.name, e.readBy, cell(e.meaning))
+		name := e.name
+		if strings.HasSuffix(name, "_") {
+			name += "<FLAG>"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, e.readBy, cell(e.meaning))
 	}
 	b.WriteString("\n## Commands\n")
 	var walk func(cmd *cobra.Command)
