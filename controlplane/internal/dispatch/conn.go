@@ -43,6 +43,9 @@ type conn struct {
 	stream hookwirev1.AgentService_ConnectServer
 	sendMu sync.Mutex
 	wakeC  chan struct{}
+	// results carries Results batches from the receiver to the writer, so
+	// the receiver keeps reading Credit while results are being committed.
+	results chan []*hookwirev1.Result
 }
 
 func (c *conn) wake() {
@@ -119,9 +122,11 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	c.results = make(chan []*hookwirev1.Result, 64)
+	errc := make(chan error, 3)
 	go func() { errc <- d.assignLoop(ctx, c) }()
 	go func() { errc <- d.recvLoop(ctx, c) }()
+	go func() { errc <- d.resultLoop(ctx, c) }()
 	c.wake()
 	select {
 	case err := <-errc:
@@ -223,12 +228,10 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 		d.mu.Unlock()
 		switch msg := m.GetMsg().(type) {
 		case *hookwirev1.AgentMessage_Results:
-			acks, err := d.complete(ctx, c, msg.Results.GetItems())
-			if err != nil {
-				return status.Errorf(codes.Unavailable, "record results: %v", err)
-			}
-			if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_ResultAcks{ResultAcks: &hookwirev1.ResultAcks{Items: acks}}}); err != nil {
-				return err
+			select {
+			case c.results <- msg.Results.GetItems():
+			case <-ctx.Done():
+				return nil
 			}
 		case *hookwirev1.AgentMessage_Credit:
 			d.mu.Lock()
@@ -238,6 +241,39 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 		case *hookwirev1.AgentMessage_Heartbeat:
 		case *hookwirev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "Hello may only be sent once per stream")
+		}
+	}
+}
+
+// resultLoop records results and acknowledges them once durable. Batches
+// that arrive while a commit is running are merged into the next one, so
+// an agent's results pipeline into group commits instead of waiting for
+// each other (and Credit, read by recvLoop meanwhile, is never held up by
+// an fsync).
+func (d *Dispatcher) resultLoop(ctx context.Context, c *conn) error {
+	const maxMerge = 4096
+	for {
+		var batch []*hookwirev1.Result
+		select {
+		case <-ctx.Done():
+			return nil
+		case batch = <-c.results:
+		}
+	merge:
+		for len(batch) < maxMerge {
+			select {
+			case more := <-c.results:
+				batch = append(batch, more...)
+			default:
+				break merge
+			}
+		}
+		acks, err := d.complete(ctx, c, batch)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "record results: %v", err)
+		}
+		if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_ResultAcks{ResultAcks: &hookwirev1.ResultAcks{Items: acks}}}); err != nil {
+			return err
 		}
 	}
 }
