@@ -73,7 +73,7 @@ func (b *Bench) latency(ctx context.Context, s *Scenario) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	drained := b.sink.await(ctx, sq.count(), 30*time.Second)
+	drained := b.sink.awaitAcked(ctx, 1, sq.max(), sq.acked, 30*time.Second)
 	inWindow := func(a arrival) bool { return a.sent >= t0.UnixNano() && a.sent < t0.Add(d).UnixNano() }
 	samples := b.sink.latencies(inWindow)
 	delivered := int64(len(samples))

@@ -268,6 +268,22 @@ func (s *Sink) await(ctx context.Context, n int64, within time.Duration) bool {
 	return true
 }
 
+// awaitAcked waits until every acknowledged publish in [1, maxSeq] has
+// reached each of subs subscriptions, or within passes. Counting arrivals
+// is not enough: publishes whose acknowledgement was lost also arrive, and
+// so do duplicates, so a count can be reached while an acknowledged event
+// is still missing.
+func (s *Sink) awaitAcked(ctx context.Context, subs int, maxSeq int64, acked func(int64) bool, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for s.tally(subs, maxSeq, acked).Lost > 0 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // latencies returns arrival-minus-sent (ns) of accepted webhooks that keep
 // returns true for.
 func (s *Sink) latencies(keep func(a arrival) bool) []int64 {
