@@ -30,6 +30,7 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 	}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &eventMarshaler{JSONPb: jsonpb}),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			md := metadata.MD{}
 			if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -58,6 +59,16 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// outgoingHeader passes retry-after (set with rate-limit errors) as the
+// standard Retry-After header; other response metadata keeps the gateway's
+// Grpc-Metadata- prefix.
+func outgoingHeader(key string) (string, bool) {
+	if key == "retry-after" {
+		return "Retry-After", true
+	}
+	return runtime.MetadataHeaderPrefix + key, true
 }
 
 // errorHandler is the default one, except that an oversized payload is

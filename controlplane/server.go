@@ -55,6 +55,11 @@ type Config struct {
 	MaxPayloadBytes int
 	// AdminKey, if set, is the admin API key (HOOKWIRE_ADMIN_KEY).
 	AdminKey string
+	// APIRateLimit is the requests per second each API key may make (token
+	// bucket of APIRateBurst); 0: unlimited. Over it: ResourceExhausted /
+	// HTTP 429 with Retry-After.
+	APIRateLimit float64
+	APIRateBurst int
 	// AdminAddr serves /metrics, /debug/pprof/ and /healthz without
 	// authentication; "" or "off" disables it. Keep it private.
 	AdminAddr string
@@ -202,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: st, Catalog: cat, Dispatcher: s.dispatcher, Logger: cfg.Logger, Now: cfg.Now,
 		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate,
 		Keyring: keyring, Metrics: s.metrics,
+		RateLimit: cfg.APIRateLimit, RateBurst: cfg.APIRateBurst,
 	})
 	if err != nil {
 		return nil, err

@@ -94,6 +94,30 @@ func (h *harness) ctx() context.Context {
 	return ctx
 }
 
+// restFull sends an admin REST request and returns the body, status and
+// response headers.
+func (h *harness) restFull(method, path, body string) ([]byte, int, http.Header) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, "http://"+h.srv.HTTPAddr()+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return data, resp.StatusCode, resp.Header
+}
+
+func authedCtx(t *testing.T, key string) context.Context {
+	ctx, cancel := context.WithTimeout(authed(context.Background(), key), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // restRaw sends an admin REST request with extra headers.
 func (h *harness) restRaw(method, path, body string, headers map[string]string) ([]byte, int) {
 	h.t.Helper()

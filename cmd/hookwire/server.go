@@ -25,6 +25,8 @@ type serverFlags struct {
 	retention       time.Duration
 	disableAfter    time.Duration
 	throttleMin     time.Duration
+	apiRateLimit    float64
+	apiRateBurst    int
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
@@ -36,6 +38,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "keep events, deliveries and attempts this long")
 	fs.DurationVar(&f.disableAfter, "disable-after", 5*24*time.Hour, "disable a subscription whose attempts all failed for this long (negative: never)")
 	fs.DurationVar(&f.throttleMin, "throttle-min", time.Minute, "least wait after a 429/502/503/504 or a timeout")
+	fs.Float64Var(&f.apiRateLimit, "api-rate-limit", 0, "API requests per second allowed per API key, over which calls get ResourceExhausted / HTTP 429 with Retry-After (0: unlimited)")
+	fs.IntVar(&f.apiRateBurst, "api-rate-burst", 0, "burst above --api-rate-limit (default: the rate, at least 1)")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {
@@ -45,6 +49,8 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		HTTPAddr:        f.httpAddr,
 		MaxPayloadBytes: f.maxPayloadBytes,
 		AdminAddr:       f.adminAddr,
+		APIRateLimit:    f.apiRateLimit,
+		APIRateBurst:    f.apiRateBurst,
 		Retention:       f.retention,
 		DisableAfter:    f.disableAfter,
 		Retry:           f.retryOptions(),

@@ -51,6 +51,10 @@ type Config struct {
 	ValidateTarget  TargetValidator
 	// Metrics counts publishes; nil: none.
 	Metrics *metrics.ControlPlane
+	// RateLimit is the requests per second each API key may make (token
+	// bucket with RateBurst); 0: unlimited.
+	RateLimit float64
+	RateBurst int
 	// Keyring seals and opens subscription signing keys. Required.
 	Keyring *secrets.Keyring
 }
@@ -67,6 +71,7 @@ type Services struct {
 	cfg   Config
 	auth  *authenticator
 	valid *validator
+	limit *keyLimiter
 	ops   *operations
 	// Background work (recovers) runs under bgCtx; Close cancels and waits.
 	bg       sync.WaitGroup
@@ -96,7 +101,9 @@ func New(cfg Config) (*Services, error) {
 		return nil, err
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
-	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v, ops: newOperations(), bgCtx: bgCtx, bgCancel: cancel}, nil
+	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v,
+		limit: newKeyLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
+		ops:   newOperations(), bgCtx: bgCtx, bgCancel: cancel}, nil
 }
 
 // Register adds every service to s.
@@ -112,8 +119,12 @@ func (s *Services) Register(g *grpc.Server) {
 
 // ServerOptions returns the interceptors (authentication, then validation).
 func (s *Services) ServerOptions() []grpc.ServerOption {
+	unary := []grpc.UnaryServerInterceptor{s.auth.unary}
+	if s.limit != nil {
+		unary = append(unary, s.limit.unary)
+	}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(s.auth.unary, s.valid.unary),
+		grpc.ChainUnaryInterceptor(append(unary, s.valid.unary)...),
 		grpc.ChainStreamInterceptor(s.auth.stream),
 	}
 }
