@@ -295,6 +295,9 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.cfg.Now()
+	// Eligibility scans the connected agents; a batch fans out to the same
+	// subscriptions many times, so decide once per subscription.
+	eligible := map[ids.ID]bool{}
 	for _, r := range list {
 		if r.Waiting || !r.Sub.Active() {
 			continue // in the store; promoted or resumed later
@@ -306,7 +309,12 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 		if s.noAgent {
 			continue // in the store; a connecting agent re-notes it
 		}
-		if !d.eligibleLocked(r.Sub) {
+		ok, seen := eligible[r.Sub.ID]
+		if !seen {
+			ok = d.eligibleLocked(r.Sub)
+			eligible[r.Sub.ID] = ok
+		}
+		if !ok {
 			// Nobody may take it: leave it in the store rather than hold
 			// memory the routable subscriptions need (the pump parks it).
 			d.noteDueLocked(s, now)
