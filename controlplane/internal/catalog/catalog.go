@@ -257,12 +257,19 @@ func (c *Catalog) Match(tenant, eventType string) []*Sub {
 	}
 	out := append([]*Sub(nil), ti.exact[eventType]...)
 	operational := strings.HasPrefix(eventType, OperationalPrefix)
+	var segments []string // split once, on the first wildcard pattern
 	for _, s := range ti.wildcard {
 		if containsSub(out, s) {
 			continue
 		}
 		for _, p := range s.patterns {
-			if p.wildcard && p.match(eventType) && (!operational || strings.HasPrefix(p.text, OperationalPrefix)) {
+			if !p.wildcard || (operational && !strings.HasPrefix(p.text, OperationalPrefix)) {
+				continue
+			}
+			if segments == nil {
+				segments = strings.Split(eventType, ".")
+			}
+			if matchSegments(p.segments, segments) {
 				out = append(out, s)
 				break
 			}
