@@ -27,7 +27,10 @@ type Agent struct {
 	// drain deadline, or when Run returns.
 	work       context.Context
 	stopWork   context.CancelFunc
-	deliveries sync.WaitGroup // delivery goroutines
+	deliveries sync.WaitGroup // delivery workers
+	// idleWorkers hands a lease to a delivery worker waiting for one
+	// (unbuffered: a send succeeds only if a worker is idle).
+	idleWorkers chan *lease
 
 	sendSignal chan struct{} // cap 1: results or credit waiting to be sent
 	progress   chan struct{} // cap 1: a delivery finished or a result was acked
@@ -48,6 +51,8 @@ type Agent struct {
 	delivered      atomic.Uint64
 	acked          atomic.Uint64
 	ackRejected    atomic.Uint64
+
+	tracer *agentTracer // nil: tracing off
 
 	hooks testHooks
 }
@@ -93,15 +98,17 @@ func New(cfg Config) (*Agent, error) {
 	opts = append(opts, cfg.DialOptions...)
 	work, stopWork := context.WithCancel(context.Background())
 	return &Agent{
-		cfg:        cfg,
-		dialOpts:   opts,
-		drainCh:    make(chan struct{}),
-		work:       work,
-		stopWork:   stopWork,
-		sendSignal: make(chan struct{}, 1),
-		progress:   make(chan struct{}, 1),
-		inflight:   make(map[string]*lease, cfg.MaxInFlight),
-		outbox:     make(map[string]*lease, cfg.MaxInFlight),
+		cfg:         cfg,
+		dialOpts:    opts,
+		drainCh:     make(chan struct{}),
+		work:        work,
+		stopWork:    stopWork,
+		sendSignal:  make(chan struct{}, 1),
+		idleWorkers: make(chan *lease),
+		progress:    make(chan struct{}, 1),
+		inflight:    make(map[string]*lease, cfg.MaxInFlight),
+		outbox:      make(map[string]*lease, cfg.MaxInFlight),
+		tracer:      newAgentTracer(cfg.TracerProvider),
 	}, nil
 }
 

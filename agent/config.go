@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/hookwire/hookwire/plugins/sdk"
@@ -81,6 +82,12 @@ type Config struct {
 	FlushTimeout time.Duration
 	// Version is the agent's release version, announced in Hello.
 	Version string
+	// TracerProvider, if set (and not a no-op provider), gives each
+	// attempt a "send <event type>" span around the transport call, a
+	// child of the control plane's "deliver" span, and passes its context
+	// to the transport. Nil: no spans, at no cost; a trace context the
+	// control plane assigned is still passed to the transport as it is.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -28,6 +29,8 @@ type lease struct {
 	ctx           context.Context
 	cancel        context.CancelFunc
 	reject        string // non-empty: report OUTCOME_REJECTED without delivering
+	deliveryID    string // for the per-attempt debug log line
+	attempt       int32
 
 	// Set when finished; guarded by Agent.mu from then on.
 	result hookwirev1.Result
@@ -60,6 +63,7 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 	for i, as := range items {
 		l := &leases[i]
 		l.id, l.token, l.transportName, l.req = as.GetLeaseId(), as.GetLeaseToken(), as.GetTransport(), as.GetRequest()
+		l.deliveryID, l.attempt = as.GetDeliveryId(), as.GetAttempt()
 		tr, ok := a.cfg.Transports.Transport(l.transportName)
 		switch {
 		case !ok:
@@ -69,6 +73,11 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 		default:
 			l.transport = tr
 			l.ctx, l.cancel = context.WithDeadline(a.work, attemptDeadline(now, offset, as))
+			if tp := as.GetTraceparent(); tp != "" {
+				// The control plane's attempt span; deliver replaces it
+				// with the agent's own span when tracing is on.
+				l.req.Traceparent, l.req.Tracestate = tp, as.GetTracestate()
+			}
 		}
 	}
 
@@ -110,8 +119,7 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 				Error:   l.reject,
 			})
 		default:
-			a.deliveries.Add(1)
-			go a.deliver(l)
+			a.startDelivery(l)
 		}
 	}
 }
@@ -146,10 +154,13 @@ func (a *Agent) unknownTransport(name string) string {
 		a.cfg.AgentID, name, strings.Join(names, ", "))
 }
 
-// deliver runs one attempt in its own goroutine.
+// deliver runs one attempt, on a delivery worker (see startDelivery).
 func (a *Agent) deliver(l *lease) {
-	defer a.deliveries.Done()
 	start := time.Now()
+	var span trace.Span
+	if a.tracer != nil {
+		span = a.tracer.start(l, a.cfg.AgentID)
+	}
 	res := a.callTransport(l)
 	l.cancel()
 	if res == nil {
@@ -157,6 +168,9 @@ func (a *Agent) deliver(l *lease) {
 			Outcome: transportv1.Outcome_OUTCOME_FAILED,
 			Error:   fmt.Sprintf("transport %q returned no result", l.transportName),
 		}
+	}
+	if span != nil {
+		endSpan(span, res)
 	}
 	a.finish(l, start, res)
 }
@@ -183,6 +197,7 @@ func (a *Agent) finish(l *lease, start time.Time, res *transportv1.DeliveryResul
 	l.result.StartTime = &l.start
 	l.result.Result = res
 	l.size = proto.Size(&l.result)
+	a.logAttempt(l, start, res)
 	l.req, l.transport, l.ctx = nil, nil, nil // not needed any more
 
 	a.mu.Lock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookwire/hookwire/agent/internal/backoff"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/plugins/sdk/vtcodec"
 )
 
 // Limits of one Results message. The control plane's default gRPC receive
@@ -88,7 +89,10 @@ func (a *Agent) session(life context.Context) (welcomed bool, err error) {
 	if a.cfg.APIKey != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+a.cfg.APIKey)
 	}
-	s, err := hookwirev1.NewAgentServiceClient(conn).Connect(ctx)
+	// The stream's messages go through the vtproto codec (generated
+	// encoders; the control plane picks it by content-subtype, and one
+	// that predates it reads the same bytes with the standard codec).
+	s, err := hookwirev1.NewAgentServiceClient(conn).Connect(ctx, grpc.ForceCodecV2(vtcodec.Codec{}))
 	if err != nil {
 		return false, a.classify(fmt.Errorf("open stream to %s: %w", addr, err))
 	}

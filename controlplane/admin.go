@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// newMetrics builds the control plane's metrics; queue depth and store
-// size are read from s at scrape time.
+// newMetrics builds the control plane's metrics; queue depth, backlog and
+// store size are read from s at scrape time.
 func (s *Server) newMetrics() *metrics.ControlPlane {
-	return metrics.NewControlPlane(func() (int, int, int) {
+	m := metrics.NewControlPlane(func() (int, int, int) {
 		if s.dispatcher == nil {
 			return 0, 0, 0
 		}
@@ -27,6 +27,14 @@ func (s *Server) newMetrics() *metrics.ControlPlane {
 		}
 		return s.store.Size()
 	})
+	m.WatchBacklog(func() (int, map[string]int) {
+		if s.dispatcher == nil {
+			return 0, nil
+		}
+		b := s.dispatcher.Backlog()
+		return b.WaitingRetry, b.WaitingAgent
+	})
+	return m
 }
 
 // startAdmin serves /metrics (Prometheus), /debug/pprof/ and /healthz on
@@ -39,6 +47,7 @@ func (s *Server) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz/master-key", s.serveMasterKeyStatus)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -417,6 +417,12 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 	if code := req(); code != 200 || !out.Duplicate || out.ID != firstID {
 		t.Fatalf("second REST publish: %d %+v", code, out)
 	}
+	// The header has the field's limit: 256 bytes.
+	long := strings.Repeat("k", 257)
+	body, code := h.restRaw("POST", "/v1/tenants/acme/events", `{"type":"order.created","payload":{}}`, map[string]string{"Idempotency-Key": long})
+	if code != 400 || !strings.Contains(string(body), "Idempotency-Key header is 257 bytes; the limit is 256") {
+		t.Fatalf("over-long Idempotency-Key: %d %s", code, body)
+	}
 }
 
 func TestRecoverReplaysWithProgress(t *testing.T) {

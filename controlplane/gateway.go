@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/hookwire/hookwire/controlplane/internal/api"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -21,15 +22,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// newGateway returns the REST handler that forwards to the gRPC server over
-// conn, so REST calls pass the same interceptors as gRPC calls.
-func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (http.Handler, error) {
-	jsonpb := &runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+// newGateway returns the REST handler. Publishes (EventService) are served
+// in process through events, which runs the server's interceptor chain
+// (see inprocConn); every other service is forwarded to the gRPC server
+// over conn. Either way REST calls pass the same interceptors as gRPC calls.
+func newGateway(ctx context.Context, conn *grpc.ClientConn, events grpc.ClientConnInterface, bodyLimit int64) (http.Handler, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &eventMarshaler{JSONPb: jsonpb}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, restMarshaler()),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			md := metadata.MD{}
@@ -39,6 +38,12 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 			if key := r.Header.Get("Idempotency-Key"); key != "" {
 				md.Set(api.MetadataIdempotencyKey, key)
 			}
+			// W3C trace context: a publish span continues the caller's trace.
+			for _, h := range []string{tracing.HeaderTraceparent, tracing.HeaderTracestate} {
+				if v := r.Header.Get(h); v != "" {
+					md.Set(h, v)
+				}
+			}
 			return md
 		}),
 		runtime.WithErrorHandler(errorHandler),
@@ -47,18 +52,30 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, bodyLimit int64) (ht
 		hookwirev1.RegisterTenantServiceHandler,
 		hookwirev1.RegisterApiKeyServiceHandler,
 		hookwirev1.RegisterSubscriptionServiceHandler,
-		hookwirev1.RegisterEventServiceHandler,
 		hookwirev1.RegisterDeliveryServiceHandler,
 		hookwirev1.RegisterAgentAdminServiceHandler,
+		hookwirev1.RegisterAuditServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)
 		}
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if err := hookwirev1.RegisterEventServiceHandlerClient(ctx, mux, hookwirev1.NewEventServiceClient(events)); err != nil {
+		return nil, fmt.Errorf("register REST gateway: %w", err)
+	}
+	return withAPIDocs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
 		mux.ServeHTTP(w, r)
-	}), nil
+	})), nil
+}
+
+// restMarshaler is how the gateway reads request bodies and writes
+// responses (also used by the REST decoding fuzz test).
+func restMarshaler() *eventMarshaler {
+	return &eventMarshaler{JSONPb: &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 }
 
 // outgoingHeader passes retry-after (set with rate-limit errors) as the

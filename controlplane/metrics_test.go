@@ -1,10 +1,15 @@
 package controlplane_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,5 +78,121 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 		t.Errorf("pprof index: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+func TestMetricsBacklogWaitingForRetryAndForAgent(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"invoice.*"}, AgentSelector: "region=mars"})
+	h.publish("order.created", `{}`)
+	h.publish("order.created", `{}`)
+	h.publish("invoice.paid", `{}`) // agent-1 has no region label
+	as := h.agent.assignments(t, 2)
+	h.agent.report(t, outcome(as[0], transportv1.Outcome_OUTCOME_FAILED, 0), outcome(as[1], transportv1.Outcome_OUTCOME_CONNECTION_ERROR, 0))
+
+	expect := func(step string, want map[string]float64) {
+		t.Helper()
+		get := scrape(t, h.srv.AdminAddr())
+		for series, v := range want {
+			if got := get(series); got != v {
+				t.Errorf("%s: %s = %v, want %v", step, series, got, v)
+			}
+		}
+	}
+	expect("after two failures", map[string]float64{
+		"hookwire_queue_waiting_retry":                        2,
+		`hookwire_queue_waiting_agent{reason="selector"}`:     1,
+		`hookwire_queue_waiting_agent{reason="no_transport"}`: 0,
+		`hookwire_queue_waiting_agent{reason="paused"}`:       0,
+		`hookwire_queue_waiting_agent{reason="circuit_open"}`: 0,
+		"hookwire_queue_in_flight":                            0,
+	})
+
+	// The retry delay (5s) passes: the two are due and assigned again.
+	h.advance(6 * time.Second)
+	as = h.agent.assignments(t, 2)
+	expect("retries assigned", map[string]float64{"hookwire_queue_waiting_retry": 0, "hookwire_queue_in_flight": 2})
+	h.agent.report(t, outcome(as[0], transportv1.Outcome_OUTCOME_SUCCESS, 0), outcome(as[1], transportv1.Outcome_OUTCOME_SUCCESS, 0))
+
+	// An agent the selector matches connects and delivers the invoice.
+	mars := mustDialAgent(t, h.conn, adminKey, &hookwirev1.Hello{AgentId: "mars", MaxInFlight: 10, Labels: map[string]string{"region": "mars"}})
+	a := mars.assignments(t, 1)[0]
+	mars.report(t, outcome(a, transportv1.Outcome_OUTCOME_SUCCESS, 0))
+	expect("after the matching agent delivered", map[string]float64{
+		"hookwire_queue_waiting_retry":                           0,
+		`hookwire_queue_waiting_agent{reason="selector"}`:        0,
+		"hookwire_queue_in_flight":                               0,
+		`hookwire_deliveries_finished_total{status="succeeded"}`: 3,
+	})
+}
+
+// logSink collects a JSON log safely across goroutines.
+type logSink struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAttemptLoggedAtDebugWithoutSecrets(t *testing.T) {
+	var logs logSink
+	h := startDelivery(t, t.TempDir(), controlplane.Config{
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	sub := h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	secret := strings.TrimPrefix(sub.GetSigningSecret(), "whsec_")
+	if secret == "" {
+		t.Fatalf("no signing secret in %v", sub)
+	}
+	const marker = "PAYLOAD-MARKER-9d2e"
+	ev := h.publish("order.created", `{"card":"`+marker+`"}`)
+	a := h.next()
+	signature := a.GetRequest().GetHeaders()["webhook-signature"]
+	res := outcome(a, transportv1.Outcome_OUTCOME_FAILED, 0)
+	res.Result.Latency = durationpb.New(25 * time.Millisecond)
+	res.Result.ResponseBody = []byte("RESPONSE-MARKER")
+	h.agent.report(t, res) // acknowledged after the line is written
+
+	out := logs.String()
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "attempt recorded" {
+			line = m
+		}
+	}
+	if line == nil {
+		t.Fatalf("no attempt line in:\n%s", out)
+	}
+	for k, want := range map[string]any{
+		"level": "DEBUG", "delivery": a.GetDeliveryId(), "event": ev.GetId(), "subscription": sub.GetId(), "tenant": "acme",
+		"attempt": float64(1), "status_code": float64(500), "outcome": "failed", "agent": "agent-1",
+		"status": "pending", "duration": float64(25 * time.Millisecond),
+	} {
+		if line[k] != want {
+			t.Errorf("attempt line %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if next, _ := line["next_attempt"].(string); next == "" {
+		t.Errorf("attempt line has no next_attempt: %v", line)
+	}
+	for _, s := range []string{secret, signature, marker, "RESPONSE-MARKER"} {
+		if strings.Contains(out, s) {
+			t.Errorf("log output contains %q", s)
+		}
 	}
 }

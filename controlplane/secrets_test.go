@@ -20,6 +20,7 @@ import (
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -54,10 +55,17 @@ func signatures(a *hookwirev1.Assignment) []string {
 	return strings.Fields(a.GetRequest().GetHeaders()[signing.HeaderSignature])
 }
 
+// Target header values that TestSigningKeysAreEncryptedAtRest stores: they
+// may be credentials, so they are secrets like the signing keys.
+const (
+	headerSecret  = "Bearer hdr-secret-3f9a7c1e5b0d"
+	headerSecret2 = "hdr-secret-second-8d2e4f61a7"
+)
+
 func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 	dir := t.TempDir()
-	h := start(t, dir, controlplane.Config{})
-	sub := h.setup("acme")
+	h := startDelivery(t, dir, controlplane.Config{})
+	sub := h.subscribe(withHeaders(map[string]string{"Authorization": headerSecret, "X-Team": "billing"}))
 	secret := sub.GetSigningSecret()
 	raw, err := signing.ParseSecret(secret)
 	if err != nil {
@@ -67,7 +75,7 @@ func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 	cfg, _ := structpb.NewStruct(map[string]any{"url": "http://127.0.0.1:1/hook"})
 	ed, err := hookwirev1.NewSubscriptionServiceClient(h.conn).CreateSubscription(h.ctx(), &hookwirev1.CreateSubscriptionRequest{
 		Tenant: "acme", Subscription: &hookwirev1.Subscription{
-			EventTypes: []string{"order.*"}, Target: &hookwirev1.Target{Transport: "http", Config: cfg},
+			EventTypes: []string{"invoice.*"}, Target: &hookwirev1.Target{Transport: "http", Config: cfg},
 			SignatureScheme: hookwirev1.SignatureScheme_SIGNATURE_SCHEME_ED25519,
 		},
 	})
@@ -90,6 +98,7 @@ func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 	if got.GetSigningSecret() != "" {
 		t.Fatal("GetSubscription shows the signing secret")
 	}
+	shown := headerValuesShown(t, h, sub, ed, rot, got)
 	h.stop()
 
 	db, err := os.ReadFile(filepath.Join(dir, "hookwire.db"))
@@ -117,7 +126,178 @@ func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 	if bytes.Contains(db, []byte(signing.SecretKeyPrefix)) {
 		t.Error("a whsk_ secret key is in the database file")
 	}
+	// Target header values: not in the file, not in any API response or
+	// audit record (gRPC and REST), in any common encoding.
+	for _, value := range []string{headerSecret, headerSecret2} {
+		for form, b := range map[string][]byte{
+			"raw":         []byte(value),
+			"base64":      []byte(base64.StdEncoding.EncodeToString([]byte(value))),
+			"raw base64":  []byte(base64.RawStdEncoding.EncodeToString([]byte(value))),
+			"url base64":  []byte(base64.RawURLEncoding.EncodeToString([]byte(value))),
+			"token alone": []byte(strings.TrimPrefix(value, "Bearer ")),
+		} {
+			if bytes.Contains(db, b) {
+				t.Errorf("header value %q in %s form is in the database file", value, form)
+			}
+			if bytes.Contains(shown, b) {
+				t.Errorf("header value %q in %s form is in an API response or audit record", value, form)
+			}
+		}
+	}
 }
+
+// headerValuesShown exercises every API that shows a subscription with
+// secret header values (create, get, list, update, rotate, pause, resume,
+// and the audit log, over gRPC and REST), checks that the agent receives
+// the values and that responses show each header name with the value
+// masked, and returns everything the API answered.
+func headerValuesShown(t *testing.T, h *deliveryHarness, sub *hookwirev1.Subscription, responses ...proto.Message) []byte {
+	t.Helper()
+	subs := hookwirev1.NewSubscriptionServiceClient(h.conn)
+	var shown []byte
+	see := func(m proto.Message) {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown = append(shown, b...)
+	}
+	see(sub)
+	for _, m := range responses {
+		see(m)
+	}
+	masked := func(what string, s *hookwirev1.Subscription, want ...string) {
+		t.Helper()
+		hd := s.GetTarget().GetHeaders()
+		if len(hd) != len(want) {
+			t.Fatalf("%s: headers %v, want names %v", what, hd, want)
+		}
+		for _, name := range want {
+			if hd[name] != catalogRedacted {
+				t.Fatalf("%s: header %q shows %q, want %q", what, name, hd[name], catalogRedacted)
+			}
+		}
+	}
+	masked("create response", sub, "Authorization", "X-Team")
+
+	// The target still receives the values.
+	h.publish("order.created", `{"n":1}`)
+	a := h.next()
+	if hd := a.GetRequest().GetHeaders(); hd["authorization"] != headerSecret || hd["x-team"] != "billing" {
+		t.Fatalf("assignment headers %v, want the stored values", hd)
+	}
+	h.agent.report(t, ok(a))
+
+	withID := func(s *hookwirev1.Subscription) *hookwirev1.Subscription { s.Id = sub.GetId(); return s }
+	// A full update that sends back the headers as the API showed them
+	// keeps the stored values.
+	full, err := subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{
+		Tenant: "acme", UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target"}},
+		Subscription: withID(withHeaders(sub.GetTarget().GetHeaders())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(full)
+	h.publish("order.created", `{"n":2}`)
+	a = h.next()
+	if hd := a.GetRequest().GetHeaders(); hd["authorization"] != headerSecret || hd["x-team"] != "billing" {
+		t.Fatalf("assignment headers after a full update with masked values %v, want the stored values", hd)
+	}
+	h.agent.report(t, ok(a))
+	// An update of target.headers replaces the whole set; "<redacted>"
+	// keeps a stored value. The new value is the last one stored, so the
+	// file check sees it where a clear copy would be.
+	upd, err := subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{
+		Tenant: "acme", UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target.headers"}},
+		Subscription: withID(withHeaders(map[string]string{"Authorization": catalogRedacted, "X-Api-Key": headerSecret2})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(upd)
+	masked("update response", upd, "Authorization", "X-Api-Key")
+	h.publish("order.created", `{"n":3}`)
+	a = h.next()
+	if hd := a.GetRequest().GetHeaders(); hd["authorization"] != headerSecret || hd["x-api-key"] != headerSecret2 || hd["x-team"] != "" {
+		t.Fatalf("assignment headers after the update %v, want the kept and the new value, and X-Team gone", hd)
+	}
+	h.agent.report(t, ok(a))
+	// The mask cannot stand for a header that has no stored value.
+	_, err = subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{
+		Tenant: "acme", UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target.headers"}},
+		Subscription: withID(withHeaders(map[string]string{"X-Other": catalogRedacted})),
+	})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "send the header's real value") {
+		t.Fatalf("mask for a header with no stored value: %v, want InvalidArgument", err)
+	}
+
+	get, err := subs.GetSubscription(h.ctx(), &hookwirev1.GetSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(get)
+	masked("get response", get, "Authorization", "X-Api-Key")
+	list, err := subs.ListSubscriptions(h.ctx(), &hookwirev1.ListSubscriptionsRequest{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(list)
+	for _, step := range []func() (*hookwirev1.Subscription, error){
+		func() (*hookwirev1.Subscription, error) {
+			return subs.PauseSubscription(h.ctx(), &hookwirev1.PauseSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+		},
+		func() (*hookwirev1.Subscription, error) {
+			return subs.ResumeSubscription(h.ctx(), &hookwirev1.ResumeSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+		},
+	} {
+		s, err := step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		see(s)
+	}
+	rot, err := subs.RotateSubscriptionSecret(h.ctx(), &hookwirev1.RotateSubscriptionSecretRequest{Tenant: "acme", Id: sub.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(rot)
+	audit := hookwirev1.NewAuditServiceClient(h.conn)
+	updates := 0
+	for _, scope := range []string{"acme", "-"} {
+		resp, err := audit.ListAuditEvents(h.ctx(), &hookwirev1.ListAuditEventsRequest{Tenant: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		see(resp)
+		for _, ev := range resp.GetAuditEvents() {
+			if scope == "acme" && ev.GetAction() == "subscription.update" {
+				updates++
+				hd := ev.GetAfter().GetFields()["target"].GetStructValue().GetFields()["headers"].GetStructValue().GetFields()
+				if hd["Authorization"].GetStringValue() != catalogRedacted {
+					t.Fatalf("audit after-snapshot headers %v, want names with masked values", hd)
+				}
+			}
+		}
+	}
+	if updates != 2 {
+		t.Fatalf("audit log holds %d subscription updates, want 2", updates)
+	}
+	for _, path := range []string{
+		"/v1/tenants/acme/subscriptions/" + sub.GetId(), "/v1/tenants/acme/subscriptions",
+		"/v1/tenants/acme/audit-events", "/v1/tenants/-/audit-events",
+	} {
+		body, code := h.restRaw("GET", path, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d %s", path, code, body)
+		}
+		shown = append(shown, body...)
+	}
+	return shown
+}
+
+// catalogRedacted is how the API shows a stored header value.
+const catalogRedacted = "<redacted>"
 
 func TestRotateSecretOverlapSignsWithBothKeys(t *testing.T) {
 	h := startDelivery(t, t.TempDir(), controlplane.Config{})

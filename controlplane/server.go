@@ -21,6 +21,13 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	// Registers the "vtproto" codec: agents open AgentService.Connect with
+	// that content-subtype and gRPC then decodes and encodes the stream
+	// with vtprotobuf's generated methods; other calls are unaffected.
+	_ "github.com/hookwire/hookwire/plugins/sdk/vtcodec"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -81,6 +88,8 @@ type Config struct {
 	Retention time.Duration
 	// PurgeInterval is how often expired records are purged. Default 1h.
 	PurgeInterval time.Duration
+	// AuditRetention is how long audit events are kept. Default 365 days.
+	AuditRetention time.Duration
 	// Retry overrides the server-wide retry rules (jitter, minimum wait
 	// after throttling); zero value: defaults.
 	Retry RetryOptions
@@ -97,6 +106,12 @@ type Config struct {
 	// readable during a master-key rotation; at start every such key is
 	// re-sealed under MasterKey in the background (MasterKeyRotationDone).
 	PreviousMasterKeys []*MasterKey
+	// TracerProvider, if set (and not a no-op provider), traces publishes
+	// and deliveries: a server span per publish RPC continuing an incoming
+	// W3C traceparent, and a "deliver <event type>" span per attempt whose
+	// context goes to the agent. Nil: tracing off, at no cost (the global
+	// provider is not consulted).
+	TracerProvider trace.TracerProvider
 }
 
 // RetryOptions are the server-wide retry rules.
@@ -125,9 +140,7 @@ type Server struct {
 	errs       chan error
 	closeOnce  sync.Once
 	closeErr   error
-	keyring    *secrets.Keyring
-	resealed   chan struct{}
-	resealErr  error
+	mk         masterKeys
 }
 
 // Start opens the store, bootstraps the admin key and starts serving.
@@ -160,6 +173,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
+	if cfg.AuditRetention <= 0 {
+		cfg.AuditRetention = 365 * 24 * time.Hour
+	}
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = time.Hour
 	}
@@ -169,8 +185,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, errs: make(chan error, 4), keyring: keyring, resealed: make(chan struct{})}
+	s := &Server{cfg: cfg, errs: make(chan error, 4)}
 	s.metrics = s.newMetrics()
+	s.initMasterKeys(keyring)
 	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
 	if err != nil {
 		return nil, err
@@ -186,6 +203,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	cat := catalog.New()
+	tracer := tracing.New(cfg.TracerProvider)
 	var svc *api.Services
 	s.dispatcher = dispatch.New(dispatch.Config{
 		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
@@ -198,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Metrics:           s.metrics,
 		Retry:             cfg.Retry,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		Tracer:            tracer,
 	})
 	var validate api.TargetValidator
 	if cfg.ValidateTarget != nil {
@@ -219,6 +238,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
 	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(msgLimit))
+	if tracer != nil {
+		// First, so publish spans also cover authentication failures.
+		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor())}, opts...)
+	}
 	gwCreds := insecure.NewCredentials()
 	if tlsSet != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
@@ -226,6 +249,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	svc.Register(s.grpc)
+	svc.RegisterAudit(s.grpc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, hs)
 	reflection.Register(s.grpc)
@@ -238,7 +262,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
 	s.goServe(func() error { return s.dispatcher.Run(runCtx) })
 	s.goServe(func() error { s.purgeLoop(runCtx); return nil })
-	s.goServe(func() error { s.resealLoop(runCtx); return nil })
+	s.goServe(func() error { s.masterKeyLoop(runCtx); return nil })
+	s.goServe(func() error { svc.RunTenantPurges(runCtx); return nil })
 
 	if cfg.HTTPAddr != "off" {
 		s.gwConn, err = grpc.NewClient(s.grpcLis.Addr().String(),
@@ -247,7 +272,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect REST gateway to gRPC: %w", err)
 		}
-		gw, err := newGateway(runCtx, s.gwConn, int64(msgLimit))
+		// Publishes skip the loopback hop but not the interceptors: the
+		// same chain as the gRPC server's, tracing first.
+		unary := svc.UnaryInterceptors()
+		if tracer != nil {
+			unary = append([]grpc.UnaryServerInterceptor{tracer.UnaryInterceptor()}, unary...)
+		}
+		events := newInprocConn(unary)
+		hookwirev1.RegisterEventServiceServer(events, svc)
+		gw, err := newGateway(runCtx, s.gwConn, events, int64(msgLimit))
 		if err != nil {
 			return nil, err
 		}
@@ -309,6 +342,9 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Close stops serving, waits for in-flight calls, and closes the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.dispatcher != nil {
+			s.dispatcher.StopWatches() // REST tails end, so the HTTP shutdown need not wait for them
+		}
 		for _, hs := range []*http.Server{s.http, s.admin} {
 			if hs != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -364,6 +400,12 @@ func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, e
 	}
 	if st.Events > 0 || err != nil {
 		s.cfg.Logger.Info("purged expired records", "before", cutoff, "events", st.Events, "deliveries", st.Deliveries, "attempts", st.Attempts, "store_bytes", s.store.Size())
+	}
+	auditCutoff := s.cfg.Now().Add(-s.cfg.AuditRetention)
+	if n, aerr := s.store.PurgeAudit(ctx, auditCutoff, 500); aerr != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("purge expired audit events", "err", aerr)
+	} else if n > 0 {
+		s.cfg.Logger.Info("purged expired audit events", "before", auditCutoff, "audit_events", n)
 	}
 	return st.Events, st.Deliveries, st.Attempts, err
 }

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 	httptransport "github.com/hookwire/hookwire/plugins/http"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -37,6 +40,7 @@ type agentFlags struct {
 	allowCIDRs        []string
 	allowInsecureHTTP bool
 	metricsAddr       string
+	pprof             bool
 
 	// dev is set by `hookwire dev`: the http transport may then also
 	// deliver to loopback addresses (127.0.0.0/8, ::1) over plain http, so
@@ -46,6 +50,10 @@ type agentFlags struct {
 	// wrapTransports, when set (by `hookwire listen`), wraps the hosted
 	// transports the agent delivers through. It is not a flag.
 	wrapTransports func(agent.TransportSource) agent.TransportSource
+
+	// tracerProvider, when set (OTEL_* environment, see setupTracing),
+	// traces the agent's attempts. It is not a flag.
+	tracerProvider trace.TracerProvider
 }
 
 func (f *agentFlags) register(fs *pflag.FlagSet) {
@@ -53,6 +61,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.labels, "label", nil, "label key=value for agent selectors (repeatable)")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", agent.DefaultMaxInFlight, "deliveries this agent runs at once")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve the agent's Prometheus /metrics here, unauthenticated (e.g. 127.0.0.1:9465; empty: off)")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles of the agent process on --metrics-addr (unauthenticated: keep that address private)")
 	fs.StringVar(&f.pluginDir, "plugin-dir", "", "directory of third-party transport plugins: each executable named hookwire-transport-<name> serves transport <name>")
 	fs.StringSliceVar(&f.pluginPins, "plugin-sha256", nil, "name=HEX: refuse to run plugin <name> from --plugin-dir unless its SHA-256 is HEX (repeatable)")
 	fs.StringSliceVar(&f.allowCIDRs, "allow-cidr", nil, "network the http transport may deliver to although it is loopback, private, link-local... e.g. 10.20.0.0/16 (repeatable)")
@@ -151,6 +160,9 @@ func pluginSpecs(log *slog.Logger, f agentFlags, egress httptransport.Policy) ([
 // runAgent starts the built-in plugins and those in --plugin-dir, and runs
 // an agent until ctx ends. `hookwire dev` calls it with f.dev set.
 func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
+	if f.pprof && f.metricsAddr == "" {
+		return errors.New("--pprof serves the profiles on --metrics-addr, which is not set; add e.g. --metrics-addr 127.0.0.1:9465")
+	}
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return err
@@ -193,12 +205,14 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 		Transports:  transports,
 		Logger:      log,
 		Version:     version,
+
+		TracerProvider: f.tracerProvider,
 	})
 	if err != nil {
 		return err
 	}
 	if f.metricsAddr != "" {
-		stop, err := serveMetrics(f.metricsAddr, agent.NewMetrics(a, host.Restarts))
+		stop, err := serveMetrics(f.metricsAddr, agent.NewMetrics(a, host.Restarts), f.pprof)
 		if err != nil {
 			return err
 		}
@@ -207,14 +221,22 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	return a.Run(ctx)
 }
 
-// serveMetrics serves reg's /metrics on addr until stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+// serveMetrics serves reg's /metrics on addr, and with withPprof the
+// process's /debug/pprof/ profiles, until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, withPprof bool) (stop func(), err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -264,6 +286,14 @@ unknown key in the file is an error. The API key is read from --api-key, then
 HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, set := os.LookupEnv("GOGC"); !set {
+				// The agent's live heap is small and its allocation rate
+				// high: GOGC=400 cut its CPU per delivery by about 14% for
+				// about 18 MiB more memory (docs/BENCHMARKS.md). GOGC in
+				// the environment overrides it (and reaches the plugins,
+				// which default to 400 too: sdk.Serve).
+				debug.SetGCPercent(400)
+			}
 			if !cmd.Flags().Changed("config") {
 				configFile = os.Getenv(envName(agentEnvPrefix, "config"))
 			}
@@ -283,6 +313,12 @@ HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 			if af.apiKey == "" {
 				return fmt.Errorf("no API key: pass --api-key, set HOOKWIRE_API_KEY or put api-key in the --config file (the admin key printed by the server, or a join token from CreateJoinToken)")
 			}
+			tp, stopTracing, err := setupTracing(cmd.Context(), log, "hookwire-agent", cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			af.tracerProvider = tp
 			return runAgent(cmd.Context(), log, af)
 		},
 	}

@@ -244,6 +244,7 @@ func TestAgentRefusesBadPluginSetup(t *testing.T) {
 		{"shadowing", []string{"--plugin-dir", shadow}, `would replace the built-in "http" transport`},
 		{"wrong pin", []string{"--plugin-dir", pinned, "--plugin-sha256", "file=" + strings.Repeat("0", 64)}, "does not match the pinned sha256"},
 		{"bad cidr", []string{"--allow-cidr", "10.0.0.0/33"}, "--allow-cidr"},
+		{"pprof without listener", []string{"--pprof"}, "--pprof serves the profiles on --metrics-addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,6 +88,7 @@ Progress goes to stderr; the report to stdout.`,
 	f.StringVar(&cfg.SinkListen, "sink-listen", "127.0.0.1:0", "listen address of the bench's sink")
 	f.StringVar(&cfg.SinkURL, "sink-url", "", "base URL of the sink as the agents reach it (default http://<sink-listen>)")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for data directories and logs (default: system temp)")
+	f.StringVar(&cfg.ServerAdminAddr, "server-admin-addr", "", "pass --admin-addr to the local control planes, to profile them at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:9464; one scenario at a time)")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep data directories and process logs")
 	f.DurationVar(&cfg.Duration, "duration", 0, "measured duration of each timed scenario (default per scenario: e2e 15s, latency 20s, ingest 10s per mode, agents 20s idle window, chaos 60s soak)")
 	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring (e2e, latency; ingest uses at most 1s)")

@@ -7,13 +7,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -43,7 +40,8 @@ const (
 )
 
 const exitCodesText = `Exit codes of the client commands (tenants, api-keys, subscriptions, events,
-deliveries, attempts, operations, agents, join-tokens, context, listen):
+deliveries, attempts, operations, agents, join-tokens, audit, context, listen,
+tail):
 
   0    success
   1    any other error, including an operation that failed (operations watch,
@@ -69,6 +67,7 @@ type cli struct {
 	addr, apiKey, contextName string
 	useTLS                    bool
 	caFile                    string
+	certFile, keyFile         string
 	output                    string
 	requestTimeout            time.Duration
 
@@ -153,6 +152,8 @@ func (c *cli) connectionFlags(cmd *cobra.Command, pf *pflag.FlagSet) {
 	pf.StringVar(&c.contextName, "context", "", "use this context from the config file (env HOOKWIRE_CONTEXT; see 'hookwire help environment')")
 	pf.BoolVar(&c.useTLS, "tls", false, "connect with TLS, trusting the system's CAs (or --ca-file)")
 	pf.StringVar(&c.caFile, "ca-file", "", "PEM file of CA certificates to trust; implies --tls")
+	pf.StringVar(&c.certFile, "cert-file", "", "PEM client certificate for servers that require mTLS, with --key-file (env HOOKWIRE_CERT_FILE); implies --tls")
+	pf.StringVar(&c.keyFile, "key-file", "", "PEM private key of --cert-file (env HOOKWIRE_KEY_FILE)")
 	pf.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "give up on each API call after this long (0: no limit)")
 	_ = cmd.RegisterFlagCompletionFunc("context", completeContexts)
 }
@@ -196,17 +197,9 @@ func (c *cli) dial(cmd *cobra.Command) error {
 	c.settings = s
 	creds := insecure.NewCredentials()
 	if s.tls {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if s.caFile != "" {
-			pem, err := os.ReadFile(s.caFile)
-			if err != nil {
-				return fmt.Errorf("read CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return usageErrorf("CA file %s holds no PEM certificate", s.caFile)
-			}
-			cfg.RootCAs = pool
+		cfg, err := s.clientTLS()
+		if err != nil {
+			return err
 		}
 		creds = credentials.NewTLS(cfg)
 	}
@@ -441,6 +434,18 @@ func (c *cli) classify(st *status.Status) (int, []string) {
 		return exitConflict, nil
 	case codes.Unavailable:
 		switch m := st.Message(); {
+		case c.settings.tls && (strings.Contains(m, "certificate required") || strings.Contains(m, "bad certificate")) && c.settings.certFile.value == "":
+			return exitUnavailable, []string{fmt.Sprintf("%s requires a client certificate (mTLS): pass --cert-file and --key-file, set HOOKWIRE_CERT_FILE and HOOKWIRE_KEY_FILE, or save cert_file/key_file in the context", addr.value)}
+		case c.settings.tls && (strings.Contains(m, "certificate required") || strings.Contains(m, "bad certificate") || strings.Contains(m, "unknown certificate authority")) && c.settings.certFile.value != "":
+			return exitUnavailable, []string{fmt.Sprintf("%s refused the client certificate %s (from %s): is it signed by the CA the server trusts (its --tls-client-ca)?", addr.value, c.settings.certFile.value, c.settings.certFile.source)}
+		case c.settings.tls && (strings.Contains(m, "broken pipe") || strings.Contains(m, "connection reset")):
+			// Under TLS 1.3 the server checks the client certificate after
+			// the client's handshake is done; its alert can be lost when the
+			// client is already writing, leaving only a closed connection.
+			if c.settings.certFile.value == "" {
+				return exitUnavailable, []string{fmt.Sprintf("%s closed the connection after the TLS handshake; if it requires a client certificate (mTLS): pass --cert-file and --key-file, set HOOKWIRE_CERT_FILE and HOOKWIRE_KEY_FILE, or save cert_file/key_file in the context", addr.value)}
+			}
+			return exitUnavailable, []string{fmt.Sprintf("%s closed the connection after the TLS handshake; it may have refused the client certificate %s (from %s): is it signed by the CA the server trusts (its --tls-client-ca)?", addr.value, c.settings.certFile.value, c.settings.certFile.source)}
 		case strings.Contains(m, "x509:") || strings.Contains(m, "tls:") && c.settings.tls:
 			return exitUnavailable, []string{fmt.Sprintf("the TLS handshake with %s failed: check the server's certificate and --ca-file, or drop --tls if the server is plaintext", addr.value)}
 		case !c.settings.tls && (strings.Contains(m, "server preface") || strings.Contains(m, "EOF")):

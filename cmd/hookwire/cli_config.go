@@ -6,6 +6,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,7 @@ import (
 const environmentText = `The client commands find the control plane and the API key like this, first
 match wins, per setting:
 
-  1. the flag: --addr, --api-key, --tenant, --tls, --ca-file
+  1. the flag: --addr, --api-key, --tenant, --tls, --ca-file, --cert-file, --key-file
   2. the context named by --context
   3. the environment: HOOKWIRE_ADDR, HOOKWIRE_API_KEY, HOOKWIRE_TENANT
   4. the current context: the one named by HOOKWIRE_CONTEXT, else current_context
@@ -32,8 +34,11 @@ match wins, per setting:
 
 So plain flags beat the environment, which beats the config file; naming a
 context with --context means "use that context" even where an environment
-variable is set. A context's tls and ca_file apply when the address comes
-from that context; --tls and --ca-file always apply.
+variable is set. A context's tls, ca_file, cert_file and key_file apply when
+the address comes from that context; --tls and --ca-file always apply. The
+client certificate (mTLS, for a server started with --tls-client-ca) is
+--cert-file/--key-file, else the address's context's cert_file/key_file, else
+HOOKWIRE_CERT_FILE/HOOKWIRE_KEY_FILE; it implies TLS.
 
 The config file is $HOOKWIRE_CONFIG, else $XDG_CONFIG_HOME/hookwire/config.yaml,
 else ~/.config/hookwire/config.yaml:
@@ -49,6 +54,8 @@ else ~/.config/hookwire/config.yaml:
       api_key: hwk_...
       tls: true
       ca_file: /etc/hookwire/ca.pem
+      cert_file: /etc/hookwire/client.pem   # mTLS client certificate
+      key_file: /etc/hookwire/client-key.pem
 
 Manage it with 'hookwire context set|use|list|current|delete'. The file is
 written with mode 0600 because it holds keys; 'context list' masks them.`
@@ -61,11 +68,13 @@ type cliConfig struct {
 
 // contextConfig is one named context.
 type contextConfig struct {
-	Addr   string `yaml:"addr,omitempty"`
-	APIKey string `yaml:"api_key,omitempty"`
-	Tenant string `yaml:"tenant,omitempty"`
-	TLS    bool   `yaml:"tls,omitempty"`
-	CAFile string `yaml:"ca_file,omitempty"`
+	Addr     string `yaml:"addr,omitempty"`
+	APIKey   string `yaml:"api_key,omitempty"`
+	Tenant   string `yaml:"tenant,omitempty"`
+	TLS      bool   `yaml:"tls,omitempty"`
+	CAFile   string `yaml:"ca_file,omitempty"`
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
 }
 
 // configPath is where the config file lives.
@@ -155,6 +164,8 @@ type settings struct {
 	addr, apiKey, tenant setting
 	tls                  bool
 	caFile               string
+	// certFile and keyFile are the client certificate for mTLS.
+	certFile, keyFile setting
 }
 
 // resolve applies the precedence described in environmentText.
@@ -234,7 +245,26 @@ func (c *cli) resolve(cmd *cobra.Command) (settings, error) {
 	case ctx != nil:
 		s.caFile = ctx.CAFile
 	}
-	if s.caFile != "" || strings.HasPrefix(s.addr.value, "https://") {
+	clientFile := func(flag, flagValue, env string, field func(*contextConfig) string) setting {
+		switch {
+		case flagChanged(cmd, flag):
+			return setting{flagValue, "--" + flag}
+		case ctx != nil && field(ctx) != "":
+			return setting{field(ctx), s.addr.source}
+		case os.Getenv(env) != "":
+			return setting{os.Getenv(env), env}
+		}
+		return setting{}
+	}
+	s.certFile = clientFile("cert-file", c.certFile, "HOOKWIRE_CERT_FILE", func(x *contextConfig) string { return x.CertFile })
+	s.keyFile = clientFile("key-file", c.keyFile, "HOOKWIRE_KEY_FILE", func(x *contextConfig) string { return x.KeyFile })
+	switch {
+	case s.certFile.value != "" && s.keyFile.value == "":
+		return settings{}, usageErrorf("client certificate %s (from %s) has no key: pass --key-file, set HOOKWIRE_KEY_FILE or key_file in the context", s.certFile.value, s.certFile.source)
+	case s.keyFile.value != "" && s.certFile.value == "":
+		return settings{}, usageErrorf("client key %s (from %s) has no certificate: pass --cert-file, set HOOKWIRE_CERT_FILE or cert_file in the context", s.keyFile.value, s.keyFile.source)
+	}
+	if s.caFile != "" || s.certFile.value != "" || strings.HasPrefix(s.addr.value, "https://") {
 		s.tls = true
 	}
 	s.addr.value = normalizeAddr(s.addr.value)
@@ -353,11 +383,13 @@ history.`,
 		}
 		changed := false
 		for flag, apply := range map[string]func(){
-			"addr":    func() { existing.Addr = ctx.Addr },
-			"api-key": func() { existing.APIKey = ctx.APIKey },
-			"tenant":  func() { existing.Tenant = ctx.Tenant },
-			"tls":     func() { existing.TLS = ctx.TLS },
-			"ca-file": func() { existing.CAFile = ctx.CAFile },
+			"addr":      func() { existing.Addr = ctx.Addr },
+			"api-key":   func() { existing.APIKey = ctx.APIKey },
+			"tenant":    func() { existing.Tenant = ctx.Tenant },
+			"tls":       func() { existing.TLS = ctx.TLS },
+			"ca-file":   func() { existing.CAFile = ctx.CAFile },
+			"cert-file": func() { existing.CertFile = ctx.CertFile },
+			"key-file":  func() { existing.KeyFile = ctx.KeyFile },
 		} {
 			if flagChanged(cmd, flag) {
 				apply()
@@ -365,12 +397,17 @@ history.`,
 			}
 		}
 		if ok && !changed {
-			return usageErrorf("nothing to change: pass at least one of --addr, --api-key, --tenant, --tls, --ca-file")
+			return usageErrorf("nothing to change: pass at least one of --addr, --api-key, --tenant, --tls, --ca-file, --cert-file, --key-file")
 		}
-		if existing.CAFile != "" {
-			if abs, err := filepath.Abs(existing.CAFile); err == nil {
-				existing.CAFile = abs
+		for _, file := range []*string{&existing.CAFile, &existing.CertFile, &existing.KeyFile} {
+			if *file != "" {
+				if abs, err := filepath.Abs(*file); err == nil {
+					*file = abs
+				}
 			}
+		}
+		if (existing.CertFile == "") != (existing.KeyFile == "") {
+			return usageErrorf("a client certificate needs both --cert-file and --key-file")
 		}
 		made := ""
 		if cfg.CurrentContext == "" {
@@ -393,6 +430,8 @@ history.`,
 	f.StringVar(&ctx.Tenant, "tenant", "", "default tenant for commands that take --tenant")
 	f.BoolVar(&ctx.TLS, "tls", false, "connect with TLS")
 	f.StringVar(&ctx.CAFile, "ca-file", "", "PEM file of CA certificates to trust; implies TLS")
+	f.StringVar(&ctx.CertFile, "cert-file", "", "PEM client certificate for mTLS (with --key-file); implies TLS")
+	f.StringVar(&ctx.KeyFile, "key-file", "", "PEM private key of --cert-file")
 	return cmd
 }
 
@@ -433,13 +472,15 @@ func loadConfigAt() (string, *cliConfig, error) {
 
 // contextView is how a context is listed: its key masked.
 type contextView struct {
-	Name    string `json:"name"`
-	Current bool   `json:"current"`
-	Addr    string `json:"addr,omitempty"`
-	APIKey  string `json:"api_key,omitempty"`
-	Tenant  string `json:"tenant,omitempty"`
-	TLS     bool   `json:"tls,omitempty"`
-	CAFile  string `json:"ca_file,omitempty"`
+	Name     string `json:"name"`
+	Current  bool   `json:"current"`
+	Addr     string `json:"addr,omitempty"`
+	APIKey   string `json:"api_key,omitempty"`
+	Tenant   string `json:"tenant,omitempty"`
+	TLS      bool   `json:"tls,omitempty"`
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 func (c *cli) contextListCmd() *cobra.Command {
@@ -463,7 +504,7 @@ func (c *cli) contextListCmd() *cobra.Command {
 		views := make([]contextView, 0, len(names))
 		for _, n := range names {
 			x := cfg.Contexts[n]
-			v := contextView{Name: n, Current: n == cfg.CurrentContext, Addr: x.Addr, Tenant: x.Tenant, TLS: x.TLS, CAFile: x.CAFile}
+			v := contextView{Name: n, Current: n == cfg.CurrentContext, Addr: x.Addr, Tenant: x.Tenant, TLS: x.TLS, CAFile: x.CAFile, CertFile: x.CertFile, KeyFile: x.KeyFile}
 			if x.APIKey != "" {
 				v.APIKey = maskKey(x.APIKey)
 			}
@@ -487,7 +528,10 @@ func (c *cli) contextListCmd() *cobra.Command {
 				cur = "*"
 			}
 			tls := "no"
-			if v.TLS || v.CAFile != "" {
+			switch {
+			case v.CertFile != "":
+				tls = "mtls"
+			case v.TLS || v.CAFile != "":
 				tls = "yes"
 			}
 			tw.row(cur, v.Name, dash(v.Addr), dash(v.Tenant), dash(v.APIKey), tls)
@@ -567,4 +611,29 @@ func completeContexts(*cobra.Command, []string, string) ([]string, cobra.ShellCo
 	}
 	sort.Strings(names)
 	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// clientTLS is the TLS configuration of the resolved settings: the CA file
+// to trust (else the system's CAs) and the client certificate for mTLS.
+func (s settings) clientTLS() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.caFile != "" {
+		pem, err := os.ReadFile(s.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("CA file %s holds no PEM certificate", s.caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if s.certFile.value != "" {
+		cert, err := tls.LoadX509KeyPair(s.certFile.value, s.keyFile.value)
+		if err != nil {
+			return nil, usageErrorf("client certificate %s (from %s) and key %s (from %s): %v", s.certFile.value, s.certFile.source, s.keyFile.value, s.keyFile.source, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

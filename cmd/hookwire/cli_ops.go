@@ -160,28 +160,9 @@ harmless).`,
 		if all {
 			req.Scope = hookwirev1.RecoverScope_RECOVER_SCOPE_ALL
 		}
-		sinceSet := cmd.Flags().Changed("since")
-		switch {
-		case sinceSet && start != "":
-			return usageErrorf("pass --since or --start, not both")
-		case sinceSet:
-			if since <= 0 {
-				return usageErrorf("--since %s: give a positive duration such as 6h", since)
-			}
-			req.StartTime = timestamppb.New(time.Now().Add(-since))
-		case start != "":
-			t, err := parseTimeFlag("start", start)
-			if err != nil {
-				return err
-			}
-			req.StartTime = timestamppb.New(t)
-		}
-		if end != "" {
-			t, err := parseTimeFlag("end", end)
-			if err != nil {
-				return err
-			}
-			req.EndTime = timestamppb.New(t)
+		var err error
+		if req.StartTime, req.EndTime, err = timeRangeFlags(cmd, since, start, end); err != nil {
+			return err
 		}
 		tenant, err := c.tenant()
 		if err != nil {
@@ -208,6 +189,34 @@ harmless).`,
 	f.BoolVar(&noWait, "no-wait", false, "print the operation as started and return; follow it with 'hookwire operations watch'")
 	c.addTenantFlag(cmd)
 	return cmd
+}
+
+// timeRangeFlags turns --since or --start, and --end, into a time range;
+// unset bounds are nil.
+func timeRangeFlags(cmd *cobra.Command, since time.Duration, start, end string) (from, to *timestamppb.Timestamp, err error) {
+	switch sinceSet := cmd.Flags().Changed("since"); {
+	case sinceSet && start != "":
+		return nil, nil, usageErrorf("pass --since or --start, not both")
+	case sinceSet:
+		if since <= 0 {
+			return nil, nil, usageErrorf("--since %s: give a positive duration such as 6h", since)
+		}
+		from = timestamppb.New(time.Now().Add(-since))
+	case start != "":
+		t, err := parseTimeFlag("start", start)
+		if err != nil {
+			return nil, nil, err
+		}
+		from = timestamppb.New(t)
+	}
+	if end != "" {
+		t, err := parseTimeFlag("end", end)
+		if err != nil {
+			return nil, nil, err
+		}
+		to = timestamppb.New(t)
+	}
+	return from, to, nil
 }
 
 func parseTimeFlag(name, v string) (time.Time, error) {

@@ -9,7 +9,10 @@ import "github.com/spf13/cobra"
 // clientCommands returns the API client commands: tenants, api-keys,
 // subscriptions, events, deliveries, attempts, context, and the help topics
 // exit-codes and environment (cli*.go).
-func clientCommands() []*cobra.Command { return (&cli{}).commands() }
+func clientCommands() []*cobra.Command {
+	c := &cli{}
+	return append(c.commands(), c.auditCmd(), c.tailCmd())
+}
 
 // toolCommands returns operator tools: the benchmark (bench*.go) and keygen
 // (keygen.go).

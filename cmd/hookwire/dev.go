@@ -69,6 +69,13 @@ the admin key and a quickstart.`,
 			if cfg.MasterKey, err = devMasterKey(sf.dataDir); err != nil {
 				return err
 			}
+			tp, stopTracing, err := setupTracing(cmd.Context(), log, "hookwire-dev", cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer stopTracing() // after the server and agent stop: the last spans are flushed
+			cfg.TracerProvider = tp
+			af.tracerProvider = tp
 			srv, err := controlplane.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -29,6 +29,8 @@ var envVars = []envVar{
 	{"HOOKWIRE_AGENT_", "`agent`", "Any `agent` flag: `HOOKWIRE_AGENT_` plus the flag name in upper case with `-` as `_`, e.g. `HOOKWIRE_AGENT_SERVER`, `HOOKWIRE_AGENT_MAX_IN_FLIGHT`, `HOOKWIRE_AGENT_CONFIG` (the `--config` file); lists are comma-separated (`HOOKWIRE_AGENT_LABEL=region=eu,tier=edge`). The command line beats these, and these beat the `--config` file."},
 	{"HOOKWIRE_ADDR", "client commands", "The control plane's gRPC address (default `127.0.0.1:7070`)."},
 	{"HOOKWIRE_TENANT", "client commands", "The tenant of tenant-scoped commands (like `--tenant`)."},
+	{"HOOKWIRE_CERT_FILE", "client commands", "PEM client certificate for a control plane that requires mTLS (like `--cert-file`; with `HOOKWIRE_KEY_FILE`); implies TLS."},
+	{"HOOKWIRE_KEY_FILE", "client commands", "PEM private key of `HOOKWIRE_CERT_FILE` (like `--key-file`)."},
 	{"HOOKWIRE_CONTEXT", "client commands", "The context of the config file to use as the current one."},
 	{"HOOKWIRE_CONFIG", "client commands", "The client config file (default `$XDG_CONFIG_HOME/hookwire/config.yaml`, else `~/.config/hookwire/config.yaml`)."},
 	{"XDG_CONFIG_HOME", "client commands", "Where the client config file lives when `HOOKWIRE_CONFIG` is unset."},
@@ -50,6 +52,7 @@ func newDocsCmd() *cobra.Command {
 			return writeConfigReference(cmd.OutOrStdout(), cmd.Root())
 		},
 	})
+	docs.AddCommand(newDocsAPICmd())
 	return docs
 }
 

@@ -16,11 +16,14 @@ import (
 type masterKeyFlags struct {
 	file     string
 	previous []string
+	// missing lists the --previous-master-key-file files the last load
+	// skipped because they do not exist.
+	missing []string
 }
 
 func (f *masterKeyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.file, "master-key-file", "", "file holding the master key that encrypts signing keys at rest (create it with `hookwire keygen --out FILE`); default: $"+controlplane.MasterKeyEnv)
-	fs.StringArrayVar(&f.previous, "previous-master-key-file", nil, "file holding an earlier master key, kept readable while stored keys are re-sealed under the current one (repeatable; drop it once the log reports the rotation done)")
+	fs.StringArrayVar(&f.previous, "previous-master-key-file", nil, "file holding an earlier master key, kept readable while stored keys are re-sealed under the current one (repeatable; a missing file is skipped, so it may name where a rotation will put the old key; see SIGHUP in OPERATIONS.md)")
 }
 
 // load returns the current and previous master keys. Errors name the file
@@ -40,8 +43,13 @@ func (f *masterKeyFlags) load() (*controlplane.MasterKey, []*controlplane.Master
 		return nil, nil, err
 	}
 	var previous []*controlplane.MasterKey
+	f.missing = nil
 	for _, p := range f.previous {
 		k, err := controlplane.LoadMasterKey(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			f.missing = append(f.missing, p)
+			continue
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("--previous-master-key-file: %w", err)
 		}

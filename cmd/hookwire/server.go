@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane"
@@ -23,6 +26,7 @@ type serverFlags struct {
 	maxPayloadBytes int
 	adminAddr       string
 	retention       time.Duration
+	auditRetention  time.Duration
 	disableAfter    time.Duration
 	throttleMin     time.Duration
 	apiRateLimit    float64
@@ -36,6 +40,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.IntVar(&f.maxPayloadBytes, "max-payload-bytes", controlplane.DefaultMaxPayloadBytes, "largest event payload accepted, in bytes")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve /metrics, /debug/pprof/ and /healthz here, unauthenticated (e.g. 127.0.0.1:9464; empty: off)")
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "keep events, deliveries and attempts this long")
+	fs.DurationVar(&f.auditRetention, "audit-retention", 365*24*time.Hour, "keep audit log records (configuration changes) this long")
 	fs.DurationVar(&f.disableAfter, "disable-after", 5*24*time.Hour, "disable a subscription whose attempts all failed for this long (negative: never)")
 	fs.DurationVar(&f.throttleMin, "throttle-min", time.Minute, "least wait after a 429/502/503/504 or a timeout")
 	fs.Float64Var(&f.apiRateLimit, "api-rate-limit", 0, "API requests per second allowed per API key, over which calls get ResourceExhausted / HTTP 429 with Retry-After (0: unlimited)")
@@ -52,6 +57,7 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		APIRateLimit:    f.apiRateLimit,
 		APIRateBurst:    f.apiRateBurst,
 		Retention:       f.retention,
+		AuditRetention:  f.auditRetention,
 		DisableAfter:    f.disableAfter,
 		Retry:           f.retryOptions(),
 		AdminKey:        adminKey,
@@ -101,6 +107,15 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 			if cfg.MasterKey, cfg.PreviousMasterKeys, err = mf.load(); err != nil {
 				return err
 			}
+			for _, p := range mf.missing {
+				log.Info("previous master key file not found; skipped", "file", p)
+			}
+			tp, stopTracing, err := setupTracing(cmd.Context(), log, "hookwire-server", cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer stopTracing() // after srv.Close: the last spans are flushed
+			cfg.TracerProvider = tp
 			srv, err := controlplane.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -113,13 +128,21 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 				scheme = "https"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "gRPC %s  REST %s://%s\n", srv.GRPCAddr(), scheme, srv.HTTPAddr())
-			select {
-			case <-cmd.Context().Done():
-			case err := <-srv.Err():
-				srv.Close()
-				return err
+			// SIGHUP re-reads the master key files (online rotation).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-cmd.Context().Done():
+					return srv.Close()
+				case err := <-srv.Err():
+					srv.Close()
+					return err
+				case <-hup:
+					reloadMasterKeys(log, &mf, srv)
+				}
 			}
-			return srv.Close()
 		},
 	}
 	sf.register(cmd.Flags(), "hookwire-data")
@@ -127,6 +150,30 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 	mf.register(cmd.Flags())
 	tf.register(cmd.Flags())
 	return cmd
+}
+
+// reloadMasterKeys re-reads the master key files and hands them to the
+// running server, which re-seals every signing key under the current one in
+// the background. A configuration it cannot use (an unreadable file, or one
+// dropping a key that stored signing keys still need) is logged and the
+// keys in use stay as they were.
+func reloadMasterKeys(log *slog.Logger, mf *masterKeyFlags, srv *controlplane.Server) {
+	if mf.file == "" {
+		log.Warn("SIGHUP: the current master key comes from " + controlplane.MasterKeyEnv + ", which a running process cannot re-read; only --previous-master-key-file files are re-read. Use --master-key-file to rotate without a restart")
+	}
+	current, previous, err := mf.load()
+	for _, p := range mf.missing {
+		log.Info("SIGHUP: previous master key file not found; skipped", "file", p)
+	}
+	if err == nil {
+		err = srv.ReloadMasterKeys(current, previous...)
+	}
+	if err != nil {
+		log.Error("SIGHUP: master keys not reloaded; the server keeps its current ones", "err", err)
+		return
+	}
+	st := srv.MasterKeyStatus()
+	log.Info("SIGHUP: master keys reloaded", "master_key", st.CurrentID, "previous_master_keys", strings.Join(st.PreviousIDs, ","), "resealing", st.Resealing)
 }
 
 // serverTLSFlags are `hookwire server`'s TLS flags.

@@ -201,8 +201,13 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 			timeout = v
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
+		// Under the SDK the context already ends at the request's timeout;
+		// a second timer per delivery is only needed when called directly.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, tgt.url, bytes.NewReader(req.GetBody()))
 	if err != nil {
@@ -214,8 +219,9 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 		h[kv[0]] = []string{kv[1]}
 	}
 	for name, value := range req.GetHeaders() {
-		h[http.CanonicalHeaderKey(name)] = []string{value}
+		h[canonicalRequestHeader(name)] = []string{value}
 	}
+	sdk.TraceHeaders(req, h.Set) // W3C traceparent/tracestate, when tracing
 	if ct := req.GetContentType(); ct != "" {
 		h["Content-Type"] = []string{ct}
 	} else if _, ok := h["Content-Type"]; !ok {
@@ -346,7 +352,9 @@ func lowerHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for name, values := range h {
 		if len(values) > 0 {
-			out[strings.ToLower(name)] = values[0]
+			// Header values may carry any byte (obs-text); protobuf strings
+			// must be UTF-8, or the whole result would fail to encode.
+			out[strings.ToValidUTF8(strings.ToLower(name), "\uFFFD")] = strings.ToValidUTF8(values[0], "\uFFFD")
 		}
 	}
 	return out
@@ -368,6 +376,21 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return min(max(d, 0), maxRetryAfter), true
 	}
 	return 0, false
+}
+
+// canonicalRequestHeader is http.CanonicalHeaderKey without its allocation
+// for the headers every delivery carries (the control plane sends them in
+// lower case).
+func canonicalRequestHeader(name string) string {
+	switch name {
+	case "webhook-id":
+		return "Webhook-Id"
+	case "webhook-timestamp":
+		return "Webhook-Timestamp"
+	case "webhook-signature":
+		return "Webhook-Signature"
+	}
+	return http.CanonicalHeaderKey(name)
 }
 
 // canonicalHeader is http.CanonicalHeaderKey; named here so config.go reads

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"google.golang.org/protobuf/proto"
 	"io"
 	"net"
 	"net/http"
@@ -264,6 +265,25 @@ func TestDeliverCapsResponseBody(t *testing.T) {
 	}
 }
 
+// A response header value that is not UTF-8 (obs-text) must not make the
+// result unencodable: it is kept with the bad bytes replaced.
+func TestDeliverNonUTF8ResponseHeader(t *testing.T) {
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Latin1", "caf\xe9")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	res := newTransport(t).Deliver(context.Background(), request(t, srv.URL))
+	if res.GetOutcome() != transportv1.Outcome_OUTCOME_SUCCESS {
+		t.Fatalf("outcome = %v %q", res.GetOutcome(), res.GetError())
+	}
+	if got := res.GetResponseHeaders()["x-latin1"]; got != "caf\uFFFD" {
+		t.Errorf("x-latin1 = %q, want %q", got, "caf\uFFFD")
+	}
+	if _, err := proto.Marshal(res); err != nil {
+		t.Fatalf("result does not encode: %v", err)
+	}
+}
+
 // hangingServer answers nothing until the test ends or the client goes away.
 // It reads the request body first so that net/http notices the client
 // hanging up and cancels the request context.
@@ -476,5 +496,37 @@ func TestDeliverReusesConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("20 sequential deliveries opened %d connections, want 1", n)
+	}
+}
+
+func TestDeliverPassesW3CTraceContext(t *testing.T) {
+	got := make(chan http.Header, 2)
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	})
+	tr := newTransport(t)
+
+	req := request(t, srv.URL)
+	req.Headers = map[string]string{"traceparent": "stale-value-from-a-header"}
+	req.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req.Tracestate = "vendor=a, other=b"
+	if res := tr.Deliver(context.Background(), req); res.GetOutcome() != transportv1.Outcome_OUTCOME_SUCCESS {
+		t.Fatalf("deliver: %v", res)
+	}
+	h := <-got
+	if v := h.Values("Traceparent"); len(v) != 1 || v[0] != req.Traceparent {
+		t.Errorf("traceparent = %q, want exactly %q", v, req.Traceparent)
+	}
+	if v := h.Get("Tracestate"); v != req.Tracestate {
+		t.Errorf("tracestate = %q, want %q", v, req.Tracestate)
+	}
+
+	plain := request(t, srv.URL)
+	if res := tr.Deliver(context.Background(), plain); res.GetOutcome() != transportv1.Outcome_OUTCOME_SUCCESS {
+		t.Fatalf("deliver: %v", res)
+	}
+	h = <-got
+	if _, ok := h["Traceparent"]; ok {
+		t.Errorf("a request without trace context sent traceparent %q", h.Get("Traceparent"))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	"github.com/hookwire/hookwire/plugins/sdk/vtcodec"
 )
 
 // Client is the host side of a transport plugin: a Transport implemented
@@ -160,7 +161,11 @@ func (c *Client) session() (*session, error) {
 		return nil, errors.New("transport plugin is not running (it exited or crashed, or the agent is shutting it down)")
 	}
 	sctx, cancel := context.WithCancel(c.ctx)
-	stream, err := c.rpc.Deliver(sctx)
+	// The vtproto codec (generated encoders, content-subtype "vtproto"):
+	// the plugin's gRPC server picks it by that subtype. A plugin built
+	// with an SDK that predates it reads the same bytes with the standard
+	// codec.
+	stream, err := c.rpc.Deliver(sctx, grpc.ForceCodecV2(vtcodec.Codec{}))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open deliver stream to transport plugin (it may have exited or crashed): %w", err)
@@ -320,5 +325,7 @@ func withTimeout(req *transportv1.DeliveryRequest, remaining time.Duration) *tra
 		Timeout:     durationpb.New(remaining),
 		DeliveryId:  req.GetDeliveryId(),
 		EventType:   req.GetEventType(),
+		Traceparent: req.GetTraceparent(),
+		Tracestate:  req.GetTracestate(),
 	}
 }

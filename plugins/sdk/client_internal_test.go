@@ -25,6 +25,8 @@ func TestWithTimeoutCopiesEveryField(t *testing.T) {
 		Timeout:     durationpb.New(30 * time.Second),
 		DeliveryId:  "msg_1",
 		EventType:   "order.created",
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Tracestate:  "vendor=a",
 	}
 	fields := req.ProtoReflect().Descriptor().Fields()
 	for i := range fields.Len() {

@@ -92,6 +92,15 @@
 // Output on os.Stdout is not kept: stdout belongs to go-plugin. Log
 // failures worth an operator's attention, not every delivery.
 //
+// # Profiling
+//
+// With HOOKWIRE_PLUGIN_CPUPROFILE=DIR in the agent's environment (plugins
+// inherit it), every plugin built on Serve records a Go CPU profile of its
+// whole life and writes DIR/<transport>-<pid>.cpu.pprof when the agent
+// shuts it down (agent exit or drain); read it with `go tool pprof`. A
+// plugin killed with SIGKILL writes nothing. The agent itself serves its
+// profiles with `hookwire agent --metrics-addr ADDR --pprof`.
+//
 // # Protocol and versions
 //
 // The go-plugin handshake (Handshake) checks a magic cookie and negotiates
@@ -108,6 +117,12 @@
 // transport); NewServer is the plugin side. If the stream breaks, every
 // delivery in flight on it comes back as CONNECTION_ERROR, which the control
 // plane retries.
+//
+// Client opens the Deliver stream with the vtproto codec (package vtcodec:
+// vtprotobuf's generated encoders, content-subtype "vtproto"); a plugin's
+// gRPC server picks it by that subtype because this package registers it.
+// The bytes are ordinary protobuf, so hosts and plugins built with an SDK
+// from before the codec still work with newer ones in either direction.
 //
 // # Testing a transport
 //

@@ -27,15 +27,20 @@ const DefaultTimeout = 30 * time.Second
 // sender before workers block.
 const resultBuffer = 256
 
+// workerIdle is how long a Deliver stream's idle worker goroutine waits
+// for another request before it exits.
+const workerIdle = 10 * time.Second
+
 // NewServer adapts t to the gRPC TransportService. Plugins do not normally
 // need it (Serve registers it); it is exported for hosts and tests that run
 // a transport behind their own gRPC server.
 //
-// On the Deliver stream every request runs in its own goroutine (at most
-// MaxConcurrentDeliveries at once) with a context whose deadline is the
-// request's timeout (DefaultTimeout when unset); results are sent back as
-// they finish, in any order, by a single sender. A panic in t.Deliver is
-// recovered and reported as OUTCOME_FAILED for that request only.
+// On the Deliver stream requests run concurrently (at most
+// MaxConcurrentDeliveries at once, on reused worker goroutines), each with
+// a context whose deadline is the request's timeout (DefaultTimeout when
+// unset); results are sent back as they finish, in any order, by a single
+// sender. A panic in t.Deliver is recovered and reported as OUTCOME_FAILED
+// for that request only.
 func NewServer(t Transport) transportv1.TransportServiceServer {
 	return &server{impl: t}
 }
@@ -91,7 +96,34 @@ func (s *server) Deliver(stream grpc.BidiStreamingServer[transportv1.DeliverRequ
 	}()
 
 	sem := make(chan struct{}, MaxConcurrentDeliveries)
+	// Requests go to an idle worker if there is one (idle is unbuffered),
+	// else to a new worker. Workers are reused, not started per request:
+	// a delivery's stack grows (HTTP client, encoding), and a fresh
+	// goroutine per request paid for copying it every time.
+	idle := make(chan *transportv1.DeliverRequest)
 	var workers sync.WaitGroup
+	worker := func(in *transportv1.DeliverRequest) {
+		defer workers.Done()
+		timer := time.NewTimer(workerIdle)
+		defer timer.Stop()
+		for {
+			res := s.deliver(ctx, in.GetRequest())
+			// Release the slot only once the result is queued, so a slow
+			// stream bounds the number of busy workers too.
+			results <- &transportv1.DeliverResponse{RequestId: in.GetRequestId(), Result: res}
+			<-sem
+			timer.Reset(workerIdle)
+			var ok bool
+			select {
+			case in, ok = <-idle:
+				if !ok {
+					return
+				}
+			case <-timer.C:
+				return
+			}
+		}
+	}
 	var recvErr error
 recv:
 	for {
@@ -108,20 +140,18 @@ recv:
 			recvErr = ctx.Err()
 			break recv
 		}
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			res := s.deliver(ctx, in.GetRequest())
-			// Release the slot only once the result is queued, so a slow
-			// stream bounds the number of goroutines too.
-			results <- &transportv1.DeliverResponse{RequestId: in.GetRequestId(), Result: res}
-			<-sem
-		}()
+		select {
+		case idle <- in:
+		default:
+			workers.Add(1)
+			go worker(in)
+		}
 	}
 
 	// The host closed its side (io.EOF) or the stream broke: either way every
 	// started delivery finishes (a broken stream cancels ctx, so they finish
 	// quickly) and its result is sent if the stream still can.
+	close(idle)
 	workers.Wait()
 	close(results)
 	<-senderDone

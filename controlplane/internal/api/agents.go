@@ -134,6 +134,7 @@ func (a *agentAdmin) DrainAgent(ctx context.Context, req *hookwirev1.DrainAgentR
 	if !a.s.cfg.Dispatcher.Drain(req.GetId(), reason) {
 		return nil, status.Errorf(codes.NotFound, "agent %q is not connected (ListAgents shows the connected agents)", req.GetId())
 	}
+	a.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditAgentDrain, resource: agentResource(req.GetId()), details: map[string]any{"reason": reason}})
 	return &hookwirev1.DrainAgentResponse{}, nil
 }
 
@@ -156,6 +157,7 @@ func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.Create
 		return nil, status.Errorf(codes.Internal, "generate join token: %v", err)
 	}
 	t := &hookwirev1.JoinToken{Id: id, Name: req.GetName(), Labels: req.GetLabels(), CreateTime: timestamppb.New(now), ExpireTime: req.GetExpireTime()}
+	ctx = a.s.auditCreated(ctx, store.AuditGlobal, auditJoinTokenCreate, joinTokenResource(id), t)
 	if err := a.s.cfg.Store.PutJoinToken(ctx, t, hashKey(token)); err != nil {
 		return nil, storeError(err, "join token")
 	}
@@ -178,6 +180,14 @@ func (a *agentAdmin) ListJoinTokens(ctx context.Context, _ *hookwirev1.ListJoinT
 func (a *agentAdmin) RevokeJoinToken(ctx context.Context, req *hookwirev1.RevokeJoinTokenRequest) (*hookwirev1.JoinToken, error) {
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
+	}
+	// The snapshot is read before the write; a revoke changes only revoked.
+	if before, _, err := a.s.cfg.Store.GetJoinToken(req.GetId()); err == nil {
+		after := clone(before)
+		after.Revoked = true
+		ctx = a.s.auditIn(ctx, func() *auditEntry {
+			return &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenRevoke, resource: joinTokenResource(req.GetId()), before: before, after: after}
+		})
 	}
 	t, err := a.s.cfg.Store.RevokeJoinToken(ctx, req.GetId())
 	if err != nil {

@@ -95,7 +95,12 @@ type principal struct {
 	joinToken *hookwirev1.JoinToken
 }
 
-func (p *principal) admin() bool { return p.scope == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN }
+// admin reports whether p holds an admin key. A key bound to a tenant is
+// never admin, whatever its scope says: CreateApiKey refuses the admin
+// scope, and this keeps a record that slipped past it inside its tenant.
+func (p *principal) admin() bool {
+	return p.scope == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN && p.tenant == ""
+}
 
 type principalKey struct{}
 

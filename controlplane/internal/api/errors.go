@@ -70,6 +70,9 @@ func (v *validator) check(req any) error {
 	}
 	err := v.v.Validate(m)
 	if err == nil {
+		if err := checkSemantics(m); err != nil {
+			return inputStatus(err)
+		}
 		return nil
 	}
 	var verr *protovalidate.ValidationError

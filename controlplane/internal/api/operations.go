@@ -97,10 +97,31 @@ func (s *Services) requeue(del *hookwirev1.Delivery, now time.Time) {
 	del.WaitingReason = ""
 }
 
+// A change made with withAuditAction is recorded in the audit log.
 func (s *Services) changeOne(ctx context.Context, tenant, id string, ordered bool, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
 	del, err := s.cfg.Store.GetDelivery(tenant, id)
 	if err != nil {
 		return nil, storeError(err, "delivery "+quote(id))
+	}
+	if action := auditActionFrom(ctx); action != "" {
+		var before, after *hookwirev1.Delivery
+		change := apply
+		apply = func(d *hookwirev1.Delivery) (bool, error) {
+			b := clone(d)
+			ok, err := change(d)
+			if ok && err == nil {
+				before, after = b, clone(d)
+			}
+			return ok, err
+		}
+		ctx = s.auditIn(ctx, func() *auditEntry {
+			if after == nil {
+				return nil // nothing changed
+			}
+			e := &auditEntry{tenant: tenant, action: action, resource: deliveryResource(tenant, id), before: before, after: after}
+			before, after = nil, nil // a rerun of the write starts afresh
+			return e
+		})
 	}
 	did, _ := ids.Parse(ids.Delivery, id)
 	var applyErr error
@@ -115,6 +136,7 @@ func (s *Services) changeOne(ctx context.Context, tenant, id string, ordered boo
 	if applyErr != nil {
 		return nil, applyErr
 	}
+	s.cfg.Dispatcher.NoteChanged([]*store.DeliveryChange{ch})
 	if sub, err := ids.Parse(ids.Subscription, del.GetSubscriptionId()); err == nil {
 		s.cfg.Dispatcher.Poke(sub)
 	}
@@ -142,7 +164,7 @@ func (s *Services) RetryDelivery(ctx context.Context, req *hookwirev1.RetryDeliv
 	if err != nil {
 		return nil, storeError(err, "delivery "+quote(req.GetId()))
 	}
-	return s.changeOne(ctx, req.GetTenant(), req.GetId(), s.subOrdered(existing.GetSubscriptionId()), func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(withAuditAction(ctx, auditDeliveryRetry), req.GetTenant(), req.GetId(), s.subOrdered(existing.GetSubscriptionId()), func(d *hookwirev1.Delivery) (bool, error) {
 		switch d.GetStatus() {
 		case hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
 			if !req.GetForce() {
@@ -163,7 +185,7 @@ func (s *Services) CancelDelivery(ctx context.Context, req *hookwirev1.CancelDel
 		return nil, err
 	}
 	now := s.cfg.Now()
-	return s.changeOne(ctx, req.GetTenant(), req.GetId(), false, func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(withAuditAction(ctx, auditDeliveryCancel), req.GetTenant(), req.GetId(), false, func(d *hookwirev1.Delivery) (bool, error) {
 		if d.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
 			return false, status.Errorf(codes.FailedPrecondition, "only pending deliveries can be cancelled; this one is %s", d.GetStatus())
 		}
@@ -203,9 +225,11 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 		EventType: ev.GetType(), Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
 		NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB, OrderingKey: orderingKeyFor(sub, ev),
 	}}
+	ctx = s.auditCreated(ctx, req.GetTenant(), auditDeliveryResend, deliveryResource(req.GetTenant(), nd.Delivery.GetId()), nd.Delivery)
 	if err := s.cfg.Store.AddDeliveries(ctx, req.GetTenant(), eid, []*store.NewDelivery{nd}); err != nil {
 		return nil, storeError(err, "event "+quote(req.GetEventId()))
 	}
+	s.cfg.Dispatcher.NoteCreated(nd.Delivery)
 	s.cfg.Dispatcher.Poke(sid)
 	s.cfg.Metrics.DeliveriesCreated(1)
 	return nd.Delivery, nil
@@ -243,6 +267,8 @@ func (s *Services) RecoverDeliveries(ctx context.Context, req *hookwirev1.Recove
 	total := int64(s.cfg.Store.CountSubDeliveries(sid, from, to))
 	s.ops.update(op.Id, now, func(o *hookwirev1.Operation) { o.Total = total })
 	op.Total = total
+	s.auditAfter(ctx, &auditEntry{tenant: req.GetTenant(), action: auditDeliveriesRecover, resource: subscriptionResource(req.GetTenant(), sub.IDText), after: op,
+		details: map[string]any{"scope": scope, "start_time": from.UTC().Format(time.RFC3339Nano), "end_time": to.UTC().Format(time.RFC3339Nano)}})
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -284,6 +310,7 @@ func (s *Services) runRecover(opID string, sid ids.ID, ordered bool, from, to ti
 			s.ops.update(opID, s.cfg.Now(), func(o *hookwirev1.Operation) { o.Done, o.Error = true, err.Error() })
 			return
 		}
+		s.cfg.Dispatcher.NoteChanged(changes)
 		requeued := 0
 		for _, ch := range changes {
 			if ch.Applied {

@@ -74,8 +74,19 @@ func (s *Services) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1
 	}
 	var key signing.Key
 	var expire time.Time
+	var before, after *hookwirev1.Subscription
+	ctx = s.auditIn(ctx, func() *auditEntry {
+		return &auditEntry{tenant: req.GetTenant(), action: auditSubscriptionRotate, resource: subscriptionResource(req.GetTenant(), req.GetId()),
+			before: before, after: after, details: map[string]any{
+				"overlap": overlap.String(), "scheme": after.GetSignatureScheme().String(),
+				"previous_keys_expire_time": expire.UTC().Format(time.RFC3339),
+			}}
+	})
+	keys, release := s.sealing()
+	defer release()
 	rec, err := s.cfg.Store.UpdateSubscription(ctx, req.GetTenant(), req.GetId(), func(r *storev1.SubscriptionRecord) error {
 		sub := r.GetSubscription()
+		before = clone(sub)
 		scheme := req.GetScheme()
 		if scheme == hookwirev1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
 			scheme = sub.GetSignatureScheme()
@@ -86,20 +97,21 @@ func (s *Services) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1
 			return err
 		}
 		now := s.cfg.Now()
-		sealed, err := catalog.SealKey(s.cfg.Keyring, sub, catalog.NextKeyVersion(r), key)
+		sealed, err := catalog.SealKey(keys, sub, catalog.NextKeyVersion(r), key)
 		if err != nil {
 			return status.Errorf(codes.Internal, "seal signing key: %v", err)
 		}
 		expire = catalog.RotateKeys(r, sealed, now, overlap)
 		sub.SignatureScheme, sub.SigningPublicKey = scheme, key.PublicKey()
 		sub.UpdateTime = timestamppb.New(now)
-		_, err = catalog.Prepare(r, s.cfg.Keyring)
+		after = clone(sub)
+		_, err = catalog.Prepare(r, keys)
 		return err
 	})
 	if err != nil {
 		return nil, subscriptionError(err, "subscription "+quote(req.GetId()))
 	}
-	prepared, err := catalog.Prepare(rec, s.cfg.Keyring)
+	prepared, err := catalog.Prepare(rec, keys)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/selector"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc"
@@ -73,10 +74,14 @@ type Services struct {
 	valid *validator
 	limit *keyLimiter
 	ops   *operations
+	// keyring is the master keyring (swapped by an online rotation).
+	keyring keyringHolder
 	// Background work (recovers) runs under bgCtx; Close cancels and waits.
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+	// tenantPurgeWake wakes RunTenantPurges after a tenant deletion.
+	tenantPurgeWake chan struct{}
 }
 
 // Close stops background operations.
@@ -103,7 +108,8 @@ func New(cfg Config) (*Services, error) {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v,
 		limit: newKeyLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
-		ops:   newOperations(), bgCtx: bgCtx, bgCancel: cancel}, nil
+		ops:   newOperations(), bgCtx: bgCtx, bgCancel: cancel, keyring: keyringHolder{ring: cfg.Keyring},
+		tenantPurgeWake: make(chan struct{}, 1)}, nil
 }
 
 // Register adds every service to s.
@@ -119,20 +125,31 @@ func (s *Services) Register(g *grpc.Server) {
 
 // ServerOptions returns the interceptors (authentication, then validation).
 func (s *Services) ServerOptions() []grpc.ServerOption {
-	unary := []grpc.UnaryServerInterceptor{s.auth.unary}
-	if s.limit != nil {
-		unary = append(unary, s.limit.unary)
-	}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(append(unary, s.valid.unary)...),
+		grpc.ChainUnaryInterceptor(s.UnaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.auth.stream),
 	}
 }
 
-// LoadCatalog fills the catalog from the store (at start).
+// UnaryInterceptors are the unary interceptors of ServerOptions, in order
+// (authentication, rate limit, validation), for callers that run unary
+// methods in process (the REST gateway's publishes).
+func (s *Services) UnaryInterceptors() []grpc.UnaryServerInterceptor {
+	unary := []grpc.UnaryServerInterceptor{s.auth.unary}
+	if s.limit != nil {
+		unary = append(unary, s.limit.unary)
+	}
+	return append(unary, s.valid.unary)
+}
+
+// LoadCatalog fills the catalog from the store (at start), first sealing
+// any target header value still stored in clear.
 func (s *Services) LoadCatalog() error {
+	if err := s.sealClearHeaders(context.Background()); err != nil {
+		return err
+	}
 	return s.cfg.Store.AllSubscriptions(func(rec *storev1.SubscriptionRecord) error {
-		sub, err := catalog.Prepare(rec, s.cfg.Keyring)
+		sub, err := catalog.Prepare(rec, s.keys())
 		if err != nil {
 			return fmt.Errorf("subscription %s of tenant %q: %w", rec.GetSubscription().GetId(), rec.GetSubscription().GetTenant(), err)
 		}
@@ -148,7 +165,10 @@ func (s *Services) CreateTenant(ctx context.Context, req *hookwirev1.CreateTenan
 		return nil, err
 	}
 	t := &hookwirev1.Tenant{Id: req.GetId(), DisplayName: req.GetDisplayName(), CreateTime: timestamppb.New(s.cfg.Now())}
-	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
+	if err := s.cfg.Store.CreateTenant(s.auditCreated(ctx, store.AuditGlobal, auditTenantCreate, tenantResource(t.GetId()), t), t); err != nil {
+		if errors.Is(err, store.ErrTenantPurging) {
+			return nil, status.Errorf(codes.FailedPrecondition, "tenant %s was deleted and its deletion is still in progress (its events, deliveries and audit records are being purged); retry the create later", quote(req.GetId()))
+		}
 		return nil, storeError(err, "tenant "+quote(req.GetId()))
 	}
 	return t, nil
@@ -183,7 +203,15 @@ func (s *Services) DeleteTenant(ctx context.Context, req *hookwirev1.DeleteTenan
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	return &emptypb.Empty{}, storeError(s.cfg.Store.DeleteTenant(ctx, req.GetId()), "tenant "+quote(req.GetId()))
+	before, _ := s.cfg.Store.GetTenant(req.GetId())
+	ctx = s.auditDeleted(ctx, store.AuditGlobal, auditTenantDelete, tenantResource(req.GetId()), before)
+	if err := s.cfg.Store.DeleteTenant(ctx, req.GetId(), s.cfg.Now()); err != nil {
+		return nil, storeError(err, "tenant "+quote(req.GetId()))
+	}
+	// Its events, deliveries, attempts and audit events go in the
+	// background (RunTenantPurges); the id is free again once they are gone.
+	s.wakeTenantPurges()
+	return &emptypb.Empty{}, nil
 }
 
 // --- API keys ---
@@ -207,6 +235,7 @@ func (s *Services) CreateApiKey(ctx context.Context, req *hookwirev1.CreateApiKe
 		return nil, status.Errorf(codes.Internal, "generate key: %v", err)
 	}
 	k := &hookwirev1.ApiKey{Id: id, Tenant: req.GetTenant(), Name: req.GetName(), Scope: scope, CreateTime: timestamppb.New(s.cfg.Now()), ExpireTime: req.GetExpireTime()}
+	ctx = s.auditCreated(ctx, req.GetTenant(), auditAPIKeyCreate, apiKeyResource(req.GetTenant(), id), k)
 	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}); err != nil {
 		return nil, storeError(err, "API key")
 	}
@@ -234,7 +263,15 @@ func (s *Services) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKe
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	err := s.cfg.Store.UpdateAPIKey(ctx, req.GetTenant(), req.GetId(), func(r *storev1.ApiKeyRecord) { r.ApiKey.Revoked = true })
+	var before, after *hookwirev1.ApiKey
+	ctx = s.auditIn(ctx, func() *auditEntry {
+		return &auditEntry{tenant: req.GetTenant(), action: auditAPIKeyRevoke, resource: apiKeyResource(req.GetTenant(), req.GetId()), before: before, after: after}
+	})
+	err := s.cfg.Store.UpdateAPIKey(ctx, req.GetTenant(), req.GetId(), func(r *storev1.ApiKeyRecord) {
+		before = clone(r.GetApiKey())
+		r.ApiKey.Revoked = true
+		after = clone(r.GetApiKey())
+	})
 	return &emptypb.Empty{}, storeError(err, "API key "+quote(req.GetId()))
 }
 
@@ -276,7 +313,7 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		Tenant:         req.GetTenant(),
 		Description:    in.GetDescription(),
 		EventTypes:     in.GetEventTypes(),
-		Target:         in.GetTarget(),
+		Target:         clone(in.GetTarget()), // its headers are replaced by their masked form below
 		Status:         hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
 		Metadata:       in.GetMetadata(),
 		CreateTime:     now,
@@ -289,15 +326,21 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		AgentSelector:  in.GetAgentSelector(),
 	}
 	sub.SignatureScheme, sub.SigningPublicKey = scheme, key.PublicKey()
-	sealed, err := catalog.SealKey(s.cfg.Keyring, sub, 1, key)
+	keys, release := s.sealing()
+	defer release()
+	sealed, err := catalog.SealKey(keys, sub, 1, key)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "seal signing key: %v", err)
 	}
 	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{sealed}}
-	prepared, err := catalog.Prepare(rec, s.cfg.Keyring)
+	if err := setHeaders(rec, keys, in.GetTarget().GetHeaders()); err != nil {
+		return nil, err
+	}
+	prepared, err := catalog.Prepare(rec, keys)
 	if err != nil {
 		return nil, subscriptionError(err, "subscription")
 	}
+	ctx = s.auditCreated(ctx, req.GetTenant(), auditSubscriptionCreate, subscriptionResource(req.GetTenant(), sub.GetId()), sub)
 	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
 	}
@@ -350,7 +393,7 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 	for _, p := range paths {
 		switch p {
 		case "description", "event_types", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker":
-		case "target", "target.config", "target.transport", "target.timeout":
+		case "target", "target.config", "target.transport", "target.timeout", "target.headers":
 			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
 				return nil, err
 			}
@@ -366,8 +409,12 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control, circuit_breaker and agent_selector (use :pause/:resume for status)", p)
 		}
 	}
-	return s.changeSubscription(ctx, req.GetTenant(), in.GetId(), func(sub *hookwirev1.Subscription) error {
+	return s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
+		sub := r.GetSubscription()
 		for _, p := range paths {
+			if strings.HasPrefix(p, "target.") && sub.Target == nil {
+				sub.Target = &hookwirev1.Target{}
+			}
 			switch p {
 			case "description":
 				sub.Description = in.GetDescription()
@@ -385,29 +432,76 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 				sub.CircuitBreaker = in.GetCircuitBreaker()
 			case "agent_selector":
 				sub.AgentSelector = in.GetAgentSelector()
-			default:
-				sub.Target = in.GetTarget()
+			case "target.config":
+				sub.Target.Config = in.GetTarget().GetConfig()
+			case "target.transport":
+				sub.Target.Transport = in.GetTarget().GetTransport()
+			case "target.timeout":
+				sub.Target.Timeout = in.GetTarget().GetTimeout()
+			case "target.headers":
+				// The whole set is replaced; a value of "<redacted>" keeps
+				// the stored value of that header.
+				if err := setHeaders(r, keys, in.GetTarget().GetHeaders()); err != nil {
+					return err
+				}
+			default: // "target": all of it, headers as above
+				sub.Target = clone(in.GetTarget())
+				if err := setHeaders(r, keys, in.GetTarget().GetHeaders()); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 }
 
+// setHeaders is catalog.SetHeaders with its errors as API errors: a mask
+// value with no stored header to keep is InvalidArgument.
+func setHeaders(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, headers map[string]string) error {
+	err := catalog.SetHeaders(rec, keys, headers)
+	var ie *catalog.InputError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return inputStatus(err)
+	}
+	return status.Errorf(codes.Internal, "seal target headers: %v", err)
+}
+
 // changeSubscription applies change durably and refreshes the catalog.
+// A change made with withAuditAction is recorded in the audit log.
 func (s *Services) changeSubscription(ctx context.Context, tenant, id string, change func(*hookwirev1.Subscription) error) (*hookwirev1.Subscription, error) {
+	return s.changeRecord(ctx, tenant, id, func(r *storev1.SubscriptionRecord, _ *secrets.Keyring) error { return change(r.Subscription) })
+}
+
+// changeRecord is changeSubscription for changes that need the stored
+// record (sealed header values) and the keyring to seal with, which is
+// held until the write is durable (see keyringHolder).
+func (s *Services) changeRecord(ctx context.Context, tenant, id string, change func(*storev1.SubscriptionRecord, *secrets.Keyring) error) (*hookwirev1.Subscription, error) {
+	var before, after *hookwirev1.Subscription
+	if action := auditActionFrom(ctx); action != "" {
+		ctx = s.auditIn(ctx, func() *auditEntry {
+			return &auditEntry{tenant: tenant, action: action, resource: subscriptionResource(tenant, id), before: before, after: after}
+		})
+	}
+	keys, release := s.sealing()
+	defer release()
 	rec, err := s.cfg.Store.UpdateSubscription(ctx, tenant, id, func(r *storev1.SubscriptionRecord) error {
-		if err := change(r.Subscription); err != nil {
+		before = clone(r.GetSubscription())
+		if err := change(r, keys); err != nil {
 			return err
 		}
 		r.Subscription.UpdateTime = timestamppb.New(s.cfg.Now())
 		catalog.PruneKeys(r, s.cfg.Now())
-		_, err := catalog.Prepare(r, s.cfg.Keyring)
+		after = clone(r.GetSubscription())
+		_, err := catalog.Prepare(r, keys)
 		return err
 	})
 	if err != nil {
 		return nil, subscriptionError(err, "subscription "+quote(id))
 	}
-	prepared, err := catalog.Prepare(rec, s.cfg.Keyring)
+	prepared, err := catalog.Prepare(rec, keys)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
@@ -420,6 +514,8 @@ func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.Delet
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
+	before, _ := s.cfg.Store.GetSubscription(req.GetTenant(), req.GetId())
+	ctx = s.auditDeleted(ctx, req.GetTenant(), auditSubscriptionDelete, subscriptionResource(req.GetTenant(), req.GetId()), before.GetSubscription())
 	if err := s.cfg.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId()); err != nil {
 		return nil, storeError(err, "subscription "+quote(req.GetId()))
 	}
@@ -434,7 +530,7 @@ func (s *Services) PauseSubscription(ctx context.Context, req *hookwirev1.PauseS
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	return s.changeSubscription(ctx, req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
+	return s.changeSubscription(withAuditAction(ctx, auditSubscriptionPause), req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
 		sub.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_PAUSED
 		return nil
 	})
@@ -444,15 +540,18 @@ func (s *Services) ResumeSubscription(ctx context.Context, req *hookwirev1.Resum
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	return s.changeSubscription(ctx, req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
+	return s.changeSubscription(withAuditAction(ctx, auditSubscriptionResume), req.GetTenant(), req.GetId(), func(sub *hookwirev1.Subscription) error {
 		sub.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED
 		sub.DisabledReason = ""
 		return nil
 	})
 }
 
-// present fills a subscription's output-only runtime fields.
+// present fills a subscription's output-only runtime fields and masks its
+// header values (stored masked already; this also covers records written
+// before header values were sealed).
 func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscription {
+	catalog.MaskHeaders(sub)
 	if sub.GetCircuitBreaker() != nil {
 		if id, err := ids.Parse(ids.Subscription, sub.GetId()); err == nil {
 			sub.CircuitState = s.cfg.Dispatcher.CircuitState(id)
@@ -474,7 +573,7 @@ func subscriptionError(err error, what string) error {
 // DisableSubscription disables a subscription (410 Gone, or failing for
 // too long).
 func (s *Services) DisableSubscription(sub *catalog.Sub, reason string) {
-	_, err := s.changeSubscription(context.Background(), sub.Tenant, sub.IDText, func(x *hookwirev1.Subscription) error {
+	_, err := s.changeSubscription(withAuditAction(context.Background(), auditSubscriptionDisable), sub.Tenant, sub.IDText, func(x *hookwirev1.Subscription) error {
 		x.Status = hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_DISABLED
 		x.DisabledReason = reason
 		return nil
@@ -542,6 +641,9 @@ func (s *Services) PublishRawEvent(ctx context.Context, req *hookwirev1.PublishR
 // MetadataIdempotencyKey carries the REST Idempotency-Key header.
 const MetadataIdempotencyKey = "x-hookwire-idempotency-key"
 
+// maxIdempotencyKeyLen is Event.idempotency_key's max_len in event.proto.
+const maxIdempotencyKeyLen = 256
+
 func (s *Services) publish(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
 	for i, in := range events {
 		if strings.HasPrefix(in.GetType(), catalog.OperationalPrefix) {
@@ -551,6 +653,10 @@ func (s *Services) publish(ctx context.Context, tenant string, events []*hookwir
 	if len(events) == 1 && events[0].GetIdempotencyKey() == "" {
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
 			if v := md.Get(MetadataIdempotencyKey); len(v) > 0 && v[0] != "" {
+				// The header skipped protovalidate: apply the field's limit.
+				if len(v[0]) > maxIdempotencyKeyLen {
+					return nil, status.Errorf(codes.InvalidArgument, "Idempotency-Key header is %d bytes; the limit is %d", len(v[0]), maxIdempotencyKeyLen)
+				}
 				events[0].IdempotencyKey = v[0]
 			}
 		}
@@ -566,6 +672,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 	batch := make([]*store.NewEvent, len(events))
 	subsOf := make([][]*catalog.Sub, len(events))
 	resp := make([]*hookwirev1.PublishEventResponse, len(events))
+	trace := tracing.EventTrace(ctx) // nil unless a publish span is running
 	for i, in := range events {
 		if n := len(in.GetPayload()); n > s.cfg.MaxPayloadBytes {
 			return nil, payloadTooLarge(n, s.cfg.MaxPayloadBytes)
@@ -586,18 +693,10 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 			ContentType: ct, Metadata: in.GetMetadata(), ReceiveTime: nowPB,
 			IdempotencyKey: in.GetIdempotencyKey(), OrderingKey: in.GetOrderingKey(),
 		}
-		ne := &store.NewEvent{ID: eid, Event: ev}
-		match := s.cfg.Catalog.Match(tenant, ev.GetType())
-		var fev *filter.Event
+		ne := &store.NewEvent{ID: eid, Event: ev, Trace: trace}
+		// Event types and filters, through the catalog's index.
+		match := s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
 		for _, sub := range match {
-			if sub.Filter != nil {
-				if fev == nil {
-					fev = filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata())
-				}
-				if !sub.Filter.MatchEvent(fev) {
-					continue
-				}
-			}
 			did := ids.New(now)
 			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Ordered: sub.Ordered, Delivery: &hookwirev1.Delivery{
 				Id: ids.Format(ids.Delivery, did), Tenant: tenant, EventId: ev.GetId(), SubscriptionId: sub.IDText,
@@ -624,11 +723,12 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
 		for j, nd := range ne.Deliveries {
 			ready = append(ready, dispatch.Ready{ID: nd.ID, Sub: subsOf[i][j], EventID: ne.ID, EventType: ne.Event.GetType(),
-				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting})
+				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting, Trace: trace})
 		}
 	}
 	s.cfg.Dispatcher.Enqueue(ready)
 	s.cfg.Metrics.Published(stored, len(ready))
+	tracing.Published(ctx, resp)
 	return resp, nil
 }
 

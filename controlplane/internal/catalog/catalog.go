@@ -7,6 +7,7 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,9 @@ type Sub struct {
 	// Selector chooses the agents that may deliver (nil: any agent hosting
 	// Transport).
 	Selector *selector.Selector
+	// Headers are the custom headers sent with every attempt (see
+	// RequestHeaders), their values opened (headers.go).
+	Headers  map[string]string
 	patterns []pattern
 }
 
@@ -77,18 +81,13 @@ type Catalog struct {
 	tenants map[string]*tenantIndex
 }
 
-type tenantIndex struct {
-	exact    map[string][]*Sub
-	wildcard []*Sub
-}
-
 // New returns an empty catalog.
 func New() *Catalog {
 	return &Catalog{subs: map[ids.ID]*Sub{}, tenants: map[string]*tenantIndex{}}
 }
 
 // Prepare builds a Sub from its stored record, opening its sealed signing
-// keys with keys (the master keyring).
+// keys and header values with keys (the master keyring).
 func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, error) {
 	sub := rec.GetSubscription()
 	id, err := ids.Parse(ids.Subscription, sub.GetId())
@@ -96,6 +95,10 @@ func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, erro
 		return nil, err
 	}
 	signer, err := openSigner(rec, keys)
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
+	}
+	headers, err := openHeaders(rec, keys)
 	if err != nil {
 		return nil, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
 	}
@@ -112,9 +115,12 @@ func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, erro
 		Config:    sub.GetTarget().GetConfig(),
 		Timeout:   timeout,
 		Signer:    signer,
+		Headers:   headers,
 	}
 	for _, t := range sub.GetEventTypes() {
-		s.patterns = append(s.patterns, compile(t))
+		if !slices.ContainsFunc(s.patterns, func(p pattern) bool { return p.text == t }) {
+			s.patterns = append(s.patterns, compile(t))
+		}
 	}
 	if fc := sub.GetFlowControl(); fc != nil {
 		s.Rate, s.Burst, s.MaxInFlight = fc.GetRatePerSecond(), int(fc.GetBurst()), int(fc.GetMaxInFlight())
@@ -186,19 +192,14 @@ func (c *Catalog) Put(s *Sub) {
 	c.subs[s.ID] = s
 	ti := c.tenants[s.Tenant]
 	if ti == nil {
-		ti = &tenantIndex{exact: map[string][]*Sub{}}
+		ti = &tenantIndex{exact: map[string]*group{}}
 		c.tenants[s.Tenant] = ti
 	}
-	wild := false
 	for _, p := range s.patterns {
-		if p.wildcard {
-			wild = true
-			continue
-		}
-		ti.exact[p.text] = append(ti.exact[p.text], s)
+		ti.groupFor(p, true).add(s)
 	}
-	if wild {
-		ti.wildcard = append(ti.wildcard, s)
+	if s.Filter != nil {
+		ti.filtered++
 	}
 }
 
@@ -218,24 +219,16 @@ func (c *Catalog) unindex(s *Sub) {
 		return
 	}
 	for _, p := range s.patterns {
-		if !p.wildcard {
-			ti.exact[p.text] = without(ti.exact[p.text], s)
-			if len(ti.exact[p.text]) == 0 {
-				delete(ti.exact, p.text)
-			}
+		if g := ti.groupFor(p, false); g != nil && g.remove(s) {
+			ti.dropGroup(p)
 		}
 	}
-	ti.wildcard = without(ti.wildcard, s)
-}
-
-func without(list []*Sub, s *Sub) []*Sub {
-	out := list[:0:0]
-	for _, x := range list {
-		if x.ID != s.ID {
-			out = append(out, x)
-		}
+	if s.Filter != nil {
+		ti.filtered--
 	}
-	return out
+	if len(ti.exact) == 0 && ti.trie == nil {
+		delete(c.tenants, s.Tenant)
+	}
 }
 
 // Get returns a subscription or nil.
@@ -247,7 +240,7 @@ func (c *Catalog) Get(id ids.ID) *Sub {
 
 // Match returns the tenant's subscriptions whose event types match
 // eventType, whatever their status (paused ones collect deliveries that
-// wait), each once.
+// wait) and their filters, each once.
 func (c *Catalog) Match(tenant, eventType string) []*Sub {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -255,36 +248,81 @@ func (c *Catalog) Match(tenant, eventType string) []*Sub {
 	if ti == nil {
 		return nil
 	}
-	out := append([]*Sub(nil), ti.exact[eventType]...)
-	operational := strings.HasPrefix(eventType, OperationalPrefix)
-	var segments []string // split once, on the first wildcard pattern
-	for _, s := range ti.wildcard {
-		if containsSub(out, s) {
-			continue
-		}
-		for _, p := range s.patterns {
-			if !p.wildcard || (operational && !strings.HasPrefix(p.text, OperationalPrefix)) {
-				continue
-			}
-			if segments == nil {
-				segments = strings.Split(eventType, ".")
-			}
-			if matchSegments(p.segments, segments) {
+	var buf [4]*group
+	var out []*Sub
+	var taken subSet
+	for _, g := range ti.appendGroups(buf[:0], eventType) {
+		for _, s := range g.all {
+			if taken.take(s) {
 				out = append(out, s)
-				break
 			}
 		}
 	}
 	return out
 }
 
-func containsSub(list []*Sub, s *Sub) bool {
-	for _, x := range list {
-		if x.ID == s.ID {
-			return true
+// MatchEvent returns the tenant's subscriptions that take ev: its type
+// matches one of their event types and their filter, if any, is true for
+// it (filter.Filter.MatchEvent), whatever their status, each once. It is
+// Match followed by the filters, but evaluates only the filters that the
+// index cannot rule out (see filter.Term). The order of the result is
+// unspecified.
+func (c *Catalog) MatchEvent(tenant string, ev *filter.Event) []*Sub {
+	// Parse the payload outside the lock, and only if a filter needs it.
+	c.mu.RLock()
+	ti := c.tenants[tenant]
+	filtered := ti != nil && ti.filtered > 0
+	c.mu.RUnlock()
+	if ti == nil {
+		return nil
+	}
+	isJSON := filtered && ev.IsJSON()
+
+	var buf [4]*group
+	var out, check []*Sub
+	var taken subSet
+	c.mu.RLock()
+	if ti = c.tenants[tenant]; ti == nil {
+		c.mu.RUnlock()
+		return nil
+	}
+	if !filtered && ti.filtered > 0 {
+		isJSON = ev.IsJSON() // a filtered subscription arrived meanwhile
+	}
+	for _, g := range ti.appendGroups(buf[:0], ev.Type()) {
+		for _, s := range g.plain {
+			if taken.take(s) {
+				out = append(out, s)
+			}
+		}
+		if !isJSON {
+			continue // no filter matches a payload that is not JSON
+		}
+		for _, s := range g.scan {
+			if taken.take(s) {
+				check = append(check, s)
+			}
+		}
+		for _, pi := range g.paths {
+			k, ok := ev.Key(pi.path)
+			if !ok {
+				continue
+			}
+			for _, s := range pi.subs[k] {
+				if taken.take(s) {
+					check = append(check, s)
+				}
+			}
 		}
 	}
-	return false
+	c.mu.RUnlock()
+	// Sub is immutable: the filters run outside the lock.
+	for _, s := range check {
+		if s.Filter.MatchEvent(ev) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // pattern is one compiled event-type pattern. A "*" segment matches one or
@@ -308,6 +346,26 @@ func compile(text string) pattern {
 
 func (p pattern) match(eventType string) bool {
 	return matchSegments(p.segments, strings.Split(eventType, "."))
+}
+
+// Pattern is an event-type pattern ("order.created", "order.*") compiled
+// once, matched exactly as subscriptions match: "*" takes one or more
+// segments, and only a pattern that itself starts with OperationalPrefix
+// matches operational events.
+type Pattern struct{ p pattern }
+
+// CompilePattern compiles an event-type pattern.
+func CompilePattern(text string) Pattern { return Pattern{p: compile(text)} }
+
+// Match reports whether eventType matches.
+func (p Pattern) Match(eventType string) bool {
+	if !p.p.wildcard {
+		return p.p.text == eventType
+	}
+	if strings.HasPrefix(eventType, OperationalPrefix) && !strings.HasPrefix(p.p.text, OperationalPrefix) {
+		return false
+	}
+	return p.p.match(eventType)
 }
 
 func matchSegments(pat, name []string) bool {

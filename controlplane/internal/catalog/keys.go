@@ -147,11 +147,20 @@ func RotateKeys(rec *storev1.SubscriptionRecord, next *storev1.SigningKey, now t
 	return expire
 }
 
-// ResealKeys re-seals under the keyring's current master key every key of
-// the record still sealed under another one; it returns how many.
+// ResealKeys re-seals under the keyring's current master key every key
+// and target header value of the record still sealed under another one,
+// and seals header values still kept in clear; it returns how many.
 func ResealKeys(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (int, error) {
 	sub := rec.GetSubscription()
-	n := 0
+	n, err := resealHeaders(rec, keys)
+	if err != nil {
+		return n, err
+	}
+	clearHeaders, err := SealClearHeaders(rec, keys)
+	if err != nil {
+		return n, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
+	}
+	n += clearHeaders
 	for _, sk := range rec.GetSigningKeys() {
 		if !keys.NeedsRotation(sk.GetSealedKey()) {
 			continue

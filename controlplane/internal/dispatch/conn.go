@@ -204,6 +204,9 @@ func (d *Dispatcher) assignLoop(ctx context.Context, c *conn) error {
 				break
 			}
 			batch := d.prepare(leases)
+			if d.cfg.Tracer != nil && len(batch) > 0 {
+				d.traceAttempts(c, leases, batch)
+			}
 			if len(batch) > 0 {
 				if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Assignments{Assignments: &hookwirev1.Assignments{Items: batch}}}); err != nil {
 					return fmt.Errorf("send assignments to agent %s: %w", c.agentID, err)

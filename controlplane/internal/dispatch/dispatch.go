@@ -39,8 +39,11 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -89,6 +92,9 @@ type Config struct {
 	// RecoveredAfter is the failure streak (consecutive failed attempts)
 	// after which a success emits subscription.recovered. Default 5.
 	RecoveredAfter int
+	// Tracer, if set, gives each attempt a "deliver" span and its trace
+	// context to the agent; nil: tracing off (no tracing work at all).
+	Tracer *tracing.Tracer
 }
 
 // item is one delivery waiting in memory or leased.
@@ -103,6 +109,10 @@ type item struct {
 	payload     []byte
 	contentType string
 	loaded      bool // payload and contentType are set
+	// trace is the event's stored publish trace context (tracing on only);
+	// traceLoaded: trace has been looked up (it may be nil).
+	trace       *storev1.TraceContext
+	traceLoaded bool
 }
 
 type lease struct {
@@ -113,6 +123,7 @@ type lease struct {
 	conn     *conn
 	deadline time.Time
 	start    time.Time
+	span     trace.Span // the attempt's "deliver" span; nil when tracing is off
 }
 
 // Dispatcher assigns deliveries to agents. Create with New, run with Run.
@@ -140,6 +151,8 @@ type Dispatcher struct {
 	stopOnce sync.Once
 	timers   sync.WaitGroup
 	pending  map[*time.Timer]struct{} // wake-ups not yet fired; guarded by mu
+
+	watch watchHub // live watchers of deliveries (watch.go)
 }
 
 // New returns a dispatcher; call Run to start it.
@@ -237,6 +250,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // Shutdown ends every agent stream (agents reconnect elsewhere or later).
 func (d *Dispatcher) Shutdown() {
+	d.StopWatches()
 	d.stopOnce.Do(func() { close(d.stop) })
 }
 
@@ -287,11 +301,15 @@ type Ready struct {
 	ContentType string
 	// Waiting: queued behind an earlier delivery of its ordered group.
 	Waiting bool
+	// Trace is the publish's trace context stored with the event (nil
+	// when tracing is off).
+	Trace *storev1.TraceContext
 }
 
 // Enqueue makes freshly committed deliveries assignable at once. What does
 // not fit in memory is left to the pump.
 func (d *Dispatcher) Enqueue(list []Ready) {
+	d.noteReady(list)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.cfg.Now()
@@ -329,6 +347,7 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 			id: r.ID, idText: ids.Format(ids.Delivery, r.ID), subID: r.Sub.ID,
 			eventID: r.EventID, eventType: r.EventType,
 			attempt: 1, payload: r.Payload, contentType: r.ContentType, loaded: true,
+			trace: r.Trace, traceLoaded: true,
 		}, r.Sub.Transport, false)
 	}
 	d.wakeTransportsLocked()
@@ -555,6 +574,9 @@ func (d *Dispatcher) expireLeases() {
 		delete(d.leases, id)
 		l.sub.inFlight--
 		l.sub.releaseProbe()
+		if l.span != nil {
+			tracing.EndAttemptUnfinished(l.span, "lease expired before agent "+l.conn.agentID+" reported a result")
+		}
 		d.log.Info("lease expired; delivery goes back to the queue", "delivery", l.item.idText, "agent", l.conn.agentID)
 		d.pushLocked(l.sub, l.item, l.sub.transport, true)
 	}
@@ -757,6 +779,7 @@ func (d *Dispatcher) cancelOrphans(sub ids.ID) error {
 		if _, err := d.cfg.Store.ChangeDeliveries(context.Background(), changes); err != nil {
 			return err
 		}
+		d.NoteChanged(changes)
 	}
 }
 
@@ -806,7 +829,7 @@ func (d *Dispatcher) prepare(leases []*lease) []*hookwirev1.Assignment {
 				Config:      sub.Config,
 				Body:        l.item.payload,
 				ContentType: l.item.contentType,
-				Headers:     sub.Signer.Headers(l.item.idText, l.start, l.item.payload),
+				Headers:     sub.RequestHeaders(l.item.idText, l.start, l.item.payload),
 				Timeout:     durationpb.New(sub.Timeout),
 				DeliveryId:  l.item.idText,
 				EventType:   l.item.eventType,

@@ -8,6 +8,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -107,6 +108,9 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 		// Not durable: put the deliveries back so they are attempted again.
 		d.mu.Lock()
 		for _, w := range work {
+			if w.lease.span != nil {
+				tracing.EndAttemptUnfinished(w.lease.span, "recording the result failed: "+err.Error())
+			}
 			w.lease.sub.inFlight--
 			w.lease.sub.releaseProbe()
 			d.pushLocked(w.lease.sub, w.lease.item, w.lease.sub.transport, true)
@@ -118,6 +122,9 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 	d.mu.Lock()
 	for _, w := range work {
 		w.ack.Accepted = w.change.Applied
+		if w.lease.span != nil {
+			tracing.EndAttempt(w.lease.span, w.res.GetResult(), w.change.Applied)
+		}
 		s := w.lease.sub
 		s.inFlight--
 		delete(d.known, w.lease.item.id)
@@ -143,6 +150,8 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 	}
 	d.wakeTransportsLocked()
 	d.mu.Unlock()
+	d.noteAttempts(c.agentID, work, now)
+	d.logAttempts(c.agentID, work)
 	for _, f := range after {
 		f()
 	}

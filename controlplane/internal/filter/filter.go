@@ -142,6 +142,8 @@ type Filter struct {
 	// safeSize is a payload size (see Event) up to which the estimated
 	// worst-case cost stays within CostLimit.
 	safeSize int
+	// term is the filter's index term, nil when it has none.
+	term *Term
 }
 
 // Source returns the expression text the filter was compiled from.
@@ -206,7 +208,7 @@ func compile(expr string) (*Filter, error) {
 	if err != nil {
 		return nil, &CompileError{Message: err.Error()}
 	}
-	return &Filter{src: expr, fast: fast, tracked: tracked, safeSize: safeSize}, nil
+	return &Filter{src: expr, fast: fast, tracked: tracked, safeSize: safeSize, term: extractTerm(ast)}, nil
 }
 
 // maxEstimatedSize is the largest payload size the static cost analysis

@@ -75,6 +75,51 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 	return m
 }
 
+// Backlog reports, at scrape time, the pending deliveries waiting for a
+// retry and the due ones waiting for an agent, by reason.
+type Backlog func() (waitingRetry int, waitingAgent map[string]int)
+
+// WatchBacklog registers the waiting-for-retry and waiting-for-an-agent
+// gauges, read from f once per scrape.
+func (m *ControlPlane) WatchBacklog(f Backlog) {
+	if m == nil || f == nil {
+		return
+	}
+	m.Registry.MustRegister(&backlogCollector{
+		f: f,
+		retry: prometheus.NewDesc("hookwire_queue_waiting_retry",
+			"Pending deliveries whose next attempt is scheduled later than the end of the current second: "+
+				"waiting out a retry delay after a failed attempt. Counted from an in-memory tally of the store's due index that "+
+				"every commit adjusts (a scrape never reads the store); deliveries queued behind the head of an ordered group are not included.",
+			nil, nil),
+		agent: prometheus.NewDesc("hookwire_queue_waiting_agent",
+			"Due deliveries (next attempt time reached) that no connected agent may take now, by reason: "+
+				"no_transport (no connected agent hosts the subscription's transport), selector (agents host it but none matches "+
+				"its agent_selector), paused or disabled (the subscription's status), circuit_open (its circuit breaker is cooling down). "+
+				"Leased deliveries are not counted; due deliveries already loaded in memory are, so this can overlap hookwire_queue_ready. "+
+				"Deliveries held back only by a rate limit or max_in_flight are not counted.",
+			[]string{"reason"}, nil),
+	})
+}
+
+type backlogCollector struct {
+	f            Backlog
+	retry, agent *prometheus.Desc
+}
+
+func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.retry
+	ch <- c.agent
+}
+
+func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	retry, agent := c.f()
+	ch <- prometheus.MustNewConstMetric(c.retry, prometheus.GaugeValue, float64(retry))
+	for reason, n := range agent {
+		ch <- prometheus.MustNewConstMetric(c.agent, prometheus.GaugeValue, float64(n), reason)
+	}
+}
+
 // Published counts events and the deliveries they created.
 func (m *ControlPlane) Published(events, deliveries int) {
 	if m == nil {

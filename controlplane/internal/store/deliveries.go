@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -39,6 +40,9 @@ type NewEvent struct {
 	DuplicateOf *ids.ID
 	// DuplicateDeliveries is the original event's delivery count.
 	DuplicateDeliveries int
+	// Trace, if set, is the trace context of the publish, stored with the
+	// event (bucket event_traces) so its attempts join the publisher's trace.
+	Trace *storev1.TraceContext
 }
 
 // DueAdded reports a subscription that gained due deliveries, so the
@@ -81,6 +85,7 @@ func idemKey(tenant, key string) []byte {
 func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) error {
 	type encoded struct {
 		value      []byte
+		trace      []byte
 		deliveries [][]byte
 	}
 	enc := make([]encoded, len(events))
@@ -90,6 +95,11 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 			return fmt.Errorf("encode event: %w", err)
 		}
 		enc[i] = encoded{value: v, deliveries: make([][]byte, len(e.Deliveries))}
+		if e.Trace != nil {
+			if enc[i].trace, err = proto.Marshal(e.Trace); err != nil {
+				return fmt.Errorf("encode event trace context: %w", err)
+			}
+		}
 		for j, d := range e.Deliveries {
 			if enc[i].deliveries[j], err = proto.Marshal(d.Delivery); err != nil {
 				return fmt.Errorf("encode delivery: %w", err)
@@ -104,7 +114,7 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 		evb := tx.Bucket(bucketEvents)
 		byEvent := tx.Bucket(bucketDeliveriesByEvent)
 		idem := tx.Bucket(bucketIdempotency)
-		w := newDeliveryWriter(tx, prefix)
+		w := newDeliveryWriter(s, tx, prefix)
 		for i, e := range events {
 			e.DuplicateOf = nil
 			if key := e.Event.GetIdempotencyKey(); key != "" {
@@ -122,6 +132,11 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 			if err := evb.Put(e.ID[:], enc[i].value); err != nil {
 				return err
 			}
+			if enc[i].trace != nil {
+				if err := tx.Bucket(bucketEventTraces).Put(e.ID[:], enc[i].trace); err != nil {
+					return err
+				}
+			}
 			for j := range e.Deliveries {
 				if err := w.putNew(e.ID, &e.Deliveries[j], enc[i].deliveries[j]); err != nil {
 					return err
@@ -134,12 +149,14 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 
 // deliveryWriter inserts new deliveries with their indexes.
 type deliveryWriter struct {
+	s                                           *Store // counts the due entries (duedepth.go)
 	prefix                                      []byte
 	dvb, byTenant, byEvent, bySub, due, ordered *bolt.Bucket
 }
 
-func newDeliveryWriter(tx *bolt.Tx, tenantPrefix []byte) *deliveryWriter {
+func newDeliveryWriter(s *Store, tx *bolt.Tx, tenantPrefix []byte) *deliveryWriter {
 	return &deliveryWriter{
+		s:        s,
 		prefix:   tenantPrefix,
 		dvb:      tx.Bucket(bucketDeliveries),
 		byTenant: tx.Bucket(bucketDeliveriesByTenant),
@@ -177,7 +194,7 @@ func (w *deliveryWriter) putNew(eventID ids.ID, d *NewDelivery, value []byte) er
 			return nil
 		}
 	}
-	return w.due.Put(dueKey(d.SubID, d.Delivery.GetNextAttemptTime().AsTime().UnixNano(), d.ID), nil)
+	return w.s.putDue(w.due, d.SubID, d.Delivery.GetNextAttemptTime().AsTime().UnixNano(), d.ID)
 }
 
 // AddDeliveries stores new deliveries of an existing event of the tenant
@@ -203,7 +220,7 @@ func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID
 		if ev.GetTenant() != tenant {
 			return ErrNotFound
 		}
-		w := newDeliveryWriter(tx, tenantPrefix(tenant))
+		w := newDeliveryWriter(s, tx, tenantPrefix(tenant))
 		for i, d := range list {
 			if err := w.putNew(eventID, d, values[i]); err != nil {
 				return err
@@ -395,6 +412,28 @@ func (s *Store) GetEvents(idList []ids.ID) ([]*hookwirev1.Event, error) {
 	return out, err
 }
 
+// EventTraces loads the trace contexts stored with events by id; events
+// published without one (or missing) are nil.
+func (s *Store) EventTraces(idList []ids.ID) ([]*storev1.TraceContext, error) {
+	out := make([]*storev1.TraceContext, len(idList))
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEventTraces)
+		for i, id := range idList {
+			v := b.Get(id[:])
+			if v == nil {
+				continue
+			}
+			tc, err := unmarshal(v, &storev1.TraceContext{})
+			if err != nil {
+				return err
+			}
+			out[i] = tc
+		}
+		return nil
+	})
+	return out, err
+}
+
 // GetDelivery returns one of a tenant's deliveries or ErrNotFound.
 func (s *Store) GetDelivery(tenant, id string) (*hookwirev1.Delivery, error) {
 	did, err := ids.Parse(ids.Delivery, id)
@@ -558,7 +597,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 				continue
 			}
 			if wasPending {
-				if err := due.Delete(dueKey(subID, oldDue, ch.DeliveryID)); err != nil {
+				if err := s.deleteDue(due, subID, oldDue, ch.DeliveryID); err != nil {
 					return err
 				}
 			}
@@ -571,7 +610,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 				// Due only when first in its group.
 				if k, _ := ordered.Cursor().Seek(group); bytes.Equal(k, okey) {
 					at := d.GetNextAttemptTime().AsTime()
-					if err := due.Put(dueKey(subID, at.UnixNano(), ch.DeliveryID), nil); err != nil {
+					if err := s.putDue(due, subID, at.UnixNano(), ch.DeliveryID); err != nil {
 						return err
 					}
 					added = append(added, DueAdded{SubID: subID, At: at})
@@ -579,7 +618,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 				}
 			case nowPending:
 				at := d.GetNextAttemptTime().AsTime()
-				if err := due.Put(dueKey(subID, at.UnixNano(), ch.DeliveryID), nil); err != nil {
+				if err := s.putDue(due, subID, at.UnixNano(), ch.DeliveryID); err != nil {
 					return err
 				}
 				added = append(added, DueAdded{SubID: subID, At: at})
@@ -609,7 +648,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 					return err
 				}
 				at := nd.GetNextAttemptTime().AsTime()
-				if err := due.Put(dueKey(subID, at.UnixNano(), nid), nil); err != nil {
+				if err := s.putDue(due, subID, at.UnixNano(), nid); err != nil {
 					return err
 				}
 				nd.WaitingReason = ""

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
@@ -40,7 +41,8 @@ func put(b *bolt.Bucket, k []byte, m proto.Message) error {
 
 // --- tenants ---
 
-// CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken.
+// CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken,
+// ErrTenantPurging while a deleted tenant of that id is being purged.
 func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
 	v, err := proto.Marshal(t)
 	if err != nil {
@@ -50,6 +52,9 @@ func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
 		b := tx.Bucket(bucketTenants)
 		if b.Get([]byte(t.GetId())) != nil {
 			return ErrAlreadyExists
+		}
+		if tx.Bucket(bucketTenantPurges).Get([]byte(t.GetId())) != nil {
+			return ErrTenantPurging
 		}
 		return b.Put([]byte(t.GetId()), v)
 	})
@@ -95,35 +100,34 @@ func (s *Store) ListTenants(after string, limit int) ([]*hookwirev1.Tenant, erro
 // subscriptions.
 var ErrTenantNotEmpty = errors.New("tenant still has subscriptions")
 
-// DeleteTenant removes a tenant with no subscriptions, and its API keys.
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+// DeleteTenant removes a tenant with no subscriptions and its API keys,
+// and leaves the tombstone that keeps its id from being created again
+// until PurgeTenant has removed the rest of its records (tenantpurge.go).
+func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTenants)
-		if b.Get([]byte(id)) == nil {
+		v := b.Get([]byte(id))
+		if v == nil {
 			return ErrNotFound
+		}
+		t, err := unmarshal(v, &hookwirev1.Tenant{})
+		if err != nil {
+			return err
 		}
 		prefix := tenantPrefix(id)
 		if k, _ := tx.Bucket(bucketSubscriptions).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
 			return ErrTenantNotEmpty
 		}
-		keys := tx.Bucket(bucketAPIKeys)
-		var doomed [][]byte
-		if err := keys.ForEach(func(k, v []byte) error {
-			rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
-			if err != nil {
-				return err
-			}
-			if rec.GetApiKey().GetTenant() == id {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-			return nil
-		}); err != nil {
+		if _, err := deleteTenantAPIKeys(tx, id); err != nil {
 			return err
 		}
-		for _, k := range doomed {
-			if err := keys.Delete(k); err != nil {
-				return err
-			}
+		created := t.GetCreateTime().AsTime()
+		if t.GetCreateTime() == nil {
+			created = time.Unix(0, 0)
+		}
+		tomb := &storev1.TenantPurge{DeleteUnixNanos: now.UnixNano(), CreateUnixNanos: created.UnixNano()}
+		if err := put(tx.Bucket(bucketTenantPurges), []byte(id), tomb); err != nil {
+			return err
 		}
 		return b.Delete([]byte(id))
 	})

@@ -66,8 +66,12 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, batch int) (PurgeSt
 				}
 				doomed = append(doomed, bytes.Clone(k))
 			}
+			traces := tx.Bucket(bucketEventTraces)
 			for _, k := range doomed {
 				if err := evb.Delete(k); err != nil {
+					return err
+				}
+				if err := traces.Delete(k); err != nil {
 					return err
 				}
 			}

@@ -25,6 +25,12 @@
 //	due                  sub ulid(16) due unix nanos(u64) delivery ulid(16) -> empty
 //	ordered              sub ulid(16) key hash(8) delivery ulid(16) -> empty
 //	idempotency          tenant 0x00 idempotency key -> event ulid(16)
+//	audit, audit_by_time the audit log (see audit.go)
+//	event_traces         event ulid(16) -> hookwire.store.v1.TraceContext
+//	                     (only events published while tracing was on)
+//	tenant_purges        tenant id -> hookwire.store.v1.TenantPurge: the
+//	                     tombstone of a deleted tenant whose records are
+//	                     still being purged (see tenantpurge.go)
 //
 // The due bucket holds the pending deliveries that may be attempted, per
 // subscription in the order their next attempt is due; it is the
@@ -64,12 +70,14 @@ var (
 	bucketDue                = []byte("due")
 	bucketOrdered            = []byte("ordered")
 	bucketIdempotency        = []byte("idempotency")
+	bucketEventTraces        = []byte("event_traces")
+	bucketTenantPurges       = []byte("tenant_purges")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketTenants, bucketAPIKeys, bucketSubscriptions,
 		bucketEvents, bucketDeliveries, bucketDeliveriesByTenant,
 		bucketDeliveriesByEvent, bucketDeliveriesBySub, bucketAttempts, bucketDue,
-		bucketOrdered, bucketIdempotency,
+		bucketOrdered, bucketIdempotency, bucketEventTraces, bucketTenantPurges,
 	}
 )
 
@@ -109,6 +117,9 @@ type Store struct {
 	max      int
 	stats    commitStats
 	onCommit func(writes int, took time.Duration)
+	depth    *dueDepth // the due bucket's counts (duedepth.go)
+	// unmapDone is closed when unmapLoop (mapping.go) has stopped.
+	unmapDone chan struct{}
 }
 
 // FileName is the database file inside the data directory.
@@ -159,7 +170,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare store %s: %w", path, err)
 	}
+	depth := newDueDepth(time.Now())
+	if err := db.View(func(tx *bolt.Tx) error { depth.load(tx); return nil }); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("count due deliveries in %s: %w", path, err)
+	}
 	s := &Store{
+		depth:    depth,
 		db:       db,
 		path:     path,
 		log:      opts.Logger,
@@ -170,6 +187,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		onCommit: opts.OnCommit,
 	}
 	go s.commitLoop()
+	s.unmapDone = make(chan struct{})
+	go s.unmapLoop()
 	return s, nil
 }
 
@@ -178,6 +197,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
+	<-s.unmapDone
 	return s.db.Close()
 }
 
@@ -211,7 +231,7 @@ type CommitStats struct {
 // fn must only touch the transaction: it may run more than once if a write
 // sharing its batch fails.
 func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	w := &write{fn: fn, done: make(chan error, 1)}
+	w := &write{fn: withAuditWrite(ctx, fn), done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
 	case <-s.quit:
@@ -286,6 +306,7 @@ func (s *Store) commit(batch []*write) error {
 		failed := -1
 		var failErr error
 		err := s.db.Update(func(tx *bolt.Tx) error {
+			setFillPercent(tx) // mapping.go
 			for i, w := range pending {
 				if err := w.fn(tx); err != nil {
 					failed, failErr = i, err

@@ -41,6 +41,10 @@ type Config struct {
 	Server, APIKey, RESTURL string
 	SinkListen, SinkURL     string
 
+	// ServerAdminAddr, when set, is passed to every local control plane as
+	// --admin-addr (/metrics, /debug/pprof/) so it can be profiled.
+	ServerAdminAddr string
+
 	Duration         time.Duration // measured duration of timed scenarios
 	Warmup           time.Duration
 	BaselineDuration time.Duration

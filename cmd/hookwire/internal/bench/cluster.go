@@ -77,6 +77,15 @@ func (c *Cluster) serverEnv() []string {
 	return []string{"HOOKWIRE_ADMIN_KEY=" + c.key, "HOOKWIRE_MASTER_KEY=" + c.masterKey}
 }
 
+// serverArgs is the control plane's command line.
+func (c *Cluster) serverArgs(grpcAddr, httpAddr string) []string {
+	args := []string{"server", "--data-dir", c.dataDir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}
+	if a := c.b.cfg.ServerAdminAddr; a != "" {
+		args = append(args, "--admin-addr", a)
+	}
+	return args
+}
+
 func (c *Cluster) logPath(role string) string {
 	c.nlog++
 	return filepath.Join(c.dir, fmt.Sprintf("%02d-%s.log", c.nlog, role))
@@ -87,8 +96,7 @@ func (c *Cluster) logPath(role string) string {
 func (c *Cluster) startServer(ctx context.Context, grpcAddr, httpAddr string) (time.Duration, error) {
 	start := time.Now()
 	p, out, err := startProc(c.b.cfg.Exe, "server", c.logPath("server"),
-		c.serverEnv(),
-		[]string{"server", "--data-dir", c.dataDir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}, c.mon)
+		c.serverEnv(), c.serverArgs(grpcAddr, httpAddr), c.mon)
 	if err != nil {
 		return 0, err
 	}
@@ -119,8 +127,7 @@ func (c *Cluster) restartServer(ctx context.Context, kill bool) (stop, serving t
 	stop = time.Since(t0)
 	t1 := time.Now()
 	p, out, err := startProc(c.b.cfg.Exe, "server", c.logPath("server"),
-		c.serverEnv(),
-		[]string{"server", "--data-dir", c.dataDir, "--grpc-addr", c.grpcAddr, "--http-addr", c.httpAddr, "--log-level", "warn"}, c.mon)
+		c.serverEnv(), c.serverArgs(c.grpcAddr, c.httpAddr), c.mon)
 	if err != nil {
 		return stop, 0, err
 	}

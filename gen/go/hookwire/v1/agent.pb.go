@@ -498,7 +498,12 @@ type Assignment struct {
 	// Transport name.
 	Transport string `protobuf:"bytes,6,opt,name=transport,proto3" json:"transport,omitempty"`
 	// The fully prepared request, already signed.
-	Request       *v1.DeliveryRequest `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`
+	Request *v1.DeliveryRequest `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`
+	// W3C trace context of this attempt's "deliver" span on the control
+	// plane (https://www.w3.org/TR/trace-context/); empty when tracing is
+	// off. The agent continues it with its own span around the plugin call.
+	Traceparent   string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +585,20 @@ func (x *Assignment) GetRequest() *v1.DeliveryRequest {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *Assignment) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *Assignment) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
+	}
+	return ""
 }
 
 // Assignments is a batch of assignments.
@@ -1060,7 +1079,7 @@ const file_hookwire_v1_agent_proto_rawDesc = "" +
 	"\vserver_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"serverTime\x12,\n" +
 	"\x12honoured_lease_ids\x18\x02 \x03(\tR\x10honouredLeaseIds\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x03 \x01(\rR\x13heartbeatIntervalMs\"\x9b\x02\n" +
+	"\x15heartbeat_interval_ms\x18\x03 \x01(\rR\x13heartbeatIntervalMs\"\xdd\x02\n" +
 	"\n" +
 	"Assignment\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1f\n" +
@@ -1071,7 +1090,11 @@ const file_hookwire_v1_agent_proto_rawDesc = "" +
 	"deliveryId\x12\x18\n" +
 	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12\x1c\n" +
 	"\ttransport\x18\x06 \x01(\tR\ttransport\x12@\n" +
-	"\arequest\x18\a \x01(\v2&.hookwire.transport.v1.DeliveryRequestR\arequest\"<\n" +
+	"\arequest\x18\a \x01(\v2&.hookwire.transport.v1.DeliveryRequestR\arequest\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\t \x01(\tR\n" +
+	"tracestate\"<\n" +
 	"\vAssignments\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.hookwire.v1.AssignmentR\x05items\"\xbe\x01\n" +
 	"\x06Result\x12\x19\n" +

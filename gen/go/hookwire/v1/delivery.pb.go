@@ -138,6 +138,135 @@ func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
 	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{1}
 }
 
+// TailResult selects attempts by what they led to.
+type TailResult int32
+
+const (
+	// Everything (no result filter).
+	TailResult_TAIL_RESULT_UNSPECIFIED TailResult = 0
+	// Successful attempts.
+	TailResult_TAIL_RESULT_SUCCEEDED TailResult = 1
+	// Failed attempts, whether the delivery will be retried or is dead.
+	TailResult_TAIL_RESULT_FAILED TailResult = 2
+	// Failed attempts after which the delivery will be retried.
+	TailResult_TAIL_RESULT_RETRYING TailResult = 3
+	// Failed attempts after which the delivery is dead.
+	TailResult_TAIL_RESULT_DEAD TailResult = 4
+)
+
+// Enum value maps for TailResult.
+var (
+	TailResult_name = map[int32]string{
+		0: "TAIL_RESULT_UNSPECIFIED",
+		1: "TAIL_RESULT_SUCCEEDED",
+		2: "TAIL_RESULT_FAILED",
+		3: "TAIL_RESULT_RETRYING",
+		4: "TAIL_RESULT_DEAD",
+	}
+	TailResult_value = map[string]int32{
+		"TAIL_RESULT_UNSPECIFIED": 0,
+		"TAIL_RESULT_SUCCEEDED":   1,
+		"TAIL_RESULT_FAILED":      2,
+		"TAIL_RESULT_RETRYING":    3,
+		"TAIL_RESULT_DEAD":        4,
+	}
+)
+
+func (x TailResult) Enum() *TailResult {
+	p := new(TailResult)
+	*p = x
+	return p
+}
+
+func (x TailResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TailResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_delivery_proto_enumTypes[2].Descriptor()
+}
+
+func (TailResult) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_delivery_proto_enumTypes[2]
+}
+
+func (x TailResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TailResult.Descriptor instead.
+func (TailResult) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{2}
+}
+
+// TailEventKind says what happened to a delivery.
+type TailEventKind int32
+
+const (
+	TailEventKind_TAIL_EVENT_KIND_UNSPECIFIED TailEventKind = 0
+	// The delivery was created (an event was published or resent) and is
+	// durable; it is about to be attempted.
+	TailEventKind_TAIL_EVENT_KIND_CREATED TailEventKind = 1
+	// An attempt's result was recorded. delivery_status says what it led to:
+	// PENDING (a retry at next_attempt_time), SUCCEEDED or DEAD.
+	TailEventKind_TAIL_EVENT_KIND_ATTEMPT TailEventKind = 2
+	// The delivery was cancelled (by an operator, or because its
+	// subscription was deleted).
+	TailEventKind_TAIL_EVENT_KIND_CANCELLED TailEventKind = 3
+	// An operator retry or recover made the delivery due again.
+	TailEventKind_TAIL_EVENT_KIND_REQUEUED TailEventKind = 4
+	// This client read too slowly and missed `dropped` items; nothing else
+	// is set.
+	TailEventKind_TAIL_EVENT_KIND_DROPPED TailEventKind = 5
+)
+
+// Enum value maps for TailEventKind.
+var (
+	TailEventKind_name = map[int32]string{
+		0: "TAIL_EVENT_KIND_UNSPECIFIED",
+		1: "TAIL_EVENT_KIND_CREATED",
+		2: "TAIL_EVENT_KIND_ATTEMPT",
+		3: "TAIL_EVENT_KIND_CANCELLED",
+		4: "TAIL_EVENT_KIND_REQUEUED",
+		5: "TAIL_EVENT_KIND_DROPPED",
+	}
+	TailEventKind_value = map[string]int32{
+		"TAIL_EVENT_KIND_UNSPECIFIED": 0,
+		"TAIL_EVENT_KIND_CREATED":     1,
+		"TAIL_EVENT_KIND_ATTEMPT":     2,
+		"TAIL_EVENT_KIND_CANCELLED":   3,
+		"TAIL_EVENT_KIND_REQUEUED":    4,
+		"TAIL_EVENT_KIND_DROPPED":     5,
+	}
+)
+
+func (x TailEventKind) Enum() *TailEventKind {
+	p := new(TailEventKind)
+	*p = x
+	return p
+}
+
+func (x TailEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TailEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_delivery_proto_enumTypes[3].Descriptor()
+}
+
+func (TailEventKind) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_delivery_proto_enumTypes[3]
+}
+
+func (x TailEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TailEventKind.Descriptor instead.
+func (TailEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{3}
+}
+
 // RetryDeliveryRequest names a delivery.
 type RetryDeliveryRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1223,6 +1352,268 @@ func (x *ListAttemptsResponse) GetAttempts() []*Attempt {
 	return nil
 }
 
+// TailDeliveriesRequest says which tenant to tail and what to leave out.
+// Filters combine with AND.
+type TailDeliveriesRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Only deliveries to this subscription (sub_...).
+	SubscriptionId string `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Only deliveries of this event type: an exact name ("order.created") or
+	// a pattern as in subscriptions, where "*" matches one or more segments
+	// ("order.*").
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// Only attempts with this result (implies attempts_only).
+	Result TailResult `protobuf:"varint,4,opt,name=result,proto3,enum=hookwire.v1.TailResult" json:"result,omitempty"`
+	// Only attempts with one of these outcome classes (implies
+	// attempts_only).
+	Outcomes []v1.Outcome `protobuf:"varint,5,rep,packed,name=outcomes,proto3,enum=hookwire.transport.v1.Outcome" json:"outcomes,omitempty"`
+	// Only attempt results: leave out created, cancelled and re-queued
+	// deliveries.
+	AttemptsOnly  bool `protobuf:"varint,6,opt,name=attempts_only,json=attemptsOnly,proto3" json:"attempts_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailDeliveriesRequest) Reset() {
+	*x = TailDeliveriesRequest{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailDeliveriesRequest) ProtoMessage() {}
+
+func (x *TailDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*TailDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TailDeliveriesRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TailDeliveriesRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *TailDeliveriesRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *TailDeliveriesRequest) GetResult() TailResult {
+	if x != nil {
+		return x.Result
+	}
+	return TailResult_TAIL_RESULT_UNSPECIFIED
+}
+
+func (x *TailDeliveriesRequest) GetOutcomes() []v1.Outcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *TailDeliveriesRequest) GetAttemptsOnly() bool {
+	if x != nil {
+		return x.AttemptsOnly
+	}
+	return false
+}
+
+// TailDeliveriesResponse is one thing that happened to one delivery. It
+// carries no payload, headers or secrets.
+type TailDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  TailEventKind          `protobuf:"varint,1,opt,name=kind,proto3,enum=hookwire.v1.TailEventKind" json:"kind,omitempty"`
+	// When it happened (for attempts: when the result was recorded).
+	Time           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	DeliveryId     string                 `protobuf:"bytes,3,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	EventId        string                 `protobuf:"bytes,4,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType      string                 `protobuf:"bytes,5,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,6,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// The delivery's status after this happened.
+	DeliveryStatus DeliveryStatus `protobuf:"varint,7,opt,name=delivery_status,json=deliveryStatus,proto3,enum=hookwire.v1.DeliveryStatus" json:"delivery_status,omitempty"`
+	// Attempts: the attempt's number (1 for the first).
+	Attempt int32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Attempts: the outcome class, the target's status code (0 when there
+	// was no response), how long it took and the agent that made it.
+	Outcome    v1.Outcome           `protobuf:"varint,9,opt,name=outcome,proto3,enum=hookwire.transport.v1.Outcome" json:"outcome,omitempty"`
+	StatusCode int32                `protobuf:"varint,10,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Latency    *durationpb.Duration `protobuf:"bytes,11,opt,name=latency,proto3" json:"latency,omitempty"`
+	AgentId    string               `protobuf:"bytes,12,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The attempt's error, or why a delivery was cancelled; at most 512
+	// bytes.
+	Error string `protobuf:"bytes,13,opt,name=error,proto3" json:"error,omitempty"`
+	// Pending deliveries: when the next attempt is due.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Kind DROPPED: how many items this client missed.
+	Dropped       int64 `protobuf:"varint,15,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailDeliveriesResponse) Reset() {
+	*x = TailDeliveriesResponse{}
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailDeliveriesResponse) ProtoMessage() {}
+
+func (x *TailDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_delivery_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*TailDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_delivery_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TailDeliveriesResponse) GetKind() TailEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TailEventKind_TAIL_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *TailDeliveriesResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *TailDeliveriesResponse) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetDeliveryStatus() DeliveryStatus {
+	if x != nil {
+		return x.DeliveryStatus
+	}
+	return DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *TailDeliveriesResponse) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TailDeliveriesResponse) GetOutcome() v1.Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return v1.Outcome(0)
+}
+
+func (x *TailDeliveriesResponse) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *TailDeliveriesResponse) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *TailDeliveriesResponse) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TailDeliveriesResponse) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *TailDeliveriesResponse) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 var File_hookwire_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_delivery_proto_rawDesc = "" +
@@ -1332,7 +1723,35 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\n" +
 	"deliveryId\"H\n" +
 	"\x14ListAttemptsResponse\x120\n" +
-	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts*^\n" +
+	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts\"\xeb\x02\n" +
+	"\x15TailDeliveriesRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12Y\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tB:\xbaH7r5\x18\x80\x0220^$|^(\\*|[A-Za-z0-9_-]+)(\\.(\\*|[A-Za-z0-9_-]+))*$R\teventType\x129\n" +
+	"\x06result\x18\x04 \x01(\x0e2\x17.hookwire.v1.TailResultB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06result\x12M\n" +
+	"\boutcomes\x18\x05 \x03(\x0e2\x1e.hookwire.transport.v1.OutcomeB\x11\xbaH\x0e\x92\x01\v\x10\x10\"\a\x82\x01\x04\x10\x01 \x00R\boutcomes\x12#\n" +
+	"\rattempts_only\x18\x06 \x01(\bR\fattemptsOnly\"\xff\x04\n" +
+	"\x16TailDeliveriesResponse\x12.\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.hookwire.v1.TailEventKindR\x04kind\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
+	"\vdelivery_id\x18\x03 \x01(\tR\n" +
+	"deliveryId\x12\x19\n" +
+	"\bevent_id\x18\x04 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x05 \x01(\tR\teventType\x12'\n" +
+	"\x0fsubscription_id\x18\x06 \x01(\tR\x0esubscriptionId\x12D\n" +
+	"\x0fdelivery_status\x18\a \x01(\x0e2\x1b.hookwire.v1.DeliveryStatusR\x0edeliveryStatus\x12\x18\n" +
+	"\aattempt\x18\b \x01(\x05R\aattempt\x128\n" +
+	"\aoutcome\x18\t \x01(\x0e2\x1e.hookwire.transport.v1.OutcomeR\aoutcome\x12\x1f\n" +
+	"\vstatus_code\x18\n" +
+	" \x01(\x05R\n" +
+	"statusCode\x123\n" +
+	"\alatency\x18\v \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x19\n" +
+	"\bagent_id\x18\f \x01(\tR\aagentId\x12\x14\n" +
+	"\x05error\x18\r \x01(\tR\x05error\x12F\n" +
+	"\x11next_attempt_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x18\n" +
+	"\adropped\x18\x0f \x01(\x03R\adropped*^\n" +
 	"\fRecoverScope\x12\x1d\n" +
 	"\x19RECOVER_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RECOVER_SCOPE_FAILED\x10\x01\x12\x15\n" +
@@ -1342,7 +1761,22 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x02\x12\x18\n" +
 	"\x14DELIVERY_STATUS_DEAD\x10\x03\x12\x1d\n" +
-	"\x19DELIVERY_STATUS_CANCELLED\x10\x042\xc6\t\n" +
+	"\x19DELIVERY_STATUS_CANCELLED\x10\x04*\x8c\x01\n" +
+	"\n" +
+	"TailResult\x12\x1b\n" +
+	"\x17TAIL_RESULT_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15TAIL_RESULT_SUCCEEDED\x10\x01\x12\x16\n" +
+	"\x12TAIL_RESULT_FAILED\x10\x02\x12\x18\n" +
+	"\x14TAIL_RESULT_RETRYING\x10\x03\x12\x14\n" +
+	"\x10TAIL_RESULT_DEAD\x10\x04*\xc4\x01\n" +
+	"\rTailEventKind\x12\x1f\n" +
+	"\x1bTAIL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17TAIL_EVENT_KIND_CREATED\x10\x01\x12\x1b\n" +
+	"\x17TAIL_EVENT_KIND_ATTEMPT\x10\x02\x12\x1d\n" +
+	"\x19TAIL_EVENT_KIND_CANCELLED\x10\x03\x12\x1c\n" +
+	"\x18TAIL_EVENT_KIND_REQUEUED\x10\x04\x12\x1b\n" +
+	"\x17TAIL_EVENT_KIND_DROPPED\x10\x052\xd2\n" +
+	"\n" +
 	"\x0fDeliveryService\x12\x82\x01\n" +
 	"\x0eListDeliveries\x12\".hookwire.v1.ListDeliveriesRequest\x1a#.hookwire.v1.ListDeliveriesResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/tenants/{tenant}/deliveries\x12s\n" +
 	"\vGetDelivery\x12\x1f.hookwire.v1.GetDeliveryRequest\x1a\x15.hookwire.v1.Delivery\",\x82\xd3\xe4\x93\x02&\x12$/v1/tenants/{tenant}/deliveries/{id}\x12\x93\x01\n" +
@@ -1352,7 +1786,8 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\vResendEvent\x12\x1f.hookwire.v1.ResendEventRequest\x1a\x15.hookwire.v1.Delivery\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/tenants/{tenant}/events/{event_id}:resend\x12\x9b\x01\n" +
 	"\x11RecoverDeliveries\x12%.hookwire.v1.RecoverDeliveriesRequest\x1a\x16.hookwire.v1.Operation\"G\x82\xd3\xe4\x93\x02A:\x01*\"</v1/tenants/{tenant}/subscriptions/{subscription_id}:recover\x12v\n" +
 	"\fGetOperation\x12 .hookwire.v1.GetOperationRequest\x1a\x16.hookwire.v1.Operation\",\x82\xd3\xe4\x93\x02&\x12$/v1/tenants/{tenant}/operations/{id}\x12\x82\x01\n" +
-	"\x0eWatchOperation\x12\".hookwire.v1.WatchOperationRequest\x1a\x16.hookwire.v1.Operation\"2\x82\xd3\xe4\x93\x02,\x12*/v1/tenants/{tenant}/operations/{id}:watch0\x01B<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
+	"\x0eWatchOperation\x12\".hookwire.v1.WatchOperationRequest\x1a\x16.hookwire.v1.Operation\"2\x82\xd3\xe4\x93\x02,\x12*/v1/tenants/{tenant}/operations/{id}:watch0\x01\x12\x89\x01\n" +
+	"\x0eTailDeliveries\x12\".hookwire.v1.TailDeliveriesRequest\x1a#.hookwire.v1.TailDeliveriesResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/tenants/{tenant}/deliveries:tail0\x01B<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
 
 var (
 	file_hookwire_v1_delivery_proto_rawDescOnce sync.Once
@@ -1366,73 +1801,87 @@ func file_hookwire_v1_delivery_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_delivery_proto_rawDescData
 }
 
-var file_hookwire_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_hookwire_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_hookwire_v1_delivery_proto_goTypes = []any{
 	(RecoverScope)(0),                // 0: hookwire.v1.RecoverScope
 	(DeliveryStatus)(0),              // 1: hookwire.v1.DeliveryStatus
-	(*RetryDeliveryRequest)(nil),     // 2: hookwire.v1.RetryDeliveryRequest
-	(*CancelDeliveryRequest)(nil),    // 3: hookwire.v1.CancelDeliveryRequest
-	(*ResendEventRequest)(nil),       // 4: hookwire.v1.ResendEventRequest
-	(*RecoverDeliveriesRequest)(nil), // 5: hookwire.v1.RecoverDeliveriesRequest
-	(*Operation)(nil),                // 6: hookwire.v1.Operation
-	(*GetOperationRequest)(nil),      // 7: hookwire.v1.GetOperationRequest
-	(*WatchOperationRequest)(nil),    // 8: hookwire.v1.WatchOperationRequest
-	(*Delivery)(nil),                 // 9: hookwire.v1.Delivery
-	(*Attempt)(nil),                  // 10: hookwire.v1.Attempt
-	(*ListDeliveriesRequest)(nil),    // 11: hookwire.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),   // 12: hookwire.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),       // 13: hookwire.v1.GetDeliveryRequest
-	(*ListAttemptsRequest)(nil),      // 14: hookwire.v1.ListAttemptsRequest
-	(*ListAttemptsResponse)(nil),     // 15: hookwire.v1.ListAttemptsResponse
-	nil,                              // 16: hookwire.v1.Attempt.ResponseHeadersEntry
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(v1.Outcome)(0),                  // 18: hookwire.transport.v1.Outcome
-	(*durationpb.Duration)(nil),      // 19: google.protobuf.Duration
+	(TailResult)(0),                  // 2: hookwire.v1.TailResult
+	(TailEventKind)(0),               // 3: hookwire.v1.TailEventKind
+	(*RetryDeliveryRequest)(nil),     // 4: hookwire.v1.RetryDeliveryRequest
+	(*CancelDeliveryRequest)(nil),    // 5: hookwire.v1.CancelDeliveryRequest
+	(*ResendEventRequest)(nil),       // 6: hookwire.v1.ResendEventRequest
+	(*RecoverDeliveriesRequest)(nil), // 7: hookwire.v1.RecoverDeliveriesRequest
+	(*Operation)(nil),                // 8: hookwire.v1.Operation
+	(*GetOperationRequest)(nil),      // 9: hookwire.v1.GetOperationRequest
+	(*WatchOperationRequest)(nil),    // 10: hookwire.v1.WatchOperationRequest
+	(*Delivery)(nil),                 // 11: hookwire.v1.Delivery
+	(*Attempt)(nil),                  // 12: hookwire.v1.Attempt
+	(*ListDeliveriesRequest)(nil),    // 13: hookwire.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),   // 14: hookwire.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),       // 15: hookwire.v1.GetDeliveryRequest
+	(*ListAttemptsRequest)(nil),      // 16: hookwire.v1.ListAttemptsRequest
+	(*ListAttemptsResponse)(nil),     // 17: hookwire.v1.ListAttemptsResponse
+	(*TailDeliveriesRequest)(nil),    // 18: hookwire.v1.TailDeliveriesRequest
+	(*TailDeliveriesResponse)(nil),   // 19: hookwire.v1.TailDeliveriesResponse
+	nil,                              // 20: hookwire.v1.Attempt.ResponseHeadersEntry
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(v1.Outcome)(0),                  // 22: hookwire.transport.v1.Outcome
+	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
 }
 var file_hookwire_v1_delivery_proto_depIdxs = []int32{
-	17, // 0: hookwire.v1.RecoverDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	17, // 1: hookwire.v1.RecoverDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	21, // 0: hookwire.v1.RecoverDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 1: hookwire.v1.RecoverDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: hookwire.v1.RecoverDeliveriesRequest.scope:type_name -> hookwire.v1.RecoverScope
-	17, // 3: hookwire.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
-	17, // 4: hookwire.v1.Operation.update_time:type_name -> google.protobuf.Timestamp
+	21, // 3: hookwire.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
+	21, // 4: hookwire.v1.Operation.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: hookwire.v1.Delivery.status:type_name -> hookwire.v1.DeliveryStatus
-	17, // 6: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	17, // 7: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	17, // 8: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	18, // 9: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
-	17, // 10: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	19, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	18, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
-	16, // 13: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
+	21, // 6: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	21, // 7: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	21, // 8: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	22, // 9: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
+	21, // 10: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	23, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	22, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
+	20, // 13: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
 	1,  // 14: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
-	17, // 15: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	17, // 16: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	9,  // 17: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
-	10, // 18: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
-	11, // 19: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
-	13, // 20: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
-	14, // 21: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
-	2,  // 22: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
-	3,  // 23: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
-	4,  // 24: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
-	5,  // 25: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
-	7,  // 26: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
-	8,  // 27: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
-	12, // 28: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
-	9,  // 29: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
-	15, // 30: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
-	9,  // 31: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
-	9,  // 32: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
-	9,  // 33: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
-	6,  // 34: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
-	6,  // 35: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
-	6,  // 36: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	21, // 15: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 16: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	11, // 17: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
+	12, // 18: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
+	2,  // 19: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
+	22, // 20: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
+	3,  // 21: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
+	21, // 22: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 23: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
+	22, // 24: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
+	23, // 25: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
+	21, // 26: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
+	13, // 27: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
+	15, // 28: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
+	16, // 29: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
+	4,  // 30: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
+	5,  // 31: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
+	6,  // 32: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
+	7,  // 33: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
+	9,  // 34: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
+	10, // 35: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
+	18, // 36: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
+	14, // 37: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
+	11, // 38: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
+	17, // 39: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
+	11, // 40: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
+	11, // 41: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
+	11, // 42: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
+	8,  // 43: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
+	8,  // 44: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
+	8,  // 45: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
+	19, // 46: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_delivery_proto_init() }
@@ -1445,8 +1894,8 @@ func file_hookwire_v1_delivery_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_delivery_proto_rawDesc), len(file_hookwire_v1_delivery_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   15,
+			NumEnums:      4,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

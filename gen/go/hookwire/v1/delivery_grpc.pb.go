@@ -28,6 +28,7 @@ const (
 	DeliveryService_RecoverDeliveries_FullMethodName = "/hookwire.v1.DeliveryService/RecoverDeliveries"
 	DeliveryService_GetOperation_FullMethodName      = "/hookwire.v1.DeliveryService/GetOperation"
 	DeliveryService_WatchOperation_FullMethodName    = "/hookwire.v1.DeliveryService/WatchOperation"
+	DeliveryService_TailDeliveries_FullMethodName    = "/hookwire.v1.DeliveryService/TailDeliveries"
 )
 
 // DeliveryServiceClient is the client API for DeliveryService service.
@@ -58,6 +59,13 @@ type DeliveryServiceClient interface {
 	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error)
 	// WatchOperation streams an operation's progress until it is done.
 	WatchOperation(ctx context.Context, in *WatchOperationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Operation], error)
+	// TailDeliveries streams what happens to a tenant's deliveries from now
+	// on (created, attempted, cancelled, re-queued), filtered, until the
+	// client goes away. Nothing is replayed: use ListDeliveries for the past.
+	// A client that reads too slowly is not waited for: it gets an item of
+	// kind DROPPED saying how many items it missed. Over REST the stream is
+	// newline-delimited JSON, one {"result": {...}} object per line.
+	TailDeliveries(ctx context.Context, in *TailDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDeliveriesResponse], error)
 }
 
 type deliveryServiceClient struct {
@@ -167,6 +175,25 @@ func (c *deliveryServiceClient) WatchOperation(ctx context.Context, in *WatchOpe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DeliveryService_WatchOperationClient = grpc.ServerStreamingClient[Operation]
 
+func (c *deliveryServiceClient) TailDeliveries(ctx context.Context, in *TailDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDeliveriesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DeliveryService_ServiceDesc.Streams[1], DeliveryService_TailDeliveries_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailDeliveriesRequest, TailDeliveriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeliveryService_TailDeliveriesClient = grpc.ServerStreamingClient[TailDeliveriesResponse]
+
 // DeliveryServiceServer is the server API for DeliveryService service.
 // All implementations must embed UnimplementedDeliveryServiceServer
 // for forward compatibility.
@@ -195,6 +222,13 @@ type DeliveryServiceServer interface {
 	GetOperation(context.Context, *GetOperationRequest) (*Operation, error)
 	// WatchOperation streams an operation's progress until it is done.
 	WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[Operation]) error
+	// TailDeliveries streams what happens to a tenant's deliveries from now
+	// on (created, attempted, cancelled, re-queued), filtered, until the
+	// client goes away. Nothing is replayed: use ListDeliveries for the past.
+	// A client that reads too slowly is not waited for: it gets an item of
+	// kind DROPPED saying how many items it missed. Over REST the stream is
+	// newline-delimited JSON, one {"result": {...}} object per line.
+	TailDeliveries(*TailDeliveriesRequest, grpc.ServerStreamingServer[TailDeliveriesResponse]) error
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
 
@@ -231,6 +265,9 @@ func (UnimplementedDeliveryServiceServer) GetOperation(context.Context, *GetOper
 }
 func (UnimplementedDeliveryServiceServer) WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[Operation]) error {
 	return status.Error(codes.Unimplemented, "method WatchOperation not implemented")
+}
+func (UnimplementedDeliveryServiceServer) TailDeliveries(*TailDeliveriesRequest, grpc.ServerStreamingServer[TailDeliveriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method TailDeliveries not implemented")
 }
 func (UnimplementedDeliveryServiceServer) mustEmbedUnimplementedDeliveryServiceServer() {}
 func (UnimplementedDeliveryServiceServer) testEmbeddedByValue()                         {}
@@ -408,6 +445,17 @@ func _DeliveryService_WatchOperation_Handler(srv interface{}, stream grpc.Server
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DeliveryService_WatchOperationServer = grpc.ServerStreamingServer[Operation]
 
+func _DeliveryService_TailDeliveries_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailDeliveriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DeliveryServiceServer).TailDeliveries(m, &grpc.GenericServerStream[TailDeliveriesRequest, TailDeliveriesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeliveryService_TailDeliveriesServer = grpc.ServerStreamingServer[TailDeliveriesResponse]
+
 // DeliveryService_ServiceDesc is the grpc.ServiceDesc for DeliveryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -452,6 +500,11 @@ var DeliveryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchOperation",
 			Handler:       _DeliveryService_WatchOperation_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "TailDeliveries",
+			Handler:       _DeliveryService_TailDeliveries_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -37,8 +37,11 @@ type Event struct {
 	// Payload bytes, delivered unchanged. Over REST: any JSON value.
 	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// MIME type of payload; default application/json.
-	ContentType string            `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	Metadata    map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Up to 50 pairs, visible to subscription filters as metadata["key"].
+	// Keys: letters, digits and _ . : / - (at most 128); values: at most 1024
+	// bytes without control characters other than tab.
+	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the control plane accepted the event.
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// A publish carrying a key already used in this tenant (within the
@@ -428,14 +431,14 @@ var File_hookwire_v1_event_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
+	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12C\n" +
 	"\x04type\x18\x03 \x01(\tB/\xbaH,r*\x10\x01\x18\x80\x012#^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$R\x04type\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12+\n" +
-	"\fcontent_type\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vcontentType\x12V\n" +
-	"\bmetadata\x18\x06 \x03(\v2 .hookwire.v1.Event.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x102\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x12=\n" +
+	"\fcontent_type\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vcontentType\x12k\n" +
+	"\bmetadata\x18\x06 \x03(\v2 .hookwire.v1.Event.MetadataEntryB-\xbaH*\x9a\x01'\x102\"\x1cr\x1a\x10\x01\x18\x80\x012\x13^[A-Za-z0-9_.:/-]+$*\x05r\x03\x18\x80\bR\bmetadata\x12=\n" +
 	"\freceive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x121\n" +
 	"\x0fidempotency_key\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\x12+\n" +
 	"\fordering_key\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vorderingKey\x1a;\n" +

@@ -202,7 +202,24 @@ type Target struct {
 	// {"url": "https://example.com/hook"}.
 	Config *structpb.Struct `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// Upper bound for one attempt. Default 30s, at most 5m.
-	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Extra headers sent with every attempt by transports that have headers
+	// (http: request headers), e.g. {"x-team": "billing"}. Names are HTTP
+	// tokens (RFC 9110) and case-insensitive; values may not contain control
+	// characters other than tab. Names Hookwire sets itself are refused:
+	// webhook-id, webhook-timestamp, webhook-signature, content-type,
+	// content-length, host, traceparent, tracestate, transfer-encoding,
+	// connection and the other hop-by-hop headers. At most 32 headers of 8 KiB
+	// in all.
+	//
+	// Values are treated as secrets (they may be credentials such as an
+	// Authorization token): stored only encrypted under the master key, and
+	// never shown again — every response (including the create's) and every
+	// audit record shows each name with the value "<redacted>". An update
+	// with the field mask "target.headers" (or "target") replaces the whole
+	// set; a value of "<redacted>" keeps the stored value of that header, so
+	// a subscription read with Get can be sent back unchanged.
+	Headers       map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +271,13 @@ func (x *Target) GetConfig() *structpb.Struct {
 func (x *Target) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Target) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
 	}
 	return nil
 }
@@ -1410,12 +1434,16 @@ var File_hookwire_v1_subscription_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehookwire/v1/subscription.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n" +
+	"\x1ehookwire/v1/subscription.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
 	"\x06Target\x12;\n" +
 	"\ttransport\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18@2\x12^[a-z][a-z0-9_-]*$R\ttransport\x127\n" +
 	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x06\xbaH\x03\xc8\x01\x01R\x06config\x12B\n" +
 	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
-	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\"\xc0\t\n" +
+	"\xaa\x01\a\"\x03\b\xac\x022\x00R\atimeout\x12T\n" +
+	"\aheaders\x18\x04 \x03(\v2 .hookwire.v1.Target.HeadersEntryB\x18\xbaH\x15\x9a\x01\x12\x10 \"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80 R\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\t\n" +
 	"\fSubscription\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1540,7 +1568,7 @@ func file_hookwire_v1_subscription_proto_rawDescGZIP() []byte {
 }
 
 var file_hookwire_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_hookwire_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_hookwire_v1_subscription_proto_goTypes = []any{
 	(SubscriptionStatus)(0),                  // 0: hookwire.v1.SubscriptionStatus
 	(SignatureScheme)(0),                     // 1: hookwire.v1.SignatureScheme
@@ -1562,63 +1590,65 @@ var file_hookwire_v1_subscription_proto_goTypes = []any{
 	(*ResumeSubscriptionRequest)(nil),        // 17: hookwire.v1.ResumeSubscriptionRequest
 	(*RotateSubscriptionSecretRequest)(nil),  // 18: hookwire.v1.RotateSubscriptionSecretRequest
 	(*RotateSubscriptionSecretResponse)(nil), // 19: hookwire.v1.RotateSubscriptionSecretResponse
-	nil,                                      // 20: hookwire.v1.Subscription.MetadataEntry
-	(*structpb.Struct)(nil),                  // 21: google.protobuf.Struct
-	(*durationpb.Duration)(nil),              // 22: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),            // 24: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),                    // 25: google.protobuf.Empty
+	nil,                                      // 20: hookwire.v1.Target.HeadersEntry
+	nil,                                      // 21: hookwire.v1.Subscription.MetadataEntry
+	(*structpb.Struct)(nil),                  // 22: google.protobuf.Struct
+	(*durationpb.Duration)(nil),              // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),            // 24: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),            // 25: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),                    // 26: google.protobuf.Empty
 }
 var file_hookwire_v1_subscription_proto_depIdxs = []int32{
-	21, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
-	22, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
-	3,  // 2: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
-	0,  // 3: hookwire.v1.Subscription.status:type_name -> hookwire.v1.SubscriptionStatus
-	20, // 4: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
-	23, // 5: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	23, // 6: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: hookwire.v1.Subscription.retry_policy:type_name -> hookwire.v1.RetryPolicy
-	8,  // 8: hookwire.v1.Subscription.flow_control:type_name -> hookwire.v1.FlowControl
-	9,  // 9: hookwire.v1.Subscription.circuit_breaker:type_name -> hookwire.v1.CircuitBreaker
-	2,  // 10: hookwire.v1.Subscription.circuit_state:type_name -> hookwire.v1.CircuitState
-	23, // 11: hookwire.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
-	1,  // 12: hookwire.v1.Subscription.signature_scheme:type_name -> hookwire.v1.SignatureScheme
-	6,  // 13: hookwire.v1.RetryPolicy.schedule:type_name -> hookwire.v1.RetrySchedule
-	7,  // 14: hookwire.v1.RetryPolicy.exponential:type_name -> hookwire.v1.ExponentialBackoff
-	22, // 15: hookwire.v1.RetrySchedule.delays:type_name -> google.protobuf.Duration
-	22, // 16: hookwire.v1.ExponentialBackoff.base:type_name -> google.protobuf.Duration
-	22, // 17: hookwire.v1.ExponentialBackoff.cap:type_name -> google.protobuf.Duration
-	22, // 18: hookwire.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
-	22, // 19: hookwire.v1.CircuitBreaker.cooldown:type_name -> google.protobuf.Duration
-	4,  // 20: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	4,  // 21: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
-	4,  // 22: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
-	24, // 23: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	22, // 24: hookwire.v1.RotateSubscriptionSecretRequest.overlap:type_name -> google.protobuf.Duration
-	1,  // 25: hookwire.v1.RotateSubscriptionSecretRequest.scheme:type_name -> hookwire.v1.SignatureScheme
-	4,  // 26: hookwire.v1.RotateSubscriptionSecretResponse.subscription:type_name -> hookwire.v1.Subscription
-	23, // 27: hookwire.v1.RotateSubscriptionSecretResponse.previous_keys_expire_time:type_name -> google.protobuf.Timestamp
-	10, // 28: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
-	11, // 29: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
-	12, // 30: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
-	14, // 31: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
-	15, // 32: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
-	16, // 33: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
-	17, // 34: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
-	18, // 35: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:input_type -> hookwire.v1.RotateSubscriptionSecretRequest
-	4,  // 36: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
-	4,  // 37: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
-	13, // 38: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
-	4,  // 39: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
-	25, // 40: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
-	4,  // 41: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
-	4,  // 42: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
-	19, // 43: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:output_type -> hookwire.v1.RotateSubscriptionSecretResponse
-	36, // [36:44] is the sub-list for method output_type
-	28, // [28:36] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 0: hookwire.v1.Target.config:type_name -> google.protobuf.Struct
+	23, // 1: hookwire.v1.Target.timeout:type_name -> google.protobuf.Duration
+	20, // 2: hookwire.v1.Target.headers:type_name -> hookwire.v1.Target.HeadersEntry
+	3,  // 3: hookwire.v1.Subscription.target:type_name -> hookwire.v1.Target
+	0,  // 4: hookwire.v1.Subscription.status:type_name -> hookwire.v1.SubscriptionStatus
+	21, // 5: hookwire.v1.Subscription.metadata:type_name -> hookwire.v1.Subscription.MetadataEntry
+	24, // 6: hookwire.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	24, // 7: hookwire.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 8: hookwire.v1.Subscription.retry_policy:type_name -> hookwire.v1.RetryPolicy
+	8,  // 9: hookwire.v1.Subscription.flow_control:type_name -> hookwire.v1.FlowControl
+	9,  // 10: hookwire.v1.Subscription.circuit_breaker:type_name -> hookwire.v1.CircuitBreaker
+	2,  // 11: hookwire.v1.Subscription.circuit_state:type_name -> hookwire.v1.CircuitState
+	24, // 12: hookwire.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	1,  // 13: hookwire.v1.Subscription.signature_scheme:type_name -> hookwire.v1.SignatureScheme
+	6,  // 14: hookwire.v1.RetryPolicy.schedule:type_name -> hookwire.v1.RetrySchedule
+	7,  // 15: hookwire.v1.RetryPolicy.exponential:type_name -> hookwire.v1.ExponentialBackoff
+	23, // 16: hookwire.v1.RetrySchedule.delays:type_name -> google.protobuf.Duration
+	23, // 17: hookwire.v1.ExponentialBackoff.base:type_name -> google.protobuf.Duration
+	23, // 18: hookwire.v1.ExponentialBackoff.cap:type_name -> google.protobuf.Duration
+	23, // 19: hookwire.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	23, // 20: hookwire.v1.CircuitBreaker.cooldown:type_name -> google.protobuf.Duration
+	4,  // 21: hookwire.v1.CreateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	4,  // 22: hookwire.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookwire.v1.Subscription
+	4,  // 23: hookwire.v1.UpdateSubscriptionRequest.subscription:type_name -> hookwire.v1.Subscription
+	25, // 24: hookwire.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 25: hookwire.v1.RotateSubscriptionSecretRequest.overlap:type_name -> google.protobuf.Duration
+	1,  // 26: hookwire.v1.RotateSubscriptionSecretRequest.scheme:type_name -> hookwire.v1.SignatureScheme
+	4,  // 27: hookwire.v1.RotateSubscriptionSecretResponse.subscription:type_name -> hookwire.v1.Subscription
+	24, // 28: hookwire.v1.RotateSubscriptionSecretResponse.previous_keys_expire_time:type_name -> google.protobuf.Timestamp
+	10, // 29: hookwire.v1.SubscriptionService.CreateSubscription:input_type -> hookwire.v1.CreateSubscriptionRequest
+	11, // 30: hookwire.v1.SubscriptionService.GetSubscription:input_type -> hookwire.v1.GetSubscriptionRequest
+	12, // 31: hookwire.v1.SubscriptionService.ListSubscriptions:input_type -> hookwire.v1.ListSubscriptionsRequest
+	14, // 32: hookwire.v1.SubscriptionService.UpdateSubscription:input_type -> hookwire.v1.UpdateSubscriptionRequest
+	15, // 33: hookwire.v1.SubscriptionService.DeleteSubscription:input_type -> hookwire.v1.DeleteSubscriptionRequest
+	16, // 34: hookwire.v1.SubscriptionService.PauseSubscription:input_type -> hookwire.v1.PauseSubscriptionRequest
+	17, // 35: hookwire.v1.SubscriptionService.ResumeSubscription:input_type -> hookwire.v1.ResumeSubscriptionRequest
+	18, // 36: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:input_type -> hookwire.v1.RotateSubscriptionSecretRequest
+	4,  // 37: hookwire.v1.SubscriptionService.CreateSubscription:output_type -> hookwire.v1.Subscription
+	4,  // 38: hookwire.v1.SubscriptionService.GetSubscription:output_type -> hookwire.v1.Subscription
+	13, // 39: hookwire.v1.SubscriptionService.ListSubscriptions:output_type -> hookwire.v1.ListSubscriptionsResponse
+	4,  // 40: hookwire.v1.SubscriptionService.UpdateSubscription:output_type -> hookwire.v1.Subscription
+	26, // 41: hookwire.v1.SubscriptionService.DeleteSubscription:output_type -> google.protobuf.Empty
+	4,  // 42: hookwire.v1.SubscriptionService.PauseSubscription:output_type -> hookwire.v1.Subscription
+	4,  // 43: hookwire.v1.SubscriptionService.ResumeSubscription:output_type -> hookwire.v1.Subscription
+	19, // 44: hookwire.v1.SubscriptionService.RotateSubscriptionSecret:output_type -> hookwire.v1.RotateSubscriptionSecretResponse
+	37, // [37:45] is the sub-list for method output_type
+	29, // [29:37] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_subscription_proto_init() }
@@ -1636,7 +1666,7 @@ func file_hookwire_v1_subscription_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_subscription_proto_rawDesc), len(file_hookwire_v1_subscription_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,13 +34,19 @@ const (
 // belongs to exactly one tenant. Creating, listing and deleting tenants needs
 // an admin key; a tenant key may read its own tenant.
 type TenantServiceClient interface {
-	// CreateTenant creates a tenant with a caller-chosen id.
+	// CreateTenant creates a tenant with a caller-chosen id. The id of a
+	// deleted tenant is refused (FAILED_PRECONDITION) until the deletion has
+	// finished purging the old tenant's records; retry later.
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*Tenant, error)
 	// GetTenant returns one tenant.
 	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*Tenant, error)
 	// ListTenants lists tenants in id order.
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
-	// DeleteTenant deletes a tenant that has no subscriptions left.
+	// DeleteTenant deletes a tenant that has no subscriptions left, with its
+	// API keys at once. Its events, deliveries, attempts, idempotency keys
+	// and audit events are purged in the background (the deletion itself
+	// stays in the global audit log, tenant "-"); until that is done the id
+	// cannot be created again.
 	DeleteTenant(ctx context.Context, in *DeleteTenantRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
@@ -100,13 +106,19 @@ func (c *tenantServiceClient) DeleteTenant(ctx context.Context, in *DeleteTenant
 // belongs to exactly one tenant. Creating, listing and deleting tenants needs
 // an admin key; a tenant key may read its own tenant.
 type TenantServiceServer interface {
-	// CreateTenant creates a tenant with a caller-chosen id.
+	// CreateTenant creates a tenant with a caller-chosen id. The id of a
+	// deleted tenant is refused (FAILED_PRECONDITION) until the deletion has
+	// finished purging the old tenant's records; retry later.
 	CreateTenant(context.Context, *CreateTenantRequest) (*Tenant, error)
 	// GetTenant returns one tenant.
 	GetTenant(context.Context, *GetTenantRequest) (*Tenant, error)
 	// ListTenants lists tenants in id order.
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
-	// DeleteTenant deletes a tenant that has no subscriptions left.
+	// DeleteTenant deletes a tenant that has no subscriptions left, with its
+	// API keys at once. Its events, deliveries, attempts, idempotency keys
+	// and audit events are purged in the background (the deletion itself
+	// stays in the global audit log, tenant "-"); until that is done the id
+	// cannot be created again.
 	DeleteTenant(context.Context, *DeleteTenantRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedTenantServiceServer()
 }

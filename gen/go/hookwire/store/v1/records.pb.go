@@ -103,9 +103,16 @@ func (x *SigningKey) GetScheme() v1.SignatureScheme {
 
 // SubscriptionRecord is a subscription with its signing keys.
 type SubscriptionRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subscription  *v1.Subscription       `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
-	SigningKeys   []*SigningKey          `protobuf:"bytes,2,rep,name=signing_keys,json=signingKeys,proto3" json:"signing_keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription as the API shows it. Its target.headers keep the
+	// header names only: every value is "<redacted>" (catalog.RedactedValue);
+	// the values are in sealed_headers.
+	Subscription *v1.Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	SigningKeys  []*SigningKey    `protobuf:"bytes,2,rep,name=signing_keys,json=signingKeys,proto3" json:"signing_keys,omitempty"`
+	// The values of the custom target headers, which may carry credentials
+	// (an Authorization token), sealed under the master key; one per name of
+	// subscription.target.headers.
+	SealedHeaders []*SealedHeader `protobuf:"bytes,3,rep,name=sealed_headers,json=sealedHeaders,proto3" json:"sealed_headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -154,6 +161,145 @@ func (x *SubscriptionRecord) GetSigningKeys() []*SigningKey {
 	return nil
 }
 
+func (x *SubscriptionRecord) GetSealedHeaders() []*SealedHeader {
+	if x != nil {
+		return x.SealedHeaders
+	}
+	return nil
+}
+
+// SealedHeader is one custom target header with its value sealed.
+type SealedHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The header name as given (a key of subscription.target.headers).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The value sealed by the secrets keyring, with associated data
+	// "target-header/<tenant>/<subscription id>/<name>".
+	SealedValue   []byte `protobuf:"bytes,2,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedHeader) Reset() {
+	*x = SealedHeader{}
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedHeader) ProtoMessage() {}
+
+func (x *SealedHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedHeader.ProtoReflect.Descriptor instead.
+func (*SealedHeader) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SealedHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SealedHeader) GetSealedValue() []byte {
+	if x != nil {
+		return x.SealedValue
+	}
+	return nil
+}
+
+// TenantPurge is the tombstone of a deleted tenant whose records (events,
+// deliveries, attempts, idempotency keys, audit events) are still being
+// purged in the background. While it exists the tenant id cannot be
+// created again.
+type TenantPurge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the tenant was deleted and when it had been created (Unix
+	// nanoseconds). The tenant's events are not older than its creation.
+	DeleteUnixNanos int64 `protobuf:"varint,1,opt,name=delete_unix_nanos,json=deleteUnixNanos,proto3" json:"delete_unix_nanos,omitempty"`
+	CreateUnixNanos int64 `protobuf:"varint,2,opt,name=create_unix_nanos,json=createUnixNanos,proto3" json:"create_unix_nanos,omitempty"`
+	// The last event id the purge has examined (resume after it), and
+	// whether every event has been examined.
+	EventsAfter   []byte `protobuf:"bytes,3,opt,name=events_after,json=eventsAfter,proto3" json:"events_after,omitempty"`
+	EventsDone    bool   `protobuf:"varint,4,opt,name=events_done,json=eventsDone,proto3" json:"events_done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantPurge) Reset() {
+	*x = TenantPurge{}
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantPurge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantPurge) ProtoMessage() {}
+
+func (x *TenantPurge) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantPurge.ProtoReflect.Descriptor instead.
+func (*TenantPurge) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TenantPurge) GetDeleteUnixNanos() int64 {
+	if x != nil {
+		return x.DeleteUnixNanos
+	}
+	return 0
+}
+
+func (x *TenantPurge) GetCreateUnixNanos() int64 {
+	if x != nil {
+		return x.CreateUnixNanos
+	}
+	return 0
+}
+
+func (x *TenantPurge) GetEventsAfter() []byte {
+	if x != nil {
+		return x.EventsAfter
+	}
+	return nil
+}
+
+func (x *TenantPurge) GetEventsDone() bool {
+	if x != nil {
+		return x.EventsDone
+	}
+	return false
+}
+
 // ApiKeyRecord is an API key with the hash of its secret part.
 type ApiKeyRecord struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -166,7 +312,7 @@ type ApiKeyRecord struct {
 
 func (x *ApiKeyRecord) Reset() {
 	*x = ApiKeyRecord{}
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +324,7 @@ func (x *ApiKeyRecord) String() string {
 func (*ApiKeyRecord) ProtoMessage() {}
 
 func (x *ApiKeyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +337,7 @@ func (x *ApiKeyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKeyRecord.ProtoReflect.Descriptor instead.
 func (*ApiKeyRecord) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApiKeyRecord) GetApiKey() *v1.ApiKey {
@@ -208,6 +354,62 @@ func (x *ApiKeyRecord) GetHash() []byte {
 	return nil
 }
 
+// TraceContext is the W3C trace context (traceparent and tracestate
+// headers) of the publish span an event was stored under, kept so every
+// attempt of its deliveries (after queueing, retries and restarts) joins
+// the publisher's trace. Stored only when tracing was on at publish time.
+type TraceContext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Traceparent   string                 `protobuf:"bytes,1,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Tracestate    string                 `protobuf:"bytes,2,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceContext) Reset() {
+	*x = TraceContext{}
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceContext) ProtoMessage() {}
+
+func (x *TraceContext) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceContext.ProtoReflect.Descriptor instead.
+func (*TraceContext) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TraceContext) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *TraceContext) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
+	}
+	return ""
+}
+
 var File_hookwire_store_v1_records_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_records_proto_rawDesc = "" +
@@ -220,13 +422,28 @@ const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"sealed_key\x18\x03 \x01(\fR\tsealedKey\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\rR\aversion\x124\n" +
-	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\x95\x01\n" +
+	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\xdd\x01\n" +
 	"\x12SubscriptionRecord\x12=\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x19.hookwire.v1.SubscriptionR\fsubscription\x12@\n" +
-	"\fsigning_keys\x18\x02 \x03(\v2\x1d.hookwire.store.v1.SigningKeyR\vsigningKeys\"P\n" +
+	"\fsigning_keys\x18\x02 \x03(\v2\x1d.hookwire.store.v1.SigningKeyR\vsigningKeys\x12F\n" +
+	"\x0esealed_headers\x18\x03 \x03(\v2\x1f.hookwire.store.v1.SealedHeaderR\rsealedHeaders\"E\n" +
+	"\fSealedHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fsealed_value\x18\x02 \x01(\fR\vsealedValue\"\xa9\x01\n" +
+	"\vTenantPurge\x12*\n" +
+	"\x11delete_unix_nanos\x18\x01 \x01(\x03R\x0fdeleteUnixNanos\x12*\n" +
+	"\x11create_unix_nanos\x18\x02 \x01(\x03R\x0fcreateUnixNanos\x12!\n" +
+	"\fevents_after\x18\x03 \x01(\fR\veventsAfter\x12\x1f\n" +
+	"\vevents_done\x18\x04 \x01(\bR\n" +
+	"eventsDone\"P\n" +
 	"\fApiKeyRecord\x12,\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x13.hookwire.v1.ApiKeyR\x06apiKey\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\fR\x04hashB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"P\n" +
+	"\fTraceContext\x12 \n" +
+	"\vtraceparent\x18\x01 \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\x02 \x01(\tR\n" +
+	"tracestateB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_records_proto_rawDescOnce sync.Once
@@ -240,25 +457,29 @@ func file_hookwire_store_v1_records_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_records_proto_rawDescData
 }
 
-var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hookwire_store_v1_records_proto_goTypes = []any{
 	(*SigningKey)(nil),         // 0: hookwire.store.v1.SigningKey
 	(*SubscriptionRecord)(nil), // 1: hookwire.store.v1.SubscriptionRecord
-	(*ApiKeyRecord)(nil),       // 2: hookwire.store.v1.ApiKeyRecord
-	(v1.SignatureScheme)(0),    // 3: hookwire.v1.SignatureScheme
-	(*v1.Subscription)(nil),    // 4: hookwire.v1.Subscription
-	(*v1.ApiKey)(nil),          // 5: hookwire.v1.ApiKey
+	(*SealedHeader)(nil),       // 2: hookwire.store.v1.SealedHeader
+	(*TenantPurge)(nil),        // 3: hookwire.store.v1.TenantPurge
+	(*ApiKeyRecord)(nil),       // 4: hookwire.store.v1.ApiKeyRecord
+	(*TraceContext)(nil),       // 5: hookwire.store.v1.TraceContext
+	(v1.SignatureScheme)(0),    // 6: hookwire.v1.SignatureScheme
+	(*v1.Subscription)(nil),    // 7: hookwire.v1.Subscription
+	(*v1.ApiKey)(nil),          // 8: hookwire.v1.ApiKey
 }
 var file_hookwire_store_v1_records_proto_depIdxs = []int32{
-	3, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
-	4, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
+	6, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
+	7, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
 	0, // 2: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
-	5, // 3: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 3: hookwire.store.v1.SubscriptionRecord.sealed_headers:type_name -> hookwire.store.v1.SealedHeader
+	8, // 4: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_records_proto_init() }
@@ -272,7 +493,7 @@ func file_hookwire_store_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_records_proto_rawDesc), len(file_hookwire_store_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -337,7 +337,13 @@ type DeliveryRequest struct {
 	// Stable delivery id (also the webhook-id header), for logs.
 	DeliveryId string `protobuf:"bytes,6,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
 	// Event type, for transports that route on it.
-	EventType     string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	EventType string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// W3C trace context (https://www.w3.org/TR/trace-context/) of the
+	// agent's span around this attempt; empty when tracing is off.
+	// Transports pass it on in their native headers (sdk.TraceHeaders), so
+	// the target's own span joins the publisher's trace.
+	Traceparent   string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +423,20 @@ func (x *DeliveryRequest) GetDeliveryId() string {
 func (x *DeliveryRequest) GetEventType() string {
 	if x != nil {
 		return x.EventType
+	}
+	return ""
+}
+
+func (x *DeliveryRequest) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *DeliveryRequest) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
 	}
 	return ""
 }
@@ -642,7 +662,7 @@ const file_hookwire_transport_v1_transport_proto_rawDesc = "" +
 	"\x0fValidateRequest\x12/\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06config\".\n" +
 	"\x10ValidateResponse\x12\x1a\n" +
-	"\bproblems\x18\x01 \x03(\tR\bproblems\"\xf9\x02\n" +
+	"\bproblems\x18\x01 \x03(\tR\bproblems\"\xbb\x03\n" +
 	"\x0fDeliveryRequest\x12/\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06config\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12!\n" +
@@ -652,7 +672,11 @@ const file_hookwire_transport_v1_transport_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x06 \x01(\tR\n" +
 	"deliveryId\x12\x1d\n" +
 	"\n" +
-	"event_type\x18\a \x01(\tR\teventType\x1a:\n" +
+	"event_type\x18\a \x01(\tR\teventType\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\t \x01(\tR\n" +
+	"tracestate\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x03\n" +

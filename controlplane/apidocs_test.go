@@ -1,0 +1,90 @@
+package controlplane_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hookwire/hookwire/controlplane"
+)
+
+// getNoKey fetches a URL from the REST listener without a key.
+func getNoKey(t *testing.T, url string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func TestOpenAPIAndReferenceServed(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	base := "http://" + h.srv.HTTPAddr()
+
+	for _, path := range []string{"/openapi.json", "/v1/openapi.json"} {
+		resp, body := getNoKey(t, base+path)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var doc struct {
+			Swagger string                               `json:"swagger"`
+			Info    struct{ Title string }               `json:"info"`
+			Paths   map[string]map[string]map[string]any `json:"paths"`
+			Secdefs map[string]any                       `json:"securityDefinitions"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatalf("GET %s is not JSON: %v", path, err)
+		}
+		op := doc.Paths["/v1/tenants/{tenant}/events"]["post"]
+		if doc.Swagger != "2.0" || doc.Info.Title != "Hookwire API" || op["operationId"] != "EventService_PublishEvent" || doc.Secdefs["bearer"] == nil {
+			t.Fatalf("GET %s: swagger %q, title %q, publish op %v, security %v", path, doc.Swagger, doc.Info.Title, op, doc.Secdefs)
+		}
+		etag := resp.Header.Get("ETag")
+		if etag == "" || resp.Header.Get("Cache-Control") == "" {
+			t.Fatalf("GET %s: no ETag or Cache-Control: %v", path, resp.Header)
+		}
+		if again, _ := getNoKey(t, base+path, "If-None-Match", etag); again.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with If-None-Match: %d, want 304", path, again.StatusCode)
+		}
+	}
+
+	resp, body := getNoKey(t, base+"/docs")
+	page := string(body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("GET /docs: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"<h4>EventService.PublishEvent</h4>", "<code>/hookwire.v1.EventService/PublishEvent</code>", "<code>/v1/tenants/{tenant}/events</code>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/docs lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, `src="http`) {
+		t.Error("/docs loads something from elsewhere")
+	}
+
+	// The API itself still needs a key, and other methods are refused.
+	if resp, _ := getNoKey(t, base+"/v1/tenants"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /v1/tenants without a key: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/openapi.json", strings.NewReader("{}"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /openapi.json: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}

@@ -1,0 +1,290 @@
+package controlplane_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane"
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// tail opens TailDeliveries with key and waits until the watch is in place
+// (the response headers), so nothing published afterwards is missed.
+func (h *harness) tail(key string, req *hookwirev1.TailDeliveriesRequest) (hookwirev1.DeliveryService_TailDeliveriesClient, error) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(authed(context.Background(), key), 30*time.Second)
+	h.t.Cleanup(cancel)
+	stream, err := hookwirev1.NewDeliveryServiceClient(h.conn).TailDeliveries(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := stream.Header(); err != nil {
+		return nil, err
+	}
+	// A refused tail ends the stream before any header: the error is in
+	// Recv.
+	return stream, nil
+}
+
+func mustTail(t *testing.T, h *harness, req *hookwirev1.TailDeliveriesRequest) hookwirev1.DeliveryService_TailDeliveriesClient {
+	t.Helper()
+	s, err := h.tail(adminKey, req)
+	if err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	return s
+}
+
+func recvTail(t *testing.T, s hookwirev1.DeliveryService_TailDeliveriesClient) *hookwirev1.TailDeliveriesResponse {
+	t.Helper()
+	it, err := s.Recv()
+	if err != nil {
+		t.Fatalf("tail recv: %v", err)
+	}
+	return it
+}
+
+func TestTailDeliveriesLive(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{})
+	sub := h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	all := mustTail(t, h.harness, &hookwirev1.TailDeliveriesRequest{Tenant: "acme"})
+	failed := mustTail(t, h.harness, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", Result: hookwirev1.TailResult_TAIL_RESULT_FAILED})
+
+	pub := h.publish("order.created", `{"id":1}`)
+	created := recvTail(t, all)
+	if created.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_CREATED || created.GetEventId() != pub.GetId() ||
+		created.GetSubscriptionId() != sub.GetId() || created.GetEventType() != "order.created" ||
+		created.GetDeliveryStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || !strings.HasPrefix(created.GetDeliveryId(), "dlv_") {
+		t.Fatalf("first item %v, want the created delivery", created)
+	}
+
+	// First attempt fails: a retry is scheduled.
+	a := h.next()
+	if a.GetDeliveryId() != created.GetDeliveryId() {
+		t.Fatalf("assigned %s, tail said %s", a.GetDeliveryId(), created.GetDeliveryId())
+	}
+	r := outcome(a, transportv1.Outcome_OUTCOME_FAILED, 0)
+	r.Result.Error = "HTTP 500 from target"
+	h.agent.report(t, r)
+	for _, s := range []hookwirev1.DeliveryService_TailDeliveriesClient{all, failed} {
+		it := recvTail(t, s)
+		if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetDeliveryId() != a.GetDeliveryId() ||
+			it.GetAttempt() != 1 || it.GetOutcome() != transportv1.Outcome_OUTCOME_FAILED || it.GetStatusCode() != 500 ||
+			it.GetAgentId() != "agent-1" || it.GetError() != "HTTP 500 from target" || it.GetEventId() != pub.GetId() ||
+			it.GetDeliveryStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || it.GetNextAttemptTime() == nil {
+			t.Fatalf("after a failed attempt: %v", it)
+		}
+	}
+
+	// The retry succeeds: the item says the delivery succeeded. The
+	// failed-only tail does not see it.
+	h.advance(5 * time.Second)
+	a = h.next()
+	h.agent.report(t, ok(a))
+	it := recvTail(t, all)
+	if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetAttempt() != 2 || it.GetStatusCode() != 200 ||
+		it.GetDeliveryStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED || it.GetNextAttemptTime() != nil {
+		t.Fatalf("after the successful retry: %v", it)
+	}
+
+	// An operator cancel shows as CANCELLED, and the operator retry that
+	// follows as REQUEUED.
+	pub = h.publish("order.paid", `{"id":2}`)
+	created = recvTail(t, all)
+	h.next() // leased; never reported
+	dc := hookwirev1.NewDeliveryServiceClient(h.conn)
+	if _, err := dc.CancelDelivery(h.ctx(), &hookwirev1.CancelDeliveryRequest{Tenant: "acme", Id: created.GetDeliveryId()}); err != nil {
+		t.Fatal(err)
+	}
+	if it = recvTail(t, all); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_CANCELLED || it.GetDeliveryId() != created.GetDeliveryId() ||
+		it.GetError() != "cancelled by an operator" || it.GetDeliveryStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED {
+		t.Fatalf("after cancel: %v", it)
+	}
+	if _, err := dc.RetryDelivery(h.ctx(), &hookwirev1.RetryDeliveryRequest{Tenant: "acme", Id: created.GetDeliveryId()}); err != nil {
+		t.Fatal(err)
+	}
+	if it = recvTail(t, all); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_REQUEUED || it.GetEventId() != pub.GetId() {
+		t.Fatalf("after retry: %v", it)
+	}
+	// A resend creates a new delivery of the same event.
+	if _, err := dc.ResendEvent(h.ctx(), &hookwirev1.ResendEventRequest{Tenant: "acme", EventId: pub.GetId(), SubscriptionId: sub.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if it = recvTail(t, all); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_CREATED || it.GetEventId() != pub.GetId() || it.GetDeliveryId() == created.GetDeliveryId() {
+		t.Fatalf("after resend: %v", it)
+	}
+}
+
+func TestTailDeliveriesFiltersAndAccess(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{})
+	subA := h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"user.*"}})
+	keys := hookwirev1.NewApiKeyServiceClient(h.conn)
+	ro, err := keys.CreateApiKey(h.ctx(), &hookwirev1.CreateApiKeyRequest{Tenant: "acme", Name: "viewer", Scope: hookwirev1.ApiKeyScope_API_KEY_SCOPE_READ_ONLY})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hookwirev1.NewTenantServiceClient(h.conn).CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "globex"}); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := []struct {
+		name string
+		key  string
+		req  *hookwirev1.TailDeliveriesRequest
+		code codes.Code
+		want string
+	}{
+		{"unknown tenant", adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "nosuch"}, codes.NotFound, `tenant "nosuch" not found`},
+		{"another tenant's key", ro.GetKey(), &hookwirev1.TailDeliveriesRequest{Tenant: "globex"}, codes.NotFound, `tenant "globex" not found`},
+		{"bad subscription id", adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", SubscriptionId: "nope"}, codes.InvalidArgument, "subscription_id"},
+		{"subscription of another tenant", adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "globex", SubscriptionId: subA.GetId()}, codes.NotFound, "not found"},
+		{"bad event type", adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", EventType: "order..x"}, codes.InvalidArgument, "event_type"},
+		{"unspecified outcome", adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", Outcomes: []transportv1.Outcome{0}}, codes.InvalidArgument, "outcomes"},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := h.tail(c.key, c.req)
+			if err == nil {
+				_, err = s.Recv()
+			}
+			if status.Code(err) != c.code || !strings.Contains(status.Convert(err).Message(), c.want) {
+				t.Fatalf("got %v, want %s with %q", err, c.code, c.want)
+			}
+		})
+	}
+
+	// A read-only key of the tenant may tail; filters apply per stream.
+	bySub, err := h.tail(ro.GetKey(), &hookwirev1.TailDeliveriesRequest{Tenant: "acme", SubscriptionId: subA.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := mustTail(t, h.harness, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", EventType: "user.*", AttemptsOnly: true})
+	h.publish("user.created", `{}`)
+	h.publish("order.created", `{}`)
+	for range 2 {
+		a := h.next()
+		h.agent.report(t, ok(a))
+	}
+	if it := recvTail(t, bySub); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_CREATED || it.GetEventType() != "order.created" {
+		t.Fatalf("subscription tail first saw %v", it)
+	}
+	if it := recvTail(t, bySub); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetEventType() != "order.created" {
+		t.Fatalf("subscription tail then saw %v", it)
+	}
+	if it := recvTail(t, byType); it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetEventType() != "user.created" {
+		t.Fatalf("event type tail saw %v", it)
+	}
+	// Each filtered stream saw exactly its items: the next thing either
+	// sees is a marker published now.
+	h.publish("order.marker", `{}`)
+	if it := recvTail(t, bySub); it.GetEventType() != "order.marker" {
+		t.Fatalf("subscription tail saw %v, want the marker", it)
+	}
+	h.agent.report(t, ok(h.next()))
+	h.publish("user.marker", `{}`)
+	h.agent.report(t, ok(h.next()))
+	if it := recvTail(t, byType); it.GetEventType() != "user.marker" {
+		t.Fatalf("event type tail saw %v, want the marker", it)
+	}
+}
+
+func TestTailEndsOnServerShutdown(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	h.setup("acme")
+	s := mustTail(t, h, &hookwirev1.TailDeliveriesRequest{Tenant: "acme"})
+	closed := make(chan error, 1)
+	go func() { closed <- h.srv.Close() }()
+	_, err := s.Recv()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "shutting down") {
+		t.Fatalf("tail at shutdown: %v, want Unavailable", err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server Close waited on the tail")
+	}
+}
+
+func TestTailOverREST(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants/acme/deliveries:tail?attempts_only=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	// The gateway sends its headers with the first item, so the request
+	// returns only then.
+	lines := make(chan string, 16)
+	failed := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			failed <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed <- fmt.Errorf("HTTP %d", resp.StatusCode)
+			return
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Nothing says when the watch is in place, so publish until an
+	// attempt comes through: events published before it are not shown.
+	deadline := time.After(20 * time.Second)
+	for {
+		h.publish("order.created", `{}`)
+		h.agent.report(t, ok(h.next()))
+		select {
+		case line, open := <-lines:
+			if !open {
+				select {
+				case err := <-failed:
+					t.Fatalf("REST tail: %v", err)
+				default:
+				}
+				t.Fatal("REST tail ended")
+			}
+			var frame struct{ Result json.RawMessage }
+			if err := json.Unmarshal([]byte(line), &frame); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			var it hookwirev1.TailDeliveriesResponse
+			if err := protojson.Unmarshal(frame.Result, &it); err != nil {
+				t.Fatalf("result %s: %v", frame.Result, err)
+			}
+			if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetStatusCode() != 200 || !strings.Contains(line, `"TAIL_EVENT_KIND_ATTEMPT"`) {
+				t.Fatalf("REST tail line %s", line)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no attempt on the REST tail within 20s")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
