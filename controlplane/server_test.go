@@ -544,3 +544,17 @@ func TestSecondProcessGetsDataDirInUse(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+// Server-streaming requests pass the same protovalidate rules as unary ones.
+func TestBadStreamRequest(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	h.setup("acme")
+	deliveries := hookwirev1.NewDeliveryServiceClient(h.conn)
+	stream, err := deliveries.WatchOperation(h.ctx(), &hookwirev1.WatchOperationRequest{Tenant: "acme"})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "id: must be at least 1 characters") {
+		t.Fatalf("WatchOperation without id: %v, want InvalidArgument naming id", err)
+	}
+}

@@ -100,3 +100,27 @@ func (v *validator) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 	}
 	return handler(ctx, req)
 }
+
+// stream validates the request of server-streaming methods (TailDeliveries,
+// WatchOperation) like unary ones. Client streams (the agent's Connect)
+// are checked by their handlers message by message instead: validating
+// every message of the delivery path here would cost it dearly.
+func (v *validator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.IsClientStream {
+		return handler(srv, ss)
+	}
+	return handler(srv, &validatedStream{ServerStream: ss, v: v})
+}
+
+// validatedStream checks each message the client sends.
+type validatedStream struct {
+	grpc.ServerStream
+	v *validator
+}
+
+func (s *validatedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return s.v.check(m)
+}
