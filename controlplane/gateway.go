@@ -22,51 +22,72 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// newGateway returns the REST handler. Publishes (EventService) are served
-// in process through events, which runs the server's interceptor chain
-// (see inprocConn); every other service is forwarded to the gRPC server
-// over conn. Either way REST calls pass the same interceptors as gRPC calls.
-func newGateway(ctx context.Context, conn *grpc.ClientConn, events grpc.ClientConnInterface, bodyLimit int64) (http.Handler, error) {
+// restMetadata lists the request headers the gateway passes on itself
+// (beyond grpc-gateway's defaults), with their metadata keys.
+var restMetadata = []struct{ header, key string }{
+	{"Content-Type", api.MetadataContentType},
+	{"Idempotency-Key", api.MetadataIdempotencyKey},
+	// W3C trace context: a publish span continues the caller's trace.
+	{"Traceparent", tracing.HeaderTraceparent},
+	{"Tracestate", tracing.HeaderTracestate},
+}
+
+// newGateway returns the REST handler. Every call goes to conn, the
+// server's in-process channel (see inproc), so REST calls pass the same
+// interceptors as gRPC calls.
+func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit int64) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, restMarshaler()),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			md := metadata.MD{}
-			if ct := r.Header.Get("Content-Type"); ct != "" {
-				md.Set(api.MetadataContentType, ct)
-			}
-			if key := r.Header.Get("Idempotency-Key"); key != "" {
-				md.Set(api.MetadataIdempotencyKey, key)
-			}
-			// W3C trace context: a publish span continues the caller's trace.
-			for _, h := range []string{tracing.HeaderTraceparent, tracing.HeaderTracestate} {
-				if v := r.Header.Get(h); v != "" {
-					md.Set(h, v)
+			for _, h := range restMetadata {
+				if v := r.Header.Get(h.header); v != "" {
+					md.Set(h.key, v)
 				}
 			}
 			return md
 		}),
 		runtime.WithErrorHandler(errorHandler),
 	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		hookwirev1.RegisterTenantServiceHandler,
-		hookwirev1.RegisterApiKeyServiceHandler,
-		hookwirev1.RegisterSubscriptionServiceHandler,
-		hookwirev1.RegisterDeliveryServiceHandler,
-		hookwirev1.RegisterAgentAdminServiceHandler,
-		hookwirev1.RegisterAuditServiceHandler,
+	for _, err := range []error{
+		hookwirev1.RegisterTenantServiceHandlerClient(ctx, mux, hookwirev1.NewTenantServiceClient(conn)),
+		hookwirev1.RegisterApiKeyServiceHandlerClient(ctx, mux, hookwirev1.NewApiKeyServiceClient(conn)),
+		hookwirev1.RegisterSubscriptionServiceHandlerClient(ctx, mux, hookwirev1.NewSubscriptionServiceClient(conn)),
+		hookwirev1.RegisterEventServiceHandlerClient(ctx, mux, hookwirev1.NewEventServiceClient(conn)),
+		hookwirev1.RegisterDeliveryServiceHandlerClient(ctx, mux, hookwirev1.NewDeliveryServiceClient(conn)),
+		hookwirev1.RegisterAgentAdminServiceHandlerClient(ctx, mux, hookwirev1.NewAgentAdminServiceClient(conn)),
+		hookwirev1.RegisterAuditServiceHandlerClient(ctx, mux, hookwirev1.NewAuditServiceClient(conn)),
 	} {
-		if err := register(ctx, mux, conn); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)
 		}
 	}
-	if err := hookwirev1.RegisterEventServiceHandlerClient(ctx, mux, hookwirev1.NewEventServiceClient(events)); err != nil {
-		return nil, fmt.Errorf("register REST gateway: %w", err)
-	}
 	return withAPIDocs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkHeaders(r.Header); err != nil {
+			_, m := runtime.MarshalerForRequest(mux, r)
+			runtime.HTTPError(r.Context(), mux, m, w, r, err)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
 		mux.ServeHTTP(w, r)
 	})), nil
+}
+
+// checkHeaders refuses what the gRPC client would refuse to send of the
+// headers in restMetadata: values must be printable ASCII. (grpc-gateway
+// drops other headers that break this rule; dropping Idempotency-Key would
+// turn a retried publish into a second event.)
+func checkHeaders(h http.Header) error {
+	for _, m := range restMetadata {
+		v := h.Get(m.header)
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return status.Errorf(codes.InvalidArgument, "header %s: the value must be printable ASCII (byte 0x%02x at offset %d is not)", m.header, v[i], i)
+			}
+		}
+	}
+	return nil
 }
 
 // restMarshaler is how the gateway reads request bodies and writes

@@ -2,222 +2,131 @@ package controlplane
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
+	"github.com/fullstorydev/grpchan"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
-// inprocConn lets the REST gateway call unary gRPC methods of this server
-// without the loopback connection: no HTTP/2 framing, no protobuf encoding
-// and decoding, no socket round trip. It is a grpc.ServiceRegistrar (the
-// services are registered on it as on the grpc.Server) and a
-// grpc.ClientConnInterface (the gateway's generated clients call it).
+// inproc is how the REST gateway reaches the API: an in-process gRPC
+// channel (grpchan's inprocgrpc) on which the services are registered as
+// on the grpc.Server. A call costs no socket, no HTTP/2 framing and no
+// protobuf encoding; requests and responses are deep-copied (grpchan's
+// default ProtoCloner), so neither side shares a message with the other,
+// as after a decode.
 //
 // A call takes the same path as one that arrived over the network:
-//   - the gateway's outgoing metadata (authorization, content type,
-//     Idempotency-Key, traceparent, ...) becomes the incoming metadata,
-//     checked with the rules the gRPC client applies before sending;
-//   - the request is copied into a fresh message, as decoding would;
-//   - the same unary interceptors run in the same order (authentication,
-//     rate limit, validation, tracing: whatever the server is built with);
-//   - headers and trailers the handler sets (grpc.SetHeader, e.g. the rate
-//     limiter's retry-after) reach the gateway's grpc.Header/grpc.Trailer
-//     call options;
-//   - an error that is not a gRPC status becomes one the way the gRPC
-//     server converts it (context errors to Canceled/DeadlineExceeded,
-//     anything else to Unknown).
+//   - the gateway's outgoing metadata becomes the handler's incoming
+//     metadata. The gRPC client's rules for it (printable ASCII values) are
+//     kept by the gateway: grpc-gateway drops headers that break them, and
+//     newGateway refuses the ones it passes on itself (checkHeaders);
+//   - the server's interceptors run in the same order, for unary methods
+//     and streams alike (grpchan.WithUnaryInterceptors and
+//     WithStreamInterceptors chain them, the first outermost);
+//   - header and trailer metadata the handler sets (grpc.SetHeader, e.g.
+//     the rate limiter's retry-after) reach the gateway's grpc.Header and
+//     grpc.Trailer call options and the client stream's Header/Trailer;
+//   - an error that is not a gRPC status becomes one as grpc.Server
+//     converts it (context errors to Canceled/DeadlineExceeded, anything
+//     else to Unknown), after every interceptor has seen it as returned.
 //
-// Streaming methods are not served: NewStream answers Unimplemented, so
-// register only services whose REST methods are all unary.
-type inprocConn struct {
-	intercept grpc.UnaryServerInterceptor // the chain; nil: none
-	methods   map[string]inprocMethod     // by full method name
-}
-
-type inprocMethod struct {
-	impl    any
-	handler grpc.MethodHandler
-}
-
-var (
-	_ grpc.ServiceRegistrar      = (*inprocConn)(nil)
-	_ grpc.ClientConnInterface   = (*inprocConn)(nil)
-	_ grpc.ServerTransportStream = (*inprocStream)(nil)
-)
-
-// newInprocConn returns a connection whose calls pass interceptors in
-// order, the first outermost, as grpc.ChainUnaryInterceptor does.
-func newInprocConn(interceptors []grpc.UnaryServerInterceptor) *inprocConn {
-	return &inprocConn{intercept: chainUnary(interceptors), methods: map[string]inprocMethod{}}
-}
-
-// chainUnary composes interceptors into one, the first outermost.
-func chainUnary(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	switch len(ics) {
-	case 0:
-		return nil
-	case 1:
-		return ics[0]
-	}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) (any, error) {
-		var next func(i int) grpc.UnaryHandler
-		next = func(i int) grpc.UnaryHandler {
-			if i == len(ics) {
-				return final
-			}
-			return func(ctx context.Context, req any) (any, error) {
-				return ics[i](ctx, req, info, next(i+1))
-			}
-		}
-		return ics[0](ctx, req, info, next(1))
-	}
-}
-
-// RegisterService records the unary methods of a service.
-func (c *inprocConn) RegisterService(desc *grpc.ServiceDesc, impl any) {
-	for _, m := range desc.Methods {
-		c.methods["/"+desc.ServiceName+"/"+m.MethodName] = inprocMethod{impl: impl, handler: m.Handler}
-	}
-}
-
-// Invoke runs a unary method in process.
-func (c *inprocConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	m, ok := c.methods[method]
-	if !ok {
-		return status.Errorf(codes.Unimplemented, "method %s is not served in process", method)
-	}
-	in, ok := args.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "in-process call %s: request is %T, not a protobuf message", method, args)
-	}
-	out, ok := reply.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "in-process call %s: reply is %T, not a protobuf message", method, reply)
-	}
-	md, _ := metadata.FromOutgoingContext(ctx) // keys in lower case, as the gateway sets them
-	if err := checkMetadata(md); err != nil {
-		// What the gRPC client answers before sending such metadata.
-		return status.Error(codes.Unknown, err.Error())
-	}
-	st := &inprocStream{method: method}
-	sctx := metadata.NewIncomingContext(metadata.NewOutgoingContext(ctx, nil), md)
-	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
-	dec := func(v any) error {
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return status.Errorf(codes.Internal, "in-process call %s: handler wants %T, not a protobuf message", method, v)
-		}
-		proto.Merge(msg, in)
-		return nil
-	}
-	resp, err := m.handler(m.impl, sctx, dec, c.intercept)
-
-	header, trailer := st.metadata()
-	for _, o := range opts {
-		switch o := o.(type) {
-		case grpc.HeaderCallOption:
-			*o.HeaderAddr = header
-		case grpc.TrailerCallOption:
-			*o.TrailerAddr = trailer
-		}
-	}
-	if err != nil {
-		if s, ok := status.FromError(err); ok {
-			return s.Err()
-		}
-		return status.FromContextError(err).Err()
-	}
-	r, ok := resp.(proto.Message)
-	if !ok || !r.ProtoReflect().IsValid() {
-		return status.Errorf(codes.Internal, "in-process call %s: handler returned %T, not a protobuf message", method, resp)
-	}
-	proto.Merge(out, r)
-	return nil
-}
-
-// NewStream refuses: only unary methods are served in process.
-func (c *inprocConn) NewStream(_ context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Errorf(codes.Unimplemented, "streaming method %s is not served in process", method)
-}
-
-// checkMetadata applies the gRPC client's rules for outgoing metadata:
-// keys of [0-9a-z-_.], and values of printable ASCII unless the key ends
-// in "-bin".
-func checkMetadata(md metadata.MD) error {
-	for k, vals := range md {
-		if k == "" {
-			return fmt.Errorf("there is an empty key in the header")
-		}
-		if k[0] == ':' {
-			continue
-		}
-		for i := 0; i < len(k); i++ {
-			c := k[i]
-			if !(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '.' && c != '-' && c != '_' {
-				return fmt.Errorf("header key %q contains illegal characters not in [0-9a-z-_.]", k)
-			}
-		}
-		if len(k) > 4 && k[len(k)-4:] == "-bin" {
-			continue
-		}
-		for _, v := range vals {
-			for i := 0; i < len(v); i++ {
-				if v[i] < 0x20 || v[i] > 0x7e {
-					return fmt.Errorf("header key %q contains value with non-printable ASCII characters", k)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// inprocStream collects the header and trailer metadata a handler sets.
-type inprocStream struct {
-	method string
+// inprocgrpc runs each handler on a goroutine of its own, which a caller
+// that gives up (an HTTP client that disconnects) no longer waits for.
+// stop does what grpc.Server.GracefulStop does for network calls: it
+// refuses new calls and waits for the running ones, so the server closes
+// nothing under a handler.
+type inproc struct {
+	reg  grpc.ServiceRegistrar // the channel, behind the interceptors
+	conn *inprocgrpc.Channel   // what the gateway's clients call
 
 	mu      sync.Mutex
-	header  metadata.MD
-	trailer metadata.MD
-	sent    bool
+	idle    *sync.Cond // signalled when running drops to 0
+	running int
+	stopped bool
 }
 
-func (s *inprocStream) Method() string { return s.method }
+var _ grpc.ServiceRegistrar = (*inproc)(nil)
 
-func (s *inprocStream) SetHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent {
-		return status.Error(codes.Internal, "transport: SendHeader called multiple times")
+// newInproc returns a channel whose calls pass unary or stream, in order,
+// the first outermost, as grpc.ChainUnaryInterceptor and
+// grpc.ChainStreamInterceptor do.
+func newInproc(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) *inproc {
+	p := &inproc{}
+	p.idle = sync.NewCond(&p.mu)
+	ch := &inprocgrpc.Channel{}
+	p.reg = grpchan.WithStreamInterceptors(
+		grpchan.WithUnaryInterceptors(ch, append([]grpc.UnaryServerInterceptor{p.unary}, unary...)...),
+		append([]grpc.StreamServerInterceptor{p.stream}, stream...)...)
+	p.conn = ch
+	return p
+}
+
+// RegisterService serves a service on the channel.
+func (p *inproc) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	p.reg.RegisterService(desc, impl)
+}
+
+// stop refuses new calls with Unavailable and waits for running handlers.
+func (p *inproc) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	for p.running > 0 {
+		p.idle.Wait()
 	}
-	s.header = metadata.Join(s.header, md)
-	return nil
 }
 
-func (s *inprocStream) SendHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent {
-		return status.Error(codes.Internal, "transport: SendHeader called multiple times")
+var errInprocStopped = status.Error(codes.Unavailable, "the control plane is shutting down; retry against a running one")
+
+func (p *inproc) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
 	}
-	s.header = metadata.Join(s.header, md)
-	s.sent = true
-	return nil
+	p.running++
+	return true
 }
 
-func (s *inprocStream) SetTrailer(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.trailer = metadata.Join(s.trailer, md)
-	return nil
+func (p *inproc) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running--; p.running == 0 {
+		p.idle.Broadcast()
+	}
 }
 
-func (s *inprocStream) metadata() (header, trailer metadata.MD) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.header.Copy(), s.trailer.Copy()
+// unary is the outermost unary interceptor: it counts the call and
+// converts its error.
+func (p *inproc) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !p.begin() {
+		return nil, errInprocStopped
+	}
+	defer p.end()
+	resp, err := handler(ctx, req)
+	return resp, statusError(err)
+}
+
+// stream is the outermost stream interceptor: it counts the stream and
+// converts its error.
+func (p *inproc) stream(impl any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !p.begin() {
+		return errInprocStopped
+	}
+	defer p.end()
+	return statusError(handler(impl, ss))
+}
+
+// statusError is err as grpc.Server sends it.
+func statusError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err()
+	}
+	return status.FromContextError(err).Err()
 }

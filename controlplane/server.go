@@ -22,7 +22,6 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/hookwire/hookwire/controlplane/internal/tracing"
-	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	// Registers the "vtproto" codec: agents open AgentService.Connect with
 	// that content-subtype and gRPC then decodes and encodes the stream
 	// with vtprotobuf's generated methods; other calls are unaffected.
@@ -30,7 +29,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -133,7 +131,7 @@ type Server struct {
 	adminLis   net.Listener
 	admin      *http.Server
 	metrics    *metrics.ControlPlane
-	gwConn     *grpc.ClientConn
+	inproc     *inproc // the REST gateway's channel; nil when it is off
 	adminKey   string
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -242,10 +240,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// First, so publish spans also cover authentication failures.
 		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor())}, opts...)
 	}
-	gwCreds := insecure.NewCredentials()
 	if tlsSet != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
-		gwCreds = credentials.NewTLS(tlsSet.gateway)
 	}
 	s.grpc = grpc.NewServer(opts...)
 	svc.Register(s.grpc)
@@ -266,21 +262,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goServe(func() error { svc.RunTenantPurges(runCtx); return nil })
 
 	if cfg.HTTPAddr != "off" {
-		s.gwConn, err = grpc.NewClient(s.grpcLis.Addr().String(),
-			grpc.WithTransportCredentials(gwCreds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(msgLimit)))
-		if err != nil {
-			return nil, fmt.Errorf("connect REST gateway to gRPC: %w", err)
-		}
-		// Publishes skip the loopback hop but not the interceptors: the
-		// same chain as the gRPC server's, tracing first.
+		// REST calls run in process but through the gRPC server's
+		// interceptors, in its order (tracing first).
 		unary := svc.UnaryInterceptors()
 		if tracer != nil {
 			unary = append([]grpc.UnaryServerInterceptor{tracer.UnaryInterceptor()}, unary...)
 		}
-		events := newInprocConn(unary)
-		hookwirev1.RegisterEventServiceServer(events, svc)
-		gw, err := newGateway(runCtx, s.gwConn, events, int64(msgLimit))
+		s.inproc = newInproc(unary, svc.StreamInterceptors())
+		svc.Register(s.inproc)
+		svc.RegisterAudit(s.inproc)
+		gw, err := newGateway(runCtx, s.inproc.conn, int64(msgLimit))
 		if err != nil {
 			return nil, err
 		}
@@ -358,8 +349,8 @@ func (s *Server) Close() error {
 		if s.grpc != nil {
 			s.grpc.GracefulStop()
 		}
-		if s.gwConn != nil {
-			_ = s.gwConn.Close()
+		if s.inproc != nil {
+			s.inproc.stop() // REST calls whose HTTP client left early
 		}
 		if s.cancel != nil {
 			s.cancel()

@@ -50,7 +50,8 @@ func TestMutualTLS(t *testing.T) {
 	}
 	a := mustDialAgent(t, good, adminKey, &hookwirev1.Hello{AgentId: "mtls", MaxInFlight: 1})
 
-	// The REST gateway works over TLS (it reaches gRPC under mTLS itself).
+	// The REST gateway works over TLS (it calls the services in process, so
+	// it needs no client certificate for the mTLS gRPC listener).
 	caPEM, err := os.ReadFile(certs.CA)
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ type agentAdmin struct {
 }
 
 // RegisterAgentAdmin adds AgentAdminService to g.
-func (s *Services) RegisterAgentAdmin(g *grpc.Server) {
+func (s *Services) RegisterAgentAdmin(g grpc.ServiceRegistrar) {
 	hookwirev1.RegisterAgentAdminServiceServer(g, &agentAdmin{s: s})
 }
 

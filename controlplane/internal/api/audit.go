@@ -247,7 +247,7 @@ type auditService struct {
 }
 
 // RegisterAudit adds AuditService to g.
-func (s *Services) RegisterAudit(g *grpc.Server) {
+func (s *Services) RegisterAudit(g grpc.ServiceRegistrar) {
 	hookwirev1.RegisterAuditServiceServer(g, &auditService{s: s})
 }
 

@@ -113,7 +113,7 @@ func New(cfg Config) (*Services, error) {
 }
 
 // Register adds every service to s.
-func (s *Services) Register(g *grpc.Server) {
+func (s *Services) Register(g grpc.ServiceRegistrar) {
 	hookwirev1.RegisterTenantServiceServer(g, s)
 	hookwirev1.RegisterApiKeyServiceServer(g, s)
 	hookwirev1.RegisterSubscriptionServiceServer(g, s)
@@ -127,13 +127,20 @@ func (s *Services) Register(g *grpc.Server) {
 func (s *Services) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.UnaryInterceptors()...),
-		grpc.ChainStreamInterceptor(s.auth.stream),
+		grpc.ChainStreamInterceptor(s.StreamInterceptors()...),
 	}
+}
+
+// StreamInterceptors are the stream interceptors of ServerOptions, in
+// order (authentication, validation of server-streaming requests), for
+// callers that run streams in process.
+func (s *Services) StreamInterceptors() []grpc.StreamServerInterceptor {
+	return []grpc.StreamServerInterceptor{s.auth.stream, s.valid.stream}
 }
 
 // UnaryInterceptors are the unary interceptors of ServerOptions, in order
 // (authentication, rate limit, validation), for callers that run unary
-// methods in process (the REST gateway's publishes).
+// methods in process (the REST gateway).
 func (s *Services) UnaryInterceptors() []grpc.UnaryServerInterceptor {
 	unary := []grpc.UnaryServerInterceptor{s.auth.unary}
 	if s.limit != nil {
