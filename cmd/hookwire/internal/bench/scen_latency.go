@@ -99,7 +99,10 @@ func (b *Bench) latency(ctx context.Context, s *Scenario) error {
 	cpu := c.account(s, cpu0, cpu1)
 	if c.local() && delivered > 0 {
 		s.add("cpu_cores", "CPU used by hookwire processes", cpu/t1.Sub(t0).Seconds()*100, "%", nil)
-		s.add("cpu_per_delivery", "CPU per delivered event", cpu/float64(delivered)*1000, "ms", atMost(0.2))
+		// The 0.2 ms target is for saturation (the e2e scenario): at a fixed
+		// low rate every publish and result pays its own fsync and stream
+		// message, so this figure is reported without a target.
+		s.add("cpu_per_delivery", "CPU per delivered event (at this rate, not saturated)", cpu/float64(delivered)*1000, "ms", nil)
 	}
 	s.add("duplicates", "duplicates", float64(t.Duplicates), "", nil)
 	s.add("lost", "lost", float64(t.Lost), "", atMost(0))
