@@ -306,13 +306,19 @@ func eventTenant(v []byte) (string, error) {
 	return "", nil
 }
 
-// deletePrefix deletes up to limit keys of b starting with prefix.
-func deletePrefix(b *bolt.Bucket, prefix []byte, limit int) (int, error) {
+// prefixKeys returns copies of up to limit keys of b starting with prefix.
+func prefixKeys(b *bolt.Bucket, prefix []byte, limit int) [][]byte {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < limit; k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
+	return keys
+}
+
+// deletePrefix deletes up to limit keys of b starting with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte, limit int) (int, error) {
+	keys := prefixKeys(b, prefix, limit)
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
 			return 0, err
@@ -327,11 +333,7 @@ func purgeTenantAudit(tx *bolt.Tx, prefix []byte, limit int) (int, error) {
 	if b == nil || bt == nil {
 		return 0, nil
 	}
-	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < limit; k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
+	keys := prefixKeys(b, prefix, limit)
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
 			return 0, err

@@ -298,6 +298,30 @@ func (s *Sink) latencies(keep func(a arrival) bool) []int64 {
 	return out
 }
 
+// arrivalSpan returns the first and last arrival times of accepted
+// webhooks that arrived at or after since (zero times if none did).
+func (s *Sink) arrivalSpan(since time.Time) (first, last time.Time) {
+	f := since.UnixNano()
+	var lo, hi int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.samples {
+		if a.at < f {
+			continue
+		}
+		if lo == 0 || a.at < lo {
+			lo = a.at
+		}
+		if a.at > hi {
+			hi = a.at
+		}
+	}
+	if lo == 0 {
+		return time.Time{}, time.Time{}
+	}
+	return time.Unix(0, lo), time.Unix(0, hi)
+}
+
 // arrivalsBetween counts accepted webhooks that arrived in [from, to).
 func (s *Sink) arrivalsBetween(from, to time.Time) int64 {
 	f, t := from.UnixNano(), to.UnixNano()
