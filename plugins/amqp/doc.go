@@ -32,6 +32,11 @@
 // event's, application/json when it has none), message_id = webhook-id,
 // type = the event type, app_id = "hookwire", delivery_mode = persistent.
 //
+// When tracing is on, the attempt's W3C trace context goes into the
+// header table too, as the strings traceparent and tracestate (tracestate
+// only when there is one), so a consumer's span can join the publisher's
+// trace; with tracing off neither header is set.
+//
 // # Outcomes
 //
 //	broker confirmed (ack), routed or mandatory=false      SUCCESS

@@ -112,13 +112,15 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 	return brokerkit.WithLatency(res, start)
 }
 
-// publishing is the message: the body as-is, the request's headers in the
-// header table, and the standard properties.
+// publishing is the message: the body as-is, the request's headers and
+// the W3C trace context (traceparent, tracestate; when the request carries
+// one) in the header table, and the standard properties.
 func publishing(req *transportv1.DeliveryRequest) amqp.Publishing {
-	headers := make(amqp.Table, len(req.GetHeaders()))
+	headers := make(amqp.Table, len(req.GetHeaders())+2)
 	for name, value := range req.GetHeaders() {
 		headers[name] = value
 	}
+	sdk.TraceHeaders(req, func(name, value string) { headers[name] = value })
 	ct := req.GetContentType()
 	if ct == "" {
 		ct = defaultContentType

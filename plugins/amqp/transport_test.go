@@ -309,3 +309,57 @@ func TestThroughPluginProcess(t *testing.T) {
 		t.Fatalf("validate through the plugin = %q, %v", problems, err)
 	}
 }
+
+// W3C trace context as the agent sets it when tracing is on.
+const (
+	traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracestate  = "hookwire=00f067aa0ba902b7,congo=t61rcWkgMzE"
+)
+
+// checkTrace fails unless the header table carries exactly the wanted
+// trace headers as strings ("": no such header at all).
+func checkTrace(t *testing.T, headers amqp.Table, wantParent, wantState string) {
+	t.Helper()
+	for name, want := range map[string]string{"traceparent": wantParent, "tracestate": wantState} {
+		got, present := headers[name]
+		switch {
+		case want == "" && present:
+			t.Errorf("header %s = %#v, want no such header on a request without trace context", name, got)
+		case want != "" && got != want:
+			t.Errorf("header %s = %#v, want the string %q", name, got, want)
+		}
+	}
+}
+
+func TestTraceContextTravelsInHeaderTable(t *testing.T) {
+	ch := broker(t)
+	tr := newTransport(t)
+	deliver := func(ctx context.Context, req *transportv1.DeliveryRequest) *transportv1.DeliveryResult {
+		return tr.Deliver(ctx, req)
+	}
+	cases := []struct {
+		name          string
+		parent, state string
+		plugin        bool // through a real plugin process
+	}{
+		{"traced", traceparent, tracestate, false},
+		{"traceparent only", traceparent, "", false},
+		{"not traced", "", "", false},
+		{"traced through plugin process", traceparent, tracestate, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := queue(t, ch, nil)
+			req := request(t, map[string]any{"url": amqpURL, "routing_key": q}, []byte(`{}`))
+			req.Traceparent, req.Tracestate = tc.parent, tc.state
+			send := deliver
+			if tc.plugin {
+				send = brokertest.StartPlugin(t, amqptransport.Name).Deliver
+			}
+			brokertest.WantOutcome(t, send(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+			d := get(t, ch, q)
+			checkDelivery(t, d, []byte(`{}`))
+			checkTrace(t, d.Headers, tc.parent, tc.state)
+		})
+	}
+}

@@ -37,6 +37,12 @@
 // property, and the request's headers as user properties under exactly
 // their names, sorted: webhook-id, webhook-signature, webhook-timestamp.
 //
+// When tracing is on, the attempt's W3C trace context travels as two
+// more user properties, traceparent and tracestate (tracestate only when
+// there is one), sorted with the others (so before webhook-id), so a
+// consumer's span can join the publisher's trace; with tracing off neither
+// is set.
+//
 // # Outcomes
 //
 //	PUBACK / PUBCOMP with a success code (0x10 "no matching

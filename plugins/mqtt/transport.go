@@ -139,25 +139,28 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 }
 
 // publish builds the PUBLISH packet: the body as-is, the content type in
-// the MQTT 5 Content Type property and the request's headers as user
-// properties, sorted by name.
+// the MQTT 5 Content Type property, and as user properties sorted by name
+// the request's headers and the W3C trace context (traceparent,
+// tracestate; when the request carries one).
 func publish(tgt target, req *transportv1.DeliveryRequest) (*paho.Publish, string) {
 	ct := req.GetContentType()
 	if ct == "" {
 		ct = defaultContentType
 	}
-	names := make([]string, 0, len(req.GetHeaders()))
+	user := make(paho.UserProperties, 0, len(req.GetHeaders())+2)
 	for name, value := range req.GetHeaders() {
 		if !utf8.ValidString(name) || !utf8.ValidString(value) || strings.ContainsRune(name+value, 0) {
 			return nil, fmt.Sprintf("request header %q is not valid UTF-8 without NUL, which MQTT user properties require", name)
 		}
-		names = append(names, name)
+		user = append(user, paho.UserProperty{Key: name, Value: value})
 	}
-	slices.Sort(names)
-	user := make(paho.UserProperties, 0, len(names))
-	for _, name := range names {
-		user = append(user, paho.UserProperty{Key: name, Value: req.GetHeaders()[name]})
-	}
+	// Printable ASCII only (sdk.TraceHeaders checks); it replaces a request
+	// header of the same name, as in the http transport.
+	sdk.TraceHeaders(req, func(name, value string) {
+		user = slices.DeleteFunc(user, func(p paho.UserProperty) bool { return p.Key == name })
+		user = append(user, paho.UserProperty{Key: name, Value: value})
+	})
+	slices.SortFunc(user, func(a, b paho.UserProperty) int { return strings.Compare(a.Key, b.Key) })
 	return &paho.Publish{
 		QoS:     tgt.qos,
 		Retain:  tgt.retain,

@@ -326,3 +326,68 @@ func TestThroughPluginProcess(t *testing.T) {
 	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
 	checkMessage(t, receive(t, got), body)
 }
+
+// W3C trace context as the agent sets it when tracing is on.
+const (
+	traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracestate  = "hookwire=00f067aa0ba902b7,congo=t61rcWkgMzE"
+)
+
+func TestTraceContextTravelsAsUserProperties(t *testing.T) {
+	brokertest.Require(t, mqttService, mqttAddr)
+	tr := newTransport(t)
+	cases := []struct {
+		name          string
+		parent, state string
+		wantKeys      []string // every user property, in order
+	}{
+		{"traced", traceparent, tracestate,
+			[]string{"traceparent", "tracestate", "webhook-id", "webhook-signature", "webhook-timestamp"}},
+		{"traceparent only", traceparent, "",
+			[]string{"traceparent", "webhook-id", "webhook-signature", "webhook-timestamp"}},
+		{"not traced", "", "",
+			[]string{"webhook-id", "webhook-signature", "webhook-timestamp"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "hookwire/test/" + brokertest.UniqueName("trace")
+			got := subscriber(t, topic)
+			req := request(t, map[string]any{"url": mqttURL, "topic": topic}, []byte(`{}`))
+			req.Traceparent, req.Tracestate = tc.parent, tc.state
+			brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+			p := receive(t, got)
+			checkMessage(t, p, []byte(`{}`))
+			for name, want := range map[string]string{"traceparent": tc.parent, "tracestate": tc.state} {
+				vals := p.Properties.User.GetAll(name)
+				switch {
+				case want == "" && len(vals) != 0:
+					t.Errorf("user property %s = %q, want none on a request without trace context", name, vals)
+				case want != "" && (len(vals) != 1 || vals[0] != want):
+					t.Errorf("user property %s = %q, want exactly %q", name, vals, want)
+				}
+			}
+			var keys []string
+			for _, u := range p.Properties.User {
+				keys = append(keys, u.Key)
+			}
+			if strings.Join(keys, ",") != strings.Join(tc.wantKeys, ",") {
+				t.Errorf("user properties in order %q, want %q", keys, tc.wantKeys)
+			}
+		})
+	}
+}
+
+// TestTraceContextReplacesSameNamedHeader: a request header that happens to
+// be called traceparent does not travel twice next to the attempt's own.
+func TestTraceContextReplacesSameNamedHeader(t *testing.T) {
+	topic := "hookwire/test/" + brokertest.UniqueName("trace-dup")
+	got := subscriber(t, topic)
+	req := request(t, map[string]any{"url": mqttURL, "topic": topic}, []byte(`{}`))
+	req.Headers = map[string]string{"webhook-id": "msg_dup", "traceparent": "00-stale"}
+	req.Traceparent = traceparent
+	brokertest.WantOutcome(t, newTransport(t).Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	p := receive(t, got)
+	if vals := p.Properties.User.GetAll("traceparent"); len(vals) != 1 || vals[0] != traceparent {
+		t.Errorf("user property traceparent = %q, want exactly the attempt's %q", vals, traceparent)
+	}
+}

@@ -33,6 +33,11 @@
 // whose acknowledgement was lost) is dropped by the stream and reported as
 // SUCCESS — the same id also de-duplicates manual replays in that window.
 //
+// When tracing is on, the attempt's W3C trace context travels as the
+// NATS headers traceparent and tracestate (tracestate only when there is
+// one), so a consumer's span can join the publisher's trace; with tracing
+// off neither header is set.
+//
 // # Outcomes
 //
 //	server received it (core) / stream acknowledged it   SUCCESS (duplicates too)

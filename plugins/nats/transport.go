@@ -126,15 +126,17 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 }
 
 // message builds the NATS message: the body as-is, the request's headers
-// under their exact names, and content-type.
+// under their exact names, the W3C trace context (traceparent, tracestate)
+// when the request carries one, and content-type.
 func message(subject string, req *transportv1.DeliveryRequest) (*nats.Msg, string) {
-	h := make(nats.Header, len(req.GetHeaders())+1)
+	h := make(nats.Header, len(req.GetHeaders())+3)
 	for name, value := range req.GetHeaders() {
 		if !validHeaderName(name) || strings.ContainsAny(value, "\r\n") {
 			return nil, fmt.Sprintf("request header %q has a name or value that NATS headers cannot carry", name)
 		}
 		h[name] = []string{value}
 	}
+	sdk.TraceHeaders(req, h.Set) // NATS headers are case-sensitive: set as named
 	ct := req.GetContentType()
 	if ct == "" {
 		ct = defaultContentType

@@ -403,3 +403,72 @@ func TestThroughPluginProcess(t *testing.T) {
 	}
 	checkMessage(t, msg.Data, msg.Header, body)
 }
+
+// W3C trace context as the agent sets it when tracing is on.
+const (
+	traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracestate  = "hookwire=00f067aa0ba902b7,congo=t61rcWkgMzE"
+)
+
+// checkTrace fails unless h carries exactly the wanted trace headers ("":
+// none at all).
+func checkTrace(t *testing.T, h nats.Header, wantParent, wantState string) {
+	t.Helper()
+	for name, want := range map[string]string{"traceparent": wantParent, "tracestate": wantState} {
+		got := h.Values(name)
+		switch {
+		case want == "" && len(got) != 0:
+			t.Errorf("header %s = %q, want no such header on a request without trace context", name, got)
+		case want != "" && (len(got) != 1 || got[0] != want):
+			t.Errorf("header %s = %q, want exactly %q", name, got, want)
+		}
+	}
+}
+
+func TestTraceContextTravelsAsHeaders(t *testing.T) {
+	brokertest.Require(t, natsService, natsAddr)
+	tr := newTransport(t)
+	cases := []struct {
+		name          string
+		parent, state string
+	}{
+		{"traced", traceparent, tracestate},
+		{"traceparent only", traceparent, ""},
+		{"not traced", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run("core/"+tc.name, func(t *testing.T) {
+			subject := "hookwire.test." + brokertest.UniqueName("trace")
+			nc := consumer(t)
+			sub, err := nc.SubscribeSync(subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			req := request(t, map[string]any{"url": natsURL, "subject": subject}, []byte(`{}`))
+			req.Traceparent, req.Tracestate = tc.parent, tc.state
+			brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+			msg, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("consumer: %v", err)
+			}
+			checkMessage(t, msg.Data, msg.Header, []byte(`{}`))
+			checkTrace(t, msg.Header, tc.parent, tc.state)
+		})
+		t.Run("jetstream/"+tc.name, func(t *testing.T) {
+			s, subject := stream(t, jetstream.StreamConfig{})
+			req := request(t, map[string]any{"url": natsURL, "subject": subject, "jetstream": true}, []byte(`{}`))
+			req.Traceparent, req.Tracestate = tc.parent, tc.state
+			brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			msg, err := s.GetMsg(ctx, 1)
+			if err != nil {
+				t.Fatalf("read back: %v", err)
+			}
+			checkTrace(t, msg.Header, tc.parent, tc.state)
+		})
+	}
+}

@@ -28,6 +28,12 @@
 // webhook-timestamp. A request header named body or content-type is
 // refused (REJECTED) rather than silently overwriting a field.
 //
+// When tracing is on, the attempt's W3C trace context adds the fields
+// traceparent and tracestate (tracestate only when there is one), sorted
+// with the header fields like any other header (so before webhook-id), so
+// a consumer's span can join the publisher's trace; with tracing off
+// neither field is present.
+//
 // # Outcomes
 //
 //	Redis answered with the entry id                         SUCCESS

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +26,8 @@ const (
 	// dialTimeout bounds creating a client and its first round trip.
 	dialTimeout = 10 * time.Second
 	// bodyField and contentTypeField are the entry's fixed fields; every
-	// request header is one more field under its own name.
+	// request header (and trace context header) is one more field under
+	// its own name.
 	bodyField        = "body"
 	contentTypeField = "content-type"
 )
@@ -118,24 +120,31 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 }
 
 // entry lists the stream entry's fields in a fixed order: body (the bytes
-// as-is), content-type, then the request's headers sorted by name.
+// as-is), content-type, then the request's headers and the W3C trace
+// context (traceparent, tracestate; when the request carries one), sorted
+// by name.
 func entry(req *transportv1.DeliveryRequest) ([]any, string) {
 	ct := req.GetContentType()
 	if ct == "" {
 		ct = defaultContentType
 	}
-	names := make([]string, 0, len(req.GetHeaders()))
-	for name := range req.GetHeaders() {
+	headers := make([][2]string, 0, len(req.GetHeaders())+2)
+	for name, value := range req.GetHeaders() {
 		if name == bodyField || name == contentTypeField {
 			return nil, "request header " + strconv.Quote(name) + " would overwrite the entry's own field of that name"
 		}
-		names = append(names, name)
+		headers = append(headers, [2]string{name, value})
 	}
-	slices.Sort(names)
-	values := make([]any, 0, 4+2*len(names))
+	// It replaces a request header of the same name, as in the http transport.
+	sdk.TraceHeaders(req, func(name, value string) {
+		headers = slices.DeleteFunc(headers, func(h [2]string) bool { return h[0] == name })
+		headers = append(headers, [2]string{name, value})
+	})
+	slices.SortFunc(headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	values := make([]any, 0, 4+2*len(headers))
 	values = append(values, bodyField, req.GetBody(), contentTypeField, ct)
-	for _, name := range names {
-		values = append(values, name, req.GetHeaders()[name])
+	for _, h := range headers {
+		values = append(values, h[0], h[1])
 	}
 	return values, ""
 }

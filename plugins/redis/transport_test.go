@@ -296,3 +296,70 @@ func TestThroughPluginProcess(t *testing.T) {
 	}
 	checkEntry(t, msgs[0], body)
 }
+
+// W3C trace context as the agent sets it when tracing is on.
+const (
+	traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracestate  = "hookwire=00f067aa0ba902b7,congo=t61rcWkgMzE"
+)
+
+// rawFields reads the stream's only entry as Redis stores it: field names
+// and values in their order.
+func rawFields(t *testing.T, c *redis.Client, key string) (names, values []string) {
+	t.Helper()
+	reply, err := c.Do(context.Background(), "XRANGE", key, "-", "+").Slice()
+	if err != nil || len(reply) != 1 {
+		t.Fatalf("XRANGE %s = %v entries, %v; want 1", key, len(reply), err)
+	}
+	entry, ok := reply[0].([]any)
+	if !ok || len(entry) != 2 {
+		t.Fatalf("XRANGE entry = %#v", reply[0])
+	}
+	kv, ok := entry[1].([]any)
+	if !ok {
+		t.Fatalf("XRANGE fields = %#v", entry[1])
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		names = append(names, fmt.Sprint(kv[i]))
+		values = append(values, fmt.Sprint(kv[i+1]))
+	}
+	return names, values
+}
+
+func TestTraceContextTravelsAsFields(t *testing.T) {
+	c := store(t)
+	tr := newTransport(t)
+	cases := []struct {
+		name          string
+		parent, state string
+		wantNames     []string
+	}{
+		{"traced", traceparent, tracestate,
+			[]string{"body", "content-type", "traceparent", "tracestate", "webhook-id", "webhook-signature", "webhook-timestamp"}},
+		{"traceparent only", traceparent, "",
+			[]string{"body", "content-type", "traceparent", "webhook-id", "webhook-signature", "webhook-timestamp"}},
+		{"not traced", "", "",
+			[]string{"body", "content-type", "webhook-id", "webhook-signature", "webhook-timestamp"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := streamKey(t, c)
+			req := request(t, map[string]any{"url": redisURL, "stream": key}, []byte(`{}`))
+			req.Traceparent, req.Tracestate = tc.parent, tc.state
+			brokertest.WantOutcome(t, tr.Deliver(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
+			names, values := rawFields(t, c, key)
+			if strings.Join(names, ",") != strings.Join(tc.wantNames, ",") {
+				t.Fatalf("entry fields in order %q, want %q", names, tc.wantNames)
+			}
+			want := map[string]string{"traceparent": tc.parent, "tracestate": tc.state}
+			for i, name := range names {
+				if w, isTrace := want[name]; isTrace && values[i] != w {
+					t.Errorf("field %s = %q, want exactly %q", name, values[i], w)
+				}
+				if w, isSig := signature[name]; isSig && values[i] != w {
+					t.Errorf("field %s = %q, want exactly %q", name, values[i], w)
+				}
+			}
+		})
+	}
+}
