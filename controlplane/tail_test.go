@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +14,12 @@ import (
 	"github.com/hookwire/hookwire/controlplane"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // tail opens TailDeliveries with key and waits until the watch is in place
@@ -286,5 +290,156 @@ func TestTailOverREST(t *testing.T) {
 			t.Fatal("no attempt on the REST tail within 20s")
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+func TestTailHeartbeatWhenIdle(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	h.setup("acme")
+	opened := time.Now()
+	s := mustTail(t, h, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", HeartbeatInterval: durationpb.New(time.Second)})
+	if n := scrape(t, h.srv.AdminAddr())("hookwire_tail_watchers"); n != 1 {
+		t.Fatalf("hookwire_tail_watchers = %v with one tail open", n)
+	}
+	// Nothing is published: a heartbeat comes after the interval (the
+	// stream's 30s deadline bounds the wait), then another.
+	for i := range 2 {
+		it := recvTail(t, s)
+		if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT || it.GetTime() == nil || it.GetDeliveryId() != "" || it.GetEventType() != "" {
+			t.Fatalf("item %d on an idle tail: %v, want a HEARTBEAT", i, it)
+		}
+	}
+	// Two intervals of 1s, less what the client gained by seeing the
+	// headers after the server's timer started.
+	if took := time.Since(opened); took < 1900*time.Millisecond {
+		t.Fatalf("two heartbeats within %s: the interval is not honoured", took)
+	}
+}
+
+func TestTailHeartbeatIntervalBounds(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	h.setup("acme")
+	for _, d := range []time.Duration{500 * time.Millisecond, -time.Second, 5*time.Minute + time.Second} {
+		s, err := h.tail(adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", HeartbeatInterval: durationpb.New(d)})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "heartbeat_interval: must be 0 (the default, 15s) or from 1s to 5m") {
+			t.Fatalf("heartbeat_interval %s: %v, want InvalidArgument naming the bounds", d, err)
+		}
+	}
+	// 0 is the default; 5m is allowed.
+	for _, d := range []time.Duration{0, 5 * time.Minute} {
+		if _, err := h.tail(adminKey, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", HeartbeatInterval: durationpb.New(d)}); err != nil {
+			t.Fatalf("heartbeat_interval %s refused: %v", d, err)
+		}
+	}
+}
+
+func TestTailHeartbeatOverREST(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	h.setup("acme")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants/acme/deliveries:tail?heartbeat_interval=1s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	// The gateway answers with its first line: on an idle tail, the
+	// heartbeat.
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() {
+		t.Fatalf("no line: %v", sc.Err())
+	}
+	var frame struct{ Result json.RawMessage }
+	if err := json.Unmarshal(sc.Bytes(), &frame); err != nil {
+		t.Fatalf("line %q: %v", sc.Text(), err)
+	}
+	var it hookwirev1.TailDeliveriesResponse
+	if err := protojson.Unmarshal(frame.Result, &it); err != nil {
+		t.Fatalf("result %s: %v", frame.Result, err)
+	}
+	if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT || it.GetTime() == nil || !strings.Contains(sc.Text(), `"TAIL_EVENT_KIND_HEARTBEAT"`) {
+		t.Fatalf("REST line %s, want a heartbeat", sc.Text())
+	}
+	// A bad interval is a 400 naming the bounds.
+	body, code, _ := h.restFull("GET", "/v1/tenants/acme/deliveries:tail?heartbeat_interval=10m", "")
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "from 1s to 5m") {
+		t.Fatalf("heartbeat_interval=10m: HTTP %d %s", code, body)
+	}
+}
+
+// TestTailDroppedCounted tails without reading while thousands of
+// deliveries are created: the watch's buffer fills, items are dropped and
+// counted in /metrics, and the client, once it reads, is told as many.
+func TestTailDroppedCounted(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0", NoSync: true})
+	h.setup("acme")
+	// Fixed 64 KiB flow-control windows (no BDP growth): a client that
+	// does not read stops the server's sends soon.
+	conn, err := grpc.NewClient(h.srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(authed(context.Background(), adminKey), 60*time.Second)
+	defer cancel()
+	s, err := hookwirev1.NewDeliveryServiceClient(conn).TailDeliveries(ctx, &hookwirev1.TailDeliveriesRequest{Tenant: "acme", HeartbeatInterval: durationpb.New(5 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Header(); err != nil {
+		t.Fatal(err)
+	}
+	metric := func(series string) float64 { return scrape(t, h.srv.AdminAddr())(series) }
+	if n := metric("hookwire_tail_dropped_total"); n != 0 {
+		t.Fatalf("hookwire_tail_dropped_total = %v before anything was published", n)
+	}
+	batch := &hookwirev1.PublishEventsRequest{Tenant: "acme"}
+	for range 1000 {
+		batch.Events = append(batch.Events, &hookwirev1.Event{Type: "order.created", Payload: []byte(`{}`)})
+	}
+	published := 0
+	for metric("hookwire_tail_dropped_total") == 0 {
+		if published >= 20 {
+			t.Fatalf("nothing dropped after %d events published to a tail that does not read", published*1000)
+		}
+		if _, err := hookwirev1.NewEventServiceClient(h.conn).PublishEvents(h.ctx(), batch); err != nil {
+			t.Fatal(err)
+		}
+		published++
+	}
+	// Read everything: the DROPPED items add up to the counter. (Items of
+	// the last publish may still be on their way: read until they agree.)
+	var told int64
+	seen := 0
+	for told == 0 || float64(told) != metric("hookwire_tail_dropped_total") {
+		it := recvTail(t, s)
+		seen++
+		if it.GetKind() == hookwirev1.TailEventKind_TAIL_EVENT_KIND_DROPPED {
+			told += it.GetDropped()
+		}
+	}
+	if int(told) >= published*1000 || seen == 0 {
+		t.Fatalf("told %d dropped of %d published, %d items read", told, published*1000, seen)
+	}
+	cancel()
+	// The server notices the client leaving; the gauge goes back to 0.
+	deadline := time.Now().Add(10 * time.Second)
+	for metric("hookwire_tail_watchers") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("hookwire_tail_watchers still counts a tail the client cancelled")
+		}
+		runtime.Gosched()
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 var tailStatuses = []string{"succeeded", "failed", "retrying", "dead"}
@@ -37,6 +38,8 @@ type tailOptions struct {
 	subscription, eventType, status string
 	outcomes                        []string
 	attemptsOnly, noReconnect       bool
+	heartbeats                      bool
+	heartbeatInterval               time.Duration
 }
 
 func (c *cli) tailCmd() *cobra.Command {
@@ -62,13 +65,20 @@ lost after it was established, tail reconnects with backoff (items in the gap
 are not shown) unless --no-reconnect. Ctrl-C (or SIGTERM) ends it with exit
 code 0.
 
+On an idle stream the control plane sends a heartbeat every 15s
+(--heartbeat-interval, 1s to 5m) so proxies and load balancers that cut idle
+connections keep it open. Heartbeats are never shown as lines for people; in
+JSON output they are left out unless --heartbeats, which prints them as
+{"kind":"TAIL_EVENT_KIND_HEARTBEAT","time":...} (e.g. to check liveness).
+
 A read-only key of the tenant is enough.
 
 Exit codes: see 'hookwire help exit-codes'.`,
 		Example: `  hookwire tail --tenant acme
   hookwire tail --tenant acme --status failed
   hookwire tail --tenant acme --event-type 'order.*' --attempts-only
-  hookwire tail --tenant acme --subscription sub_01J... -o json | jq -c 'select(.status_code >= 500)'`,
+  hookwire tail --tenant acme --subscription sub_01J... -o json | jq -c 'select(.status_code >= 500)'
+  hookwire tail --tenant acme -o json --heartbeats --heartbeat-interval 10s`,
 		Args:          c.argNames(),
 		SilenceErrors: true, // printed by c.fail
 		SilenceUsage:  true,
@@ -96,6 +106,8 @@ Exit codes: see 'hookwire help exit-codes'.`,
 	f.StringSliceVar(&o.outcomes, "outcome", nil, "only attempts with these outcomes (comma-separated): "+strings.Join(tailOutcomes, ", "))
 	f.BoolVar(&o.attemptsOnly, "attempts-only", false, "only attempt results: leave out created, cancelled and re-queued deliveries")
 	f.BoolVar(&o.noReconnect, "no-reconnect", false, "exit when the connection is lost instead of reconnecting")
+	f.BoolVar(&o.heartbeats, "heartbeats", false, "print the control plane's heartbeats as JSON lines too (JSON output only)")
+	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 0, "how long the stream may stay idle before the control plane sends a heartbeat, 1s to 5m; 0s: the control plane's default, 15s")
 	c.connectionFlags(cmd, f)
 	_ = cmd.RegisterFlagCompletionFunc("output", fixedCompletion("table", "json"))
 	_ = cmd.RegisterFlagCompletionFunc("status", fixedCompletion(tailStatuses...))
@@ -110,6 +122,12 @@ Exit codes: see 'hookwire help exit-codes'.`,
 // tailRequest turns the flags into a request.
 func tailRequest(tenant string, o tailOptions) (*hookwirev1.TailDeliveriesRequest, error) {
 	req := &hookwirev1.TailDeliveriesRequest{Tenant: tenant, SubscriptionId: o.subscription, EventType: o.eventType, AttemptsOnly: o.attemptsOnly}
+	if o.heartbeatInterval != 0 {
+		if o.heartbeatInterval < time.Second || o.heartbeatInterval > 5*time.Minute {
+			return nil, usageErrorf("--heartbeat-interval %s: use 1s to 5m", o.heartbeatInterval)
+		}
+		req.HeartbeatInterval = durationpb.New(o.heartbeatInterval)
+	}
 	if o.status != "" {
 		v, ok := hookwirev1.TailResult_value["TAIL_RESULT_"+strings.ToUpper(o.status)]
 		if !ok || v == 0 {
@@ -144,11 +162,14 @@ func (c *cli) tail(cmd *cobra.Command, o tailOptions) error {
 	default:
 		return usageErrorf("--output %q: use table or json", o.output)
 	}
+	if o.heartbeats && human {
+		return usageErrorf("--heartbeats prints heartbeats as JSON lines: add -o json (lines for people never show them)")
+	}
 	req, err := tailRequest(tenant, o)
 	if err != nil {
 		return err
 	}
-	p := &tailPrinter{w: out, human: human, color: human && isTerminal(out) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
+	p := &tailPrinter{w: out, human: human, heartbeats: o.heartbeats, color: human && isTerminal(out) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
@@ -240,9 +261,10 @@ func (c *cli) tailOnce(cmd *cobra.Command, req *hookwirev1.TailDeliveriesRequest
 }
 
 // tailPrinter writes items as JSON lines or as lines for people.
+// Heartbeats are written only as JSON lines, and only with heartbeats set.
 type tailPrinter struct {
-	w            io.Writer
-	human, color bool
+	w                        io.Writer
+	human, color, heartbeats bool
 }
 
 const (
@@ -255,6 +277,9 @@ const (
 )
 
 func (p *tailPrinter) print(it *hookwirev1.TailDeliveriesResponse) error {
+	if it.GetKind() == hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT && (p.human || !p.heartbeats) {
+		return nil
+	}
 	if !p.human {
 		data, err := protoJSON.Marshal(it)
 		if err != nil {

@@ -105,6 +105,8 @@ func TestCLITailLive(t *testing.T) {
 	h.fail(exitUsage, `--status "bogus"`, "tail", "--tenant", "acme", "--status", "bogus")
 	h.fail(exitUsage, `--outcome "meh"`, "tail", "--tenant", "acme", "--outcome", "timeout,meh")
 	h.fail(exitUsage, `--output "yaml"`, "tail", "--tenant", "acme", "-o", "yaml")
+	h.fail(exitUsage, "add -o json", "tail", "--tenant", "acme", "-o", "table", "--heartbeats")
+	h.fail(exitUsage, "--heartbeat-interval 500ms: use 1s to 5m", "tail", "--tenant", "acme", "--heartbeat-interval", "500ms")
 	h.fail(exitUsage, "no tenant", "tail")
 	badKey := newHW(t, srv.grpcAddr).with("HOOKWIRE_API_KEY=wrong-key-0123456789")
 	badKey.fail(exitAuth, "invalid API key", "tail", "--tenant", "acme")
@@ -163,7 +165,14 @@ func TestTailRequestFromFlags(t *testing.T) {
 		!req.GetAttemptsOnly() || req.GetEventType() != "order.*" || req.GetTenant() != "acme" {
 		t.Fatalf("request %v", req)
 	}
-	for _, o := range []tailOptions{{status: "unspecified"}, {status: "pending"}, {outcomes: []string{"unspecified"}}} {
+	if req.GetHeartbeatInterval() != nil {
+		t.Fatalf("heartbeat_interval %v set without the flag", req.GetHeartbeatInterval())
+	}
+	if req, err = tailRequest("acme", tailOptions{heartbeatInterval: 10 * time.Second}); err != nil || req.GetHeartbeatInterval().AsDuration() != 10*time.Second {
+		t.Fatalf("--heartbeat-interval 10s: %v %v", req, err)
+	}
+	for _, o := range []tailOptions{{status: "unspecified"}, {status: "pending"}, {outcomes: []string{"unspecified"}},
+		{heartbeatInterval: time.Millisecond}, {heartbeatInterval: -time.Second}, {heartbeatInterval: 6 * time.Minute}} {
 		if _, err := tailRequest("acme", o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
@@ -202,5 +211,63 @@ func TestCLITailReconnects(t *testing.T) {
 	line := nextLine(t, out, tail, 30*time.Second)
 	if err := json.Unmarshal([]byte(line), &it); err != nil || it.Kind != "TAIL_EVENT_KIND_CREATED" || it.EventID != evID {
 		t.Fatalf("after reconnecting tail printed %q (%v)", line, err)
+	}
+}
+
+func TestTailHeartbeatsPrintedOnlyWhenAsked(t *testing.T) {
+	beat := &hookwirev1.TailDeliveriesResponse{Kind: hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT, Time: timestamppb.New(time.Unix(1700000000, 0))}
+	created := &hookwirev1.TailDeliveriesResponse{Kind: hookwirev1.TailEventKind_TAIL_EVENT_KIND_CREATED, Time: timestamppb.New(time.Unix(1700000000, 0)), DeliveryId: "dlv_1"}
+	for _, c := range []struct {
+		name              string
+		human, heartbeats bool
+		want              string // the heartbeat's line; "" for none
+	}{
+		{"table", true, false, ""},
+		{"json", false, false, ""},
+		{"json --heartbeats", false, true, `"kind":"TAIL_EVENT_KIND_HEARTBEAT"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out strings.Builder
+			p := &tailPrinter{w: &out, human: c.human, heartbeats: c.heartbeats}
+			for _, it := range []*hookwirev1.TailDeliveriesResponse{beat, created} {
+				if err := p.print(it); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if c.want == "" {
+				if len(lines) != 1 || !strings.Contains(lines[0], "dlv_1") {
+					t.Fatalf("printed %q, want only the created delivery", out.String())
+				}
+				return
+			}
+			if len(lines) != 2 || !strings.Contains(lines[0], c.want) || !strings.Contains(lines[1], "dlv_1") {
+				t.Fatalf("printed %q, want the heartbeat (%s) then the delivery", out.String(), c.want)
+			}
+		})
+	}
+}
+
+func TestCLITailHeartbeats(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	createSubscription(t, srv.httpAddr, "acme", "http://127.0.0.1:1/hook")
+	env := []string{"HOOKWIRE_API_KEY=" + e2eAdminKey, "HOOKWIRE_CONFIG=" + t.TempDir() + "/config.yaml",
+		"HOOKWIRE_CONTEXT=", "HOOKWIRE_ADDR=" + srv.grpcAddr, "HOOKWIRE_TENANT=acme"}
+	beats, beatsOut := startProc(t, env, "tail", "-o", "json", "--heartbeats", "--heartbeat-interval", "1s")
+	quiet, quietOut := startProc(t, env, "tail", "-o", "json", "--heartbeat-interval", "1s")
+	waitStderr(t, quiet, "Tailing deliveries of tenant acme", 30*time.Second)
+	waitStderr(t, beats, "Tailing deliveries of tenant acme", 30*time.Second)
+	// Three heartbeats on the first tail from now: the quiet one, already
+	// established, has had at least two of its own meanwhile.
+	for range 3 {
+		var it tailLine
+		if line := nextLine(t, beatsOut, beats, 30*time.Second); json.Unmarshal([]byte(line), &it) != nil || it.Kind != "TAIL_EVENT_KIND_HEARTBEAT" {
+			t.Fatalf("tail --heartbeats on an idle stream printed %q", line)
+		}
+	}
+	evID := publishREST(t, srv.httpAddr, "acme", `{"type":"order.created","payload":{}}`)
+	var it tailLine
+	if line := nextLine(t, quietOut, quiet, 30*time.Second); json.Unmarshal([]byte(line), &it) != nil || it.Kind != "TAIL_EVENT_KIND_CREATED" || it.EventID != evID {
+		t.Fatalf("tail without --heartbeats first printed %q, want the created delivery", line)
 	}
 }

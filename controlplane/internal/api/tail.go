@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
@@ -12,6 +13,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
+
+// DefaultTailHeartbeat is how long a tail stream stays silent before the
+// server sends a HEARTBEAT item, unless the request sets
+// heartbeat_interval. Below the idle timeouts of common proxies and load
+// balancers (often 30s or 60s).
+const DefaultTailHeartbeat = 15 * time.Second
 
 // TailDeliveries streams what happens to a tenant's deliveries from now on.
 // The response headers are sent once the watch is in place, so a client
@@ -44,13 +51,17 @@ func (s *Services) TailDeliveries(req *hookwirev1.TailDeliveriesRequest, stream 
 		p := catalog.CompilePattern(v)
 		f.EventType = &p
 	}
+	heartbeat := DefaultTailHeartbeat
+	if d := req.GetHeartbeatInterval().AsDuration(); d > 0 {
+		heartbeat = d // 1s to 5m, checked by the proto's rule
+	}
 	w := s.cfg.Dispatcher.Watch(f, 0)
 	defer w.Close()
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	for {
-		items, err := w.Next(ctx)
+		items, err := w.Next(ctx, heartbeat)
 		switch {
 		case errors.Is(err, dispatch.ErrWatchClosed):
 			return status.Error(codes.Unavailable, "the control plane is shutting down; reconnect to go on tailing")

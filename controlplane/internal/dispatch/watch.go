@@ -8,7 +8,10 @@ package dispatch
 // filters per watcher and appends to the watcher's bounded buffer. It must
 // never slow delivery down: with no watcher the notification is one atomic
 // load, and a watcher whose buffer is full loses items (it is told how many
-// with a DROPPED item) instead of making the dispatcher wait.
+// with a DROPPED item, and hookwire_tail_dropped_total counts them) instead
+// of making the dispatcher wait. A watcher that has had nothing for its
+// heartbeat interval gets a HEARTBEAT item, so idle streams carry traffic
+// through proxies that cut idle connections.
 
 import (
 	"context"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -120,6 +124,7 @@ func (h *watchHub) add(w *Watcher) {
 	}
 	h.watchers[w] = struct{}{}
 	h.n.Add(1)
+	w.metrics.TailWatchers(1)
 }
 
 func (h *watchHub) remove(w *Watcher) {
@@ -128,6 +133,7 @@ func (h *watchHub) remove(w *Watcher) {
 	if _, ok := h.watchers[w]; ok {
 		delete(h.watchers, w)
 		h.n.Add(-1)
+		w.metrics.TailWatchers(-1)
 	}
 }
 
@@ -152,6 +158,8 @@ type Watcher struct {
 	limit  int
 	now    func() time.Time
 	notify chan struct{}
+	// metrics counts open watchers and dropped items; nil: none.
+	metrics *metrics.ControlPlane
 
 	mu      sync.Mutex
 	buf     []*hookwirev1.TailDeliveriesResponse
@@ -167,6 +175,7 @@ func (w *Watcher) offer(it *hookwirev1.TailDeliveriesResponse) {
 	}
 	if len(w.buf) >= w.limit {
 		w.dropped++
+		w.metrics.TailDropped(1)
 	} else {
 		w.buf = append(w.buf, it)
 	}
@@ -184,10 +193,15 @@ func (w *Watcher) wake() {
 // Next waits for items and returns every one waiting, oldest first. If
 // items were dropped since the last call because the buffer was full, the
 // batch ends with one item of kind DROPPED counting them (they all came
-// after the others in the batch). Next returns ctx's error when ctx ends
-// and ErrWatchClosed when the dispatcher stops serving watches. The items
-// are shared with other watchers: do not modify them.
-func (w *Watcher) Next(ctx context.Context) ([]*hookwirev1.TailDeliveriesResponse, error) {
+// after the others in the batch). If heartbeat > 0 and nothing comes for
+// that long, Next returns one item of kind HEARTBEAT (only its time set).
+// Next returns ctx's error when ctx ends and ErrWatchClosed when the
+// dispatcher stops serving watches. The items are shared with other
+// watchers: do not modify them.
+func (w *Watcher) Next(ctx context.Context, heartbeat time.Duration) ([]*hookwirev1.TailDeliveriesResponse, error) {
+	// idle fires once heartbeat has passed since the call; nil (never
+	// ready) without heartbeats. Made only when Next has to wait.
+	var idle <-chan time.Time
 	for {
 		w.mu.Lock()
 		if len(w.buf) > 0 || w.dropped > 0 {
@@ -207,10 +221,25 @@ func (w *Watcher) Next(ctx context.Context) ([]*hookwirev1.TailDeliveriesRespons
 		if closed {
 			return nil, ErrWatchClosed
 		}
+		if heartbeat > 0 && idle == nil {
+			t := time.NewTimer(heartbeat)
+			defer t.Stop()
+			idle = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-w.notify:
+		case <-idle:
+			w.mu.Lock()
+			pending := len(w.buf) > 0 || w.dropped > 0
+			w.mu.Unlock()
+			if pending {
+				continue // items came just now: they go out instead
+			}
+			return []*hookwirev1.TailDeliveriesResponse{{
+				Kind: hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT, Time: timestamppb.New(w.now()),
+			}}, nil
 		}
 	}
 }
@@ -224,7 +253,7 @@ func (d *Dispatcher) Watch(f WatchFilter, buffer int) *Watcher {
 	if buffer <= 0 {
 		buffer = DefaultWatchBuffer
 	}
-	w := &Watcher{hub: &d.watch, filter: f, limit: buffer, now: d.cfg.Now, notify: make(chan struct{}, 1)}
+	w := &Watcher{hub: &d.watch, filter: f, limit: buffer, now: d.cfg.Now, notify: make(chan struct{}, 1), metrics: d.cfg.Metrics}
 	d.watch.add(w)
 	return w
 }

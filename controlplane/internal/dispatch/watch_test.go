@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -45,7 +46,7 @@ func next(t *testing.T, w *Watcher) []*hookwirev1.TailDeliveriesResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	items, err := w.Next(ctx)
+	items, err := w.Next(ctx, 0)
 	if err != nil {
 		t.Fatalf("Next: %v", err)
 	}
@@ -57,7 +58,7 @@ func nothingWaiting(t *testing.T, w *Watcher) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if items, err := w.Next(ctx); !errors.Is(err, context.Canceled) {
+	if items, err := w.Next(ctx, 0); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Next returned %d items (%v), want nothing waiting", len(items), err)
 	}
 }
@@ -235,7 +236,7 @@ func TestWatchStopsAndCosts(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() {
-		_, err := w.Next(context.Background())
+		_, err := w.Next(context.Background(), 0)
 		got <- err
 	}()
 	d.Shutdown()
@@ -254,11 +255,112 @@ func TestWatchStopsAndCosts(t *testing.T) {
 	// A watch started after shutdown ends at once.
 	late := d.Watch(WatchFilter{Tenant: "acme"}, 0)
 	defer late.Close()
-	if _, err := late.Next(context.Background()); !errors.Is(err, ErrWatchClosed) {
+	if _, err := late.Next(context.Background(), 0); !errors.Is(err, ErrWatchClosed) {
 		t.Fatalf("late watch: %v", err)
 	}
 	if d.watch.active() {
 		t.Fatal("a watch refused at shutdown counts as a watcher")
+	}
+}
+
+func TestWatchHeartbeatWhenIdle(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := New(Config{Now: func() time.Time { return at }})
+	sub := watchSub("acme")
+	w := d.Watch(WatchFilter{Tenant: "acme"}, 0)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// Nothing happens: after the interval Next returns one HEARTBEAT.
+	items, err := w.Next(ctx, 20*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	if len(items) != 1 || items[0].GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_HEARTBEAT ||
+		!items[0].GetTime().AsTime().Equal(at) || items[0].GetDeliveryId() != "" || items[0].GetDropped() != 0 {
+		t.Fatalf("idle watch got %v, want one HEARTBEAT at %s", items, at)
+	}
+
+	// Items waiting go out at once, without a heartbeat.
+	d.noteReady([]Ready{ready(sub, "order.created")})
+	if items, err = w.Next(ctx, time.Hour); err != nil || len(items) != 1 || items[0].GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_CREATED {
+		t.Fatalf("after a publish: %v %v", items, err)
+	}
+	// An item that arrives while Next waits ends the wait before the
+	// heartbeat is due.
+	got := make(chan []*hookwirev1.TailDeliveriesResponse, 1)
+	go func() {
+		items, _ := w.Next(ctx, time.Hour)
+		got <- items
+	}()
+	d.noteReady([]Ready{ready(sub, "order.paid")})
+	select {
+	case items := <-got:
+		if len(items) != 1 || items[0].GetEventType() != "order.paid" {
+			t.Fatalf("waiting Next got %v", items)
+		}
+	case <-ctx.Done():
+		t.Fatal("Next did not return the item published while it waited")
+	}
+	// Without an interval there is no heartbeat.
+	nothingWaiting(t, w)
+}
+
+// gathered reads one unlabelled series from the registry.
+func gathered(t *testing.T, m *metrics.ControlPlane, name string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if s.GetGauge() != nil {
+				return s.GetGauge().GetValue()
+			}
+			return s.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s not gathered", name)
+	return 0
+}
+
+func TestWatchMetrics(t *testing.T) {
+	m := metrics.NewControlPlane(nil, nil)
+	d := New(Config{Metrics: m})
+	sub := watchSub("acme")
+	slow := d.Watch(WatchFilter{Tenant: "acme"}, 2)
+	fast := d.Watch(WatchFilter{Tenant: "acme"}, 100)
+	other := d.Watch(WatchFilter{Tenant: "other"}, 1)
+	if n := gathered(t, m, "hookwire_tail_watchers"); n != 3 {
+		t.Fatalf("hookwire_tail_watchers = %v with three watches", n)
+	}
+	for i := range 5 {
+		d.noteReady([]Ready{ready(sub, fmt.Sprintf("e.n%d", i))})
+	}
+	// Only the slow watcher lost items: 5 offered, 2 kept.
+	if n := gathered(t, m, "hookwire_tail_dropped_total"); n != 3 {
+		t.Fatalf("hookwire_tail_dropped_total = %v, want 3", n)
+	}
+	if items := next(t, slow); items[len(items)-1].GetDropped() != 3 {
+		t.Fatalf("slow watcher was told %v", items[len(items)-1])
+	}
+	slow.Close()
+	slow.Close() // a second Close changes nothing
+	if n := gathered(t, m, "hookwire_tail_watchers"); n != 2 {
+		t.Fatalf("hookwire_tail_watchers = %v after one closed", n)
+	}
+	d.Shutdown()
+	fast.Close()
+	other.Close()
+	late := d.Watch(WatchFilter{Tenant: "acme"}, 0) // refused: shutting down
+	late.Close()
+	if n := gathered(t, m, "hookwire_tail_watchers"); n != 0 {
+		t.Fatalf("hookwire_tail_watchers = %v after all closed", n)
 	}
 }
 

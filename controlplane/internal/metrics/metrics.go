@@ -23,6 +23,8 @@ type ControlPlane struct {
 	finished          *prometheus.CounterVec
 	commitLatency     prometheus.Histogram
 	commitBatch       prometheus.Histogram
+	tailWatchers      prometheus.Gauge
+	tailDropped       prometheus.Counter
 }
 
 // Queue reports the dispatcher's current state for the gauges.
@@ -58,8 +60,15 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 			Name: "hookwire_store_commit_batch_writes", Help: "Writes that shared one group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}),
+		tailWatchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookwire_tail_watchers", Help: "TailDeliveries streams open (hookwire tail, REST deliveries:tail).",
+		}),
+		tailDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookwire_tail_dropped_total", Help: "Tail items not sent because the client read too slowly (its buffer was full); the client is told with a DROPPED item.",
+		}),
 	}
 	reg.MustRegister(m.eventsPublished, m.deliveriesCreated, m.attempts, m.attemptLatency, m.finished, m.commitLatency, m.commitBatch,
+		m.tailWatchers, m.tailDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -150,6 +159,22 @@ func (m *ControlPlane) Attempt(outcome transportv1.Outcome, latency time.Duratio
 	if final != "" {
 		m.finished.WithLabelValues(final).Inc()
 	}
+}
+
+// TailWatchers adds delta to the open tails.
+func (m *ControlPlane) TailWatchers(delta int) {
+	if m == nil {
+		return
+	}
+	m.tailWatchers.Add(float64(delta))
+}
+
+// TailDropped counts tail items lost to a slow client.
+func (m *ControlPlane) TailDropped(n int) {
+	if m == nil {
+		return
+	}
+	m.tailDropped.Add(float64(n))
 }
 
 // Commit records one group commit.

@@ -218,6 +218,9 @@ const (
 	// This client read too slowly and missed `dropped` items; nothing else
 	// is set.
 	TailEventKind_TAIL_EVENT_KIND_DROPPED TailEventKind = 5
+	// Nothing happened for heartbeat_interval: the stream is alive. Only
+	// time is set; clients skip these.
+	TailEventKind_TAIL_EVENT_KIND_HEARTBEAT TailEventKind = 6
 )
 
 // Enum value maps for TailEventKind.
@@ -229,6 +232,7 @@ var (
 		3: "TAIL_EVENT_KIND_CANCELLED",
 		4: "TAIL_EVENT_KIND_REQUEUED",
 		5: "TAIL_EVENT_KIND_DROPPED",
+		6: "TAIL_EVENT_KIND_HEARTBEAT",
 	}
 	TailEventKind_value = map[string]int32{
 		"TAIL_EVENT_KIND_UNSPECIFIED": 0,
@@ -237,6 +241,7 @@ var (
 		"TAIL_EVENT_KIND_CANCELLED":   3,
 		"TAIL_EVENT_KIND_REQUEUED":    4,
 		"TAIL_EVENT_KIND_DROPPED":     5,
+		"TAIL_EVENT_KIND_HEARTBEAT":   6,
 	}
 )
 
@@ -1370,9 +1375,13 @@ type TailDeliveriesRequest struct {
 	Outcomes []v1.Outcome `protobuf:"varint,5,rep,packed,name=outcomes,proto3,enum=hookwire.transport.v1.Outcome" json:"outcomes,omitempty"`
 	// Only attempt results: leave out created, cancelled and re-queued
 	// deliveries.
-	AttemptsOnly  bool `protobuf:"varint,6,opt,name=attempts_only,json=attemptsOnly,proto3" json:"attempts_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AttemptsOnly bool `protobuf:"varint,6,opt,name=attempts_only,json=attemptsOnly,proto3" json:"attempts_only,omitempty"`
+	// After this long without an item the server sends one of kind
+	// HEARTBEAT, so proxies and load balancers with an idle timeout keep the
+	// stream open. 1s to 5m; unset or 0: 15s. Over REST: "30s".
+	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TailDeliveriesRequest) Reset() {
@@ -1445,6 +1454,13 @@ func (x *TailDeliveriesRequest) GetAttemptsOnly() bool {
 		return x.AttemptsOnly
 	}
 	return false
+}
+
+func (x *TailDeliveriesRequest) GetHeartbeatInterval() *durationpb.Duration {
+	if x != nil {
+		return x.HeartbeatInterval
+	}
+	return nil
 }
 
 // TailDeliveriesResponse is one thing that happened to one delivery. It
@@ -1723,7 +1739,7 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\n" +
 	"deliveryId\"H\n" +
 	"\x14ListAttemptsResponse\x120\n" +
-	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts\"\xeb\x02\n" +
+	"\battempts\x18\x01 \x03(\v2\x14.hookwire.v1.AttemptR\battempts\"\xd7\x04\n" +
 	"\x15TailDeliveriesRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12'\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12Y\n" +
@@ -1731,7 +1747,9 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"event_type\x18\x03 \x01(\tB:\xbaH7r5\x18\x80\x0220^$|^(\\*|[A-Za-z0-9_-]+)(\\.(\\*|[A-Za-z0-9_-]+))*$R\teventType\x129\n" +
 	"\x06result\x18\x04 \x01(\x0e2\x17.hookwire.v1.TailResultB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06result\x12M\n" +
 	"\boutcomes\x18\x05 \x03(\x0e2\x1e.hookwire.transport.v1.OutcomeB\x11\xbaH\x0e\x92\x01\v\x10\x10\"\a\x82\x01\x04\x10\x01 \x00R\boutcomes\x12#\n" +
-	"\rattempts_only\x18\x06 \x01(\bR\fattemptsOnly\"\xff\x04\n" +
+	"\rattempts_only\x18\x06 \x01(\bR\fattemptsOnly\x12\xe9\x01\n" +
+	"\x12heartbeat_interval\x18\a \x01(\v2\x19.google.protobuf.DurationB\x9e\x01\xbaH\x9a\x01\xba\x01\x96\x01\n" +
+	"\x17tail.heartbeat_interval\x12-must be 0 (the default, 15s) or from 1s to 5m\x1aLthis == duration('0s') || (this >= duration('1s') && this <= duration('5m'))R\x11heartbeatInterval\"\xff\x04\n" +
 	"\x16TailDeliveriesResponse\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.hookwire.v1.TailEventKindR\x04kind\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
@@ -1768,14 +1786,15 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\x15TAIL_RESULT_SUCCEEDED\x10\x01\x12\x16\n" +
 	"\x12TAIL_RESULT_FAILED\x10\x02\x12\x18\n" +
 	"\x14TAIL_RESULT_RETRYING\x10\x03\x12\x14\n" +
-	"\x10TAIL_RESULT_DEAD\x10\x04*\xc4\x01\n" +
+	"\x10TAIL_RESULT_DEAD\x10\x04*\xe3\x01\n" +
 	"\rTailEventKind\x12\x1f\n" +
 	"\x1bTAIL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TAIL_EVENT_KIND_CREATED\x10\x01\x12\x1b\n" +
 	"\x17TAIL_EVENT_KIND_ATTEMPT\x10\x02\x12\x1d\n" +
 	"\x19TAIL_EVENT_KIND_CANCELLED\x10\x03\x12\x1c\n" +
 	"\x18TAIL_EVENT_KIND_REQUEUED\x10\x04\x12\x1b\n" +
-	"\x17TAIL_EVENT_KIND_DROPPED\x10\x052\xd2\n" +
+	"\x17TAIL_EVENT_KIND_DROPPED\x10\x05\x12\x1d\n" +
+	"\x19TAIL_EVENT_KIND_HEARTBEAT\x10\x062\xd2\n" +
 	"\n" +
 	"\x0fDeliveryService\x12\x82\x01\n" +
 	"\x0eListDeliveries\x12\".hookwire.v1.ListDeliveriesRequest\x1a#.hookwire.v1.ListDeliveriesResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/tenants/{tenant}/deliveries\x12s\n" +
@@ -1851,37 +1870,38 @@ var file_hookwire_v1_delivery_proto_depIdxs = []int32{
 	12, // 18: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
 	2,  // 19: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
 	22, // 20: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
-	3,  // 21: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
-	21, // 22: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 23: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
-	22, // 24: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
-	23, // 25: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
-	21, // 26: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
-	13, // 27: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
-	15, // 28: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
-	16, // 29: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
-	4,  // 30: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
-	5,  // 31: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
-	6,  // 32: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
-	7,  // 33: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
-	9,  // 34: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
-	10, // 35: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
-	18, // 36: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
-	14, // 37: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
-	11, // 38: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
-	17, // 39: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
-	11, // 40: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
-	11, // 41: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
-	11, // 42: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
-	8,  // 43: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
-	8,  // 44: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
-	8,  // 45: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
-	19, // 46: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	23, // 21: hookwire.v1.TailDeliveriesRequest.heartbeat_interval:type_name -> google.protobuf.Duration
+	3,  // 22: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
+	21, // 23: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 24: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
+	22, // 25: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
+	23, // 26: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
+	21, // 27: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
+	13, // 28: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
+	15, // 29: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
+	16, // 30: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
+	4,  // 31: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
+	5,  // 32: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
+	6,  // 33: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
+	7,  // 34: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
+	9,  // 35: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
+	10, // 36: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
+	18, // 37: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
+	14, // 38: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
+	11, // 39: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
+	17, // 40: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
+	11, // 41: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
+	11, // 42: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
+	11, // 43: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
+	8,  // 44: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
+	8,  // 45: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
+	8,  // 46: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
+	19, // 47: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_delivery_proto_init() }

@@ -63,8 +63,10 @@ type DeliveryServiceClient interface {
 	// on (created, attempted, cancelled, re-queued), filtered, until the
 	// client goes away. Nothing is replayed: use ListDeliveries for the past.
 	// A client that reads too slowly is not waited for: it gets an item of
-	// kind DROPPED saying how many items it missed. Over REST the stream is
-	// newline-delimited JSON, one {"result": {...}} object per line.
+	// kind DROPPED saying how many items it missed. An idle stream gets an
+	// item of kind HEARTBEAT every heartbeat_interval (default 15s). Over
+	// REST the stream is newline-delimited JSON, one {"result": {...}} object
+	// per line.
 	TailDeliveries(ctx context.Context, in *TailDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailDeliveriesResponse], error)
 }
 
@@ -226,8 +228,10 @@ type DeliveryServiceServer interface {
 	// on (created, attempted, cancelled, re-queued), filtered, until the
 	// client goes away. Nothing is replayed: use ListDeliveries for the past.
 	// A client that reads too slowly is not waited for: it gets an item of
-	// kind DROPPED saying how many items it missed. Over REST the stream is
-	// newline-delimited JSON, one {"result": {...}} object per line.
+	// kind DROPPED saying how many items it missed. An idle stream gets an
+	// item of kind HEARTBEAT every heartbeat_interval (default 15s). Over
+	// REST the stream is newline-delimited JSON, one {"result": {...}} object
+	// per line.
 	TailDeliveries(*TailDeliveriesRequest, grpc.ServerStreamingServer[TailDeliveriesResponse]) error
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
