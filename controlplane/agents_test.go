@@ -426,3 +426,32 @@ func TestSilentAgentIsLostAndItsWorkMoves(t *testing.T) {
 		t.Fatalf("got %s", a.GetDeliveryId())
 	}
 }
+
+// A join token's expiry ends the sessions it admitted, not just new
+// connects: the stream closes with Unauthenticated at the expiry time.
+func TestJoinTokenExpiryEndsSessions(t *testing.T) {
+	c := &clock{}
+	h := start(t, t.TempDir(), controlplane.Config{Now: c.now})
+	admin := hookwirev1.NewAgentAdminServiceClient(h.conn)
+	jt, err := admin.CreateJoinToken(h.ctx(), &hookwirev1.CreateJoinTokenRequest{Name: "short", ExpireTime: timestamppb.New(c.now().Add(time.Second))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := mustDialAgent(t, h.conn, jt.GetToken(), &hookwirev1.Hello{AgentId: "edge-short", MaxInFlight: 1})
+	onAdmin := mustDialAgent(t, h.conn, adminKey, &hookwirev1.Hello{AgentId: "edge-admin", MaxInFlight: 1})
+	for {
+		_, err := joined.stream.Recv() // ends when the token expires, about a second from now
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("session of an expired join token ended with %v", err)
+		}
+		break
+	}
+	c.advance(time.Second)
+	if _, err := dialAgent(t, h.conn, jt.GetToken(), &hookwirev1.Hello{AgentId: "edge-short", MaxInFlight: 1}); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("reconnect with the expired token: %v", err)
+	}
+	noAssignment(t, onAdmin) // the admin-key agent's session is untouched
+}

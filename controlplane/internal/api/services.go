@@ -862,7 +862,20 @@ func (s *Services) Connect(stream hookwirev1.AgentService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
+	// A join token that expires ends the sessions it admitted at that
+	// moment, as revoking it does; the agent's reconnect is then refused.
+	var expired error
+	if p := principalFrom(ctx); p != nil && p.joinToken.GetExpireTime() != nil {
+		t := p.joinToken
+		expired = status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", t.GetId(), t.GetExpireTime().AsTime().UTC().Format(time.RFC3339))
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, t.GetExpireTime().AsTime().Sub(s.cfg.Now()), expired)
+		defer cancel()
+	}
 	err = s.cfg.Dispatcher.Serve(&admittedStream{AgentService_ConnectServer: stream, ctx: ctx})
+	if expired != nil && errors.Is(context.Cause(ctx), expired) {
+		return expired
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
