@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -69,6 +70,7 @@ func subscriptionView(s *hookwirev1.Subscription) func(io.Writer) error {
 			f.add("Config", string(cfg))
 		}
 		f.add("Timeout", duration(s.GetTarget().GetTimeout()))
+		f.add("Headers", joinMap(s.GetTarget().GetHeaders()))
 		f.add("Metadata", joinMap(s.GetMetadata()))
 		f.add("Created", stamp(s.GetCreateTime()))
 		f.add("Updated", stamp(s.GetUpdateTime()))
@@ -82,14 +84,19 @@ func subscriptionView(s *hookwirev1.Subscription) func(io.Writer) error {
 type targetFlags struct {
 	transport, url, config string
 	timeout                time.Duration
+	headers, removeHeaders []string
 }
+
+// targetFlagNames are the flags that change a target.
+var targetFlagNames = []string{"transport", "url", "config", "timeout", "header", "remove-header"}
 
 func (t *targetFlags) register(cmd *cobra.Command, transportDefault string) {
 	f := cmd.Flags()
 	f.StringVar(&t.transport, "transport", transportDefault, "transport plugin that delivers, e.g. http")
 	f.StringVar(&t.url, "url", "", "target URL (http transport): shortcut for --config '{\"url\": ...}'")
-	f.StringVar(&t.config, "config", "", `transport configuration as a JSON object, e.g. '{"url":"https://example.com/hook","headers":{"x-team":"a"}}'`)
+	f.StringVar(&t.config, "config", "", `transport configuration as a JSON object, e.g. '{"url":"https://example.com/hook"}'`)
 	f.DurationVar(&t.timeout, "timeout", 0, "upper bound for one attempt, at most 5m (default 30s)")
+	f.StringArrayVar(&t.headers, "header", nil, "NAME=VALUE header sent with every attempt (repeatable); values are encrypted at rest and never shown again, so credentials belong here")
 	_ = cmd.RegisterFlagCompletionFunc("transport", fixedCompletion("http"))
 }
 
@@ -135,7 +142,7 @@ signing secret (whsec_...), which is never shown again.`,
 	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
 		var sub *hookwirev1.Subscription
 		if file != "" {
-			for _, name := range []string{"event-type", "url", "config", "timeout", "description", "metadata", "transport"} {
+			for _, name := range []string{"event-type", "url", "config", "timeout", "description", "metadata", "transport", "header"} {
 				if flagChanged(cmd, name) {
 					return usageErrorf("--%s cannot be combined with -f: put it in the file", name)
 				}
@@ -189,7 +196,7 @@ signing secret (whsec_...), which is never shown again.`,
 // base is not nil.
 func (tf *targetFlags) build(cmd *cobra.Command, base *hookwirev1.Target) (*hookwirev1.Target, error) {
 	changed := false
-	for _, name := range []string{"transport", "url", "config", "timeout"} {
+	for _, name := range targetFlagNames {
 		changed = changed || flagChanged(cmd, name)
 	}
 	if base != nil && !changed {
@@ -197,7 +204,9 @@ func (tf *targetFlags) build(cmd *cobra.Command, base *hookwirev1.Target) (*hook
 	}
 	t := &hookwirev1.Target{Transport: tf.transport}
 	if base != nil {
-		t = &hookwirev1.Target{Transport: base.GetTransport(), Config: base.GetConfig(), Timeout: base.GetTimeout()}
+		// The server shows header values as <redacted>; sending that back
+		// keeps each stored value.
+		t = &hookwirev1.Target{Transport: base.GetTransport(), Config: base.GetConfig(), Timeout: base.GetTimeout(), Headers: maps.Clone(base.GetHeaders())}
 		if flagChanged(cmd, "transport") {
 			if tf.transport != base.GetTransport() && !flagChanged(cmd, "config") {
 				return nil, usageErrorf("changing --transport to %q needs --config for it", tf.transport)
@@ -238,7 +247,37 @@ func (tf *targetFlags) build(cmd *cobra.Command, base *hookwirev1.Target) (*hook
 		}
 		t.Timeout = durationpb.New(tf.timeout)
 	}
+	for _, name := range tf.removeHeaders {
+		key, ok := headerKey(t.GetHeaders(), name)
+		if !ok {
+			return nil, usageErrorf("--remove-header %q: the subscription has no such header", name)
+		}
+		delete(t.Headers, key)
+	}
+	set, err := parseKeyValues("header", tf.headers)
+	if err != nil {
+		return nil, err
+	}
+	for name, value := range set {
+		if t.Headers == nil {
+			t.Headers = map[string]string{}
+		}
+		if key, ok := headerKey(t.Headers, name); ok {
+			delete(t.Headers, key) // header names are case-insensitive
+		}
+		t.Headers[name] = value
+	}
 	return t, nil
+}
+
+// headerKey finds name among the keys of headers, ignoring case.
+func headerKey(headers map[string]string, name string) (string, bool) {
+	for k := range headers {
+		if strings.EqualFold(k, name) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // readSubscriptionFile reads a subscription from YAML or JSON (JSON is
@@ -396,11 +435,11 @@ Use 'subscriptions pause' and 'resume' to stop and restart delivery.`,
 			return usageErrorf("--event-type is empty: a subscription needs at least one event type")
 		}
 		anyFlag := false
-		for _, name := range []string{"description", "event-type", "url", "config", "transport", "timeout", "metadata", "remove-metadata"} {
+		for _, name := range append([]string{"description", "event-type", "metadata", "remove-metadata"}, targetFlagNames...) {
 			anyFlag = anyFlag || flagChanged(cmd, name)
 		}
 		if !anyFlag {
-			return usageErrorf("nothing to update: pass --description, --event-type, --url, --config, --transport, --timeout, --metadata or --remove-metadata")
+			return usageErrorf("nothing to update: pass --description, --event-type, --url, --config, --transport, --timeout, --header, --remove-header, --metadata or --remove-metadata")
 		}
 		client := hookwirev1.NewSubscriptionServiceClient(c.conn)
 		ctx, cancel := c.call(cmd)
@@ -458,6 +497,7 @@ Use 'subscriptions pause' and 'resume' to stop and restart delivery.`,
 	f.StringArrayVar(&metadata, "metadata", nil, "set key=value, keeping other keys (repeatable)")
 	f.StringSliceVar(&remove, "remove-metadata", nil, "remove a metadata key (repeatable)")
 	tf.register(cmd, "http")
+	f.StringArrayVar(&tf.removeHeaders, "remove-header", nil, "remove a --header by name (repeatable); other headers keep their values")
 	return cmd
 }
 

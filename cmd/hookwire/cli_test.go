@@ -1048,3 +1048,37 @@ func TestCLITLS(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	c.with("HOOKWIRE_ADDR="+srv.grpcAddr, "HOOKWIRE_API_KEY="+e2eAdminKey).ok("tenants", "list")
 }
+
+// --header sets target headers, whose values the server never shows again;
+// an update of another target field keeps them, --remove-header drops one.
+func TestCLISubscriptionHeaders(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	h := newHW(t, srv.grpcAddr)
+	h.ok("tenants", "create", "acme")
+	var sub obj
+	h.json(&sub, "subscriptions", "create", "--tenant", "acme", "--event-type", "order.*", "--url", "http://127.0.0.1:9/orders",
+		"--header", "Authorization=Bearer s3cr3t-token", "--header", "x-team=billing")
+	headers := func(s obj) any { return s["target"].(obj)["headers"] }
+	want := obj{"Authorization": "<redacted>", "x-team": "<redacted>"}
+	if !reflect.DeepEqual(headers(sub), want) {
+		t.Fatalf("created headers = %#v, want %#v", headers(sub), want)
+	}
+	id := sub["id"].(string)
+
+	// Changing the timeout sends the target back: the headers stay.
+	var got obj
+	h.json(&got, "subscriptions", "update", "--tenant", "acme", id, "--timeout", "5s")
+	if !reflect.DeepEqual(headers(got), want) {
+		t.Fatalf("headers after --timeout = %#v, want %#v", headers(got), want)
+	}
+	// Replace one (case-insensitively), remove the other.
+	h.json(&got, "subscriptions", "update", "--tenant", "acme", id, "--header", "authorization=Bearer new", "--remove-header", "X-Team")
+	if want := (obj{"authorization": "<redacted>"}); !reflect.DeepEqual(headers(got), want) {
+		t.Fatalf("headers after update = %#v, want %#v", headers(got), want)
+	}
+	if out := h.ok("subscriptions", "get", "--tenant", "acme", id); strings.Contains(out, "s3cr3t") || !strings.Contains(out, "authorization=<redacted>") {
+		t.Fatalf("get shows:\n%s", out)
+	}
+	h.fail(exitUsage, `--remove-header "x-nope": the subscription has no such header`, "subscriptions", "update", "--tenant", "acme", id, "--remove-header", "x-nope")
+	h.fail(exitUsage, `--header "bad": expected key=value`, "subscriptions", "update", "--tenant", "acme", id, "--header", "bad")
+}

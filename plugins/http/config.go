@@ -22,7 +22,7 @@ const targetSchema = `{
     },
     "headers": {
       "type": "object",
-      "description": "Extra request headers. They cannot replace the signature headers (webhook-id, webhook-timestamp, webhook-signature), content-type, or connection-level headers.",
+      "description": "Extra request headers, stored and shown in clear. They cannot replace the signature headers (webhook-id, webhook-timestamp, webhook-signature), content-type, trace context or connection-level headers, and cannot carry credentials (Authorization, Proxy-Authorization, Cookie): put those in the subscription's target headers, which are encrypted at rest.",
       "additionalProperties": {"type": "string"}
     }
   },
@@ -36,8 +36,13 @@ const targetSchema = `{
 var reservedHeaders = []string{
 	"webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
 	"content-length", "transfer-encoding", "host", "connection", "keep-alive",
-	"proxy-connection", "te", "trailer", "upgrade",
+	"proxy-connection", "te", "trailer", "upgrade", "traceparent", "tracestate",
 }
+
+// credentialHeaders may not be set in the target configuration, which the
+// control plane stores and shows as it is: the subscription's target
+// headers are encrypted at rest and never shown again.
+var credentialHeaders = []string{"authorization", "proxy-authorization", "cookie"}
 
 // target is a parsed, valid configuration.
 type target struct {
@@ -135,6 +140,9 @@ func checkHeader(name string, v *structpb.Value) string {
 	}
 	if slices.Contains(reservedHeaders, strings.ToLower(name)) {
 		return fmt.Sprintf("header %q cannot be set in the target configuration: Hookwire sets it itself", name)
+	}
+	if slices.Contains(credentialHeaders, strings.ToLower(name)) {
+		return fmt.Sprintf("header %q carries credentials, and the target configuration is stored and shown in clear: set it as a subscription target header instead (REST/gRPC target.headers, CLI --header %s=...), which is encrypted at rest and never shown again", name, name)
 	}
 	s, ok := v.GetKind().(*structpb.Value_StringValue)
 	if !ok {

@@ -87,7 +87,7 @@ func TestDeliverSendsBodyAndHeadersExactly(t *testing.T) {
 	req := &transportv1.DeliveryRequest{
 		Config: config(t, map[string]any{
 			"url":     srv.URL + "/hooks/in?tenant=a",
-			"headers": map[string]any{"Authorization": "Bearer abc", "x-team": "payments"},
+			"headers": map[string]any{"X-Source": "billing", "x-team": "payments"},
 		}),
 		Body:        body,
 		ContentType: "application/octet-stream",
@@ -95,6 +95,7 @@ func TestDeliverSendsBodyAndHeadersExactly(t *testing.T) {
 			"webhook-id":        "msg_2Lx",
 			"webhook-timestamp": "1700000000",
 			"webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1,aaa",
+			"authorization":     "Bearer abc", // a subscription's target header
 		},
 		Timeout: durationpb.New(5 * time.Second),
 	}
@@ -117,6 +118,7 @@ func TestDeliverSendsBodyAndHeadersExactly(t *testing.T) {
 		"Webhook-Timestamp": "1700000000",
 		"Webhook-Signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1,aaa",
 		"Authorization":     "Bearer abc",
+		"X-Source":          "billing",
 		"X-Team":            "payments",
 		"Content-Length":    "4096",
 	}
@@ -426,7 +428,9 @@ func TestValidate(t *testing.T) {
 		want   []string // substrings, one per expected problem, in order
 	}{
 		{"https", map[string]any{"url": "https://example.com/hooks"}, nil},
-		{"http loopback with headers", map[string]any{"url": "http://127.0.0.1:8080/x", "headers": map[string]any{"Authorization": "Bearer x", "X-Env": "prod"}}, nil},
+		{"http loopback with headers", map[string]any{"url": "http://127.0.0.1:8080/x", "headers": map[string]any{"X-Source": "x", "X-Env": "prod"}}, nil},
+		{"credentials", map[string]any{"url": "https://example.com", "headers": map[string]any{"Authorization": "Bearer x", "cookie": "a=b", "traceparent": "00-x"}},
+			[]string{`"Authorization" carries credentials`, `"cookie" carries credentials`, `"traceparent" cannot be set`}},
 		{"missing url", map[string]any{}, []string{"url is required"}},
 		{"empty url", map[string]any{"url": ""}, []string{"url is empty"}},
 		{"url not a string", map[string]any{"url": true}, []string{"url must be a string, not a boolean"}},
