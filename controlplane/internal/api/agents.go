@@ -63,9 +63,15 @@ func (a *authenticator) authenticateJoin(ctx context.Context, method, token stri
 		return nil, status.Errorf(codes.Unauthenticated, "join token %s has been revoked; create a new one", id)
 	}
 	if exp := t.GetExpireTime(); exp != nil && !a.now().Before(exp.AsTime()) {
-		return nil, status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", id, exp.AsTime().UTC().Format("2006-01-02T15:04:05Z"))
+		return nil, errJoinTokenExpired(t)
 	}
 	return context.WithValue(ctx, principalKey{}, &principal{keyID: id, joinToken: t}), nil
+}
+
+// errJoinTokenExpired is what an agent gets for a join token past its expiry,
+// at connect or when its session ends.
+func errJoinTokenExpired(t *hookwirev1.JoinToken) error {
+	return status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", t.GetId(), t.GetExpireTime().AsTime().UTC().Format("2006-01-02T15:04:05Z"))
 }
 
 // connectAdmission checks the caller of AgentService.Connect (admin key or

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -97,8 +98,9 @@ func (s *Services) requeue(del *hookwirev1.Delivery, now time.Time) {
 	del.WaitingReason = ""
 }
 
-// A change made with withAuditAction is recorded in the audit log.
-func (s *Services) changeOne(ctx context.Context, tenant, id string, ordered bool, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
+// changeOne applies apply to one delivery durably. A change made with
+// withAuditAction is recorded in the audit log.
+func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
 	del, err := s.cfg.Store.GetDelivery(tenant, id)
 	if err != nil {
 		return nil, storeError(err, "delivery "+quote(id))
@@ -125,7 +127,7 @@ func (s *Services) changeOne(ctx context.Context, tenant, id string, ordered boo
 	}
 	did, _ := ids.Parse(ids.Delivery, id)
 	var applyErr error
-	ch := &store.DeliveryChange{DeliveryID: did, Ordered: ordered, Apply: func(d *hookwirev1.Delivery) bool {
+	ch := &store.DeliveryChange{DeliveryID: did, Ordered: s.subOrdered(del.GetSubscriptionId()), Apply: func(d *hookwirev1.Delivery) bool {
 		ok, err := apply(d)
 		applyErr = err
 		return ok && err == nil
@@ -155,16 +157,23 @@ func (s *Services) subOrdered(id string) bool {
 	return sub != nil && sub.Ordered
 }
 
+// tenantSub is the tenant's subscription id from the catalog; NotFound if
+// it is malformed, unknown or another tenant's.
+func (s *Services) tenantSub(tenant, id string) (*catalog.Sub, error) {
+	if sid, err := ids.Parse(ids.Subscription, id); err == nil {
+		if sub := s.cfg.Catalog.Get(sid); sub != nil && sub.Tenant == tenant {
+			return sub, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
+}
+
 func (s *Services) RetryDelivery(ctx context.Context, req *hookwirev1.RetryDeliveryRequest) (*hookwirev1.Delivery, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	existing, err := s.cfg.Store.GetDelivery(req.GetTenant(), req.GetId())
-	if err != nil {
-		return nil, storeError(err, "delivery "+quote(req.GetId()))
-	}
-	return s.changeOne(withAuditAction(ctx, auditDeliveryRetry), req.GetTenant(), req.GetId(), s.subOrdered(existing.GetSubscriptionId()), func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(withAuditAction(ctx, auditDeliveryRetry), req.GetTenant(), req.GetId(), func(d *hookwirev1.Delivery) (bool, error) {
 		switch d.GetStatus() {
 		case hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
 			if !req.GetForce() {
@@ -185,7 +194,7 @@ func (s *Services) CancelDelivery(ctx context.Context, req *hookwirev1.CancelDel
 		return nil, err
 	}
 	now := s.cfg.Now()
-	return s.changeOne(withAuditAction(ctx, auditDeliveryCancel), req.GetTenant(), req.GetId(), false, func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(withAuditAction(ctx, auditDeliveryCancel), req.GetTenant(), req.GetId(), func(d *hookwirev1.Delivery) (bool, error) {
 		if d.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
 			return false, status.Errorf(codes.FailedPrecondition, "only pending deliveries can be cancelled; this one is %s", d.GetStatus())
 		}
@@ -205,14 +214,11 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "event %s not found", quote(req.GetEventId()))
 	}
-	sid, err := ids.Parse(ids.Subscription, req.GetSubscriptionId())
+	sub, err := s.tenantSub(req.GetTenant(), req.GetSubscriptionId())
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(req.GetSubscriptionId()))
+		return nil, err
 	}
-	sub := s.cfg.Catalog.Get(sid)
-	if sub == nil || sub.Tenant != req.GetTenant() {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(req.GetSubscriptionId()))
-	}
+	sid := sub.ID
 	ev, err := s.cfg.Store.GetEvent(req.GetTenant(), eid)
 	if err != nil {
 		return nil, storeError(err, "event "+quote(req.GetEventId()))
@@ -239,14 +245,11 @@ func (s *Services) RecoverDeliveries(ctx context.Context, req *hookwirev1.Recove
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	sid, err := ids.Parse(ids.Subscription, req.GetSubscriptionId())
+	sub, err := s.tenantSub(req.GetTenant(), req.GetSubscriptionId())
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(req.GetSubscriptionId()))
+		return nil, err
 	}
-	sub := s.cfg.Catalog.Get(sid)
-	if sub == nil || sub.Tenant != req.GetTenant() {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(req.GetSubscriptionId()))
-	}
+	sid := sub.ID
 	now := s.cfg.Now()
 	from, to := now.Add(-30*24*time.Hour), now
 	if t := req.GetStartTime(); t != nil {

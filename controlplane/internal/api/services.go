@@ -720,13 +720,11 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 	var ready []dispatch.Ready
 	stored := 0
 	for i, ne := range batch {
-		if ne.DuplicateOf == nil {
-			stored++
-		}
 		if ne.DuplicateOf != nil {
 			resp[i] = &hookwirev1.PublishEventResponse{Id: ids.Format(ids.Event, *ne.DuplicateOf), DeliveryCount: int32(ne.DuplicateDeliveries), Duplicate: true}
 			continue
 		}
+		stored++
 		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
 		for j, nd := range ne.Deliveries {
 			ready = append(ready, dispatch.Ready{ID: nd.ID, Sub: subsOf[i][j], EventID: ne.ID, EventType: ne.Event.GetType(),
@@ -867,7 +865,7 @@ func (s *Services) Connect(stream hookwirev1.AgentService_ConnectServer) error {
 	var expired error
 	if p := principalFrom(ctx); p != nil && p.joinToken.GetExpireTime() != nil {
 		t := p.joinToken
-		expired = status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", t.GetId(), t.GetExpireTime().AsTime().UTC().Format(time.RFC3339))
+		expired = errJoinTokenExpired(t)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, t.GetExpireTime().AsTime().Sub(s.cfg.Now()), expired)
 		defer cancel()
