@@ -73,11 +73,9 @@ func (d *Dispatcher) Agents() []AgentInfo {
 	}
 	var out []AgentInfo
 	for c := range d.conns {
-		out = append(out, AgentInfo{
-			ID: c.agentID, Labels: c.labels, Transports: slices.Sorted(maps.Keys(c.transports)),
-			Version: c.version, InFlight: held[c], Credit: c.credit, Connected: true,
-			LastSeen: c.lastSeen, ConnectAt: c.connected, JoinToken: c.token,
-		})
+		a := c.info(held[c])
+		a.Credit, a.Connected = c.credit, true
+		out = append(out, a)
 	}
 	for _, a := range d.lost {
 		out = append(out, a)
@@ -89,6 +87,15 @@ func (d *Dispatcher) Agents() []AgentInfo {
 		return out[i].ConnectAt.Before(out[j].ConnectAt)
 	})
 	return out
+}
+
+// info describes c, holding held leases, as a lost agent (no credit, not
+// connected). Caller holds Dispatcher.mu.
+func (c *conn) info(held int) AgentInfo {
+	return AgentInfo{
+		ID: c.agentID, Labels: c.labels, Transports: slices.Sorted(maps.Keys(c.transports)),
+		Version: c.version, InFlight: held, LastSeen: c.lastSeen, ConnectAt: c.connected, JoinToken: c.token,
+	}
 }
 
 // Drain sends Drain to every stream of the agent; it reports whether the
@@ -149,10 +156,7 @@ func (d *Dispatcher) checkLiveness() {
 				held++
 			}
 		}
-		d.lost[c.agentID] = AgentInfo{
-			ID: c.agentID, Labels: c.labels, Transports: slices.Sorted(maps.Keys(c.transports)),
-			Version: c.version, InFlight: held, LastSeen: c.lastSeen, ConnectAt: c.connected, JoinToken: c.token,
-		}
+		d.lost[c.agentID] = c.info(held)
 		delete(d.conns, c)
 		d.log.Warn("agent lost: no message for three heartbeat intervals; closing its stream", "agent", c.agentID, "silent_for", now.Sub(c.heard).Round(time.Millisecond), "leases_outstanding", held)
 		c.close(status.Errorf(codes.DeadlineExceeded, "no message from agent %s for %s (3 heartbeat intervals); reconnect", c.agentID, limit))

@@ -572,15 +572,21 @@ func (d *Dispatcher) expireLeases() {
 			continue
 		}
 		delete(d.leases, id)
-		l.sub.inFlight--
-		l.sub.releaseProbe()
-		if l.span != nil {
-			tracing.EndAttemptUnfinished(l.span, "lease expired before agent "+l.conn.agentID+" reported a result")
-		}
 		d.log.Info("lease expired; delivery goes back to the queue", "delivery", l.item.idText, "agent", l.conn.agentID)
-		d.pushLocked(l.sub, l.item, l.sub.transport, true)
+		d.requeueLocked(l, "lease expired before agent "+l.conn.agentID+" reported a result")
 	}
 	d.wakeTransportsLocked()
+}
+
+// requeueLocked puts an unfinished lease's delivery back at the front of
+// its queue, ending its span with why.
+func (d *Dispatcher) requeueLocked(l *lease, why string) {
+	l.sub.inFlight--
+	l.sub.releaseProbe()
+	if l.span != nil {
+		tracing.EndAttemptUnfinished(l.span, why)
+	}
+	d.pushLocked(l.sub, l.item, l.sub.transport, true)
 }
 
 // pump loads due deliveries that are not in memory, subscription by

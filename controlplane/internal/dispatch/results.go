@@ -108,12 +108,7 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 		// Not durable: put the deliveries back so they are attempted again.
 		d.mu.Lock()
 		for _, w := range work {
-			if w.lease.span != nil {
-				tracing.EndAttemptUnfinished(w.lease.span, "recording the result failed: "+err.Error())
-			}
-			w.lease.sub.inFlight--
-			w.lease.sub.releaseProbe()
-			d.pushLocked(w.lease.sub, w.lease.item, w.lease.sub.transport, true)
+			d.requeueLocked(w.lease, "recording the result failed: "+err.Error())
 		}
 		d.mu.Unlock()
 		return nil, err

@@ -18,13 +18,12 @@ type subState struct {
 	inFlight  int
 	inRing    bool
 
-	limiter            *rate.Limiter
-	limRate            float64
-	limBurst           int
-	brk                breaker
-	failures           int // consecutive failed attempts
-	failingSince       time.Time
-	failingSincePinned bool // failingSince is stored
+	limiter      *rate.Limiter
+	limRate      float64
+	limBurst     int
+	brk          breaker
+	failures     int // consecutive failed attempts
+	failingSince time.Time
 
 	// pump bookkeeping
 	next        time.Time // earliest due delivery not in memory
@@ -46,7 +45,7 @@ func (s *subState) admit(sub *catalog.Sub, now time.Time) (bool, time.Duration) 
 		return false, 0
 	}
 	if sub.Breaker != nil {
-		if ok, wait := s.brk.canAttempt(sub.Breaker, now); !ok {
+		if ok, wait := s.brk.canAttempt(now); !ok {
 			return false, wait
 		}
 	}
@@ -65,7 +64,7 @@ func (s *subState) admit(sub *catalog.Sub, now time.Time) (bool, time.Duration) 
 		}
 	}
 	if sub.Breaker != nil {
-		s.brk.consume(sub.Breaker, now)
+		s.brk.consume()
 	}
 	return true, 0
 }
@@ -101,7 +100,7 @@ func (b *breaker) state() hookwirev1.CircuitState {
 	return b.st
 }
 
-func (b *breaker) canAttempt(cfg *catalog.Breaker, now time.Time) (bool, time.Duration) {
+func (b *breaker) canAttempt(now time.Time) (bool, time.Duration) {
 	switch b.st {
 	case hookwirev1.CircuitState_CIRCUIT_STATE_OPEN:
 		if now.Before(b.reopen) {
@@ -116,7 +115,7 @@ func (b *breaker) canAttempt(cfg *catalog.Breaker, now time.Time) (bool, time.Du
 
 // consume takes the attempt canAttempt allowed: from open (cooled down) it
 // becomes the half-open probe.
-func (b *breaker) consume(cfg *catalog.Breaker, now time.Time) {
+func (b *breaker) consume() {
 	if b.st == hookwirev1.CircuitState_CIRCUIT_STATE_OPEN || b.st == hookwirev1.CircuitState_CIRCUIT_STATE_HALF_OPEN {
 		b.st = hookwirev1.CircuitState_CIRCUIT_STATE_HALF_OPEN
 		b.probing = true

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"math"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
@@ -50,7 +51,7 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, batch int) (PurgeSt
 				}
 				var eid ids.ID
 				copy(eid[:], k)
-				n, a, kept, err := purgeDeliveries(tx, eid)
+				n, a, kept, err := s.purgeDeliveries(tx, eid)
 				if err != nil {
 					return err
 				}
@@ -94,18 +95,13 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, batch int) (PurgeSt
 
 // purgeDeliveries deletes an event's finished deliveries and reports
 // whether any pending one was kept.
-func purgeDeliveries(tx *bolt.Tx, eid ids.ID) (deliveries, attempts int, kept bool, err error) {
+func (s *Store) purgeDeliveries(tx *bolt.Tx, eid ids.ID) (deliveries, attempts int, kept bool, err error) {
 	byEvent := tx.Bucket(bucketDeliveriesByEvent)
 	dvb := tx.Bucket(bucketDeliveries)
-	att := tx.Bucket(bucketAttempts)
-	var keys [][]byte
-	c := byEvent.Cursor()
-	for k, _ := c.Seek(eid[:]); k != nil && bytes.HasPrefix(k, eid[:]); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for _, k := range keys {
-		did := k[16:]
-		v := dvb.Get(did)
+	for _, k := range prefixKeys(byEvent, eid[:], math.MaxInt) {
+		var did ids.ID
+		copy(did[:], k[16:])
+		v := dvb.Get(did[:])
 		if v == nil {
 			if err := byEvent.Delete(k); err != nil {
 				return 0, 0, false, err
@@ -120,31 +116,15 @@ func purgeDeliveries(tx *bolt.Tx, eid ids.ID) (deliveries, attempts int, kept bo
 			kept = true
 			continue
 		}
-		sub, _ := ids.Parse(ids.Subscription, d.GetSubscriptionId())
-		var attKeys [][]byte
-		ac := att.Cursor()
-		for ak, _ := ac.Seek(did); ak != nil && bytes.HasPrefix(ak, did); ak, _ = ac.Next() {
-			attKeys = append(attKeys, bytes.Clone(ak))
+		a, err := s.removeLoaded(tx, did, d)
+		if err != nil {
+			return 0, 0, false, err
 		}
-		for _, ak := range attKeys {
-			if err := att.Delete(ak); err != nil {
-				return 0, 0, false, err
-			}
+		// Its own index entry, even if the delivery names another event.
+		if err := byEvent.Delete(k); err != nil {
+			return 0, 0, false, err
 		}
-		attempts += len(attKeys)
-		for _, del := range []struct {
-			b *bolt.Bucket
-			k []byte
-		}{
-			{tx.Bucket(bucketDeliveriesByTenant), append(tenantPrefix(d.GetTenant()), did...)},
-			{tx.Bucket(bucketDeliveriesBySub), append(bytes.Clone(sub[:]), did...)},
-			{byEvent, k},
-			{dvb, did},
-		} {
-			if err := del.b.Delete(del.k); err != nil {
-				return 0, 0, false, err
-			}
-		}
+		attempts += a
 		deliveries++
 	}
 	return deliveries, attempts, kept, nil

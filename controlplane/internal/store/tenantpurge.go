@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
@@ -170,12 +171,13 @@ func (s *Store) removeDelivery(tx *bolt.Tx, did ids.ID) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.removeLoaded(tx, did, d)
+}
+
+// removeLoaded is removeDelivery for a delivery already read as d.
+func (s *Store) removeLoaded(tx *bolt.Tx, did ids.ID, d *hookwirev1.Delivery) (int, error) {
 	att := tx.Bucket(bucketAttempts)
-	var attKeys [][]byte
-	c := att.Cursor()
-	for k, _ := c.Seek(did[:]); k != nil && bytes.HasPrefix(k, did[:]); k, _ = c.Next() {
-		attKeys = append(attKeys, bytes.Clone(k))
-	}
+	attKeys := prefixKeys(att, did[:], math.MaxInt)
 	for _, k := range attKeys {
 		if err := att.Delete(k); err != nil {
 			return 0, err
@@ -197,7 +199,7 @@ func (s *Store) removeDelivery(tx *bolt.Tx, did ids.ID) (int, error) {
 		{tx.Bucket(bucketDeliveriesBySub), append(bytes.Clone(sub[:]), did[:]...)},
 		{tx.Bucket(bucketDeliveriesByEvent), append(bytes.Clone(eid[:]), did[:]...)},
 		{tx.Bucket(bucketDeliveriesByTenant), append(tenantPrefix(d.GetTenant()), did[:]...)},
-		{dvb, did[:]},
+		{tx.Bucket(bucketDeliveries), did[:]},
 	} {
 		if err := del.b.Delete(del.k); err != nil {
 			return 0, err
@@ -245,12 +247,7 @@ func (s *Store) purgeTenantEvents(tx *bolt.Tx, tenant string, tomb *storev1.Tena
 		}
 		var eid ids.ID
 		copy(eid[:], k)
-		var dkeys [][]byte
-		dc := byEvent.Cursor()
-		for dk, _ := dc.Seek(k); dk != nil && bytes.HasPrefix(dk, k); dk, _ = dc.Next() {
-			dkeys = append(dkeys, bytes.Clone(dk))
-		}
-		for _, dk := range dkeys {
+		for _, dk := range prefixKeys(byEvent, k, math.MaxInt) {
 			var did ids.ID
 			copy(did[:], dk[len(k):])
 			a, err := s.removeDelivery(tx, did)
