@@ -1,10 +1,9 @@
 package pluginhost
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,7 +66,7 @@ func Discover(dir string, pins map[string]string) ([]Spec, error) {
 // that will not run.
 func ScanDir(dir string, pins map[string]string) (Discovery, error) {
 	for name, pin := range pins {
-		if err := checkPin(pin); err != nil {
+		if _, err := decodePin(pin); err != nil {
 			return Discovery{}, fmt.Errorf("sha256 pin for transport plugin %q: %w", name, err)
 		}
 	}
@@ -107,7 +106,7 @@ func ScanDir(dir string, pins map[string]string) (Discovery, error) {
 		d.Specs = append(d.Specs, Spec{Name: name, Command: []string{path}, SHA256: strings.TrimSpace(pins[name])})
 	}
 
-	for _, name := range sortedKeys(pins) {
+	for _, name := range slices.Sorted(maps.Keys(pins)) {
 		if slices.ContainsFunc(d.Specs, func(s Spec) bool { return s.Name == name }) {
 			continue
 		}
@@ -135,21 +134,4 @@ func unrunnable(m fs.FileMode) string {
 		return "any user may write it, so anyone could replace the plugin the agent runs (chmod o-w it to enable the plugin)"
 	}
 	return ""
-}
-
-func checkPin(pin string) error {
-	sum, err := hex.DecodeString(strings.TrimSpace(pin))
-	if err != nil || len(sum) != sha256.Size {
-		return fmt.Errorf("%q is not a hex SHA-256 checksum (64 hex digits, as printed by sha256sum)", pin)
-	}
-	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -182,9 +182,18 @@ func checkSpec(s Spec, existing map[string]bool) ([]byte, error) {
 	if s.SHA256 == "" {
 		return nil, nil
 	}
-	sum, err := hex.DecodeString(strings.TrimSpace(s.SHA256))
+	sum, err := decodePin(s.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("transport plugin %q: sha256 %w", s.Name, err)
+	}
+	return sum, nil
+}
+
+// decodePin decodes a hex SHA-256 checksum (surrounding space ignored).
+func decodePin(pin string) ([]byte, error) {
+	sum, err := hex.DecodeString(strings.TrimSpace(pin))
 	if err != nil || len(sum) != sha256.Size {
-		return nil, fmt.Errorf("transport plugin %q: sha256 %q is not a hex SHA-256 checksum (64 hex digits, as printed by sha256sum)", s.Name, s.SHA256)
+		return nil, fmt.Errorf("%q is not a hex SHA-256 checksum (64 hex digits, as printed by sha256sum)", pin)
 	}
 	return sum, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/hookwire/hookwire/plugins/internal/brokerkit"
 )
 
 // targetSchema documents the target configuration (JSON Schema).
@@ -73,7 +75,7 @@ func parseConfig(cfg *structpb.Struct) (target, []string) {
 	default:
 		s, isString := raw.GetKind().(*structpb.Value_StringValue)
 		if !isString {
-			problems = append(problems, fmt.Sprintf("url must be a string, not %s", kindName(raw)))
+			problems = append(problems, fmt.Sprintf("url must be a string, not %s", brokerkit.KindName(raw)))
 			break
 		}
 		if p := checkURL(s.StringValue); p != "" {
@@ -87,7 +89,7 @@ func parseConfig(cfg *structpb.Struct) (target, []string) {
 	if raw, ok := fields["headers"]; ok {
 		obj, isObject := raw.GetKind().(*structpb.Value_StructValue)
 		if !isObject {
-			problems = append(problems, fmt.Sprintf("headers must be an object of header names to string values, not %s", kindName(raw)))
+			problems = append(problems, fmt.Sprintf("headers must be an object of header names to string values, not %s", brokerkit.KindName(raw)))
 		} else {
 			names := make([]string, 0, len(obj.StructValue.GetFields()))
 			for name := range obj.StructValue.GetFields() {
@@ -146,7 +148,7 @@ func checkHeader(name string, v *structpb.Value) string {
 	}
 	s, ok := v.GetKind().(*structpb.Value_StringValue)
 	if !ok {
-		return fmt.Sprintf("header %q must have a string value, not %s", name, kindName(v))
+		return fmt.Sprintf("header %q must have a string value, not %s", name, brokerkit.KindName(v))
 	}
 	if !validHeaderValue(s.StringValue) {
 		return fmt.Sprintf("header %q has a value with a line break or control character; remove it", name)
@@ -181,23 +183,4 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
-}
-
-func kindName(v *structpb.Value) string {
-	switch v.GetKind().(type) {
-	case *structpb.Value_NullValue:
-		return "null"
-	case *structpb.Value_NumberValue:
-		return "a number"
-	case *structpb.Value_StringValue:
-		return "a string"
-	case *structpb.Value_BoolValue:
-		return "a boolean"
-	case *structpb.Value_StructValue:
-		return "an object"
-	case *structpb.Value_ListValue:
-		return "a list"
-	default:
-		return "empty"
-	}
 }

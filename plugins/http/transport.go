@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	"github.com/hookwire/hookwire/plugins/internal/brokerkit"
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
@@ -100,7 +100,7 @@ func WithRoundTripper(rt http.RoundTripper) Option {
 // New returns an http transport with its own tuned connection pool, whose
 // dialer enforces the policy (WithPolicy).
 func New(opts ...Option) *Transport {
-	s := settings{version: buildVersion(), now: time.Now}
+	s := settings{version: brokerkit.Version(), now: time.Now}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -146,13 +146,6 @@ func newPool(d *guardedDialer) *http.Transport {
 		// for humans debugging their endpoint.
 		DisableCompression: true,
 	}
-}
-
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
 
 // CloseIdleConnections closes pooled connections that are not in use.

@@ -2,7 +2,8 @@
 // mqtt, redis) share and would otherwise copy: strict reading of a target
 // configuration with problems phrased for users, the attempt deadline, the
 // result constructors, and the classification of errors that are not the
-// broker's answer (deadline, cancellation, network).
+// broker's answer (deadline, cancellation, network). The http transport
+// uses Version and KindName too.
 //
 // Each transport still owns its own fields, its protocol and the mapping of
 // its broker's answers onto outcomes.
