@@ -501,11 +501,7 @@ func (c *cli) argNames(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) < len(names):
-			missing := make([]string, 0, len(names)-len(args))
-			for _, n := range names[len(args):] {
-				missing = append(missing, n)
-			}
-			return c.fail(cmd, usageErrorf("missing %s", strings.Join(missing, " and ")))
+			return c.fail(cmd, usageErrorf("missing %s", strings.Join(names[len(args):], " and ")))
 		case len(args) > len(names):
 			return c.fail(cmd, usageErrorf("unexpected argument %q", args[len(names)]))
 		}

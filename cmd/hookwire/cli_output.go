@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -36,10 +37,12 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
+// cellSpaces replaces tabs and newlines, which would break the alignment.
+var cellSpaces = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
+
 func (t *table) row(cells ...string) {
 	for i, c := range cells {
-		// Tabs and newlines would break the alignment.
-		cells[i] = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(c)
+		cells[i] = cellSpaces.Replace(c)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
@@ -253,11 +256,7 @@ func joinMap(m map[string]string) string {
 	if len(m) == 0 {
 		return ""
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + "=" + m[k]

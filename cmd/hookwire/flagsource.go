@@ -153,22 +153,15 @@ func setFromFile(fs *pflag.FlagSet, f *pflag.Flag, v any) error {
 		if err := sv.Replace(items); err != nil {
 			return err
 		}
+		f.Changed = true // Replace does not mark the flag as set
+		return nil
 	default:
 		s, err := scalarString(x)
 		if err != nil {
 			return err
 		}
-		if isList {
-			if err := sv.Replace(splitList(s)); err != nil {
-				return err
-			}
-		} else if err := fs.Set(f.Name, s); err != nil {
-			return err
-		}
+		return setFromString(fs, f, s)
 	}
-	// Replace does not mark the flag as set; Set does.
-	f.Changed = true
-	return nil
 }
 
 func scalarString(v any) (string, error) {

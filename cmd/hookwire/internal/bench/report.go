@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -203,13 +204,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "== %s — %.1fs\n", title, s.Seconds)
 		if len(s.Params) > 0 {
-			keys := make([]string, 0, len(s.Params))
-			for k := range s.Params {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
 			var parts []string
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(s.Params)) {
 				parts = append(parts, fmt.Sprintf("%s=%v", k, s.Params[k]))
 			}
 			fmt.Fprintf(w, "  params: %s\n", strings.Join(parts, " "))
@@ -236,13 +232,8 @@ func (r *Report) WriteTable(w io.Writer) {
 			tw.Flush()
 		}
 		if len(s.Errors) > 0 {
-			keys := make([]string, 0, len(s.Errors))
-			for k := range s.Errors {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
 			var parts []string
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(s.Errors)) {
 				parts = append(parts, fmt.Sprintf("%s: %d", k, s.Errors[k]))
 			}
 			fmt.Fprintf(w, "  errors: %s\n", strings.Join(parts, ", "))
