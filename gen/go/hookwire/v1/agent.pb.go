@@ -32,6 +32,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Results
 	//	*AgentMessage_Credit
 	//	*AgentMessage_Heartbeat
+	//	*AgentMessage_TransportStatus
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -110,6 +111,15 @@ func (x *AgentMessage) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *AgentMessage) GetTransportStatus() *TransportStatus {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_TransportStatus); ok {
+			return x.TransportStatus
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -130,6 +140,10 @@ type AgentMessage_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,4,opt,name=heartbeat,proto3,oneof"`
 }
 
+type AgentMessage_TransportStatus struct {
+	TransportStatus *TransportStatus `protobuf:"bytes,5,opt,name=transport_status,json=transportStatus,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Results) isAgentMessage_Msg() {}
@@ -137,6 +151,8 @@ func (*AgentMessage_Results) isAgentMessage_Msg() {}
 func (*AgentMessage_Credit) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
+
+func (*AgentMessage_TransportStatus) isAgentMessage_Msg() {}
 
 // ControlMessage is one message from the control plane.
 type ControlMessage struct {
@@ -648,13 +664,17 @@ func (x *Assignments) GetItems() []*Assignment {
 
 // Result reports one finished attempt.
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	LeaseToken    string                 `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	Result        *v1.DeliveryResult     `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId    string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseToken string                 `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	Result     *v1.DeliveryResult     `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	// Set when the agent did not attempt the delivery at all (for example its
+	// transport plugin was not running): the control plane puts the delivery
+	// back without counting an attempt, and records why. result is unset.
+	NotAttemptedReason string `protobuf:"bytes,5,opt,name=not_attempted_reason,json=notAttemptedReason,proto3" json:"not_attempted_reason,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -715,6 +735,13 @@ func (x *Result) GetResult() *v1.DeliveryResult {
 	return nil
 }
 
+func (x *Result) GetNotAttemptedReason() string {
+	if x != nil {
+		return x.NotAttemptedReason
+	}
+	return ""
+}
+
 // Results is a batch of results.
 type Results struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -766,7 +793,11 @@ type ResultAck struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// False when the lease was unknown, stale or expired.
-	Accepted      bool `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Accepted bool `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// True when the control plane could not record the result now (its store
+	// cannot accept writes). The lease stays held: keep the result and send
+	// it again after a backoff. accepted is false.
+	Retry         bool `protobuf:"varint,3,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +842,13 @@ func (x *ResultAck) GetLeaseId() string {
 func (x *ResultAck) GetAccepted() bool {
 	if x != nil {
 		return x.Accepted
+	}
+	return false
+}
+
+func (x *ResultAck) GetRetry() bool {
+	if x != nil {
+		return x.Retry
 	}
 	return false
 }
@@ -905,6 +943,71 @@ func (x *Credit) GetAmount() uint32 {
 	return 0
 }
 
+// TransportStatus tells the control plane whether the agent can use one of
+// the transports it announced in Hello right now (its plugin may have
+// crashed and be restarting). No assignments for an unavailable transport
+// are sent until the agent reports it available again.
+type TransportStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Available bool                   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	// Why it is unavailable, for operators.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransportStatus) Reset() {
+	*x = TransportStatus{}
+	mi := &file_hookwire_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransportStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransportStatus) ProtoMessage() {}
+
+func (x *TransportStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransportStatus.ProtoReflect.Descriptor instead.
+func (*TransportStatus) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TransportStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TransportStatus) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *TransportStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Heartbeat shows the agent is alive.
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -915,7 +1018,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_hookwire_v1_agent_proto_msgTypes[12]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1030,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_agent_proto_msgTypes[12]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1043,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetInFlight() uint32 {
@@ -960,7 +1063,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_hookwire_v1_agent_proto_msgTypes[13]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1075,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_agent_proto_msgTypes[13]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1088,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Cancel) GetLeaseId() string {
@@ -1005,7 +1108,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_hookwire_v1_agent_proto_msgTypes[14]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1120,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_agent_proto_msgTypes[14]
+	mi := &file_hookwire_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1133,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_hookwire_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Drain) GetReason() string {
@@ -1044,12 +1147,13 @@ var File_hookwire_v1_agent_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookwire/v1/agent.proto\x12\vhookwire.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%hookwire/transport/v1/transport.proto\"\xda\x01\n" +
+	"\x17hookwire/v1/agent.proto\x12\vhookwire.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%hookwire/transport/v1/transport.proto\"\xa5\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.hookwire.v1.HelloH\x00R\x05hello\x120\n" +
 	"\aresults\x18\x02 \x01(\v2\x14.hookwire.v1.ResultsH\x00R\aresults\x12-\n" +
 	"\x06credit\x18\x03 \x01(\v2\x13.hookwire.v1.CreditH\x00R\x06credit\x126\n" +
-	"\theartbeat\x18\x04 \x01(\v2\x16.hookwire.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
+	"\theartbeat\x18\x04 \x01(\v2\x16.hookwire.v1.HeartbeatH\x00R\theartbeat\x12I\n" +
+	"\x10transport_status\x18\x05 \x01(\v2\x1c.hookwire.v1.TransportStatusH\x00R\x0ftransportStatusB\x05\n" +
 	"\x03msg\"\x9e\x02\n" +
 	"\x0eControlMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.hookwire.v1.WelcomeH\x00R\awelcome\x12<\n" +
@@ -1096,24 +1200,30 @@ const file_hookwire_v1_agent_proto_rawDesc = "" +
 	"tracestate\x18\t \x01(\tR\n" +
 	"tracestate\"<\n" +
 	"\vAssignments\x12-\n" +
-	"\x05items\x18\x01 \x03(\v2\x17.hookwire.v1.AssignmentR\x05items\"\xbe\x01\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.hookwire.v1.AssignmentR\x05items\"\xf0\x01\n" +
 	"\x06Result\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12=\n" +
-	"\x06result\x18\x04 \x01(\v2%.hookwire.transport.v1.DeliveryResultR\x06result\"4\n" +
+	"\x06result\x18\x04 \x01(\v2%.hookwire.transport.v1.DeliveryResultR\x06result\x120\n" +
+	"\x14not_attempted_reason\x18\x05 \x01(\tR\x12notAttemptedReason\"4\n" +
 	"\aResults\x12)\n" +
-	"\x05items\x18\x01 \x03(\v2\x13.hookwire.v1.ResultR\x05items\"B\n" +
+	"\x05items\x18\x01 \x03(\v2\x13.hookwire.v1.ResultR\x05items\"X\n" +
 	"\tResultAck\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1a\n" +
-	"\baccepted\x18\x02 \x01(\bR\baccepted\":\n" +
+	"\baccepted\x18\x02 \x01(\bR\baccepted\x12\x14\n" +
+	"\x05retry\x18\x03 \x01(\bR\x05retry\":\n" +
 	"\n" +
 	"ResultAcks\x12,\n" +
 	"\x05items\x18\x01 \x03(\v2\x16.hookwire.v1.ResultAckR\x05items\" \n" +
 	"\x06Credit\x12\x16\n" +
-	"\x06amount\x18\x01 \x01(\rR\x06amount\"(\n" +
+	"\x06amount\x18\x01 \x01(\rR\x06amount\"[\n" +
+	"\x0fTransportStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\bR\tavailable\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"(\n" +
 	"\tHeartbeat\x12\x1b\n" +
 	"\tin_flight\x18\x01 \x01(\rR\binFlight\"#\n" +
 	"\x06Cancel\x12\x19\n" +
@@ -1135,7 +1245,7 @@ func file_hookwire_v1_agent_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_agent_proto_rawDescData
 }
 
-var file_hookwire_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_hookwire_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_hookwire_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),          // 0: hookwire.v1.AgentMessage
 	(*ControlMessage)(nil),        // 1: hookwire.v1.ControlMessage
@@ -1149,41 +1259,43 @@ var file_hookwire_v1_agent_proto_goTypes = []any{
 	(*ResultAck)(nil),             // 9: hookwire.v1.ResultAck
 	(*ResultAcks)(nil),            // 10: hookwire.v1.ResultAcks
 	(*Credit)(nil),                // 11: hookwire.v1.Credit
-	(*Heartbeat)(nil),             // 12: hookwire.v1.Heartbeat
-	(*Cancel)(nil),                // 13: hookwire.v1.Cancel
-	(*Drain)(nil),                 // 14: hookwire.v1.Drain
-	nil,                           // 15: hookwire.v1.Hello.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*v1.DeliveryRequest)(nil),    // 17: hookwire.transport.v1.DeliveryRequest
-	(*v1.DeliveryResult)(nil),     // 18: hookwire.transport.v1.DeliveryResult
+	(*TransportStatus)(nil),       // 12: hookwire.v1.TransportStatus
+	(*Heartbeat)(nil),             // 13: hookwire.v1.Heartbeat
+	(*Cancel)(nil),                // 14: hookwire.v1.Cancel
+	(*Drain)(nil),                 // 15: hookwire.v1.Drain
+	nil,                           // 16: hookwire.v1.Hello.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*v1.DeliveryRequest)(nil),    // 18: hookwire.transport.v1.DeliveryRequest
+	(*v1.DeliveryResult)(nil),     // 19: hookwire.transport.v1.DeliveryResult
 }
 var file_hookwire_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: hookwire.v1.AgentMessage.hello:type_name -> hookwire.v1.Hello
 	8,  // 1: hookwire.v1.AgentMessage.results:type_name -> hookwire.v1.Results
 	11, // 2: hookwire.v1.AgentMessage.credit:type_name -> hookwire.v1.Credit
-	12, // 3: hookwire.v1.AgentMessage.heartbeat:type_name -> hookwire.v1.Heartbeat
-	4,  // 4: hookwire.v1.ControlMessage.welcome:type_name -> hookwire.v1.Welcome
-	6,  // 5: hookwire.v1.ControlMessage.assignments:type_name -> hookwire.v1.Assignments
-	13, // 6: hookwire.v1.ControlMessage.cancel:type_name -> hookwire.v1.Cancel
-	14, // 7: hookwire.v1.ControlMessage.drain:type_name -> hookwire.v1.Drain
-	10, // 8: hookwire.v1.ControlMessage.result_acks:type_name -> hookwire.v1.ResultAcks
-	15, // 9: hookwire.v1.Hello.labels:type_name -> hookwire.v1.Hello.LabelsEntry
-	2,  // 10: hookwire.v1.Hello.transports:type_name -> hookwire.v1.TransportInfo
-	16, // 11: hookwire.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	16, // 12: hookwire.v1.Assignment.deadline:type_name -> google.protobuf.Timestamp
-	17, // 13: hookwire.v1.Assignment.request:type_name -> hookwire.transport.v1.DeliveryRequest
-	5,  // 14: hookwire.v1.Assignments.items:type_name -> hookwire.v1.Assignment
-	16, // 15: hookwire.v1.Result.start_time:type_name -> google.protobuf.Timestamp
-	18, // 16: hookwire.v1.Result.result:type_name -> hookwire.transport.v1.DeliveryResult
-	7,  // 17: hookwire.v1.Results.items:type_name -> hookwire.v1.Result
-	9,  // 18: hookwire.v1.ResultAcks.items:type_name -> hookwire.v1.ResultAck
-	0,  // 19: hookwire.v1.AgentService.Connect:input_type -> hookwire.v1.AgentMessage
-	1,  // 20: hookwire.v1.AgentService.Connect:output_type -> hookwire.v1.ControlMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	13, // 3: hookwire.v1.AgentMessage.heartbeat:type_name -> hookwire.v1.Heartbeat
+	12, // 4: hookwire.v1.AgentMessage.transport_status:type_name -> hookwire.v1.TransportStatus
+	4,  // 5: hookwire.v1.ControlMessage.welcome:type_name -> hookwire.v1.Welcome
+	6,  // 6: hookwire.v1.ControlMessage.assignments:type_name -> hookwire.v1.Assignments
+	14, // 7: hookwire.v1.ControlMessage.cancel:type_name -> hookwire.v1.Cancel
+	15, // 8: hookwire.v1.ControlMessage.drain:type_name -> hookwire.v1.Drain
+	10, // 9: hookwire.v1.ControlMessage.result_acks:type_name -> hookwire.v1.ResultAcks
+	16, // 10: hookwire.v1.Hello.labels:type_name -> hookwire.v1.Hello.LabelsEntry
+	2,  // 11: hookwire.v1.Hello.transports:type_name -> hookwire.v1.TransportInfo
+	17, // 12: hookwire.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	17, // 13: hookwire.v1.Assignment.deadline:type_name -> google.protobuf.Timestamp
+	18, // 14: hookwire.v1.Assignment.request:type_name -> hookwire.transport.v1.DeliveryRequest
+	5,  // 15: hookwire.v1.Assignments.items:type_name -> hookwire.v1.Assignment
+	17, // 16: hookwire.v1.Result.start_time:type_name -> google.protobuf.Timestamp
+	19, // 17: hookwire.v1.Result.result:type_name -> hookwire.transport.v1.DeliveryResult
+	7,  // 18: hookwire.v1.Results.items:type_name -> hookwire.v1.Result
+	9,  // 19: hookwire.v1.ResultAcks.items:type_name -> hookwire.v1.ResultAck
+	0,  // 20: hookwire.v1.AgentService.Connect:input_type -> hookwire.v1.AgentMessage
+	1,  // 21: hookwire.v1.AgentService.Connect:output_type -> hookwire.v1.ControlMessage
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_agent_proto_init() }
@@ -1196,6 +1308,7 @@ func file_hookwire_v1_agent_proto_init() {
 		(*AgentMessage_Results)(nil),
 		(*AgentMessage_Credit)(nil),
 		(*AgentMessage_Heartbeat)(nil),
+		(*AgentMessage_TransportStatus)(nil),
 	}
 	file_hookwire_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ControlMessage_Welcome)(nil),
@@ -1210,7 +1323,7 @@ func file_hookwire_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_agent_proto_rawDesc), len(file_hookwire_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -210,7 +210,12 @@ type PublishEventResponse struct {
 	DeliveryCount int32 `protobuf:"varint,2,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
 	// True when the idempotency key matched an earlier event, whose id and
 	// delivery count are returned.
-	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// Subscriptions whose filter could not be evaluated for this event (an
+	// evaluation error or the cost budget ran out): they did not receive it.
+	// Each is also counted in hookwire_filter_errors_total, logged and raised
+	// as the operational event hookwire.filter.failed.
+	FilterErrors  []*FilterError `protobuf:"bytes,4,rep,name=filter_errors,json=filterErrors,proto3" json:"filter_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +271,66 @@ func (x *PublishEventResponse) GetDuplicate() bool {
 	return false
 }
 
+func (x *PublishEventResponse) GetFilterErrors() []*FilterError {
+	if x != nil {
+		return x.FilterErrors
+	}
+	return nil
+}
+
+// FilterError says why one subscription's filter failed on an event.
+type FilterError struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	Error          string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FilterError) Reset() {
+	*x = FilterError{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterError) ProtoMessage() {}
+
+func (x *FilterError) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterError.ProtoReflect.Descriptor instead.
+func (*FilterError) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FilterError) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *FilterError) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // PublishEventsRequest carries many events.
 type PublishEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -277,7 +342,7 @@ type PublishEventsRequest struct {
 
 func (x *PublishEventsRequest) Reset() {
 	*x = PublishEventsRequest{}
-	mi := &file_hookwire_v1_event_proto_msgTypes[3]
+	mi := &file_hookwire_v1_event_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +354,7 @@ func (x *PublishEventsRequest) String() string {
 func (*PublishEventsRequest) ProtoMessage() {}
 
 func (x *PublishEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_event_proto_msgTypes[3]
+	mi := &file_hookwire_v1_event_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +367,7 @@ func (x *PublishEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventsRequest.ProtoReflect.Descriptor instead.
 func (*PublishEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PublishEventsRequest) GetTenant() string {
@@ -329,7 +394,7 @@ type PublishEventsResponse struct {
 
 func (x *PublishEventsResponse) Reset() {
 	*x = PublishEventsResponse{}
-	mi := &file_hookwire_v1_event_proto_msgTypes[4]
+	mi := &file_hookwire_v1_event_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +406,7 @@ func (x *PublishEventsResponse) String() string {
 func (*PublishEventsResponse) ProtoMessage() {}
 
 func (x *PublishEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_event_proto_msgTypes[4]
+	mi := &file_hookwire_v1_event_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +419,7 @@ func (x *PublishEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventsResponse.ProtoReflect.Descriptor instead.
 func (*PublishEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PublishEventsResponse) GetResults() []*PublishEventResponse {
@@ -378,7 +443,7 @@ type PublishRawEventRequest struct {
 
 func (x *PublishRawEventRequest) Reset() {
 	*x = PublishRawEventRequest{}
-	mi := &file_hookwire_v1_event_proto_msgTypes[5]
+	mi := &file_hookwire_v1_event_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +455,7 @@ func (x *PublishRawEventRequest) String() string {
 func (*PublishRawEventRequest) ProtoMessage() {}
 
 func (x *PublishRawEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_event_proto_msgTypes[5]
+	mi := &file_hookwire_v1_event_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +468,7 @@ func (x *PublishRawEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRawEventRequest.ProtoReflect.Descriptor instead.
 func (*PublishRawEventRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PublishRawEventRequest) GetTenant() string {
@@ -447,11 +512,15 @@ const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
 	"\x13PublishEventRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x120\n" +
-	"\x05event\x18\x02 \x01(\v2\x12.hookwire.v1.EventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"k\n" +
+	"\x05event\x18\x02 \x01(\v2\x12.hookwire.v1.EventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"\xaa\x01\n" +
 	"\x14PublishEventResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0edelivery_count\x18\x02 \x01(\x05R\rdeliveryCount\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"p\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12=\n" +
+	"\rfilter_errors\x18\x04 \x03(\v2\x18.hookwire.v1.FilterErrorR\ffilterErrors\"L\n" +
+	"\vFilterError\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"p\n" +
 	"\x14PublishEventsRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x127\n" +
 	"\x06events\x18\x02 \x03(\v2\x12.hookwire.v1.EventB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x06events\"T\n" +
@@ -478,36 +547,38 @@ func file_hookwire_v1_event_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_event_proto_rawDescData
 }
 
-var file_hookwire_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hookwire_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hookwire_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                  // 0: hookwire.v1.Event
 	(*PublishEventRequest)(nil),    // 1: hookwire.v1.PublishEventRequest
 	(*PublishEventResponse)(nil),   // 2: hookwire.v1.PublishEventResponse
-	(*PublishEventsRequest)(nil),   // 3: hookwire.v1.PublishEventsRequest
-	(*PublishEventsResponse)(nil),  // 4: hookwire.v1.PublishEventsResponse
-	(*PublishRawEventRequest)(nil), // 5: hookwire.v1.PublishRawEventRequest
-	nil,                            // 6: hookwire.v1.Event.MetadataEntry
-	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),      // 8: google.api.HttpBody
+	(*FilterError)(nil),            // 3: hookwire.v1.FilterError
+	(*PublishEventsRequest)(nil),   // 4: hookwire.v1.PublishEventsRequest
+	(*PublishEventsResponse)(nil),  // 5: hookwire.v1.PublishEventsResponse
+	(*PublishRawEventRequest)(nil), // 6: hookwire.v1.PublishRawEventRequest
+	nil,                            // 7: hookwire.v1.Event.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),      // 9: google.api.HttpBody
 }
 var file_hookwire_v1_event_proto_depIdxs = []int32{
-	6, // 0: hookwire.v1.Event.metadata:type_name -> hookwire.v1.Event.MetadataEntry
-	7, // 1: hookwire.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	0, // 2: hookwire.v1.PublishEventRequest.event:type_name -> hookwire.v1.Event
-	0, // 3: hookwire.v1.PublishEventsRequest.events:type_name -> hookwire.v1.Event
-	2, // 4: hookwire.v1.PublishEventsResponse.results:type_name -> hookwire.v1.PublishEventResponse
-	8, // 5: hookwire.v1.PublishRawEventRequest.body:type_name -> google.api.HttpBody
-	1, // 6: hookwire.v1.EventService.PublishEvent:input_type -> hookwire.v1.PublishEventRequest
-	3, // 7: hookwire.v1.EventService.PublishEvents:input_type -> hookwire.v1.PublishEventsRequest
-	5, // 8: hookwire.v1.EventService.PublishRawEvent:input_type -> hookwire.v1.PublishRawEventRequest
-	2, // 9: hookwire.v1.EventService.PublishEvent:output_type -> hookwire.v1.PublishEventResponse
-	4, // 10: hookwire.v1.EventService.PublishEvents:output_type -> hookwire.v1.PublishEventsResponse
-	2, // 11: hookwire.v1.EventService.PublishRawEvent:output_type -> hookwire.v1.PublishEventResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7,  // 0: hookwire.v1.Event.metadata:type_name -> hookwire.v1.Event.MetadataEntry
+	8,  // 1: hookwire.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: hookwire.v1.PublishEventRequest.event:type_name -> hookwire.v1.Event
+	3,  // 3: hookwire.v1.PublishEventResponse.filter_errors:type_name -> hookwire.v1.FilterError
+	0,  // 4: hookwire.v1.PublishEventsRequest.events:type_name -> hookwire.v1.Event
+	2,  // 5: hookwire.v1.PublishEventsResponse.results:type_name -> hookwire.v1.PublishEventResponse
+	9,  // 6: hookwire.v1.PublishRawEventRequest.body:type_name -> google.api.HttpBody
+	1,  // 7: hookwire.v1.EventService.PublishEvent:input_type -> hookwire.v1.PublishEventRequest
+	4,  // 8: hookwire.v1.EventService.PublishEvents:input_type -> hookwire.v1.PublishEventsRequest
+	6,  // 9: hookwire.v1.EventService.PublishRawEvent:input_type -> hookwire.v1.PublishRawEventRequest
+	2,  // 10: hookwire.v1.EventService.PublishEvent:output_type -> hookwire.v1.PublishEventResponse
+	5,  // 11: hookwire.v1.EventService.PublishEvents:output_type -> hookwire.v1.PublishEventsResponse
+	2,  // 12: hookwire.v1.EventService.PublishRawEvent:output_type -> hookwire.v1.PublishEventResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_event_proto_init() }
@@ -521,7 +592,7 @@ func file_hookwire_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_event_proto_rawDesc), len(file_hookwire_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
