@@ -935,8 +935,12 @@ type Attempt struct {
 	ResponseHeaders map[string]string      `protobuf:"bytes,8,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The first bytes of the response body, stored as bytes, never
 	// interpreted.
-	ResponseBody  []byte `protobuf:"bytes,9,opt,name=response_body,json=responseBody,proto3" json:"response_body,omitempty"`
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	ResponseBody []byte `protobuf:"bytes,9,opt,name=response_body,json=responseBody,proto3" json:"response_body,omitempty"`
+	Error        string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// When the attempt was due: the event's arrival for a first attempt, the
+	// scheduled retry time for later ones. start_time minus due_time is how
+	// late the attempt went out (queueing, rate limits, no agent, lateness).
+	DueTime       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_time,json=dueTime,proto3" json:"due_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1039,6 +1043,13 @@ func (x *Attempt) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *Attempt) GetDueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueTime
+	}
+	return nil
 }
 
 // ListDeliveriesRequest filters a tenant's deliveries.
@@ -1693,7 +1704,7 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"last_error\x18\f \x01(\tR\tlastError\x12!\n" +
 	"\fordering_key\x18\r \x01(\tR\vorderingKey\x12%\n" +
 	"\x0ewaiting_reason\x18\x0e \x01(\tR\rwaitingReason\x12#\n" +
-	"\rschedule_base\x18\x0f \x01(\x05R\fscheduleBase\"\xfd\x03\n" +
+	"\rschedule_base\x18\x0f \x01(\x05R\fscheduleBase\"\xb4\x04\n" +
 	"\aAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x16\n" +
@@ -1708,7 +1719,8 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\x10response_headers\x18\b \x03(\v2).hookwire.v1.Attempt.ResponseHeadersEntryR\x0fresponseHeaders\x12#\n" +
 	"\rresponse_body\x18\t \x01(\fR\fresponseBody\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\x1aB\n" +
+	" \x01(\tR\x05error\x125\n" +
+	"\bdue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\adueTime\x1aB\n" +
 	"\x14ResponseHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x03\n" +
@@ -1863,45 +1875,46 @@ var file_hookwire_v1_delivery_proto_depIdxs = []int32{
 	23, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
 	22, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
 	20, // 13: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
-	1,  // 14: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
-	21, // 15: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 16: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	11, // 17: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
-	12, // 18: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
-	2,  // 19: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
-	22, // 20: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
-	23, // 21: hookwire.v1.TailDeliveriesRequest.heartbeat_interval:type_name -> google.protobuf.Duration
-	3,  // 22: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
-	21, // 23: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 24: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
-	22, // 25: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
-	23, // 26: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
-	21, // 27: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
-	13, // 28: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
-	15, // 29: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
-	16, // 30: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
-	4,  // 31: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
-	5,  // 32: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
-	6,  // 33: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
-	7,  // 34: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
-	9,  // 35: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
-	10, // 36: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
-	18, // 37: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
-	14, // 38: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
-	11, // 39: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
-	17, // 40: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
-	11, // 41: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
-	11, // 42: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
-	11, // 43: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
-	8,  // 44: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
-	8,  // 45: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
-	8,  // 46: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
-	19, // 47: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
-	38, // [38:48] is the sub-list for method output_type
-	28, // [28:38] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	21, // 14: hookwire.v1.Attempt.due_time:type_name -> google.protobuf.Timestamp
+	1,  // 15: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
+	21, // 16: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 17: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	11, // 18: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
+	12, // 19: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
+	2,  // 20: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
+	22, // 21: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
+	23, // 22: hookwire.v1.TailDeliveriesRequest.heartbeat_interval:type_name -> google.protobuf.Duration
+	3,  // 23: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
+	21, // 24: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 25: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
+	22, // 26: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
+	23, // 27: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
+	21, // 28: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
+	13, // 29: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
+	15, // 30: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
+	16, // 31: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
+	4,  // 32: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
+	5,  // 33: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
+	6,  // 34: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
+	7,  // 35: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
+	9,  // 36: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
+	10, // 37: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
+	18, // 38: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
+	14, // 39: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
+	11, // 40: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
+	17, // 41: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
+	11, // 42: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
+	11, // 43: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
+	11, // 44: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
+	8,  // 45: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
+	8,  // 46: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
+	8,  // 47: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
+	19, // 48: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_delivery_proto_init() }
