@@ -27,19 +27,20 @@ func (s *Server) newMetrics() *metrics.ControlPlane {
 		}
 		return s.store.Size()
 	})
-	m.WatchBacklog(func() (int, map[string]int) {
+	s.registerStoreMetrics(m.Registry)
+	m.WatchBacklog(func() metrics.BacklogCounts {
 		if s.dispatcher == nil {
-			return 0, nil
+			return metrics.BacklogCounts{}
 		}
 		b := s.dispatcher.Backlog()
-		return b.WaitingRetry, b.WaitingAgent
+		return metrics.BacklogCounts{WaitingRetry: b.WaitingRetry, WaitingAgent: b.WaitingAgent, Held: b.Held}
 	})
 	return m
 }
 
-// startAdmin serves /metrics (Prometheus), /debug/pprof/ and /healthz on
-// Config.AdminAddr. It carries no API and needs no key: keep it on a
-// private address.
+// startAdmin serves /metrics (Prometheus), /debug/pprof/, /healthz
+// (liveness) and /readyz (readiness, health.go) on Config.AdminAddr. It
+// carries no API and needs no key: keep it on a private address.
 func (s *Server) startAdmin() error {
 	if s.cfg.AdminAddr == "" || s.cfg.AdminAddr == "off" {
 		return nil
@@ -48,6 +49,7 @@ func (s *Server) startAdmin() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /healthz/master-key", s.serveMasterKeyStatus)
+	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

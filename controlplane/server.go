@@ -17,6 +17,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/api"
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/metrics"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
@@ -74,8 +75,21 @@ type Config struct {
 	Logger         *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Clock, if set, is the clock with timers (tests: a fake clock they
+	// move, which fires the dispatcher's timers); it replaces Now.
+	Clock Clock
+	// FairShareWindow is how long a subscription still counts as active
+	// on an agent after its last assignment there, for the agent's fair
+	// share between subscriptions (docs/ARCHITECTURE.md, Dispatch).
+	// Default DefaultFairShareWindow (10s); negative: fair share off
+	// (plain round-robin).
+	FairShareWindow time.Duration
 	// NoSync disables fsync (tests that measure nothing durable).
 	NoSync bool
+	// AllowNewStore starts a new, empty store when the data directory
+	// held one whose database file is now missing or empty; without it
+	// Start refuses (store.ErrMissingStore).
+	AllowNewStore bool
 	// LeaseGrace is added to an attempt's timeout to form its lease.
 	LeaseGrace time.Duration
 	// DisableAfter disables a subscription whose attempts have all failed
@@ -115,6 +129,15 @@ type Config struct {
 // RetryOptions are the server-wide retry rules.
 type RetryOptions = retry.Options
 
+// Clock gives the dispatcher the time and its timers (Config.Clock).
+type Clock = dispatch.Clock
+
+// Timer is a pending Clock.AfterFunc call.
+type Timer = dispatch.Timer
+
+// DefaultFairShareWindow is Config.FairShareWindow's default.
+const DefaultFairShareWindow = dispatch.DefaultFairShareWindow
+
 // DefaultRetryOptions: ±20% jitter, at least a minute after throttling.
 func DefaultRetryOptions() RetryOptions { return retry.DefaultOptions() }
 
@@ -139,6 +162,7 @@ type Server struct {
 	closeOnce  sync.Once
 	closeErr   error
 	mk         masterKeys
+	health     *health.Server
 }
 
 // Start opens the store, bootstraps the admin key and starts serving.
@@ -165,6 +189,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock != nil {
+		cfg.Now = cfg.Clock.Now
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -186,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s := &Server{cfg: cfg, errs: make(chan error, 4)}
 	s.metrics = s.newMetrics()
 	s.initMasterKeys(keyring)
-	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
+	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, AllowNewStore: cfg.AllowNewStore, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
 	if err != nil {
 		return nil, err
 	}
@@ -200,11 +227,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("bootstrap admin key: %w", err)
 	}
 
-	cat := catalog.New()
+	// The payload limit sets the filters' cost budget (docs/FILTERS.md).
+	cat := catalog.New(filter.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
 	tracer := tracing.New(cfg.TracerProvider)
 	var svc *api.Services
 	s.dispatcher = dispatch.New(dispatch.Config{
-		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
+		Store: st, Catalog: cat, Logger: cfg.Logger, Clock: cfg.Clock, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
+		FairShareWindow: cfg.FairShareWindow,
 		Hooks: dispatch.Hooks{
 			Disable:      func(sub *catalog.Sub, reason string) { svc.DisableSubscription(sub, reason) },
 			FailingSince: func(sub *catalog.Sub, since time.Time) { svc.SetFailingSince(sub, since) },
@@ -247,6 +276,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	svc.Register(s.grpc)
 	svc.RegisterAudit(s.grpc)
 	hs := health.NewServer()
+	s.health = hs
 	healthpb.RegisterHealthServer(s.grpc, hs)
 	reflection.Register(s.grpc)
 
@@ -292,7 +322,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.startAdmin(); err != nil {
 		return nil, err
 	}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.goServe(func() error { s.watchHealth(runCtx, hs); return nil }) // SERVING while the store can write
 	cfg.Logger.Info("control plane serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -333,6 +363,9 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Close stops serving, waits for in-flight calls, and closes the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.health != nil {
+			s.health.Shutdown() // NOT_SERVING from now on
+		}
 		if s.dispatcher != nil {
 			s.dispatcher.StopWatches() // REST tails end, so the HTTP shutdown need not wait for them
 		}

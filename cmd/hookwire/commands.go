@@ -14,6 +14,8 @@ func clientCommands() []*cobra.Command {
 	return append(c.commands(), c.auditCmd(), c.tailCmd())
 }
 
-// toolCommands returns operator tools: the benchmark (bench*.go) and keygen
-// (keygen.go).
-func toolCommands() []*cobra.Command { return []*cobra.Command{newBenchCmd(), newKeygenCmd()} }
+// toolCommands returns operator tools: the benchmark (bench*.go), keygen
+// (keygen.go) and store check (storecmd.go).
+func toolCommands() []*cobra.Command {
+	return []*cobra.Command{newBenchCmd(), newKeygenCmd(), newStoreCmd()}
+}

@@ -29,8 +29,10 @@ type serverFlags struct {
 	auditRetention  time.Duration
 	disableAfter    time.Duration
 	throttleMin     time.Duration
+	fairShareWindow time.Duration
 	apiRateLimit    float64
 	apiRateBurst    int
+	allowNewStore   bool
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
@@ -38,13 +40,15 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.grpcAddr, "grpc-addr", controlplane.DefaultGRPCAddr, "gRPC API listen address (agents connect here)")
 	fs.StringVar(&f.httpAddr, "http-addr", controlplane.DefaultHTTPAddr, `REST gateway listen address ("off" to disable)`)
 	fs.IntVar(&f.maxPayloadBytes, "max-payload-bytes", controlplane.DefaultMaxPayloadBytes, "largest event payload accepted, in bytes")
-	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve /metrics, /debug/pprof/ and /healthz here, unauthenticated (e.g. 127.0.0.1:9464; empty: off)")
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve /metrics, /debug/pprof/, /healthz (liveness) and /readyz (readiness) here, unauthenticated (e.g. 127.0.0.1:9464; empty: off)")
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "keep events, deliveries and attempts this long")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 365*24*time.Hour, "keep audit log records (configuration changes) this long")
 	fs.DurationVar(&f.disableAfter, "disable-after", 5*24*time.Hour, "disable a subscription whose attempts all failed for this long (negative: never)")
 	fs.DurationVar(&f.throttleMin, "throttle-min", time.Minute, "least wait after a 429/502/503/504 or a timeout")
+	fs.DurationVar(&f.fairShareWindow, "fair-share-window", 10*time.Second, "a subscription counts as active on an agent for this long after its last assignment there; active subscriptions share the agent's slots fairly (0: the default; negative: fair share off, plain round-robin)")
 	fs.Float64Var(&f.apiRateLimit, "api-rate-limit", 0, "API requests per second allowed per API key, over which calls get ResourceExhausted / HTTP 429 with Retry-After (0: unlimited)")
 	fs.IntVar(&f.apiRateBurst, "api-rate-burst", 0, "burst above --api-rate-limit (default: the rate, at least 1)")
+	fs.BoolVar(&f.allowNewStore, "allow-new-store", false, "start a new, empty store when --data-dir held one whose hookwire.db is now missing or empty (without it the server refuses to start; the old store's data is gone)")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {
@@ -59,10 +63,12 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		Retention:       f.retention,
 		AuditRetention:  f.auditRetention,
 		DisableAfter:    f.disableAfter,
+		FairShareWindow: f.fairShareWindow,
 		Retry:           f.retryOptions(),
 		AdminKey:        adminKey,
 		Logger:          log,
 		ValidateTarget:  validateBuiltinTarget,
+		AllowNewStore:   f.allowNewStore,
 	}
 }
 

@@ -56,6 +56,11 @@ func (a *authenticator) authenticateJoin(ctx context.Context, method, token stri
 		return nil, status.Error(codes.Unauthenticated, "malformed join token: expected hwj_<id>_<secret> as issued by CreateJoinToken")
 	}
 	t, hash, err := a.store.GetJoinToken(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Not a verdict on the token: an agent would take Unauthenticated
+		// as final and stop, so tell it to retry.
+		return nil, status.Errorf(codes.Unavailable, "cannot check the join token now: %v; retry", err)
+	}
 	if err != nil || subtle.ConstantTimeCompare(hash, hashKey(token)) != 1 {
 		return nil, status.Error(codes.Unauthenticated, "invalid join token")
 	}

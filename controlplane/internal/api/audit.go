@@ -136,12 +136,12 @@ func (s *Services) auditCreated(ctx context.Context, tenant, action, resource st
 	})
 }
 
-// auditDeleted returns a context whose next store write also records the
-// deletion of before (read just before the write).
-func (s *Services) auditDeleted(ctx context.Context, tenant, action, resource string, before proto.Message) context.Context {
-	return s.auditIn(ctx, func() *auditEntry {
-		return &auditEntry{tenant: tenant, action: action, resource: resource, before: before}
-	})
+// auditDeleted builds the record of a deletion; the store's delete calls
+// it inside its write with the record it removes (store.AuditDeleted), so
+// the before-image is exactly what was deleted and a failure to read it
+// fails the delete.
+func (s *Services) auditDeleted(ctx context.Context, tenant, action, resource string, before proto.Message) (*hookwirev1.AuditEvent, error) {
+	return s.auditEvent(ctx, &auditEntry{tenant: tenant, action: action, resource: resource, before: before})
 }
 
 // auditAfter records a change that made no store write of its own (or

@@ -190,6 +190,11 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 		return a.authenticateJoin(ctx, method, key)
 	}
 	rec, err := a.store.GetAPIKey(keyID(key))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// The store could not answer (e.g. it is reopening after a failed
+		// commit): that says nothing about the key, so the caller retries.
+		return nil, status.Errorf(codes.Unavailable, "cannot check the API key now: %v; retry", err)
+	}
 	if err != nil || subtle.ConstantTimeCompare(rec.GetHash(), hashKey(key)) != 1 {
 		return nil, status.Error(codes.Unauthenticated, "invalid API key")
 	}

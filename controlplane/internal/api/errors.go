@@ -39,8 +39,14 @@ func storeError(err error, what string) error {
 		return status.Errorf(codes.AlreadyExists, "%s already exists", what)
 	case errors.Is(err, store.ErrTenantNotEmpty):
 		return status.Errorf(codes.FailedPrecondition, "%s still has subscriptions; delete them first", what)
-	case errors.Is(err, store.ErrBroken):
-		return status.Error(codes.Unavailable, "the store cannot accept writes; see the server log")
+	case errors.Is(err, store.ErrUnavailable):
+		// The message says why (e.g. no space left on device) and that
+		// the server retries by itself; REST answers 503.
+		return status.Error(codes.Unavailable, unavailableMessage(err))
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, "the server is shutting down; retry against a running server")
+	case errors.Is(err, store.ErrCorrupt):
+		return status.Errorf(codes.DataLoss, "%s: stored data is damaged and was not served; the operator should stop the server and run 'hookwire store check' on its data directory", what)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}
@@ -123,4 +129,16 @@ func (s *validatedStream) RecvMsg(m any) error {
 		return err
 	}
 	return s.v.check(m)
+}
+
+// unavailableMessage is the store's reason for refusing a write ("the
+// store cannot accept writes: write: no space left on device; retrying"),
+// with what the caller should do.
+func unavailableMessage(err error) string {
+	msg := store.ErrUnavailable.Error()
+	var ue *store.UnavailableError
+	if errors.As(err, &ue) {
+		msg = ue.Error()
+	}
+	return msg + "; try again later"
 }

@@ -266,8 +266,12 @@ func (s *Services) RecoverDeliveries(ctx context.Context, req *hookwirev1.Recove
 	if all {
 		scope = "all"
 	}
+	count, err := s.cfg.Store.CountSubDeliveries(sid, from, to)
+	if err != nil {
+		return nil, storeError(err, "deliveries of subscription "+quote(sub.IDText))
+	}
+	total := int64(count)
 	op := s.ops.start(req.GetTenant(), fmt.Sprintf("recover %s deliveries of %s created %s to %s", scope, sub.IDText, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)), now)
-	total := int64(s.cfg.Store.CountSubDeliveries(sid, from, to))
 	s.ops.update(op.Id, now, func(o *hookwirev1.Operation) { o.Total = total })
 	op.Total = total
 	s.auditAfter(ctx, &auditEntry{tenant: req.GetTenant(), action: auditDeliveriesRecover, resource: subscriptionResource(req.GetTenant(), sub.IDText), after: op,

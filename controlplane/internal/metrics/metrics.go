@@ -25,6 +25,8 @@ type ControlPlane struct {
 	commitBatch       prometheus.Histogram
 	tailWatchers      prometheus.Gauge
 	tailDropped       prometheus.Counter
+	notAttempted      *prometheus.CounterVec
+	filterErrors      *prometheus.CounterVec
 }
 
 // Queue reports the dispatcher's current state for the gauges.
@@ -66,9 +68,19 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 		tailDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookwire_tail_dropped_total", Help: "Tail items not sent because the client read too slowly (its buffer was full); the client is told with a DROPPED item.",
 		}),
+		notAttempted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwire_deliveries_not_attempted_total", Help: "Deliveries an agent handed back without attempting them (the transport's plugin was down), by transport; they were put back without counting an attempt.",
+		}, []string{"transport"}),
 	}
+	m.filterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookwire_filter_errors_total", Help: "Subscription filters that could not be evaluated for an event, which therefore did not go to them, by reason: cost (the cost budget or the evaluation deadline ran out) or error (type mismatch, division by zero, non-boolean result...). Missing fields are no match, not errors.",
+	}, []string{"reason"})
+	for _, reason := range []string{FilterReasonCost, FilterReasonError} {
+		m.filterErrors.WithLabelValues(reason) // present from the start, at 0
+	}
+	reg.MustRegister(m.filterErrors)
 	reg.MustRegister(m.eventsPublished, m.deliveriesCreated, m.attempts, m.attemptLatency, m.finished, m.commitLatency, m.commitBatch,
-		m.tailWatchers, m.tailDropped,
+		m.tailWatchers, m.tailDropped, m.notAttempted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -84,12 +96,20 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 	return m
 }
 
-// Backlog reports, at scrape time, the pending deliveries waiting for a
-// retry and the due ones waiting for an agent, by reason.
-type Backlog func() (waitingRetry int, waitingAgent map[string]int)
+// BacklogCounts are the pending deliveries waiting for a retry, the due
+// ones waiting for an agent by reason, and the due ones held by their
+// subscription's status (paused, disabled).
+type BacklogCounts struct {
+	WaitingRetry int
+	WaitingAgent map[string]int
+	Held         map[string]int
+}
 
-// WatchBacklog registers the waiting-for-retry and waiting-for-an-agent
-// gauges, read from f once per scrape.
+// Backlog reports the BacklogCounts at scrape time.
+type Backlog func() BacklogCounts
+
+// WatchBacklog registers the waiting-for-retry, waiting-for-an-agent and
+// held gauges, read from f once per scrape.
 func (m *ControlPlane) WatchBacklog(f Backlog) {
 	if m == nil || f == nil {
 		return
@@ -102,31 +122,63 @@ func (m *ControlPlane) WatchBacklog(f Backlog) {
 				"every commit adjusts (a scrape never reads the store); deliveries queued behind the head of an ordered group are not included.",
 			nil, nil),
 		agent: prometheus.NewDesc("hookwire_queue_waiting_agent",
-			"Due deliveries (next attempt time reached) that no connected agent may take now, by reason: "+
-				"no_transport (no connected agent hosts the subscription's transport), selector (agents host it but none matches "+
-				"its agent_selector), paused or disabled (the subscription's status), circuit_open (its circuit breaker is cooling down). "+
+			"Due deliveries (next attempt time reached) of active subscriptions that no connected agent may take now, by reason: "+
+				"no_transport (no connected agent, not draining, hosts the subscription's transport), selector (agents host it but none matches "+
+				"its agent_selector), circuit_open (its circuit breaker is cooling down). "+
 				"Leased deliveries are not counted; due deliveries already loaded in memory are, so this can overlap hookwire_queue_ready. "+
-				"Deliveries held back only by a rate limit or max_in_flight are not counted.",
+				"Deliveries held back only by a rate limit or max_in_flight are not counted, nor those of paused or disabled "+
+				"subscriptions (hookwire_queue_held).",
+			[]string{"reason"}, nil),
+		held: prometheus.NewDesc("hookwire_queue_held",
+			"Due deliveries (next attempt time reached) held by their subscription's status, by reason: paused or disabled. "+
+				"They go out once the subscription is resumed.",
 			[]string{"reason"}, nil),
 	})
 }
 
 type backlogCollector struct {
-	f            Backlog
-	retry, agent *prometheus.Desc
+	f                  Backlog
+	retry, agent, held *prometheus.Desc
 }
 
 func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.retry
 	ch <- c.agent
+	ch <- c.held
 }
 
 func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	retry, agent := c.f()
-	ch <- prometheus.MustNewConstMetric(c.retry, prometheus.GaugeValue, float64(retry))
-	for reason, n := range agent {
+	b := c.f()
+	ch <- prometheus.MustNewConstMetric(c.retry, prometheus.GaugeValue, float64(b.WaitingRetry))
+	for reason, n := range b.WaitingAgent {
 		ch <- prometheus.MustNewConstMetric(c.agent, prometheus.GaugeValue, float64(n), reason)
 	}
+	for reason, n := range b.Held {
+		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(n), reason)
+	}
+}
+
+// NotAttempted counts a delivery handed back by an agent without an
+// attempt.
+func (m *ControlPlane) NotAttempted(transport string) {
+	if m == nil {
+		return
+	}
+	m.notAttempted.WithLabelValues(transport).Inc()
+}
+
+// Reasons of hookwire_filter_errors_total (filter.ReasonCost, ReasonError).
+const (
+	FilterReasonCost  = "cost"
+	FilterReasonError = "error"
+)
+
+// FilterFailed counts a filter that could not be evaluated for an event.
+func (m *ControlPlane) FilterFailed(reason string) {
+	if m == nil {
+		return
+	}
+	m.filterErrors.WithLabelValues(reason).Inc()
 }
 
 // Published counts events and the deliveries they created.

@@ -110,7 +110,13 @@ func GenerateKeyFile(path string) (*MasterKey, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("write master key file %s: %w", path, werr)
 	}
-	syncDir(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		// The file's name may not survive a crash: a key the user stores
+		// data under could vanish. Fail, and leave nothing to refuse a
+		// retry with.
+		os.Remove(path)
+		return nil, fmt.Errorf("write master key file %s: sync its directory: %w", path, err)
+	}
 	return k, nil
 }
 
@@ -128,10 +134,20 @@ func writeKey(f *os.File, raw []byte) error {
 	return f.Sync()
 }
 
-// syncDir makes the new directory entry durable where the platform allows.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// syncDir makes the new directory entry durable. Platforms that cannot
+// sync a directory (Windows) make the entry durable with the file itself.
+// A variable so tests can make it fail.
+var syncDir = func(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
 	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

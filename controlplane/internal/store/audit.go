@@ -92,7 +92,7 @@ func putAudit(tx *bolt.Tx, ev *hookwirev1.AuditEvent) error {
 	if err := put(b, tenantKey(scope, id[:]), ev); err != nil {
 		return err
 	}
-	return bt.Put(id[:], []byte(scope))
+	return putRecord(bt, id[:], []byte(scope))
 }
 
 // AppendAudit records an audit event in a write of its own, for changes
@@ -179,16 +179,19 @@ func (s *Store) ListAudit(scope string, all bool, f AuditFilter, before *ids.ID,
 			}
 			examined++
 			copy(last[:], k[len(prefix):])
-			var v []byte
+			key := k
 			if all {
-				v = b.Get(tenantKey(string(bt.Get(k)), k))
-			} else {
-				v = b.Get(k)
+				scope, err := getRecord(tx, bucketAuditByTime, k)
+				if err != nil {
+					return err
+				}
+				key = tenantKey(string(scope), k)
 			}
+			v := b.Get(key)
 			if v == nil {
 				continue
 			}
-			ev, err := unmarshal(v, &hookwirev1.AuditEvent{})
+			ev, err := decode(bucketAudit, key, v, &hookwirev1.AuditEvent{})
 			if err != nil {
 				return err
 			}
@@ -217,8 +220,12 @@ func (s *Store) PurgeAudit(ctx context.Context, cutoff time.Time, batch int) (in
 			var doomed [][]byte
 			c := bt.Cursor()
 			for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(doomed) < batch; k, v = c.Next() {
+				scope, err := openValue(bucketAuditByTime, k, v)
+				if err != nil {
+					return err
+				}
 				doomed = append(doomed, bytes.Clone(k))
-				if err := b.Delete(tenantKey(string(v), k)); err != nil {
+				if err := b.Delete(tenantKey(string(scope), k)); err != nil {
 					return err
 				}
 			}

@@ -36,7 +36,7 @@ func (s *Store) UpdateSubscriptionBatch(ctx context.Context, after []byte, limit
 		n := 0
 		for ; k != nil && n < limit; k, v = c.Next() {
 			n++
-			rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+			rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 			if err != nil {
 				return err
 			}

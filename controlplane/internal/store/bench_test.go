@@ -79,3 +79,36 @@ func BenchmarkGroupCommit(b *testing.B) {
 		b.ReportMetric(float64(after.Writes-before.Writes)/float64(commits), "writes/commit")
 	}
 }
+
+// BenchmarkPublishNoSync is BenchmarkPublish without fsync: the CPU of the
+// write path (encoding, checksums, bbolt's page work), which the fsync
+// hides in BenchmarkPublish.
+func BenchmarkPublishNoSync(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("deliveries=%d", n), func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = s.Close() })
+			ctx := context.Background()
+			if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+				b.Fatal(err)
+			}
+			subs := make([]ids.ID, n)
+			for i := range subs {
+				subs[i] = ids.New(time.Now())
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				ne := benchEvent(subs)
+				b.StartTimer()
+				if err := s.Publish(ctx, "acme", []*NewEvent{ne}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+		})
+	}
+}

@@ -12,7 +12,6 @@ import (
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 )
 
 // NewDelivery is a delivery to create with its event.
@@ -90,18 +89,18 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 	}
 	enc := make([]encoded, len(events))
 	for i, e := range events {
-		v, err := proto.Marshal(e.Event)
+		v, err := encode(e.ID[:], e.Event)
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
 		enc[i] = encoded{value: v, deliveries: make([][]byte, len(e.Deliveries))}
 		if e.Trace != nil {
-			if enc[i].trace, err = proto.Marshal(e.Trace); err != nil {
+			if enc[i].trace, err = encode(e.ID[:], e.Trace); err != nil {
 				return fmt.Errorf("encode event trace context: %w", err)
 			}
 		}
 		for j, d := range e.Deliveries {
-			if enc[i].deliveries[j], err = proto.Marshal(d.Delivery); err != nil {
+			if enc[i].deliveries[j], err = encode(d.ID[:], d.Delivery); err != nil {
 				return fmt.Errorf("encode delivery: %w", err)
 			}
 		}
@@ -119,13 +118,17 @@ func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) 
 			e.DuplicateOf = nil
 			if key := e.Event.GetIdempotencyKey(); key != "" {
 				if v := idem.Get(idemKey(tenant, key)); v != nil {
+					rec, err := openValue(bucketIdempotency, idemKey(tenant, key), v)
+					if err != nil {
+						return err
+					}
 					var orig ids.ID
-					copy(orig[:], v)
+					copy(orig[:], rec)
 					e.DuplicateOf = &orig
 					e.DuplicateDeliveries = countPrefix(byEvent.Cursor(), orig[:])
 					continue
 				}
-				if err := idem.Put(idemKey(tenant, key), bytes.Clone(e.ID[:])); err != nil {
+				if err := putRecord(idem, idemKey(tenant, key), e.ID[:]); err != nil {
 					return err
 				}
 			}
@@ -202,7 +205,7 @@ func (w *deliveryWriter) putNew(eventID ids.ID, d *NewDelivery, value []byte) er
 func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID, list []*NewDelivery) error {
 	values := make([][]byte, len(list))
 	for i, d := range list {
-		v, err := proto.Marshal(d.Delivery)
+		v, err := encode(d.ID[:], d.Delivery)
 		if err != nil {
 			return err
 		}
@@ -213,7 +216,7 @@ func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID
 		if v == nil {
 			return ErrNotFound
 		}
-		ev, err := unmarshal(v, &hookwirev1.Event{})
+		ev, err := decode(bucketEvents, eventID[:], v, &hookwirev1.Event{})
 		if err != nil {
 			return err
 		}
@@ -272,9 +275,9 @@ func (s *Store) SubDeliveries(sub ids.ID, from, to time.Time, after *ids.ID, lim
 
 // CountSubDeliveries counts a subscription's deliveries created in
 // [from, to).
-func (s *Store) CountSubDeliveries(sub ids.ID, from, to time.Time) int {
+func (s *Store) CountSubDeliveries(sub ids.ID, from, to time.Time) (int, error) {
 	n := 0
-	_ = s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDeliveriesBySub).Cursor()
 		end := timeID(to)
 		for k, _ := c.Seek(append(bytes.Clone(sub[:]), timeID(from)...)); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
@@ -285,7 +288,10 @@ func (s *Store) CountSubDeliveries(sub ids.ID, from, to time.Time) int {
 		}
 		return nil
 	})
-	return n
+	if err != nil {
+		return 0, fmt.Errorf("count deliveries of subscription %s: %w", ids.Format(ids.Subscription, sub), err)
+	}
+	return n, nil
 }
 
 // timeID is the smallest ULID of time t (IDs sort by creation time).
@@ -310,12 +316,18 @@ type Due struct {
 	SubID      ids.ID
 }
 
-func decodeDue(k []byte) Due {
+// dueKeyLen is the length of a due index key.
+const dueKeyLen = 40
+
+func decodeDue(k []byte) (Due, error) {
 	var d Due
+	if len(k) != dueKeyLen {
+		return d, fmt.Errorf("%w: due index key %x is %d bytes, want %d (run 'hookwire store check')", ErrCorrupt, k, len(k), dueKeyLen)
+	}
 	copy(d.SubID[:], k[:16])
 	d.At = time.Unix(0, int64(binary.BigEndian.Uint64(k[16:24])))
 	copy(d.DeliveryID[:], k[24:40])
-	return d
+	return d, nil
 }
 
 // ScanDue calls fn for a subscription's due deliveries in due order until
@@ -325,7 +337,11 @@ func (s *Store) ScanDue(sub ids.ID, fn func(Due) bool) error {
 	return s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(sub[:]); k != nil && bytes.HasPrefix(k, sub[:]); k, _ = c.Next() {
-			if !fn(decodeDue(k)) {
+			d, err := decodeDue(k)
+			if err != nil {
+				return err
+			}
+			if !fn(d) {
 				return nil
 			}
 		}
@@ -339,7 +355,10 @@ func (s *Store) DueSubscriptions(fn func(sub ids.ID, first time.Time)) error {
 	return s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil; {
-			d := decodeDue(k)
+			d, err := decodeDue(k)
+			if err != nil {
+				return err
+			}
 			fn(d.SubID, d.At)
 			next, ok := increment(d.SubID[:])
 			if !ok {
@@ -363,11 +382,14 @@ func increment(p []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// CountDue returns the number of due deliveries.
-func (s *Store) CountDue() int {
+// CountDue returns the number of due deliveries (it reads the whole due
+// index; DueDepth counts from memory).
+func (s *Store) CountDue() (int, error) {
 	var n int
-	_ = s.view(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDue).Stats().KeyN; return nil })
-	return n
+	if err := s.view(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDue).Stats().KeyN; return nil }); err != nil {
+		return 0, fmt.Errorf("count due deliveries: %w", err)
+	}
+	return n, nil
 }
 
 // GetDeliveries loads deliveries by id; missing ones are nil.
@@ -380,7 +402,7 @@ func (s *Store) GetDeliveries(idList []ids.ID) ([]*hookwirev1.Delivery, error) {
 			if v == nil {
 				continue
 			}
-			d, err := unmarshal(v, &hookwirev1.Delivery{})
+			d, err := decode(bucketDeliveries, id[:], v, &hookwirev1.Delivery{})
 			if err != nil {
 				return err
 			}
@@ -401,7 +423,7 @@ func (s *Store) GetEvents(idList []ids.ID) ([]*hookwirev1.Event, error) {
 			if v == nil {
 				continue
 			}
-			e, err := unmarshal(v, &hookwirev1.Event{})
+			e, err := decode(bucketEvents, id[:], v, &hookwirev1.Event{})
 			if err != nil {
 				return err
 			}
@@ -423,7 +445,7 @@ func (s *Store) EventTraces(idList []ids.ID) ([]*storev1.TraceContext, error) {
 			if v == nil {
 				continue
 			}
-			tc, err := unmarshal(v, &storev1.TraceContext{})
+			tc, err := decode(bucketEventTraces, id[:], v, &storev1.TraceContext{})
 			if err != nil {
 				return err
 			}
@@ -505,7 +527,7 @@ func (s *Store) ListDeliveries(tenant string, f DeliveryFilter, before *ids.ID, 
 			if v == nil {
 				continue
 			}
-			d, err := unmarshal(v, &hookwirev1.Delivery{})
+			d, err := decode(bucketDeliveries, did, v, &hookwirev1.Delivery{})
 			if err != nil {
 				return err
 			}
@@ -535,7 +557,7 @@ func (s *Store) ListAttempts(tenant, deliveryID string) ([]*hookwirev1.Attempt, 
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAttempts).Cursor()
 		for k, v := c.Seek(did[:]); k != nil && bytes.HasPrefix(k, did[:]); k, v = c.Next() {
-			a, err := unmarshal(v, &hookwirev1.Attempt{})
+			a, err := decode(bucketAttempts, k, v, &hookwirev1.Attempt{})
 			if err != nil {
 				return err
 			}
@@ -582,7 +604,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 			if v == nil {
 				continue
 			}
-			d, err := unmarshal(v, &hookwirev1.Delivery{})
+			d, err := decode(bucketDeliveries, ch.DeliveryID[:], v, &hookwirev1.Delivery{})
 			if err != nil {
 				return err
 			}
@@ -592,7 +614,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 			subID, _ := ids.Parse(ids.Subscription, d.GetSubscriptionId())
 			okey := orderedKey(subID, OrderingHash(d.GetOrderingKey()), ch.DeliveryID)
 			group := okey[:24]
-			isOrdered := ordered.Get(okey) != nil || (ch.Ordered && !wasPending)
+			isOrdered := hasKey(ordered, okey) || (ch.Ordered && !wasPending)
 			if !ch.Apply(d) {
 				continue
 			}
@@ -643,7 +665,7 @@ func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange)
 				if nv == nil {
 					break
 				}
-				nd, err := unmarshal(nv, &hookwirev1.Delivery{})
+				nd, err := decode(bucketDeliveries, nid[:], nv, &hookwirev1.Delivery{})
 				if err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"container/heap"
 	"sync"
 	"time"
@@ -38,12 +39,29 @@ func newDueDepth(now time.Time) *dueDepth {
 }
 
 // load counts the due bucket; called from Open before the committer runs.
-func (d *dueDepth) load(tx *bolt.Tx) {
+func (d *dueDepth) load(tx *bolt.Tx) error {
 	c := tx.Bucket(bucketDue).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		e := decodeDue(k)
+		e, err := decodeDue(k)
+		if err != nil {
+			return err
+		}
 		d.add(e.SubID, e.At.UnixNano(), 1)
 	}
+	return nil
+}
+
+// reload counts the due bucket again, after the committer reopened the
+// file (writable.go); no write runs meanwhile.
+func (d *dueDepth) reload(tx *bolt.Tx) error {
+	fresh := newDueDepth(time.Now())
+	if err := fresh.load(tx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mark, d.due, d.later, d.order, d.nLater = fresh.mark, fresh.due, fresh.later, fresh.order, fresh.nLater
+	return nil
 }
 
 // track adjusts the counts by n (+1 put, -1 delete) once tx commits.
@@ -118,7 +136,7 @@ func (s *Store) DueDepth(now time.Time) (due map[ids.ID]int, later int) {
 // putDue writes a due entry and counts it once the write commits.
 func (s *Store) putDue(b *bolt.Bucket, sub ids.ID, unixNanos int64, id ids.ID) error {
 	k := dueKey(sub, unixNanos, id)
-	if b.Get(k) != nil {
+	if hasKey(b, k) {
 		return nil
 	}
 	if err := b.Put(k, nil); err != nil {
@@ -131,7 +149,7 @@ func (s *Store) putDue(b *bolt.Bucket, sub ids.ID, unixNanos int64, id ids.ID) e
 // deleteDue removes a due entry and uncounts it once the write commits.
 func (s *Store) deleteDue(b *bolt.Bucket, sub ids.ID, unixNanos int64, id ids.ID) error {
 	k := dueKey(sub, unixNanos, id)
-	if b.Get(k) == nil {
+	if !hasKey(b, k) {
 		return nil
 	}
 	if err := b.Delete(k); err != nil {
@@ -153,4 +171,12 @@ func (h *secondHeap) Pop() any {
 	k := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return k
+}
+
+// hasKey reports whether b holds k. Index entries have empty values, and
+// for a key put earlier in the same transaction bbolt's Get returns nil
+// for an empty value just as for a missing key; a cursor tells them apart.
+func hasKey(b *bolt.Bucket, k []byte) bool {
+	got, _ := b.Cursor().Seek(k)
+	return bytes.Equal(got, k)
 }

@@ -60,8 +60,8 @@ func TestDueDepthFollowsCommitsAndReopen(t *testing.T) {
 	check(retryAt.Add(time.Second), 2, 1, 0)
 	check(now, 2, 1, 0) // the watermark never moves back
 	due, _ := s.DueDepth(now)
-	if len(due) != 2 || s.CountDue() != 3 {
-		t.Fatalf("after reopen: %v, CountDue %d", due, s.CountDue())
+	if n, err := s.CountDue(); len(due) != 2 || n != 3 || err != nil {
+		t.Fatalf("after reopen: %v, CountDue %d, %v", due, n, err)
 	}
 }
 

@@ -1,12 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 )
 
 // Join tokens live in two buckets created on first use: the token
@@ -19,7 +19,7 @@ var (
 
 // PutJoinToken stores a join token description and its value's hash.
 func (s *Store) PutJoinToken(ctx context.Context, t *hookwirev1.JoinToken, hash []byte) error {
-	v, err := proto.Marshal(t)
+	v, err := encode([]byte(t.GetId()), t)
 	if err != nil {
 		return fmt.Errorf("encode join token: %w", err)
 	}
@@ -35,7 +35,7 @@ func (s *Store) PutJoinToken(ctx context.Context, t *hookwirev1.JoinToken, hash 
 		if err := b.Put([]byte(t.GetId()), v); err != nil {
 			return err
 		}
-		return h.Put([]byte(t.GetId()), hash)
+		return putRecord(h, []byte(t.GetId()), hash)
 	})
 }
 
@@ -54,11 +54,15 @@ func (s *Store) GetJoinToken(id string) (*hookwirev1.JoinToken, []byte, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		t = &hookwirev1.JoinToken{}
-		if err := proto.Unmarshal(v, t); err != nil {
-			return fmt.Errorf("decode stored join token %s: %w", id, err)
+		var err error
+		if t, err = decode(bucketJoinTokens, []byte(id), v, &hookwirev1.JoinToken{}); err != nil {
+			return err
 		}
-		hash = append([]byte(nil), h.Get([]byte(id))...)
+		stored, err := getRecord(tx, bucketJoinTokenHashes, []byte(id))
+		if err != nil {
+			return err
+		}
+		hash = bytes.Clone(stored)
 		return nil
 	})
 	return t, hash, err
@@ -73,9 +77,9 @@ func (s *Store) ListJoinTokens() ([]*hookwirev1.JoinToken, error) {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			t := &hookwirev1.JoinToken{}
-			if err := proto.Unmarshal(v, t); err != nil {
-				return fmt.Errorf("decode stored join token %s: %w", k, err)
+			t, err := decode(bucketJoinTokens, k, v, &hookwirev1.JoinToken{})
+			if err != nil {
+				return err
 			}
 			out = append(out, t)
 			return nil
@@ -97,16 +101,12 @@ func (s *Store) RevokeJoinToken(ctx context.Context, id string) (*hookwirev1.Joi
 		if v == nil {
 			return ErrNotFound
 		}
-		t = &hookwirev1.JoinToken{}
-		if err := proto.Unmarshal(v, t); err != nil {
-			return fmt.Errorf("decode stored join token %s: %w", id, err)
-		}
-		t.Revoked = true
-		nv, err := proto.Marshal(t)
-		if err != nil {
+		var err error
+		if t, err = decode(bucketJoinTokens, []byte(id), v, &hookwirev1.JoinToken{}); err != nil {
 			return err
 		}
-		return b.Put([]byte(id), nv)
+		t.Revoked = true
+		return put(b, []byte(id), t)
 	})
 	return t, err
 }

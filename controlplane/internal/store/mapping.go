@@ -55,9 +55,9 @@ const (
 // dropMappedPages removes the database's pages from this process's
 // mapping (see above) when the file is large enough to matter.
 func (s *Store) dropMappedPages() {
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.view(func(tx *bolt.Tx) error {
 		if size := tx.Size(); size >= unmapMinSize {
-			if err := dropMapping(s.db.Info().Data, size); err != nil {
+			if err := dropMapping(tx.DB().Info().Data, size); err != nil {
 				s.log.Debug("store: dropping mapped pages failed", "err", err)
 			}
 		}

@@ -24,27 +24,12 @@ func tenantKey(tenant string, id []byte) []byte {
 
 func tenantPrefix(tenant string) []byte { return tenantKey(tenant, nil) }
 
-func unmarshal[T proto.Message](v []byte, m T) (T, error) {
-	if err := proto.Unmarshal(v, m); err != nil {
-		return m, fmt.Errorf("decode stored %T: %w", m, err)
-	}
-	return m, nil
-}
-
-func put(b *bolt.Bucket, k []byte, m proto.Message) error {
-	v, err := proto.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode %T: %w", m, err)
-	}
-	return b.Put(k, v)
-}
-
 // --- tenants ---
 
 // CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken,
 // ErrTenantPurging while a deleted tenant of that id is being purged.
 func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
-	v, err := proto.Marshal(t)
+	v, err := encode([]byte(t.GetId()), t)
 	if err != nil {
 		return err
 	}
@@ -69,7 +54,7 @@ func (s *Store) GetTenant(id string) (*hookwirev1.Tenant, error) {
 			return ErrNotFound
 		}
 		var err error
-		t, err = unmarshal(v, &hookwirev1.Tenant{})
+		t, err = decode(bucketTenants, []byte(id), v, &hookwirev1.Tenant{})
 		return err
 	})
 	return t, err
@@ -85,7 +70,7 @@ func (s *Store) ListTenants(after string, limit int) ([]*hookwirev1.Tenant, erro
 			k, v = c.Next()
 		}
 		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			t, err := unmarshal(v, &hookwirev1.Tenant{})
+			t, err := decode(bucketTenants, k, v, &hookwirev1.Tenant{})
 			if err != nil {
 				return err
 			}
@@ -100,19 +85,26 @@ func (s *Store) ListTenants(after string, limit int) ([]*hookwirev1.Tenant, erro
 // subscriptions.
 var ErrTenantNotEmpty = errors.New("tenant still has subscriptions")
 
+// AuditDeleted builds the audit event of a deletion from the record the
+// deleting write removes (its before-image, read in that write); nil
+// records nothing.
+type AuditDeleted[T proto.Message] func(before T) (*hookwirev1.AuditEvent, error)
+
 // DeleteTenant removes a tenant with no subscriptions and its API keys,
 // and leaves the tombstone that keeps its id from being created again
 // until PurgeTenant has removed the rest of its records (tenantpurge.go).
-func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time) error {
+// audit, if set, is called in the same write with the removed tenant and
+// its event recorded there.
+func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time, audit AuditDeleted[*hookwirev1.Tenant]) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTenants)
 		v := b.Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
-		t, err := unmarshal(v, &hookwirev1.Tenant{})
+		t, err := decode(bucketTenants, []byte(id), v, &hookwirev1.Tenant{})
 		if err != nil {
-			return err
+			return fmt.Errorf("read tenant %s before deleting it: %w", id, err)
 		}
 		prefix := tenantPrefix(id)
 		if k, _ := tx.Bucket(bucketSubscriptions).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
@@ -129,7 +121,10 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time) erro
 		if err := put(tx.Bucket(bucketTenantPurges), []byte(id), tomb); err != nil {
 			return err
 		}
-		return b.Delete([]byte(id))
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return auditDeletion(tx, audit, t)
 	})
 }
 
@@ -137,12 +132,13 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time) erro
 
 // PutAPIKey stores (creates or replaces) an API key record.
 func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord) error {
-	v, err := proto.Marshal(rec)
+	k := []byte(rec.GetApiKey().GetId())
+	v, err := encode(k, rec)
 	if err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAPIKeys).Put([]byte(rec.GetApiKey().GetId()), v)
+		return tx.Bucket(bucketAPIKeys).Put(k, v)
 	})
 }
 
@@ -155,7 +151,7 @@ func (s *Store) GetAPIKey(id string) (*storev1.ApiKeyRecord, error) {
 			return ErrNotFound
 		}
 		var err error
-		rec, err = unmarshal(v, &storev1.ApiKeyRecord{})
+		rec, err = decode(bucketAPIKeys, []byte(id), v, &storev1.ApiKeyRecord{})
 		return err
 	})
 	return rec, err
@@ -165,8 +161,8 @@ func (s *Store) GetAPIKey(id string) (*storev1.ApiKeyRecord, error) {
 func (s *Store) ListAPIKeys(keep func(*storev1.ApiKeyRecord) bool) ([]*storev1.ApiKeyRecord, error) {
 	var out []*storev1.ApiKeyRecord
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAPIKeys).ForEach(func(_, v []byte) error {
-			rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+		return tx.Bucket(bucketAPIKeys).ForEach(func(k, v []byte) error {
+			rec, err := decode(bucketAPIKeys, k, v, &storev1.ApiKeyRecord{})
 			if err != nil {
 				return err
 			}
@@ -187,7 +183,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, tenant, id string, change func
 		if v == nil {
 			return ErrNotFound
 		}
-		rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+		rec, err := decode(bucketAPIKeys, []byte(id), v, &storev1.ApiKeyRecord{})
 		if err != nil {
 			return err
 		}
@@ -217,7 +213,7 @@ func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.Subscriptio
 	if err != nil {
 		return err
 	}
-	v, err := proto.Marshal(rec)
+	v, err := encode(k, rec)
 	if err != nil {
 		return err
 	}
@@ -241,7 +237,7 @@ func (s *Store) GetSubscription(tenant, id string) (*storev1.SubscriptionRecord,
 		if v == nil {
 			return ErrNotFound
 		}
-		rec, err = unmarshal(v, &storev1.SubscriptionRecord{})
+		rec, err = decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 		return err
 	})
 	return rec, err
@@ -267,7 +263,7 @@ func (s *Store) ListSubscriptions(tenant, after string, limit int) ([]*storev1.S
 			k, v = c.Next()
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
-			rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+			rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 			if err != nil {
 				return err
 			}
@@ -281,8 +277,8 @@ func (s *Store) ListSubscriptions(tenant, after string, limit int) ([]*storev1.S
 // AllSubscriptions calls fn for every subscription of every tenant.
 func (s *Store) AllSubscriptions(fn func(*storev1.SubscriptionRecord) error) error {
 	return s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSubscriptions).ForEach(func(_, v []byte) error {
-			rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+		return tx.Bucket(bucketSubscriptions).ForEach(func(k, v []byte) error {
+			rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 			if err != nil {
 				return err
 			}
@@ -305,7 +301,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, chang
 		if v == nil {
 			return ErrNotFound
 		}
-		rec, err := unmarshal(v, &storev1.SubscriptionRecord{})
+		rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 		if err != nil {
 			return err
 		}
@@ -319,17 +315,39 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, chang
 }
 
 // DeleteSubscription removes a subscription. Its pending deliveries stay in
-// the queue and are cancelled by the scheduler when they come due.
-func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
+// the queue and are cancelled by the scheduler when they come due. audit,
+// if set, is called in the same write with the removed record and its
+// event recorded there.
+func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string, audit AuditDeleted[*storev1.SubscriptionRecord]) error {
 	k, err := subKey(tenant, id)
 	if err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSubscriptions)
-		if b.Get(k) == nil {
+		v := b.Get(k)
+		if v == nil {
 			return ErrNotFound
 		}
-		return b.Delete(k)
+		before, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
+		if err != nil {
+			return fmt.Errorf("read subscription %s before deleting it: %w", id, err)
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		return auditDeletion(tx, audit, before)
 	})
+}
+
+// auditDeletion records the audit event of a deletion inside its write.
+func auditDeletion[T proto.Message](tx *bolt.Tx, audit AuditDeleted[T], before T) error {
+	if audit == nil {
+		return nil
+	}
+	ev, err := audit(before)
+	if err != nil || ev == nil {
+		return err
+	}
+	return putAudit(tx, ev)
 }

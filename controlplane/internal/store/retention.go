@@ -45,7 +45,7 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, batch int) (PurgeSt
 			for ; k != nil && bytes.Compare(k, end) < 0 && seen < batch; k, v = c.Next() {
 				seen++
 				last = bytes.Clone(k)
-				ev, err := unmarshal(v, &hookwirev1.Event{})
+				ev, err := decode(bucketEvents, k, v, &hookwirev1.Event{})
 				if err != nil {
 					return err
 				}
@@ -108,7 +108,7 @@ func (s *Store) purgeDeliveries(tx *bolt.Tx, eid ids.ID) (deliveries, attempts i
 			}
 			continue
 		}
-		d, err := unmarshal(v, &hookwirev1.Delivery{})
+		d, err := decode(bucketDeliveries, did[:], v, &hookwirev1.Delivery{})
 		if err != nil {
 			return 0, 0, false, err
 		}

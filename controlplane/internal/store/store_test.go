@@ -75,8 +75,8 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	if commits >= writes {
 		t.Errorf("%d writes took %d commits; concurrent writers should share commits", writes, commits)
 	}
-	if n := s.CountDue(); n != writers*each {
-		t.Errorf("due index holds %d, want %d", n, writers*each)
+	if n, err := s.CountDue(); n != writers*each || err != nil {
+		t.Errorf("due index holds %d (%v), want %d", n, err, writers*each)
 	}
 }
 

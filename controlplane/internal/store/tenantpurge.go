@@ -96,7 +96,7 @@ func (s *Store) PurgeTenantStep(ctx context.Context, id string, batch int) (Tena
 			done = true
 			return nil
 		}
-		tomb, err := unmarshal(v, &storev1.TenantPurge{})
+		tomb, err := decode(bucketTenantPurges, []byte(id), v, &storev1.TenantPurge{})
 		if err != nil {
 			return err
 		}
@@ -167,7 +167,7 @@ func (s *Store) removeDelivery(tx *bolt.Tx, did ids.ID) (int, error) {
 	if v == nil {
 		return 0, nil
 	}
-	d, err := unmarshal(v, &hookwirev1.Delivery{})
+	d, err := decode(bucketDeliveries, did[:], v, &hookwirev1.Delivery{})
 	if err != nil {
 		return 0, err
 	}
@@ -228,7 +228,11 @@ func (s *Store) purgeTenantEvents(tx *bolt.Tx, tenant string, tomb *storev1.Tena
 	for seen := 0; k != nil && seen < batch*eventScanFactor && len(doomed) < batch; k, v = c.Next() {
 		seen++
 		tomb.EventsAfter = bytes.Clone(k)
-		owner, err := eventTenant(v)
+		rec, err := openValue(bucketEvents, k, v)
+		if err != nil {
+			return st, err
+		}
+		owner, err := eventTenant(rec)
 		if err != nil {
 			return st, err
 		}
@@ -241,7 +245,7 @@ func (s *Store) purgeTenantEvents(tx *bolt.Tx, tenant string, tomb *storev1.Tena
 	}
 	byEvent := tx.Bucket(bucketDeliveriesByEvent)
 	for _, k := range doomed {
-		ev, err := unmarshal(evb.Get(k), &hookwirev1.Event{})
+		ev, err := decode(bucketEvents, k, evb.Get(k), &hookwirev1.Event{})
 		if err != nil {
 			return st, err
 		}
@@ -347,7 +351,7 @@ func deleteTenantAPIKeys(tx *bolt.Tx, tenant string) (int, error) {
 	keys := tx.Bucket(bucketAPIKeys)
 	var doomed [][]byte
 	if err := keys.ForEach(func(k, v []byte) error {
-		rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+		rec, err := decode(bucketAPIKeys, k, v, &storev1.ApiKeyRecord{})
 		if err != nil {
 			return err
 		}

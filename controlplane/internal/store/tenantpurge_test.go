@@ -36,7 +36,11 @@ func footprint(t *testing.T, s *Store, tenant string, subs ...ids.ID) map[string
 	}
 	err := s.view(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {
-			owner, err := eventTenant(v)
+			rec, err := openValue(bucketEvents, k, v)
+			if err != nil {
+				return err
+			}
+			owner, err := eventTenant(rec)
 			if owner == tenant {
 				out["events"]++
 				if tx.Bucket(bucketEventTraces).Get(k) != nil {
@@ -48,7 +52,7 @@ func footprint(t *testing.T, s *Store, tenant string, subs ...ids.ID) map[string
 			return err
 		}
 		if err := tx.Bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
-			d, err := unmarshal(v, &hookwirev1.Delivery{})
+			d, err := decode(bucketDeliveries, k, v, &hookwirev1.Delivery{})
 			if err != nil {
 				return err
 			}
@@ -60,8 +64,8 @@ func footprint(t *testing.T, s *Store, tenant string, subs ...ids.ID) map[string
 		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketAPIKeys).ForEach(func(_, v []byte) error {
-			rec, err := unmarshal(v, &storev1.ApiKeyRecord{})
+		if err := tx.Bucket(bucketAPIKeys).ForEach(func(k, v []byte) error {
+			rec, err := decode(bucketAPIKeys, k, v, &storev1.ApiKeyRecord{})
 			if rec.GetApiKey().GetTenant() == tenant {
 				out["api_keys"]++
 			}
@@ -171,13 +175,13 @@ func TestTenantPurgeResumesAfterRestart(t *testing.T) {
 	}
 	dueBefore, _ := s.DueDepth(time.Now().Add(2 * time.Hour))
 
-	if err := s.DeleteTenant(ctx, "gone", time.Now()); err != nil {
+	if err := s.DeleteTenant(ctx, "gone", time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}); !errors.Is(err, ErrTenantPurging) {
 		t.Fatalf("create during the purge: %v, want ErrTenantPurging", err)
 	}
-	if err := s.DeleteTenant(ctx, "gone", time.Now()); !errors.Is(err, ErrNotFound) {
+	if err := s.DeleteTenant(ctx, "gone", time.Now(), nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 	// A few small steps, then a restart.
@@ -255,7 +259,7 @@ func TestTenantPurgeStepsAreSmall(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	fillTenant(t, s, "gone", time.Now())
-	if err := s.DeleteTenant(ctx, "gone", time.Now()); err != nil {
+	if err := s.DeleteTenant(ctx, "gone", time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	steps := 0

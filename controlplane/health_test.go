@@ -1,0 +1,88 @@
+package controlplane_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// TestReadinessOfAHealthyServer: a server whose store can write is ready
+// on every channel: /readyz 200, gRPC health SERVING, the writability
+// gauge 1 and no failed commits. (The unready side is exercised with a
+// real full disk in cmd/hookwire TestDiskFullStoreRecoversWithoutRestart
+// and with injected faults in the store's tests.)
+func TestReadinessOfAHealthyServer(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ready" {
+		t.Fatalf("/readyz: %d %q", resp.StatusCode, body)
+	}
+	if err := h.srv.Ready(); err != nil {
+		t.Fatalf("Ready() = %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The health watcher sets the status right after Start; wait for it.
+	w, err := healthpb.NewHealthClient(h.conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := w.Recv()
+		if err != nil {
+			t.Fatalf("gRPC health watch: %v", err)
+		}
+		if r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+	}
+	get := scrape(t, h.srv.AdminAddr())
+	if v := get("hookwire_store_writable"); v != 1 {
+		t.Errorf("hookwire_store_writable = %v, want 1", v)
+	}
+	if v := get("hookwire_store_commit_failures_total"); v != 0 {
+		t.Errorf("hookwire_store_commit_failures_total = %v, want 0", v)
+	}
+}
+
+// TestStartRefusesAMissingStoreUnlessAllowed: a data directory that held a
+// store whose file is gone is refused (not silently replaced by an empty
+// store with a new admin key); Config.AllowNewStore starts a new one.
+func TestStartRefusesAMissingStoreUnlessAllowed(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, controlplane.Config{})
+	h.stop()
+	if err := os.Remove(filepath.Join(dir, "hookwire.db")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := controlplane.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "off", MasterKey: mustMasterKey(t, testMasterKey)}
+	if srv, err := controlplane.Start(context.Background(), cfg); !errors.Is(err, controlplane.ErrStoreMissing) {
+		if srv != nil {
+			srv.Close()
+		}
+		t.Fatalf("Start on a data directory whose store file is gone: %v, want ErrStoreMissing", err)
+	}
+	cfg.AllowNewStore = true
+	srv, err := controlplane.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start with AllowNewStore: %v", err)
+	}
+	defer srv.Close()
+	if srv.NewAdminKey() == "" {
+		t.Error("a new store did not get a new admin key")
+	}
+}
