@@ -104,8 +104,9 @@ func TestMetricsBacklogWaitingForRetryAndForAgent(t *testing.T) {
 		"hookwire_queue_waiting_retry":                        2,
 		`hookwire_queue_waiting_agent{reason="selector"}`:     1,
 		`hookwire_queue_waiting_agent{reason="no_transport"}`: 0,
-		`hookwire_queue_waiting_agent{reason="paused"}`:       0,
 		`hookwire_queue_waiting_agent{reason="circuit_open"}`: 0,
+		`hookwire_queue_held{reason="paused"}`:                0,
+		`hookwire_queue_held{reason="disabled"}`:              0,
 		"hookwire_queue_in_flight":                            0,
 	})
 
@@ -125,6 +126,50 @@ func TestMetricsBacklogWaitingForRetryAndForAgent(t *testing.T) {
 		"hookwire_queue_in_flight":                               0,
 		`hookwire_deliveries_finished_total{status="succeeded"}`: 3,
 	})
+}
+
+// TestMetricsHeldByPausedSubscription: due deliveries of a paused
+// subscription are counted as held (paused), not as waiting for an agent
+// (an agent that could take them is connected); after the resume they go
+// out and the gauge returns to zero.
+func TestMetricsHeldByPausedSubscription(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	sub := h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	subs := hookwirev1.NewSubscriptionServiceClient(h.conn)
+	if _, err := subs.PauseSubscription(h.ctx(), &hookwirev1.PauseSubscriptionRequest{Tenant: "acme", Id: sub.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("order.created", `{}`)
+	h.publish("order.created", `{}`)
+	get := scrape(t, h.srv.AdminAddr())
+	for series, want := range map[string]float64{
+		`hookwire_queue_held{reason="paused"}`:                2,
+		`hookwire_queue_held{reason="disabled"}`:              0,
+		`hookwire_queue_waiting_agent{reason="no_transport"}`: 0,
+		`hookwire_queue_waiting_agent{reason="selector"}`:     0,
+		`hookwire_queue_waiting_agent{reason="circuit_open"}`: 0,
+	} {
+		if got := get(series); got != want {
+			t.Errorf("paused: %s = %v, want %v", series, got, want)
+		}
+	}
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), `hookwire_queue_waiting_agent{reason="paused"}`) || strings.Contains(string(body), `hookwire_queue_waiting_agent{reason="disabled"}`) {
+		t.Errorf("paused/disabled still reported as waiting for an agent")
+	}
+	if _, err := subs.ResumeSubscription(h.ctx(), &hookwirev1.ResumeSubscriptionRequest{Tenant: "acme", Id: sub.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	as := h.agent.assignments(t, 2)
+	h.agent.report(t, outcome(as[0], transportv1.Outcome_OUTCOME_SUCCESS, 0), outcome(as[1], transportv1.Outcome_OUTCOME_SUCCESS, 0))
+	if got := scrape(t, h.srv.AdminAddr())(`hookwire_queue_held{reason="paused"}`); got != 0 {
+		t.Errorf("after resume and delivery: held paused = %v", got)
+	}
 }
 
 // logSink collects a JSON log safely across goroutines.

@@ -67,13 +67,9 @@ type AgentInfo struct {
 func (d *Dispatcher) Agents() []AgentInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	held := map[*conn]int{}
-	for _, l := range d.leases {
-		held[l.conn]++
-	}
 	var out []AgentInfo
 	for c := range d.conns {
-		a := c.info(held[c])
+		a := c.info(c.fair.held)
 		a.Credit, a.Connected = c.credit, true
 		out = append(out, a)
 	}
@@ -89,8 +85,9 @@ func (d *Dispatcher) Agents() []AgentInfo {
 	return out
 }
 
-// info describes c, holding held leases, as a lost agent (no credit, not
-// connected). Caller holds Dispatcher.mu.
+// info describes c, holding held slots (leases whose result has not
+// arrived), as a lost agent (no credit, not connected). Caller holds
+// Dispatcher.mu.
 func (c *conn) info(held int) AgentInfo {
 	return AgentInfo{
 		ID: c.agentID, Labels: c.labels, Transports: slices.Sorted(maps.Keys(c.transports)),
@@ -99,7 +96,10 @@ func (c *conn) info(held int) AgentInfo {
 }
 
 // Drain sends Drain to every stream of the agent; it reports whether the
-// agent is connected.
+// agent is connected. From the moment it is sent nothing more is assigned
+// on those streams (the credit they had is dropped, and a batch taken
+// just before goes back to its queues instead of out), so the agent only
+// finishes what it already had.
 func (d *Dispatcher) Drain(agentID, reason string) bool {
 	d.mu.Lock()
 	var list []*conn
@@ -110,11 +110,39 @@ func (d *Dispatcher) Drain(agentID, reason string) bool {
 	}
 	d.mu.Unlock()
 	for _, c := range list {
-		if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Drain{Drain: &hookwirev1.Drain{Reason: reason}}}); err != nil {
+		c.sendMu.Lock()
+		d.mu.Lock()
+		c.fair.draining = true
+		c.credit = 0
+		d.mu.Unlock()
+		err := c.stream.Send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Drain{Drain: &hookwirev1.Drain{Reason: reason}}})
+		c.sendMu.Unlock()
+		if err != nil {
 			d.log.Warn("send drain", "agent", agentID, "err", err)
 		}
 	}
 	return len(list) > 0
+}
+
+// sendAssignments sends a prepared batch on c, unless Drain went out on c
+// since the batch was taken: then its leases go back to their queues.
+func (d *Dispatcher) sendAssignments(c *conn, leases []*lease, batch []*hookwirev1.Assignment) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	d.mu.Lock()
+	if c.drainingLocked() {
+		for _, l := range leases {
+			if d.leases[l.id] == l {
+				delete(d.leases, l.id)
+				d.requeueLocked(l, "agent "+c.agentID+" began draining before the assignment was sent")
+			}
+		}
+		d.wakeTransportsLocked()
+		d.mu.Unlock()
+		return nil
+	}
+	d.mu.Unlock()
+	return c.stream.Send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Assignments{Assignments: &hookwirev1.Assignments{Items: batch}}})
 }
 
 // Disconnect ends the streams of agents that joined with the join token
@@ -150,12 +178,7 @@ func (d *Dispatcher) checkLiveness() {
 		if now.Sub(c.heard) < limit {
 			continue
 		}
-		held := 0
-		for _, l := range d.leases {
-			if l.conn == c {
-				held++
-			}
-		}
+		held := c.fair.held
 		d.lost[c.agentID] = c.info(held)
 		delete(d.conns, c)
 		d.log.Warn("agent lost: no message for three heartbeat intervals; closing its stream", "agent", c.agentID, "silent_for", now.Sub(c.heard).Round(time.Millisecond), "leases_outstanding", held)
@@ -185,7 +208,7 @@ func (d *Dispatcher) WaitingReason(sub *catalog.Sub) string {
 	}
 	var hosts []map[string]string
 	for c := range d.conns {
-		if c.transports[sub.Transport] {
+		if c.transports[sub.Transport] && !c.drainingLocked() {
 			hosts = append(hosts, c.labels)
 		}
 	}

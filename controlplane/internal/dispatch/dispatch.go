@@ -14,11 +14,16 @@
 // retry that comes due, and everything after a restart is found by the
 // pump, which keeps a heap of subscriptions ordered by their earliest due
 // delivery and loads due deliveries subscription by subscription, skipping
-// paused ones and open circuits in O(1). Agents take from the queues of the
-// transports they host, never more than the credit they granted. A result
-// is written to the store (attempt record, new status, next due time)
-// before it is acknowledged. A lease that expires without a result puts its
-// delivery back.
+// paused ones and open circuits in O(1). One timer (the alarm) stands on
+// the earliest moment something becomes due: the top of that heap, a
+// rate-limit refill, a circuit's half-open probe; every change that makes
+// something due sooner moves it, so a retry goes out at its time on a
+// quiet server as under load. Agents take from the queues of the
+// transports they host, never more than the credit they granted, and
+// each subscription at most its fair share of an agent while others are
+// active on it (fairshare.go). A result is written to the store (attempt
+// record, new status, next due time) before it is acknowledged. A lease
+// that expires without a result puts its delivery back.
 //
 // Leases live only in memory: after a crash every unfinished delivery is
 // still due and is assigned again (at-least-once, same webhook-id); a
@@ -43,6 +48,7 @@ import (
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/oklog/ulid/v2"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -68,7 +74,10 @@ type Config struct {
 	Hooks   Hooks
 	// Metrics receives attempt outcomes; nil: none.
 	Metrics *metrics.ControlPlane
-	// Now is the clock; tests inject one.
+	// Clock gives the time and the timers; tests inject a FakeClock and
+	// move it. Nil: the real clock, reading the time from Now if set.
+	Clock Clock
+	// Now is the time source when Clock is nil (a test's offset clock).
 	Now func() time.Time
 	// Retry holds the server-wide retry rules.
 	Retry retry.Options
@@ -95,6 +104,11 @@ type Config struct {
 	// Tracer, if set, gives each attempt a "deliver" span and its trace
 	// context to the agent; nil: tracing off (no tracing work at all).
 	Tracer *tracing.Tracer
+	// FairShareWindow is how long a subscription still counts as active
+	// on an agent after its last assignment there, for the agent's fair
+	// share (fairshare.go). Default DefaultFairShareWindow; negative: fair
+	// share off (plain round-robin).
+	FairShareWindow time.Duration
 }
 
 // item is one delivery waiting in memory or leased.
@@ -113,6 +127,17 @@ type item struct {
 	// traceLoaded: trace has been looked up (it may be nil).
 	trace       *storev1.TraceContext
 	traceLoaded bool
+	// due is when the attempt about to be made was due: the event's
+	// arrival for a first attempt, the scheduled retry time after that.
+	due time.Time
+}
+
+// dueTime is the attempt record's due_time.
+func (it *item) dueTime() *timestamppb.Timestamp {
+	if it.due.IsZero() {
+		return nil
+	}
+	return timestamppb.New(it.due)
 }
 
 type lease struct {
@@ -124,12 +149,16 @@ type lease struct {
 	deadline time.Time
 	start    time.Time
 	span     trace.Span // the attempt's "deliver" span; nil when tracing is off
+	// counted is the stream whose slot accounting holds this lease (nil
+	// once its result arrived or it expired: the agent's slot is free).
+	counted *conn
 }
 
 // Dispatcher assigns deliveries to agents. Create with New, run with Run.
 type Dispatcher struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
 
 	mu         sync.Mutex
 	subs       map[ids.ID]*subState
@@ -144,13 +173,18 @@ type Dispatcher struct {
 	overflow   bool                 // the global window was full: pump when it drains
 	pumping    bool
 	finished   map[ids.ID]struct{} // completed while the pump ran
-	wakeAt     time.Time           // pending throttle wake-up
+	// wakeAt is the earliest wake-up asked for by takeLocked (rate limit,
+	// circuit cool-down) or a breaker that opened; zero: none.
+	wakeAt time.Time
+	// alarm fires at alarmAt, the earliest moment something becomes due
+	// (armLocked); zero alarmAt: none armed. alarmOff: Run has returned.
+	alarm    Timer
+	alarmAt  time.Time
+	alarmOff bool
 
 	pumpWake chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
-	timers   sync.WaitGroup
-	pending  map[*time.Timer]struct{} // wake-ups not yet fired; guarded by mu
 
 	watch watchHub // live watchers of deliveries (watch.go)
 }
@@ -160,8 +194,16 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	switch {
+	case cfg.Clock != nil:
+	case cfg.Now != nil:
+		cfg.Clock = clockFrom(cfg.Now)
+	default:
+		cfg.Clock = RealClock()
+	}
+	cfg.Now = cfg.Clock.Now
+	if cfg.FairShareWindow == 0 {
+		cfg.FairShareWindow = DefaultFairShareWindow
 	}
 	if cfg.Retry.Rand == nil {
 		cfg.Retry = retry.DefaultOptions()
@@ -193,6 +235,7 @@ func New(cfg Config) *Dispatcher {
 	return &Dispatcher{
 		cfg:      cfg,
 		log:      cfg.Logger,
+		clock:    cfg.Clock,
 		subs:     map[ids.ID]*subState{},
 		rings:    map[string]*ring{},
 		known:    map[ids.ID]struct{}{},
@@ -201,12 +244,12 @@ func New(cfg Config) *Dispatcher {
 		lost:     map[string]AgentInfo{},
 		pumpWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
-		pending:  map[*time.Timer]struct{}{},
 	}
 }
 
 // Run loads the due index, then pumps it and expires leases until ctx
-// ends.
+// ends. The pump runs when woken: by the alarm (something came due), by a
+// change that made something due now, or when memory has room again.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.cfg.Store.DueSubscriptions(func(sub ids.ID, first time.Time) {
 		d.mu.Lock()
@@ -215,35 +258,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	d.wakePump()
+	// Liveness follows the real clock (see conn.heard); lease expiry is
+	// checked on the same tick against the dispatcher's clock.
 	reap := time.NewTicker(min(time.Second, d.cfg.HeartbeatInterval))
 	defer reap.Stop()
-	defer d.stopTimers()
+	defer d.stopAlarm()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.pumpWake:
-		case <-timer.C:
 		case <-reap.C:
 			d.expireLeases()
 			d.checkLiveness()
 			continue
 		}
-		next, err := d.pump()
-		if err != nil {
+		if err := d.pump(); err != nil {
 			d.log.Error("load due deliveries", "err", err)
-			next = d.cfg.Now().Add(time.Second)
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		if !next.IsZero() {
-			timer.Reset(max(next.Sub(d.cfg.Now()), time.Millisecond))
 		}
 	}
 }
@@ -268,8 +300,10 @@ func (d *Dispatcher) Poke(sub ids.ID) {
 	d.wakeAll()
 }
 
-// Tick runs time-driven work now (lease expiry, pump, throttle wake-ups);
-// tests with an injected clock call it after moving the clock.
+// Tick runs time-driven work now (lease expiry, pump, throttle wake-ups).
+// Due work follows the clock by itself (the alarm); lease expiry is
+// checked once a second, so tests that move an injected clock past a
+// lease's deadline call Tick to see it expire at once.
 func (d *Dispatcher) Tick() {
 	d.expireLeases()
 	d.wakePump()
@@ -348,16 +382,18 @@ func (d *Dispatcher) Enqueue(list []Ready) {
 			eventID: r.EventID, eventType: r.EventType,
 			attempt: 1, payload: r.Payload, contentType: r.ContentType, loaded: true,
 			trace: r.Trace, traceLoaded: true,
+			// A delivery id is a ULID made at the event's arrival (ms).
+			due: ulid.Time(r.ID.Time()),
 		}, r.Sub.Transport, false)
 	}
 	d.wakeTransportsLocked()
 }
 
-// eligibleLocked reports whether a connected agent hosts the
-// subscription's transport and matches its selector.
+// eligibleLocked reports whether a connected agent, not draining, hosts
+// the subscription's transport and matches its selector.
 func (d *Dispatcher) eligibleLocked(sub *catalog.Sub) bool {
 	for c := range d.conns {
-		if c.transports[sub.Transport] && sub.Selector.Matches(c.labels) {
+		if c.transports[sub.Transport] && !c.drainingLocked() && sub.Selector.Matches(c.labels) {
 			return true
 		}
 	}
@@ -393,29 +429,93 @@ func (d *Dispatcher) stateLocked(id ids.ID) *subState {
 	return s
 }
 
-// noteDueLocked records that s has due deliveries in the store from at.
+// noteDueLocked records that s has due deliveries in the store from at,
+// and makes sure the pump runs then.
 func (d *Dispatcher) noteDueLocked(s *subState, at time.Time) {
 	if s.parked {
 		return
 	}
 	if s.scanning {
+		// The pump pushes it back with this time when the scan ends and
+		// then re-arms the alarm.
 		if s.pendingNext.IsZero() || at.Before(s.pendingNext) {
 			s.pendingNext = at
 		}
 		return
 	}
 	if s.heapIdx >= 0 {
-		if at.Before(s.next) {
-			s.next = at
-			heap.Fix(&d.due, s.heapIdx)
+		if !at.Before(s.next) {
+			return
 		}
+		s.next = at
+		heap.Fix(&d.due, s.heapIdx)
+	} else {
+		s.next = at
+		heap.Push(&d.due, s)
+	}
+	d.armLocked(at)
+}
+
+// armLocked makes the pump run at t: at once if t has come, else by moving
+// the alarm earlier if it stands later (or not at all). The alarm only
+// ever moves earlier here; when it fires, the pump re-arms it on whatever
+// is due next (the heap's top, wakeAt), so a time noted here is never
+// lost: it is in the heap or in wakeAt.
+func (d *Dispatcher) armLocked(t time.Time) {
+	if d.alarmOff {
 		return
 	}
-	s.next = at
-	heap.Push(&d.due, s)
-	if !at.After(d.cfg.Now()) {
+	now := d.cfg.Now()
+	if !t.After(now) {
 		d.wakePump()
+		return
 	}
+	if !d.alarmAt.IsZero() && !t.Before(d.alarmAt) {
+		return
+	}
+	if d.alarm != nil {
+		d.alarm.Stop()
+	}
+	d.alarmAt = t
+	d.alarm = d.clock.AfterFunc(t.Sub(now), func() { d.ring(t) })
+}
+
+// ring is the alarm set for t going off.
+func (d *Dispatcher) ring(t time.Time) {
+	d.mu.Lock()
+	if d.alarmAt.Equal(t) {
+		d.alarmAt, d.alarm = time.Time{}, nil
+	}
+	d.mu.Unlock()
+	d.wakePump()
+}
+
+// rearmLocked sets the alarm on the earliest future moment something
+// becomes due: the heap's top, or a wake-up takeLocked asked for. A
+// wake-up whose time has come is cleared (the pump wakes the agents'
+// senders when it ends).
+func (d *Dispatcher) rearmLocked(now time.Time) {
+	if !d.wakeAt.IsZero() {
+		if d.wakeAt.After(now) {
+			d.armLocked(d.wakeAt)
+		} else {
+			d.wakeAt = time.Time{}
+		}
+	}
+	if d.due.Len() > 0 && d.due[0].next.After(now) {
+		d.armLocked(d.due[0].next)
+	}
+}
+
+// stopAlarm cancels the alarm for good (Run is returning).
+func (d *Dispatcher) stopAlarm() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.alarmOff = true
+	if d.alarm != nil {
+		d.alarm.Stop()
+	}
+	d.alarm, d.alarmAt = nil, time.Time{}
 }
 
 func (d *Dispatcher) pushLocked(s *subState, it *item, transport string, front bool) {
@@ -460,11 +560,16 @@ func (d *Dispatcher) dropQueueLocked(s *subState) {
 }
 
 // takeLocked leases up to n deliveries to c, one per subscription per turn
-// of each transport's ring. Caller holds d.mu.
+// of each transport's ring, each subscription within its fair share of c
+// (fairshare.go); nothing once Drain went out on c. Caller holds d.mu.
 func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
+	if c.drainingLocked() {
+		return nil
+	}
 	now := d.cfg.Now()
 	var out []*lease
 	var retryAt time.Time
+	fair := d.fairPlanLocked(c, now)
 	for t := range c.transports {
 		r := d.rings[t]
 		if r == nil {
@@ -483,6 +588,11 @@ func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 			}
 			if !sub.Selector.Matches(c.labels) {
 				r.advance() // another agent's work
+				idle++
+				continue
+			}
+			if !fair.allow(s, c.credit-len(out)-1) {
+				r.advance() // its share of c is used; a freed slot wakes c
 				idle++
 				continue
 			}
@@ -509,6 +619,8 @@ func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 				start:    now,
 			}
 			d.leases[l.id] = l
+			d.slotTakenLocked(l, now)
+			fair.took(s)
 			out = append(out, l)
 			if s.capped && s.queue.len() < d.cfg.SubCap/2 {
 				s.capped = false
@@ -517,6 +629,9 @@ func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 			r.advance()
 			idle = 0
 		}
+	}
+	if t := fair.wakeAt(); !t.IsZero() && (retryAt.IsZero() || t.Before(retryAt)) {
+		retryAt = t
 	}
 	if !retryAt.IsZero() {
 		d.wakeLaterLocked(retryAt)
@@ -528,38 +643,15 @@ func (d *Dispatcher) takeLocked(c *conn, n int) []*lease {
 	return out
 }
 
-// wakeLaterLocked wakes the agents' senders at t (rate limits, cooldowns).
+// wakeLaterLocked wakes the agents' senders at t (a rate-limit refill, a
+// circuit's half-open probe): the alarm runs the pump then, and the pump
+// wakes them. Only the earliest wake-up is kept: the take it triggers asks
+// again for the later ones still needed.
 func (d *Dispatcher) wakeLaterLocked(t time.Time) {
-	if !d.wakeAt.IsZero() && !t.Before(d.wakeAt) {
-		return
+	if d.wakeAt.IsZero() || t.Before(d.wakeAt) {
+		d.wakeAt = t
 	}
-	d.wakeAt = t
-	d.timers.Add(1)
-	var timer *time.Timer
-	timer = time.AfterFunc(max(t.Sub(d.cfg.Now()), time.Millisecond), func() {
-		defer d.timers.Done()
-		d.mu.Lock()
-		delete(d.pending, timer)
-		if d.wakeAt.Equal(t) {
-			d.wakeAt = time.Time{}
-		}
-		d.mu.Unlock()
-		d.wakeAll()
-	})
-	d.pending[timer] = struct{}{}
-}
-
-// stopTimers cancels pending wake-ups and waits for any already firing.
-func (d *Dispatcher) stopTimers() {
-	d.mu.Lock()
-	for t := range d.pending {
-		if t.Stop() {
-			d.timers.Done()
-		}
-		delete(d.pending, t)
-	}
-	d.mu.Unlock()
-	d.timers.Wait()
+	d.armLocked(t)
 }
 
 // expireLeases puts deliveries whose lease ran out back in their queue.
@@ -581,6 +673,7 @@ func (d *Dispatcher) expireLeases() {
 // requeueLocked puts an unfinished lease's delivery back at the front of
 // its queue, ending its span with why.
 func (d *Dispatcher) requeueLocked(l *lease, why string) {
+	d.slotFreedLocked(l)
 	l.sub.inFlight--
 	l.sub.releaseProbe()
 	if l.span != nil {
@@ -590,9 +683,9 @@ func (d *Dispatcher) requeueLocked(l *lease, why string) {
 }
 
 // pump loads due deliveries that are not in memory, subscription by
-// subscription in order of their earliest due time. It returns when it
-// should run next (zero: only when woken).
-func (d *Dispatcher) pump() (time.Time, error) {
+// subscription in order of their earliest due time, then sets the alarm
+// on what becomes due next.
+func (d *Dispatcher) pump() error {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	var batch []*subState
@@ -631,22 +724,16 @@ func (d *Dispatcher) pump() (time.Time, error) {
 	d.mu.Lock()
 	d.pumping = false
 	d.finished = nil
+	after := d.cfg.Now()
+	d.rearmLocked(after)
 	d.wakeTransportsLocked()
-	var next time.Time
-	if d.due.Len() > 0 {
-		next = d.due[0].next
-	}
-	d.mu.Unlock()
-	if !next.IsZero() && !next.After(now) && !d.overflowed() {
+	// Due already: go again, unless memory is full (taking from the ready
+	// queues wakes the pump once there is room).
+	if d.due.Len() > 0 && !d.due[0].next.After(after) && !d.overflow {
 		d.wakePump()
 	}
-	return next, firstErr
-}
-
-func (d *Dispatcher) overflowed() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.overflow
+	d.mu.Unlock()
+	return firstErr
 }
 
 // loadSub loads one subscription's due deliveries and returns when its next
@@ -753,6 +840,7 @@ func (d *Dispatcher) loadItems(due []store.Due, now time.Time) ([]*item, error) 
 		items = append(items, &item{
 			id: due[i].DeliveryID, idText: del.GetId(), subID: due[i].SubID, eventID: eid,
 			eventType: del.GetEventType(), attempt: del.GetAttemptCount() + 1, base: del.GetScheduleBase(),
+			due: del.GetNextAttemptTime().AsTime(),
 		})
 	}
 	return items, nil
