@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hookwire/hookwire/agent/internal/backoff"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 )
 
@@ -34,6 +36,8 @@ type Agent struct {
 
 	sendSignal chan struct{} // cap 1: results or credit waiting to be sent
 	progress   chan struct{} // cap 1: a delivery finished or a result was acked
+	retryKick  chan struct{} // cap 1: retryAt was set
+	refused    chan struct{} // cap 1: a transport refused a delivery the source did not report down
 
 	clockOffset atomic.Int64 // control plane clock minus local clock, ns
 
@@ -45,12 +49,28 @@ type Agent struct {
 	pending   []*lease          // in outbox, not yet sent on the current stream
 	seq       uint64            // completion order, to resend in order
 	freed     int               // finished since the last Credit on this stream
+	// retryWait holds results the control plane could not record
+	// (ResultAck.retry): they stay in the outbox and go to pending again at
+	// retryAt, chosen by resultBackoff.
+	retryWait     []*lease
+	retryAt       time.Time
+	resultBackoff *backoff.Backoff
+	// sentDown is what the current stream was told about unavailable
+	// transports (name -> reason); it starts empty with every Hello.
+	sentDown map[string]string
+
+	// down is the agent's view of the transports that cannot deliver now
+	// (name -> reason; nil or empty: all available). Replaced, never
+	// modified, under mu; read without it on the delivery path.
+	down atomic.Pointer[map[string]string]
 
 	sessions       atomic.Uint64
 	failedConnects atomic.Uint64
 	delivered      atomic.Uint64
 	acked          atomic.Uint64
 	ackRejected    atomic.Uint64
+	handedBack     atomic.Uint64
+	resultRetries  atomic.Uint64
 
 	tracer *agentTracer // nil: tracing off
 
@@ -82,6 +102,14 @@ type Stats struct {
 	// Acked and AckRejected count results the control plane acknowledged as
 	// accepted and as stale.
 	Acked, AckRejected uint64
+	// HandedBack counts deliveries given back without an attempt because
+	// their transport was unavailable.
+	HandedBack uint64
+	// ResultRetries counts results the control plane could not record and
+	// asked the agent to send again later.
+	ResultRetries uint64
+	// Unavailable lists the transports that cannot deliver now, with why.
+	Unavailable map[string]string
 }
 
 // New checks cfg, applies defaults and returns an Agent ready to Run.
@@ -98,17 +126,20 @@ func New(cfg Config) (*Agent, error) {
 	opts = append(opts, cfg.DialOptions...)
 	work, stopWork := context.WithCancel(context.Background())
 	return &Agent{
-		cfg:         cfg,
-		dialOpts:    opts,
-		drainCh:     make(chan struct{}),
-		work:        work,
-		stopWork:    stopWork,
-		sendSignal:  make(chan struct{}, 1),
-		idleWorkers: make(chan *lease),
-		progress:    make(chan struct{}, 1),
-		inflight:    make(map[string]*lease, cfg.MaxInFlight),
-		outbox:      make(map[string]*lease, cfg.MaxInFlight),
-		tracer:      newAgentTracer(cfg.TracerProvider),
+		cfg:           cfg,
+		dialOpts:      opts,
+		drainCh:       make(chan struct{}),
+		work:          work,
+		stopWork:      stopWork,
+		sendSignal:    make(chan struct{}, 1),
+		idleWorkers:   make(chan *lease),
+		progress:      make(chan struct{}, 1),
+		retryKick:     make(chan struct{}, 1),
+		refused:       make(chan struct{}, 1),
+		resultBackoff: backoff.New(resultRetryBase, resultRetryMax),
+		inflight:      make(map[string]*lease, cfg.MaxInFlight),
+		outbox:        make(map[string]*lease, cfg.MaxInFlight),
+		tracer:        newAgentTracer(cfg.TracerProvider),
 	}, nil
 }
 
@@ -144,6 +175,11 @@ func (a *Agent) Stats() Stats {
 	s.Delivered = a.delivered.Load()
 	s.Acked = a.acked.Load()
 	s.AckRejected = a.ackRejected.Load()
+	s.HandedBack = a.handedBack.Load()
+	s.ResultRetries = a.resultRetries.Load()
+	if down := a.down.Load(); down != nil && len(*down) > 0 {
+		s.Unavailable = maps.Clone(*down)
+	}
 	return s
 }
 
@@ -162,7 +198,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopWork()
 
 	life, stopLife := context.WithCancel(context.Background())
-	defer stopLife()
+	watching := make(chan struct{})
+	defer func() {
+		stopLife()
+		<-watching
+	}()
+	go func() {
+		defer close(watching)
+		a.watchTransports(life)
+	}()
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- a.connectLoop(life) }()
 
@@ -274,12 +318,19 @@ func (a *Agent) helloState() (*hookwirev1.AgentMessage, []string) {
 		credit = max(a.cfg.MaxInFlight-len(a.inflight), 0)
 	}
 	a.freed = 0
+	a.sentDown = nil
 	clear(a.pending)
 	a.pending = a.pending[:0]
 	for _, l := range a.outbox {
+		l.waiting = false
 		a.pending = append(a.pending, l)
 	}
 	sortBySeq(a.pending)
+	// The new stream gets every unacknowledged result at once; a control
+	// plane that still cannot record them says so again.
+	clear(a.retryWait)
+	a.retryWait = a.retryWait[:0]
+	a.retryAt = time.Time{}
 
 	return &hookwirev1.AgentMessage{Msg: &hookwirev1.AgentMessage_Hello{Hello: &hookwirev1.Hello{
 		AgentId:      a.cfg.AgentID,

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
@@ -34,17 +36,45 @@ const (
 	// maxRecvMsgSize lets large assignment batches through; the control
 	// plane should still keep batches well below it.
 	maxRecvMsgSize = 32 << 20
+	// stableStream is how long a stream must stay up before the reconnect
+	// backoff starts over. A stream that the control plane accepts and then
+	// ends at once (it cannot record results, say) counts as a failure, so
+	// such an agent backs off instead of reconnecting in a tight loop.
+	stableStream = 10 * time.Second
+	// resultRetryBase and resultRetryMax bound the wait before results the
+	// control plane could not record (ResultAck.retry) are sent again: half
+	// jittered inside a window that doubles per consecutive refusal.
+	resultRetryBase = 250 * time.Millisecond
+	resultRetryMax  = 5 * time.Second
 )
 
 // TransportSource gives the agent the transports it hosts. agent/pluginhost
 // implements it over plugin processes; StaticTransports over in-process
-// transports. Both methods are called concurrently and on the hot path
-// (Transport once per assignment), so they must be cheap.
+// transports. Its methods are called concurrently, and Transport on the hot
+// path (once per assignment), so they must be cheap.
 type TransportSource interface {
 	// Transport returns the transport with this name, if hosted.
 	Transport(name string) (sdk.Transport, bool)
 	// Infos describes every hosted transport; it is announced in Hello.
 	Infos() []sdk.Info
+	// Unavailable returns the hosted transports that cannot deliver right
+	// now (a plugin crashed and is being restarted), each with the reason,
+	// and a channel closed at the next change. The agent tells the control
+	// plane, which stops assigning work for them until they are back, and
+	// hands back what it is given for them meanwhile. A source whose
+	// transports are always available returns nil, nil.
+	Unavailable() (down map[string]string, changed <-chan struct{})
+}
+
+// CheckedTransport is an sdk.Transport that can tell a delivery it did not
+// attempt at all from a failed one. The agent prefers DeliverIfRunning
+// when a transport offers it (pluginhost's transports do).
+type CheckedTransport interface {
+	// DeliverIfRunning is Deliver, except that when the transport cannot
+	// take the request now (its plugin is not running) it returns a nil
+	// result and why: the request never left the agent, so the agent hands
+	// the delivery back to the control plane without counting an attempt.
+	DeliverIfRunning(ctx context.Context, req *transportv1.DeliveryRequest) (*transportv1.DeliveryResult, string)
 }
 
 // Config configures an Agent. ServerAddr and Transports are required.
@@ -70,7 +100,8 @@ type Config struct {
 	Logger *slog.Logger
 	// BackoffBase and BackoffMax bound the reconnect backoff: a random wait
 	// inside a window that starts at BackoffBase and doubles per consecutive
-	// failure up to BackoffMax. Defaults 100ms and 15s.
+	// failure up to BackoffMax. A stream that ended within 10s of being
+	// accepted counts as a failure too. Defaults 100ms and 15s.
 	BackoffBase, BackoffMax time.Duration
 	// DrainTimeout is how long a drain waits for in-flight deliveries before
 	// cancelling them. Default 30s.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -29,6 +30,7 @@ type lease struct {
 	ctx           context.Context
 	cancel        context.CancelFunc
 	reject        string // non-empty: report OUTCOME_REJECTED without delivering
+	notAttempted  string // non-empty: hand back without delivering (transport down)
 	deliveryID    string // for the per-attempt debug log line
 	attempt       int32
 
@@ -38,6 +40,8 @@ type lease struct {
 	size   int    // encoded size of result
 	seq    uint64 // completion order
 	acked  bool   // removed from the outbox
+	// waiting: in retryWait, to be sent again after a backoff.
+	waiting bool
 }
 
 func sortBySeq(ls []*lease) {
@@ -70,6 +74,10 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 			l.reject = a.unknownTransport(l.transportName)
 		case l.req == nil:
 			l.reject = "assignment carries no delivery request"
+		case a.downReason(l.transportName) != "":
+			// Assigned before the control plane heard that the
+			// transport is down: give it back untouched.
+			l.notAttempted = a.downReason(l.transportName)
 		default:
 			l.transport = tr
 			l.ctx, l.cancel = context.WithDeadline(a.work, attemptDeadline(now, offset, as))
@@ -98,7 +106,7 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 			l.id = "" // skipped below
 			continue
 		}
-		if l.reject == "" {
+		if l.reject == "" && l.notAttempted == "" {
 			a.inflight[l.id] = l
 		}
 	}
@@ -118,6 +126,8 @@ func (a *Agent) assign(items []*hookwirev1.Assignment) {
 				Outcome: transportv1.Outcome_OUTCOME_REJECTED,
 				Error:   l.reject,
 			})
+		case l.notAttempted != "":
+			a.handBack(l, l.notAttempted)
 		default:
 			a.startDelivery(l)
 		}
@@ -154,15 +164,29 @@ func (a *Agent) unknownTransport(name string) string {
 		a.cfg.AgentID, name, strings.Join(names, ", "))
 }
 
-// deliver runs one attempt, on a delivery worker (see startDelivery).
+// deliver runs one attempt, on a delivery worker (see startDelivery). A
+// delivery whose transport turns out not to be running is handed back
+// instead: it never left the agent.
 func (a *Agent) deliver(l *lease) {
+	if why := a.downReason(l.transportName); why != "" {
+		a.handBack(l, why)
+		return
+	}
 	start := time.Now()
 	var span trace.Span
 	if a.tracer != nil {
 		span = a.tracer.start(l, a.cfg.AgentID)
 	}
-	res := a.callTransport(l)
+	res, notAttempted := a.callTransport(l)
 	l.cancel()
+	if res == nil && notAttempted != "" {
+		if span != nil {
+			span.SetStatus(otelcodes.Error, "not attempted: "+notAttempted)
+			span.End()
+		}
+		a.handBack(l, notAttempted)
+		return
+	}
 	if res == nil {
 		res = &transportv1.DeliveryResult{
 			Outcome: transportv1.Outcome_OUTCOME_FAILED,
@@ -175,7 +199,9 @@ func (a *Agent) deliver(l *lease) {
 	a.finish(l, start, res)
 }
 
-func (a *Agent) callTransport(l *lease) (res *transportv1.DeliveryResult) {
+// callTransport runs the transport. notAttempted is set (and res nil) when
+// the transport says the request never left the agent.
+func (a *Agent) callTransport(l *lease) (res *transportv1.DeliveryResult, notAttempted string) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.cfg.Logger.Error("transport panicked", "transport", l.transportName,
@@ -184,9 +210,13 @@ func (a *Agent) callTransport(l *lease) (res *transportv1.DeliveryResult) {
 				Outcome: transportv1.Outcome_OUTCOME_FAILED,
 				Error:   fmt.Sprintf("transport %q panicked: %v", l.transportName, r),
 			}
+			notAttempted = ""
 		}
 	}()
-	return l.transport.Deliver(l.ctx, l.req)
+	if ct, ok := l.transport.(CheckedTransport); ok {
+		return ct.DeliverIfRunning(l.ctx, l.req)
+	}
+	return l.transport.Deliver(l.ctx, l.req), ""
 }
 
 // finish moves a lease from the in-flight table to the outbox.
@@ -198,6 +228,13 @@ func (a *Agent) finish(l *lease, start time.Time, res *transportv1.DeliveryResul
 	l.result.Result = res
 	l.size = proto.Size(&l.result)
 	a.logAttempt(l, start, res)
+	a.delivered.Add(1)
+	a.toOutbox(l)
+}
+
+// toOutbox moves a finished or handed-back lease from the in-flight table
+// to the outbox and wakes the sender.
+func (a *Agent) toOutbox(l *lease) {
 	l.req, l.transport, l.ctx = nil, nil, nil // not needed any more
 
 	a.mu.Lock()
@@ -209,7 +246,6 @@ func (a *Agent) finish(l *lease, start time.Time, res *transportv1.DeliveryResul
 	a.freed++
 	a.mu.Unlock()
 
-	a.delivered.Add(1)
 	signal(a.sendSignal)
 	signal(a.progress)
 	if h := a.hooks.finished; h != nil {
@@ -217,15 +253,21 @@ func (a *Agent) finish(l *lease, start time.Time, res *transportv1.DeliveryResul
 	}
 }
 
-// ack drops acknowledged results from the outbox.
+// ack drops acknowledged results from the outbox. Results the control
+// plane could not record (retry) stay, to be sent again after a backoff.
 func (a *Agent) ack(items []*hookwirev1.ResultAck) {
 	var stale []string
 	debugOn := a.cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
 	var accepted, rejected uint64
+	var retry []*lease
 	a.mu.Lock()
 	for _, ack := range items {
 		l, ok := a.outbox[ack.GetLeaseId()]
 		if !ok {
+			continue
+		}
+		if ack.GetRetry() {
+			retry = append(retry, l)
 			continue
 		}
 		delete(a.outbox, l.id)
@@ -239,7 +281,17 @@ func (a *Agent) ack(items []*hookwirev1.ResultAck) {
 			}
 		}
 	}
+	if accepted > 0 {
+		a.resultBackoff.Reset() // the control plane records results again
+	}
+	if len(retry) > 0 {
+		a.retryResultsLocked(retry, time.Now())
+	}
 	a.mu.Unlock()
+	if len(retry) > 0 {
+		a.resultRetries.Add(uint64(len(retry)))
+		a.cfg.Logger.Debug("control plane could not record results; keeping them to send again", "results", len(retry))
+	}
 	a.acked.Add(accepted)
 	a.ackRejected.Add(rejected)
 	if len(stale) > 0 {

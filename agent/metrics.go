@@ -26,6 +26,9 @@ func NewMetrics(a *Agent, pluginRestarts func() uint64) *prometheus.Registry {
 	counter("hookwire_agent_attempts_total", "Attempts finished (delivered, failed or rejected).", func() float64 { return float64(a.Stats().Delivered) })
 	counter("hookwire_agent_results_acked_total", "Results the control plane acknowledged.", func() float64 { return float64(a.Stats().Acked) })
 	counter("hookwire_agent_results_rejected_total", "Results the control plane refused (stale or unknown lease).", func() float64 { return float64(a.Stats().AckRejected) })
+	counter("hookwire_agent_handed_back_total", "Deliveries given back to the control plane without an attempt because their transport was unavailable (its plugin was down); they cost no retry.", func() float64 { return float64(a.Stats().HandedBack) })
+	counter("hookwire_agent_result_retries_total", "Results the control plane could not record (its store could not write) and asked the agent to send again after a backoff.", func() float64 { return float64(a.Stats().ResultRetries) })
+	gauge("hookwire_agent_transports_unavailable", "Hosted transports that cannot deliver now (plugin down and restarting).", func(s Stats) float64 { return float64(len(s.Unavailable)) })
 	if pluginRestarts != nil {
 		counter("hookwire_agent_plugin_restarts_total", "Transport plugin processes restarted after exiting unexpectedly.", func() float64 { return float64(pluginRestarts()) })
 	}

@@ -49,17 +49,18 @@ func (a *Agent) connectLoop(life context.Context) error {
 	log := a.cfg.Logger
 	bo := backoff.New(a.cfg.BackoffBase, a.cfg.BackoffMax)
 	for {
-		welcomed, err := a.session(life)
+		up, err := a.session(life)
 		if life.Err() != nil {
 			return nil
 		}
 		if fe := (fatalError{}); errors.As(err, &fe) {
 			return fe.err
 		}
-		if welcomed {
-			bo.Reset()
-		} else {
+		switch {
+		case up < 0:
 			a.failedConnects.Add(1)
+		case up >= stableStream:
+			bo.Reset()
 		}
 		wait := bo.Next()
 		log.Warn("control plane stream ended; reconnecting",
@@ -74,13 +75,14 @@ func (a *Agent) connectLoop(life context.Context) error {
 	}
 }
 
-// session runs one stream from dial to break. welcomed reports whether the
-// control plane accepted the agent on it.
-func (a *Agent) session(life context.Context) (welcomed bool, err error) {
+// session runs one stream from dial to break. up is how long the stream
+// stayed up after the control plane accepted the agent on it (negative: it
+// did not).
+func (a *Agent) session(life context.Context) (up time.Duration, err error) {
 	addr := a.cfg.ServerAddr
 	conn, err := grpc.NewClient(addr, a.dialOpts...)
 	if err != nil {
-		return false, fatalError{fmt.Errorf("agent: create gRPC client for %s: %w", addr, err)}
+		return -1, fatalError{fmt.Errorf("agent: create gRPC client for %s: %w", addr, err)}
 	}
 	defer conn.Close()
 
@@ -94,7 +96,7 @@ func (a *Agent) session(life context.Context) (welcomed bool, err error) {
 	// that predates it reads the same bytes with the standard codec).
 	s, err := hookwirev1.NewAgentServiceClient(conn).Connect(ctx, grpc.ForceCodecV2(vtcodec.Codec{}))
 	if err != nil {
-		return false, a.classify(fmt.Errorf("open stream to %s: %w", addr, err))
+		return -1, a.classify(fmt.Errorf("open stream to %s: %w", addr, err))
 	}
 
 	hello, heldInFlight := a.helloState()
@@ -106,9 +108,10 @@ func (a *Agent) session(life context.Context) (welcomed bool, err error) {
 		if timedOut {
 			err = fmt.Errorf("no Welcome from %s within %v", addr, handshakeTimeout)
 		}
-		return false, a.classify(fmt.Errorf("handshake with %s: %w", addr, err))
+		return -1, a.classify(fmt.Errorf("handshake with %s: %w", addr, err))
 	}
-	every := a.welcomed(w, sentAt, time.Now(), heldInFlight)
+	welcomedAt := time.Now()
+	every := a.welcomed(w, sentAt, welcomedAt, heldInFlight)
 	defer a.setConnected(false)
 
 	errc := make(chan error, 2)
@@ -117,7 +120,7 @@ func (a *Agent) session(life context.Context) (welcomed bool, err error) {
 	err = <-errc
 	cancel()
 	<-errc
-	return true, err
+	return time.Since(welcomedAt), err
 }
 
 func (a *Agent) classify(err error) error {
@@ -196,10 +199,21 @@ func (a *Agent) setConnected(v bool) {
 	a.mu.Unlock()
 }
 
-// sendLoop is the only goroutine sending on s: results, credit, heartbeats.
+// sendLoop is the only goroutine sending on s: transport status, results,
+// credit, heartbeats; it also resends results the control plane asked to
+// get again later.
 func (a *Agent) sendLoop(ctx context.Context, s stream, every time.Duration) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	arm := func() {
+		if at := a.retryTime(); !at.IsZero() {
+			retry.Reset(time.Until(at))
+		}
+	}
+	arm()
 	var batch []*hookwirev1.Result
 	for {
 		if err := a.flush(s, &batch); err != nil {
@@ -209,6 +223,12 @@ func (a *Agent) sendLoop(ctx context.Context, s stream, every time.Duration) err
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.sendSignal:
+		case <-a.retryKick:
+			arm()
+		case now := <-retry.C:
+			if !a.releaseRetries(now) {
+				arm() // rescheduled meanwhile
+			}
 		case <-tick.C:
 			a.mu.Lock()
 			n := len(a.inflight)
@@ -223,16 +243,24 @@ func (a *Agent) sendLoop(ctx context.Context, s stream, every time.Duration) err
 	}
 }
 
-// flush sends everything pending: Results in batches, then one Credit for
-// the deliveries they freed.
+// flush sends everything pending: changes of transport availability
+// first (so the control plane stops assigning for a transport before it
+// sees what was handed back for it), then Results in batches, then one
+// Credit for the deliveries they freed.
 func (a *Agent) flush(s stream, batch *[]*hookwirev1.Result) error {
 	for {
 		if h := a.hooks.beforeTake; h != nil {
 			h()
 		}
-		items, credit := a.takeBatch()
-		if len(items) == 0 && credit == 0 {
+		statuses, items, credit := a.takeBatch()
+		if len(statuses) == 0 && len(items) == 0 && credit == 0 {
 			return nil
+		}
+		for _, st := range statuses {
+			err := s.Send(&hookwirev1.AgentMessage{Msg: &hookwirev1.AgentMessage_TransportStatus{TransportStatus: st}})
+			if err != nil {
+				return fmt.Errorf("send status of transport %s: %w", st.GetName(), err)
+			}
 		}
 		if len(items) > 0 {
 			err := s.Send(&hookwirev1.AgentMessage{Msg: &hookwirev1.AgentMessage_Results{
@@ -253,11 +281,13 @@ func (a *Agent) flush(s stream, batch *[]*hookwirev1.Result) error {
 	}
 }
 
-// takeBatch takes the next batch of pending results, and the credit to
-// grant once nothing is pending any more.
-func (a *Agent) takeBatch() ([]*hookwirev1.Result, uint32) {
+// takeBatch takes the transport status changes not yet sent, the next
+// batch of pending results, and the credit to grant once nothing is pending
+// any more.
+func (a *Agent) takeBatch() ([]*hookwirev1.TransportStatus, []*hookwirev1.Result, uint32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	statuses := a.statusChangesLocked()
 	var items []*hookwirev1.Result
 	size, i := 0, 0
 	for ; i < len(a.pending) && len(items) < maxBatchItems; i++ {
@@ -285,7 +315,7 @@ func (a *Agent) takeBatch() ([]*hookwirev1.Result, uint32) {
 		}
 		a.freed = 0
 	}
-	return items, credit
+	return statuses, items, credit
 }
 
 // recvLoop handles control messages until the stream breaks.

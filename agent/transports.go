@@ -41,3 +41,6 @@ func (s *staticTransports) Transport(name string) (sdk.Transport, bool) {
 }
 
 func (s *staticTransports) Infos() []sdk.Info { return s.infos }
+
+// Unavailable reports nothing: in-process transports are always there.
+func (s *staticTransports) Unavailable() (map[string]string, <-chan struct{}) { return nil, nil }

@@ -4,12 +4,17 @@
 // hashicorp/go-plugin (gRPC only, versioned handshake, optional SHA-256 pin
 // of the binary), checks that the plugin is the transport it was configured
 // as, hands the agent a stable sdk.Transport per plugin, and restarts a
-// plugin that exits unexpectedly, with exponential backoff.
+// plugin that exits unexpectedly: at once after a crash of a plugin that
+// had been running stably, with a short capped backoff in a crash loop.
 //
 // A plugin crash never blocks or loses a delivery silently: deliveries in
 // flight on the crashed process come back at once as
-// OUTCOME_CONNECTION_ERROR (the control plane retries them), and deliveries
-// attempted while the plugin is down get the same result immediately.
+// OUTCOME_CONNECTION_ERROR (they may have reached the target; the control
+// plane retries them). A delivery offered while the plugin is down never
+// reaches a target, so it is not an attempt: DeliverIfRunning says so
+// without a result, and the agent hands it back. Host.Unavailable reports
+// which plugins are down and signals every change, so the agent can stop
+// taking work for them.
 //
 // Built-in transports run the same way as third-party ones: the agent gives
 // a Spec whose Command re-executes its own binary (`hookwire plugin http`).

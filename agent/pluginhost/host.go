@@ -37,6 +37,12 @@ type Spec struct {
 	Env []string
 }
 
+// Restart backoff defaults (see WithRestartBackoff).
+const (
+	DefaultRestartMin = 100 * time.Millisecond
+	DefaultRestartMax = 5 * time.Second
+)
+
 // Option tunes a Host.
 type Option func(*options)
 
@@ -46,10 +52,11 @@ type options struct {
 	startTimeout time.Duration
 }
 
-// WithRestartBackoff sets the delay before restarting a crashed plugin: it
-// starts at min, doubles while the plugin keeps failing, is capped at max,
-// and goes back to min once a plugin has run longer than max. Defaults:
-// 500ms and 30s.
+// WithRestartBackoff sets how a crashed plugin is restarted. A plugin that
+// had been running for longer than max is restarted at once (a single
+// crash should cost no more than the process start). One that crashes
+// again sooner (a crash loop), or whose restart fails, waits min before
+// the next try, doubling each time up to max. Defaults: 100ms and 5s.
 func WithRestartBackoff(min, max time.Duration) Option {
 	return func(o *options) {
 		o.minBackoff = min
@@ -76,6 +83,9 @@ type Host struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	closed    bool
+	// changed is closed (and replaced) whenever a plugin goes down or
+	// comes back; see Unavailable.
+	changed chan struct{}
 
 	restarts atomic.Uint64
 }
@@ -88,7 +98,7 @@ func (h *Host) Restarts() uint64 { return h.restarts.Load() }
 // hclog output is relayed at warn level and above; whatever a plugin writes
 // to os.Stderr after sdk.Serve is relayed as warn records, one per line.
 func New(logger *slog.Logger, opts ...Option) *Host {
-	o := options{minBackoff: 500 * time.Millisecond, maxBackoff: 30 * time.Second, startTimeout: 30 * time.Second}
+	o := options{minBackoff: DefaultRestartMin, maxBackoff: DefaultRestartMax, startTimeout: 30 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -103,6 +113,7 @@ func New(logger *slog.Logger, opts ...Option) *Host {
 		ctx:       ctx,
 		cancel:    cancel,
 		instances: make(map[string]*instance),
+		changed:   make(chan struct{}),
 	}
 }
 
@@ -200,7 +211,10 @@ func decodePin(pin string) ([]byte, error) {
 
 // Transport returns the named plugin's transport. The value stays valid for
 // the Host's life, across plugin restarts: while the plugin is down its
-// Deliver returns OUTCOME_CONNECTION_ERROR immediately.
+// Deliver returns OUTCOME_CONNECTION_ERROR immediately, and its
+// DeliverIfRunning returns no result and says why, so that the caller can
+// hand the delivery back instead of counting an attempt that never left
+// the agent.
 func (h *Host) Transport(name string) (sdk.Transport, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -209,6 +223,34 @@ func (h *Host) Transport(name string) (sdk.Transport, bool) {
 		return nil, false
 	}
 	return in, true
+}
+
+// Unavailable returns the started plugins that cannot deliver now (they
+// crashed and are being restarted, or the Host is closed), each with the
+// reason, and a channel that is closed at the next change of any plugin's
+// availability. The map is nil when every plugin is running.
+func (h *Host) Unavailable() (map[string]string, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var down map[string]string
+	for name, in := range h.instances {
+		if in.cur.Load() != nil {
+			continue
+		}
+		if down == nil {
+			down = make(map[string]string)
+		}
+		down[name] = fmt.Sprintf("transport plugin %q %s", name, in.downReason())
+	}
+	return down, h.changed
+}
+
+// notify wakes the callers of Unavailable waiting for a change.
+func (h *Host) notify() {
+	h.mu.Lock()
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
 }
 
 // Infos describes every started plugin, sorted by name, as of its latest

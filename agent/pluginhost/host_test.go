@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +37,15 @@ import (
 // no arguments, it serves a fakePlugin called <name>.
 const helperArg = "hookwire-pluginhost-test-plugin"
 
+// exitAfterEnv makes a helper plugin process exit on its own this long
+// after it starts (a plugin in a crash loop).
+const exitAfterEnv = "HOOKWIRE_PLUGINHOST_TEST_EXIT_AFTER"
+
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == helperArg {
+		if d, err := time.ParseDuration(os.Getenv(exitAfterEnv)); err == nil {
+			time.AfterFunc(d, func() { os.Exit(3) })
+		}
 		if os.Args[2] == "builtin-http" {
 			sdk.Serve(httptransport.New(httptransport.WithPolicy(httptransport.DevPolicy())))
 		} else {
@@ -362,14 +371,34 @@ func TestCrashFailsPendingAndRestarts(t *testing.T) {
 	}
 }
 
+// linkedSpec runs the fake plugin through a symlink in a temporary
+// directory, so that a test can remove the link to make restarts fail.
+func linkedSpec(t *testing.T, name string) (pluginhost.Spec, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "plugin-"+name)
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	return pluginhost.Spec{Name: name, Command: []string{link, helperArg, name}}, link
+}
+
 func TestDeliveriesWhileDownFailImmediately(t *testing.T) {
-	// A restart delay far longer than the test: the plugin stays down.
+	// The plugin's binary disappears, so every restart fails; the retry
+	// delay is far longer than the test: the plugin stays down.
 	h, _ := newHost(t, pluginhost.WithRestartBackoff(time.Hour, time.Hour))
-	if err := h.Start(context.Background(), []pluginhost.Spec{spec(t, "fake", "fake")}); err != nil {
+	s, link := linkedSpec(t, "fake")
+	if err := h.Start(context.Background(), []pluginhost.Spec{s}); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	tr, _ := h.Transport("fake")
 	_, pid := echo(t, tr, "before")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill plugin %d: %v", pid, err)
 	}
@@ -384,11 +413,11 @@ func TestDeliveriesWhileDownFailImmediately(t *testing.T) {
 		if res.GetOutcome() != transportv1.Outcome_OUTCOME_CONNECTION_ERROR {
 			t.Fatalf("delivery to a dead plugin = %v %q, want CONNECTION_ERROR", res.GetOutcome(), res.GetError())
 		}
-		if strings.Contains(res.GetError(), `transport plugin "fake" is not running`) {
-			break // the supervisor has noticed
+		if strings.Contains(res.GetError(), `transport plugin "fake" is not running: restarting it failed`) {
+			break // the supervisor has tried to restart it
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the host did not notice the crash within 20s; last error %q", res.GetError())
+			t.Fatalf("the host did not report the failed restart within 20s; last error %q", res.GetError())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -397,6 +426,19 @@ func TestDeliveriesWhileDownFailImmediately(t *testing.T) {
 	}
 	if info, err := tr.Describe(context.Background()); err != nil || info.Name != "fake" {
 		t.Errorf("describe while down = %+v, %v, want the last known info", info, err)
+	}
+	// A caller that can tell "not attempted" from "failed" gets no result.
+	checked, ok := tr.(interface {
+		DeliverIfRunning(context.Context, *transportv1.DeliveryRequest) (*transportv1.DeliveryResult, string)
+	})
+	if !ok {
+		t.Fatalf("%T has no DeliverIfRunning", tr)
+	}
+	if res, why := checked.DeliverIfRunning(context.Background(), &transportv1.DeliveryRequest{DeliveryId: "x"}); res != nil || !strings.Contains(why, `transport plugin "fake" is not running`) {
+		t.Errorf("DeliverIfRunning while down = %v, %q; want no result and the reason", res, why)
+	}
+	if down, _ := h.Unavailable(); !strings.Contains(down["fake"], "restarting it failed") {
+		t.Errorf("Unavailable while down = %q, want fake with the failed restart", down)
 	}
 
 	closed := make(chan struct{})
@@ -408,5 +450,137 @@ func TestDeliveriesWhileDownFailImmediately(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not interrupt the restart backoff")
+	}
+}
+
+// awaitChange waits for an Unavailable channel to close.
+func awaitChange(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no availability change within 20s: %s", what)
+	}
+}
+
+// killAndAwaitBack kills the plugin process pid and follows the transport
+// until a new process answers: meanwhile Unavailable names the plugin and
+// DeliverIfRunning returns no result (the request never reaches a dead
+// process). It returns the new pid.
+func killAndAwaitBack(t *testing.T, h *pluginhost.Host, tr sdk.Transport, pid int) int {
+	t.Helper()
+	checked, ok := tr.(interface {
+		DeliverIfRunning(context.Context, *transportv1.DeliveryRequest) (*transportv1.DeliveryResult, string)
+	})
+	if !ok {
+		t.Fatalf("%T has no DeliverIfRunning", tr)
+	}
+	if down, _ := h.Unavailable(); down != nil {
+		t.Fatalf("Unavailable while running = %v, want nil", down)
+	}
+	_, changed := h.Unavailable()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill plugin %d: %v", pid, err)
+	}
+	awaitChange(t, changed, "after the crash")
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		down, changed := h.Unavailable()
+		res, why := checked.DeliverIfRunning(context.Background(), &transportv1.DeliveryRequest{DeliveryId: "after", EventType: "echo"})
+		switch {
+		case res == nil:
+			if !strings.Contains(why, `transport plugin "fake" is not running`) {
+				t.Fatalf("DeliverIfRunning while down: reason %q", why)
+			}
+		case res.GetOutcome() != transportv1.Outcome_OUTCOME_SUCCESS || res.GetResponseHeaders()["pid"] == strconv.Itoa(pid):
+			t.Fatalf("DeliverIfRunning after the crash = %v %q from pid %s; want SUCCESS from a new process (old %d)",
+				res.GetOutcome(), res.GetError(), res.GetResponseHeaders()["pid"], pid)
+		case down == nil:
+			p, _ := strconv.Atoi(res.GetResponseHeaders()["pid"])
+			return p
+		}
+		if down != nil && !strings.Contains(down["fake"], "exited or crashed") {
+			t.Fatalf("Unavailable after the crash = %q", down)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("plugin not back within 20s")
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+var restartIn = regexp.MustCompile(`transport plugin exited unexpectedly; restarting.* restart_in=(\S+)`)
+
+// A plugin that crashes after running stably is restarted at once; one
+// that crashes again soon after waits the minimum backoff; a stable run
+// resets that. Availability follows every step.
+func TestRestartImmediateAfterStableRunBackoffInCrashLoop(t *testing.T) {
+	const stable = 400 * time.Millisecond // the maximum backoff is the stability mark
+	h, logs := newHost(t, pluginhost.WithRestartBackoff(100*time.Millisecond, stable))
+	if err := h.Start(context.Background(), []pluginhost.Spec{spec(t, "fake", "fake")}); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	upSince := time.Now()
+	tr, _ := h.Transport("fake")
+	_, pid := echo(t, tr, "before")
+	// runStably lets the plugin's uptime pass the stability mark: what
+	// these crashes are about is how long the plugin had run.
+	runStably := func() {
+		if wait := stable + 100*time.Millisecond - time.Since(upSince); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+
+	runStably()
+	killed := time.Now()
+	pid = killAndAwaitBack(t, h, tr, pid) // stable run: restart at once
+	back := time.Since(killed)
+	upSince = time.Now()
+	pid = killAndAwaitBack(t, h, tr, pid) // crashed right away: 100ms
+	upSince = time.Now()
+	runStably()
+	killAndAwaitBack(t, h, tr, pid) // stable again: at once
+
+	var got []string
+	for _, m := range restartIn.FindAllStringSubmatch(logs.String(), -1) {
+		got = append(got, m[1])
+	}
+	if want := []string{"0s", "100ms", "0s"}; !slices.Equal(got, want) {
+		t.Errorf("restart delays = %v, want %v; logs:\n%s", got, want, logs)
+	}
+	if h.Restarts() != 3 {
+		t.Errorf("restarts = %d, want 3", h.Restarts())
+	}
+	t.Logf("first restart: plugin answering again %v after SIGKILL", back.Round(time.Millisecond))
+	if back > 10*time.Second {
+		t.Errorf("plugin took %v to come back after a crash; the first restart must not wait", back)
+	}
+}
+
+// A plugin that keeps dying right after it starts is restarted with a
+// growing, capped delay: a handful of restarts in a few seconds, not one
+// per process start.
+func TestCrashLoopBacksOff(t *testing.T) {
+	const window = 3 * time.Second
+	h, logs := newHost(t, pluginhost.WithRestartBackoff(300*time.Millisecond, 600*time.Millisecond))
+	s := spec(t, "fake", "fake")
+	s.Env = []string{exitAfterEnv + "=150ms"}
+	if err := h.Start(context.Background(), []pluginhost.Spec{s}); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	time.Sleep(window) // observing the restart rate over a fixed window
+	n := h.Restarts()
+	t.Logf("%d restarts in %v", n, window)
+	// Delays 0, 300ms, 600ms, 600ms... plus ~150ms of life each: at most
+	// about 6 in 3 s. Without backoff it would be one per start (~15+).
+	if n < 2 || n > 7 {
+		t.Errorf("%d restarts in %v, want 2 to 7 (immediate first restart, then backoff capped at 600ms); logs:\n%s", n, window, logs)
+	}
+	for _, want := range []string{"restart_in=0s", "restart_in=300ms", "restart_in=600ms"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %s; logs:\n%s", want, logs)
+		}
 	}
 }

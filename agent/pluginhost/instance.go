@@ -68,14 +68,34 @@ func (in *instance) Validate(ctx context.Context, config *structpb.Struct) ([]st
 // Deliver forwards to the running plugin, or fails at once, retryably, when
 // it is down.
 func (in *instance) Deliver(ctx context.Context, req *transportv1.DeliveryRequest) *transportv1.DeliveryResult {
-	r := in.cur.Load()
-	if r == nil {
+	res, notAttempted := in.DeliverIfRunning(ctx, req)
+	if res == nil {
 		return &transportv1.DeliveryResult{
 			Outcome: transportv1.Outcome_OUTCOME_CONNECTION_ERROR,
-			Error:   fmt.Sprintf("transport plugin %q %s", in.spec.Name, in.downReason()),
+			Error:   notAttempted,
 		}
 	}
-	return r.transport.Deliver(ctx, req)
+	return res
+}
+
+// DeliverIfRunning forwards to the running plugin. When no plugin process
+// can take the request (it crashed and is being restarted, or the host is
+// closed) it returns a nil result and why: the request never left the
+// agent, so it is not an attempt. A delivery that was inside the plugin
+// when it died still gets a result (OUTCOME_CONNECTION_ERROR): it may have
+// reached the target.
+func (in *instance) DeliverIfRunning(ctx context.Context, req *transportv1.DeliveryRequest) (*transportv1.DeliveryResult, string) {
+	r := in.cur.Load()
+	if r == nil {
+		return nil, fmt.Sprintf("transport plugin %q %s", in.spec.Name, in.downReason())
+	}
+	select {
+	case <-r.transport.Done():
+		// The process is gone; the supervisor has not marked it down yet.
+		return nil, fmt.Sprintf("transport plugin %q is not running: it exited or crashed and is being restarted", in.spec.Name)
+	default:
+	}
+	return r.transport.Deliver(ctx, req), ""
 }
 
 func (in *instance) downReason() string {
@@ -93,6 +113,7 @@ func (in *instance) setRunning(r *running) {
 	in.downErr = ""
 	in.mu.Unlock()
 	in.cur.Store(r)
+	in.host.notify()
 }
 
 func (in *instance) setDown(reason string) {
@@ -100,6 +121,7 @@ func (in *instance) setDown(reason string) {
 	in.downErr = reason
 	in.mu.Unlock()
 	in.cur.Store(nil)
+	in.host.notify()
 }
 
 // launch starts one plugin process and checks who it is.
@@ -159,10 +181,15 @@ func (in *instance) stop(r *running) {
 
 // supervise watches the running process and restarts it when it exits,
 // until the host closes. It owns r and every process it starts.
+//
+// A plugin that had run stably (longer than the maximum backoff) is
+// restarted at once: a single crash costs only the process start. One that
+// keeps crashing soon after starting, or whose restart fails, waits the
+// minimum backoff, doubling up to the maximum, so a crash loop costs little.
 func (in *instance) supervise(r *running) {
 	h := in.host
 	defer h.wg.Done()
-	delay := h.opts.minBackoff
+	var delay time.Duration // before the next restart; 0: at once
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -176,17 +203,17 @@ func (in *instance) supervise(r *running) {
 		in.setDown("it exited or crashed and is being restarted")
 		in.stop(r)
 		if uptime > h.opts.maxBackoff {
-			delay = h.opts.minBackoff // it had been stable: start over
+			delay = 0 // it had been stable: restart at once
 		}
 		h.restarts.Add(1)
 		h.logger.Warn("transport plugin exited unexpectedly; restarting",
 			"plugin", in.spec.Name, "uptime", uptime.Round(time.Millisecond), "restart_in", delay)
 
 		for {
-			if !sleep(h.ctx, delay) {
+			if delay > 0 && !sleep(h.ctx, delay) {
 				return
 			}
-			delay = min(delay*2, h.opts.maxBackoff)
+			delay = min(max(delay*2, h.opts.minBackoff), h.opts.maxBackoff)
 			nr, err := in.launch(h.ctx)
 			if err == nil {
 				r = nr
@@ -195,6 +222,7 @@ func (in *instance) supervise(r *running) {
 				break
 			}
 			if h.ctx.Err() != nil {
+				in.setDown("the agent is shutting down")
 				return
 			}
 			in.setDown("restarting it failed: " + err.Error())

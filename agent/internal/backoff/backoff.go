@@ -54,5 +54,16 @@ func (b *Backoff) Next() time.Duration {
 	return time.Duration(b.rand(int64(w) + 1))
 }
 
+// NextHalf records a failure and returns a wait in the upper half of the
+// window: uniformly random in [window/2, window]. Use it where a retry at
+// once would only repeat the failure (the other side asked to wait), so
+// the spread stays but the wait never collapses to zero.
+func (b *Backoff) NextHalf() time.Duration {
+	w := b.Window()
+	b.attempt++
+	half := w / 2
+	return half + time.Duration(b.rand(int64(w-half)+1))
+}
+
 // Reset forgets past failures; the next window is base again.
 func (b *Backoff) Reset() { b.attempt = 0 }

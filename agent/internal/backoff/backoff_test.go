@@ -59,3 +59,24 @@ func TestDefaultsAndHugeAttempts(t *testing.T) {
 		t.Fatalf("max below base not raised: %v", b.max)
 	}
 }
+
+func TestNextHalfStaysInUpperHalf(t *testing.T) {
+	b := New(100*time.Millisecond, 400*time.Millisecond)
+	var draws []int64
+	b.rand = func(n int64) int64 { draws = append(draws, n); return n - 1 }
+	want := []time.Duration{100, 200, 400, 400}
+	for i, w := range want {
+		w *= time.Millisecond
+		if d := b.NextHalf(); d != w {
+			t.Fatalf("attempt %d: wait %v, want the top of the window %v", i, d, w)
+		}
+	}
+	b.Reset()
+	b.rand = func(int64) int64 { return 0 }
+	if d := b.NextHalf(); d != 50*time.Millisecond {
+		t.Fatalf("lowest wait = %v, want half the first window (50ms)", d)
+	}
+	if draws[0] != int64(50*time.Millisecond)+1 {
+		t.Fatalf("random range %d, want half the window plus one", draws[0])
+	}
+}

@@ -23,11 +23,17 @@ const maxBatch = 256
 
 // conn is one agent stream.
 type conn struct {
-	agentID    string
-	labels     map[string]string
-	transports map[string]bool
-	credit     int // guarded by Dispatcher.mu
-	lastSeen   time.Time
+	agentID string
+	labels  map[string]string
+	// transports are the transports the agent can deliver with now: those
+	// its Hello announced, less those it reported unavailable (listed in
+	// unavailable with the agent's reason). Scheduling and eligibility
+	// read only transports. Both guarded by Dispatcher.mu.
+	transports  map[string]bool
+	announced   map[string]bool
+	unavailable map[string]string
+	credit      int // guarded by Dispatcher.mu
+	lastSeen    time.Time
 	// heard is when the agent last sent anything, on the real clock
 	// (liveness must not follow an injected test clock). Guarded by
 	// Dispatcher.mu.
@@ -46,6 +52,12 @@ type conn struct {
 	// results carries Results batches from the receiver to the writer, so
 	// the receiver keeps reading Credit while results are being committed.
 	results chan []*hookwirev1.Result
+	// fair is the stream's slot accounting, fair share and drain state
+	// (fairshare.go); guarded by Dispatcher.mu.
+	fair fairState
+	// holding: the last results could not be recorded and are held for the
+	// agent to resend (resultLoop only; for logging the episode once).
+	holding bool
 }
 
 func (c *conn) wake() {
@@ -79,21 +91,24 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 		return err
 	}
 	c := &conn{
-		agentID:    hello.GetAgentId(),
-		labels:     hello.GetLabels(),
-		transports: map[string]bool{},
-		credit:     int(hello.GetMaxInFlight()),
-		lastSeen:   d.cfg.Now(),
-		heard:      time.Now(),
-		version:    hello.GetVersion(),
-		connected:  d.cfg.Now(),
-		token:      admissionFrom(ctx).JoinToken,
-		kill:       make(chan error, 1),
-		stream:     stream,
-		wakeC:      make(chan struct{}, 1),
+		agentID:     hello.GetAgentId(),
+		labels:      hello.GetLabels(),
+		transports:  map[string]bool{},
+		announced:   map[string]bool{},
+		unavailable: map[string]string{},
+		credit:      int(hello.GetMaxInFlight()),
+		lastSeen:    d.cfg.Now(),
+		heard:       time.Now(),
+		version:     hello.GetVersion(),
+		connected:   d.cfg.Now(),
+		token:       admissionFrom(ctx).JoinToken,
+		kill:        make(chan error, 1),
+		stream:      stream,
+		wakeC:       make(chan struct{}, 1),
 	}
 	for _, t := range hello.GetTransports() {
 		c.transports[t.GetName()] = true
+		c.announced[t.GetName()] = true
 	}
 
 	// Reconcile leases the agent still holds from an earlier stream.
@@ -101,7 +116,7 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 	var honoured []string
 	for _, id := range hello.GetHeldLeaseIds() {
 		if l := d.leases[id]; l != nil && l.conn.agentID == c.agentID {
-			l.conn = c
+			d.moveLeaseLocked(l, c)
 			honoured = append(honoured, id)
 		}
 	}
@@ -182,13 +197,24 @@ func (d *Dispatcher) disconnect(c *conn) {
 }
 
 // assignLoop sends assignments whenever the agent has credit and work is
-// ready.
+// ready. While the store cannot write it assigns nothing: results could
+// not be recorded, so every attempt made meanwhile would only add to what
+// has to be resent, or delivered twice.
 func (d *Dispatcher) assignLoop(ctx context.Context, c *conn) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.wakeC:
+		}
+		if ok, _, changed := d.cfg.Store.Writable(); !ok {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+			}
+			c.wake() // look again: writable now, or still not
+			continue
 		}
 		for {
 			d.mu.Lock()
@@ -208,7 +234,7 @@ func (d *Dispatcher) assignLoop(ctx context.Context, c *conn) error {
 				d.traceAttempts(c, leases, batch)
 			}
 			if len(batch) > 0 {
-				if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_Assignments{Assignments: &hookwirev1.Assignments{Items: batch}}}); err != nil {
+				if err := d.sendAssignments(c, leases, batch); err != nil {
 					return fmt.Errorf("send assignments to agent %s: %w", c.agentID, err)
 				}
 			}
@@ -231,6 +257,7 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 		d.mu.Unlock()
 		switch msg := m.GetMsg().(type) {
 		case *hookwirev1.AgentMessage_Results:
+			d.resultsArrived(c, msg.Results.GetItems())
 			select {
 			case c.results <- msg.Results.GetItems():
 			case <-ctx.Done():
@@ -242,9 +269,44 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 			d.mu.Unlock()
 			c.wake()
 		case *hookwirev1.AgentMessage_Heartbeat:
+		case *hookwirev1.AgentMessage_TransportStatus:
+			d.transportStatus(c, msg.TransportStatus)
 		case *hookwirev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "Hello may only be sent once per stream")
 		}
+	}
+}
+
+// transportStatus applies an agent's report that one of the transports it
+// announced became unavailable (its plugin is down) or available again. An
+// unavailable transport is taken out of c.transports, so the agent is
+// neither assigned work for it nor counted as able to serve it.
+func (d *Dispatcher) transportStatus(c *conn, st *hookwirev1.TransportStatus) {
+	name := st.GetName()
+	d.mu.Lock()
+	if !c.announced[name] {
+		d.mu.Unlock()
+		d.log.Debug("agent reported the status of a transport it did not announce; ignored", "agent", c.agentID, "transport", name)
+		return
+	}
+	_, wasDown := c.unavailable[name]
+	if st.GetAvailable() {
+		delete(c.unavailable, name)
+		c.transports[name] = true
+		if wasDown {
+			d.agentJoinedLocked(c) // re-note what waited for a host
+		}
+	} else {
+		c.unavailable[name] = st.GetReason()
+		delete(c.transports, name)
+	}
+	d.mu.Unlock()
+	switch {
+	case st.GetAvailable() && wasDown:
+		d.log.Info("agent reports transport available again", "agent", c.agentID, "transport", name)
+		c.wake()
+	case !st.GetAvailable() && !wasDown:
+		d.log.Warn("agent reports transport unavailable; assigning it no work for it until it is back", "agent", c.agentID, "transport", name, "reason", st.GetReason())
 	}
 }
 
@@ -252,7 +314,9 @@ func (d *Dispatcher) recvLoop(ctx context.Context, c *conn) error {
 // that arrive while a commit is running are merged into the next one, so
 // an agent's results pipeline into group commits instead of waiting for
 // each other (and Credit, read by recvLoop meanwhile, is never held up by
-// an fsync).
+// an fsync). Results that cannot be recorded now are acknowledged with
+// retry: the agent keeps them and sends them again after a backoff, and the
+// stream stays up.
 func (d *Dispatcher) resultLoop(ctx context.Context, c *conn) error {
 	const maxMerge = 4096
 	for {
@@ -271,9 +335,15 @@ func (d *Dispatcher) resultLoop(ctx context.Context, c *conn) error {
 				break merge
 			}
 		}
-		acks, err := d.complete(ctx, c, batch)
-		if err != nil {
-			return status.Errorf(codes.Unavailable, "record results: %v", err)
+		acks, held := d.complete(ctx, c, batch)
+		switch {
+		case held != nil && !c.holding:
+			c.holding = true
+			d.log.Warn("cannot record the agent's results; holding their leases and asking the agent to send them again later",
+				"agent", c.agentID, "results", len(batch), "err", held)
+		case held == nil && c.holding:
+			c.holding = false
+			d.log.Info("recording the agent's results again", "agent", c.agentID)
 		}
 		if err := c.send(&hookwirev1.ControlMessage{Msg: &hookwirev1.ControlMessage_ResultAcks{ResultAcks: &hookwirev1.ResultAcks{Items: acks}}}); err != nil {
 			return err

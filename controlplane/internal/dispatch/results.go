@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -31,10 +32,23 @@ type pendingResult struct {
 	v      retry.Verdict
 }
 
+// resultPendingHold is the least time a lease whose result could not be
+// recorded stays held after each try: longer than the agent's longest wait
+// before it sends the result again, so a connected agent's lease does not
+// expire while the store cannot write.
+const resultPendingHold = 30 * time.Second
+
 // complete records results for leases and reports, per lease id, whether
-// the result was accepted.
-func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev1.Result) ([]*hookwirev1.ResultAck, error) {
-	acks := make([]*hookwirev1.ResultAck, len(results))
+// the result was accepted. A result with not_attempted_reason puts its
+// delivery back without counting an attempt (see handedBackLocked).
+//
+// When the results cannot be recorded (the store cannot write) their leases
+// stay held, marked by a refreshed deadline: the deliveries are not
+// assigned again while the agent holds their results, and the acks say
+// retry, so the agent sends them again later. held is the error that
+// prevented recording (nil when the results were recorded).
+func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev1.Result) (acks []*hookwirev1.ResultAck, held error) {
+	acks = make([]*hookwirev1.ResultAck, len(results))
 	var work []*pendingResult
 	d.mu.Lock()
 	for i, r := range results {
@@ -50,15 +64,32 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 	if len(work) == 0 {
 		return acks, nil
 	}
+	if ok, why, _ := d.cfg.Store.Writable(); !ok {
+		d.hold(work, why)
+		return acks, why
+	}
 	now := d.cfg.Now()
 	nowPB := timestamppb.New(now)
 	changes := make([]*store.DeliveryChange, len(work))
 	for i, w := range work {
+		n := w.lease.item.attempt
+		if reason := w.res.GetNotAttemptedReason(); reason != "" {
+			lastErr := "not attempted: agent " + c.agentID + " handed it back: " + reason
+			w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Apply: func(del *hookwirev1.Delivery) bool {
+				if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || del.GetAttemptCount() >= n {
+					return false // cancelled meanwhile, or attempted by someone else
+				}
+				del.LastError = lastErr
+				del.UpdateTime = nowPB
+				return true
+			}}
+			changes[i] = w.change
+			continue
+		}
 		res := w.res.GetResult()
 		if res == nil {
 			res = &transportv1.DeliveryResult{Outcome: transportv1.Outcome_OUTCOME_FAILED, Error: "agent reported no result"}
 		}
-		n := w.lease.item.attempt
 		var sched retry.Schedule
 		if sub := d.cfg.Catalog.Get(w.lease.item.subID); sub != nil {
 			sched = sub.Retry
@@ -79,6 +110,7 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 			ResponseHeaders: res.GetResponseHeaders(),
 			ResponseBody:    res.GetResponseBody(),
 			Error:           res.GetError(),
+			DueTime:         w.lease.item.dueTime(),
 		}
 		v := w.v
 		w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Attempt: attempt, Apply: func(del *hookwirev1.Delivery) bool {
@@ -105,19 +137,34 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 	}
 	added, err := d.cfg.Store.ChangeDeliveries(ctx, changes)
 	if err != nil {
-		// Not durable: put the deliveries back so they are attempted again.
-		d.mu.Lock()
-		for _, w := range work {
-			d.requeueLocked(w.lease, "recording the result failed: "+err.Error())
+		// Not durable. Putting the deliveries back would assign them again
+		// while the agent still holds their results (each one delivered
+		// once more per try); hold the leases instead until the agent
+		// resends. Errors other than store.ErrUnavailable (the stream
+		// ending mid-commit, say) are held the same way: whether the write
+		// landed is unknown, and a resend settles it either way.
+		if !errors.Is(err, store.ErrUnavailable) {
+			d.log.Error("record results", "agent", c.agentID, "results", len(work), "err", err)
 		}
-		d.mu.Unlock()
-		return nil, err
+		d.hold(work, err)
+		return acks, err
 	}
 	var after []func()
+	var handedBack []*pendingResult
 	d.mu.Lock()
 	for _, w := range work {
 		w.ack.Accepted = w.change.Applied
-		if w.lease.span != nil {
+		notAttempted := w.res.GetNotAttemptedReason()
+		if notAttempted != "" && w.change.Applied {
+			d.handedBackLocked(c.agentID, w)
+			handedBack = append(handedBack, w)
+			continue
+		}
+		switch {
+		case w.lease.span == nil:
+		case notAttempted != "":
+			tracing.EndAttemptUnfinished(w.lease.span, "not attempted: "+notAttempted)
+		default:
 			tracing.EndAttempt(w.lease.span, w.res.GetResult(), w.change.Applied)
 		}
 		s := w.lease.sub
@@ -145,12 +192,65 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 	}
 	d.wakeTransportsLocked()
 	d.mu.Unlock()
+	d.noteHandedBack(c.agentID, handedBack, now)
 	d.noteAttempts(c.agentID, work, now)
 	d.logAttempts(c.agentID, work)
 	for _, f := range after {
 		f()
 	}
 	return acks, nil
+}
+
+// hold keeps the leases of results that could not be recorded: back in
+// the lease table with a deadline far enough out for the agent to resend,
+// and acknowledged with retry.
+func (d *Dispatcher) hold(work []*pendingResult, why error) {
+	until := d.cfg.Now().Add(max(d.cfg.LeaseGrace, resultPendingHold))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range work {
+		l := w.lease
+		if l.deadline.Before(until) {
+			l.deadline = until
+		}
+		d.leases[l.id] = l
+		w.ack.Accepted, w.ack.Retry = false, true
+	}
+	d.log.Debug("results held for a resend", "results", len(work), "err", why)
+}
+
+// handedBackLocked puts a delivery the agent handed back without attempting
+// it at the front of its queue. Its attempt count is unchanged (the next
+// try has the same number), and the agent has already told us the transport
+// is unavailable, so the delivery goes to another agent or waits until the
+// transport is back. Caller holds d.mu.
+func (d *Dispatcher) handedBackLocked(agentID string, w *pendingResult) {
+	l := w.lease
+	reason := w.res.GetNotAttemptedReason()
+	d.requeueLocked(l, "not attempted: "+reason)
+	transport := l.sub.transport
+	d.cfg.Metrics.NotAttempted(transport)
+	d.log.Info("delivery handed back without an attempt; requeued without counting one",
+		"delivery", l.item.idText, "attempt", l.item.attempt, "agent", agentID, "transport", transport, "reason", reason)
+}
+
+// noteHandedBack reports deliveries put back after an agent handed them
+// back (tail item REQUEUED, naming the agent and why).
+func (d *Dispatcher) noteHandedBack(agentID string, work []*pendingResult, now time.Time) {
+	if len(work) == 0 || !d.watch.active() {
+		return
+	}
+	at := timestamppb.New(now)
+	for _, w := range work {
+		del := w.change.Result
+		if del == nil {
+			continue
+		}
+		it := itemOf(del, hookwirev1.TailEventKind_TAIL_EVENT_KIND_REQUEUED, at)
+		it.AgentId = agentID
+		it.Error = capError(del.GetLastError())
+		d.watch.publish(del.GetTenant(), it)
+	}
 }
 
 // trackLocked updates failure tracking and the circuit breaker after an
