@@ -178,9 +178,22 @@ func (c *cli) publishOne(cmd *cobra.Command, tenant string, pf publishFlags) err
 		return err
 	}
 	return c.emit(cmd, resp, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "Published %s (%s).\n", resp.GetId(), plural(int(resp.GetDeliveryCount()), "delivery", "deliveries"))
-		return err
+		if _, err := fmt.Fprintf(w, "Published %s (%s).\n", resp.GetId(), plural(int(resp.GetDeliveryCount()), "delivery", "deliveries")); err != nil {
+			return err
+		}
+		return writeFilterErrors(w, "", resp.GetFilterErrors())
 	})
+}
+
+// writeFilterErrors prints the subscriptions whose filter could not be
+// evaluated for a published event, one line each, after prefix.
+func writeFilterErrors(w io.Writer, prefix string, errs []*hookwirev1.FilterError) error {
+	for _, fe := range errs {
+		if _, err := fmt.Fprintf(w, "%sNot delivered to %s: %s\n", prefix, fe.GetSubscriptionId(), fe.GetError()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func plural(n int, one, many string) string {
@@ -305,9 +318,16 @@ func (c *cli) publishBatch(cmd *cobra.Command, tenant string, pf publishFlags) e
 		}
 	}
 	return c.emit(cmd, resp, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "Published %s (%s) in %s.\n", plural(len(resp.Results), "event", "events"),
-			plural(deliveries, "delivery", "deliveries"), plural(len(chunks), "request", "requests"))
-		return err
+		if _, err := fmt.Fprintf(w, "Published %s (%s) in %s.\n", plural(len(resp.Results), "event", "events"),
+			plural(deliveries, "delivery", "deliveries"), plural(len(chunks), "request", "requests")); err != nil {
+			return err
+		}
+		for i, r := range resp.Results {
+			if err := writeFilterErrors(w, fmt.Sprintf("Line %d, %s: ", events[i].line, r.GetId()), r.GetFilterErrors()); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,9 @@ type Services struct {
 	bgCancel context.CancelFunc
 	// tenantPurgeWake wakes RunTenantPurges after a tenant deletion.
 	tenantPurgeWake chan struct{}
+	// filterReports rate-limits reports of filter failures
+	// (filterreport.go).
+	filterReports filterReports
 }
 
 // Close stops background operations.
@@ -210,9 +214,10 @@ func (s *Services) DeleteTenant(ctx context.Context, req *hookwirev1.DeleteTenan
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	before, _ := s.cfg.Store.GetTenant(req.GetId())
-	ctx = s.auditDeleted(ctx, store.AuditGlobal, auditTenantDelete, tenantResource(req.GetId()), before)
-	if err := s.cfg.Store.DeleteTenant(ctx, req.GetId(), s.cfg.Now()); err != nil {
+	audit := func(before *hookwirev1.Tenant) (*hookwirev1.AuditEvent, error) {
+		return s.auditDeleted(ctx, store.AuditGlobal, auditTenantDelete, tenantResource(req.GetId()), before)
+	}
+	if err := s.cfg.Store.DeleteTenant(ctx, req.GetId(), s.cfg.Now(), audit); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetId()))
 	}
 	// Its events, deliveries, attempts and audit events go in the
@@ -347,6 +352,9 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	if err != nil {
 		return nil, subscriptionError(err, "subscription")
 	}
+	if err := s.checkFilterCost(sub.GetFilter()); err != nil {
+		return nil, subscriptionError(err, "subscription")
+	}
 	ctx = s.auditCreated(ctx, req.GetTenant(), auditSubscriptionCreate, subscriptionResource(req.GetTenant(), sub.GetId()), sub)
 	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
@@ -416,6 +424,11 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control, circuit_breaker and agent_selector (use :pause/:resume for status)", p)
 		}
 	}
+	// The cost of a new filter is checked here, outside the write.
+	var filterErr error
+	if slices.Contains(paths, "filter") {
+		filterErr = s.checkFilterCost(in.GetFilter())
+	}
 	return s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
 		sub := r.GetSubscription()
 		for _, p := range paths {
@@ -430,6 +443,11 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 			case "metadata":
 				sub.Metadata = in.GetMetadata()
 			case "filter":
+				// Only a new filter is refused: one saved before the cost
+				// check keeps working (docs/FILTERS.md).
+				if filterErr != nil && in.GetFilter() != sub.GetFilter() {
+					return filterErr
+				}
 				sub.Filter = in.GetFilter()
 			case "retry_policy":
 				sub.RetryPolicy = in.GetRetryPolicy()
@@ -521,9 +539,10 @@ func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.Delet
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	before, _ := s.cfg.Store.GetSubscription(req.GetTenant(), req.GetId())
-	ctx = s.auditDeleted(ctx, req.GetTenant(), auditSubscriptionDelete, subscriptionResource(req.GetTenant(), req.GetId()), before.GetSubscription())
-	if err := s.cfg.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId()); err != nil {
+	audit := func(before *storev1.SubscriptionRecord) (*hookwirev1.AuditEvent, error) {
+		return s.auditDeleted(ctx, req.GetTenant(), auditSubscriptionDelete, subscriptionResource(req.GetTenant(), req.GetId()), before.GetSubscription())
+	}
+	if err := s.cfg.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId(), audit); err != nil {
 		return nil, storeError(err, "subscription "+quote(req.GetId()))
 	}
 	if id, err := ids.Parse(ids.Subscription, req.GetId()); err == nil {
@@ -567,8 +586,22 @@ func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscriptio
 	return sub
 }
 
+// checkFilterCost refuses a filter whose estimated cost is over the
+// server's budget (filter.Filter.CheckCost); its error is a
+// *filter.CompileError.
+func (s *Services) checkFilterCost(expr string) error {
+	if expr == "" {
+		return nil
+	}
+	f, err := filter.Compile(expr)
+	if err != nil {
+		return err
+	}
+	return f.CheckCost(s.cfg.Catalog.FilterLimits())
+}
+
 // subscriptionError is storeError, except that a filter that does not
-// compile is InvalidArgument with its position.
+// compile, or costs too much, is InvalidArgument with the reason.
 func subscriptionError(err error, what string) error {
 	var ce *filter.CompileError
 	if errors.As(err, &ce) {
@@ -678,6 +711,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 	nowPB := timestamppb.New(now)
 	batch := make([]*store.NewEvent, len(events))
 	subsOf := make([][]*catalog.Sub, len(events))
+	failedOf := make([][]catalog.FilterFailure, len(events))
 	resp := make([]*hookwirev1.PublishEventResponse, len(events))
 	trace := tracing.EventTrace(ctx) // nil unless a publish span is running
 	for i, in := range events {
@@ -702,7 +736,8 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 		}
 		ne := &store.NewEvent{ID: eid, Event: ev, Trace: trace}
 		// Event types and filters, through the catalog's index.
-		match := s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
+		match, failed := s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
+		failedOf[i] = failed
 		for _, sub := range match {
 			did := ids.New(now)
 			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Ordered: sub.Ordered, Delivery: &hookwirev1.Delivery{
@@ -718,6 +753,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 		return nil, storeError(err, "tenant "+quote(tenant))
 	}
 	var ready []dispatch.Ready
+	var failures []filterFailure
 	stored := 0
 	for i, ne := range batch {
 		if ne.DuplicateOf != nil {
@@ -725,7 +761,10 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 			continue
 		}
 		stored++
-		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries))}
+		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries)), FilterErrors: filterErrors(failedOf[i])}
+		for _, f := range failedOf[i] {
+			failures = append(failures, filterFailure{FilterFailure: f, eventID: ne.Event.GetId(), eventType: ne.Event.GetType()})
+		}
 		for j, nd := range ne.Deliveries {
 			ready = append(ready, dispatch.Ready{ID: nd.ID, Sub: subsOf[i][j], EventID: ne.ID, EventType: ne.Event.GetType(),
 				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting, Trace: trace})
@@ -733,6 +772,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 	}
 	s.cfg.Dispatcher.Enqueue(ready)
 	s.cfg.Metrics.Published(stored, len(ready))
+	s.reportFilterFailures(tenant, failures)
 	tracing.Published(ctx, resp)
 	return resp, nil
 }

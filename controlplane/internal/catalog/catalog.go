@@ -76,15 +76,21 @@ func (s *Sub) Active() bool {
 
 // Catalog holds every subscription. Safe for concurrent use.
 type Catalog struct {
+	// limits are the server's limits the filters are evaluated under.
+	limits  filter.Limits
 	mu      sync.RWMutex
 	subs    map[ids.ID]*Sub
 	tenants map[string]*tenantIndex
 }
 
-// New returns an empty catalog.
-func New() *Catalog {
-	return &Catalog{subs: map[ids.ID]*Sub{}, tenants: map[string]*tenantIndex{}}
+// New returns an empty catalog whose filters are evaluated under limits
+// (the server's payload limit sets their cost budget).
+func New(limits filter.Limits) *Catalog {
+	return &Catalog{limits: limits, subs: map[ids.ID]*Sub{}, tenants: map[string]*tenantIndex{}}
 }
+
+// FilterLimits returns the limits the catalog evaluates filters under.
+func (c *Catalog) FilterLimits() filter.Limits { return c.limits }
 
 // Prepare builds a Sub from its stored record, opening its sealed signing
 // keys and header values with keys (the master keyring).
@@ -184,6 +190,9 @@ const OperationalPrefix = "hookwire."
 
 // Put adds or replaces a subscription.
 func (c *Catalog) Put(s *Sub) {
+	if s.Filter != nil {
+		s.Filter.Prepare(c.limits) // the cost analysis, before the first event
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.subs[s.ID]; old != nil {
@@ -261,20 +270,31 @@ func (c *Catalog) Match(tenant, eventType string) []*Sub {
 	return out
 }
 
+// A FilterFailure is a subscription whose filter could not be evaluated
+// for an event (see filter.Filter.Evaluate); the event does not go to it.
+type FilterFailure struct {
+	Sub *Sub
+	Err *filter.EvalError
+}
+
 // MatchEvent returns the tenant's subscriptions that take ev: its type
 // matches one of their event types and their filter, if any, is true for
-// it (filter.Filter.MatchEvent), whatever their status, each once. It is
-// Match followed by the filters, but evaluates only the filters that the
-// index cannot rule out (see filter.Term). The order of the result is
+// it (filter.Filter.Evaluate under the catalog's limits), whatever their
+// status, each once; and the subscriptions whose filter could not be
+// evaluated for it. It is Match followed by the filters, but evaluates
+// only the filters that the index cannot rule out (see filter.Term): a
+// filter whose indexed equality cannot hold for the event is not
+// evaluated, so an error elsewhere in it (which could not have made it
+// match) is not reported for that event. The order of the results is
 // unspecified.
-func (c *Catalog) MatchEvent(tenant string, ev *filter.Event) []*Sub {
+func (c *Catalog) MatchEvent(tenant string, ev *filter.Event) (matched []*Sub, failed []FilterFailure) {
 	// Parse the payload outside the lock, and only if a filter needs it.
 	c.mu.RLock()
 	ti := c.tenants[tenant]
 	filtered := ti != nil && ti.filtered > 0
 	c.mu.RUnlock()
 	if ti == nil {
-		return nil
+		return nil, nil
 	}
 	isJSON := filtered && ev.IsJSON()
 
@@ -284,7 +304,7 @@ func (c *Catalog) MatchEvent(tenant string, ev *filter.Event) []*Sub {
 	c.mu.RLock()
 	if ti = c.tenants[tenant]; ti == nil {
 		c.mu.RUnlock()
-		return nil
+		return nil, nil
 	}
 	if !filtered && ti.filtered > 0 {
 		isJSON = ev.IsJSON() // a filtered subscription arrived meanwhile
@@ -318,11 +338,19 @@ func (c *Catalog) MatchEvent(tenant string, ev *filter.Event) []*Sub {
 	c.mu.RUnlock()
 	// Sub is immutable: the filters run outside the lock.
 	for _, s := range check {
-		if s.Filter.MatchEvent(ev) {
+		ok, err := s.Filter.Evaluate(ev, c.limits)
+		switch {
+		case ok:
 			out = append(out, s)
+		case err != nil:
+			ee, _ := err.(*filter.EvalError)
+			if ee == nil {
+				ee = &filter.EvalError{Reason: filter.ReasonError, Message: err.Error()}
+			}
+			failed = append(failed, FilterFailure{Sub: s, Err: ee})
 		}
 	}
-	return out
+	return out, failed
 }
 
 // pattern is one compiled event-type pattern. A "*" segment matches one or

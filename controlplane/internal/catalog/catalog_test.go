@@ -1,10 +1,13 @@
 package catalog
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/signing"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
@@ -36,7 +39,7 @@ func record(t *testing.T, tenant string, types ...string) *Sub {
 }
 
 func TestMatch(t *testing.T) {
-	c := New()
+	c := New(filter.DefaultLimits())
 	exact := record(t, "acme", "order.created")
 	orders := record(t, "acme", "order.*")
 	all := record(t, "acme", "*")
@@ -100,6 +103,68 @@ func TestPatternSegments(t *testing.T) {
 	for _, tc := range cases {
 		if got := compile(tc.pat).match(tc.name); got != tc.want {
 			t.Errorf("%q matches %q = %v, want %v", tc.pat, tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMatchEventReportsFilterFailures: a filter that cannot be evaluated
+// is reported with its reason, under the catalog's limits; a missing field
+// is no match and no failure.
+func TestMatchEventReportsFilterFailures(t *testing.T) {
+	items := `[` + strings.TrimSuffix(strings.Repeat("1,", 200), ",") + `]`
+	ev := func() *filter.Event {
+		return filter.NewEvent("order.created", "application/json", []byte(`{"amount":"x","items":`+items+`}`), nil)
+	}
+	sub := func(expr string) *Sub {
+		s := record(t, "acme", "order.*")
+		f, err := filter.Compile(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Filter = f
+		return s
+	}
+	typeErr := sub(`payload.amount > 100`)
+	nested := sub(`payload.items.all(a, payload.items.all(b, a + b > 0))`)
+	missing := sub(`payload.missing > 1`)
+	present := sub(`has(payload.items) && payload.items.size() == 200`)
+	for _, tc := range []struct {
+		name   string
+		limits filter.Limits
+		want   map[*Sub]string // failures by reason
+	}{
+		// 200 items squared fit the default budget: only the type error.
+		{"default limits", filter.DefaultLimits(), map[*Sub]string{typeErr: filter.ReasonError}},
+		// With 100-byte payloads the budget is 101,600 units: the nested
+		// comprehension over 200 items overruns it.
+		{"100-byte payloads", filter.Limits{MaxPayloadBytes: 100}, map[*Sub]string{typeErr: filter.ReasonError, nested: filter.ReasonCost}},
+	} {
+		c := New(tc.limits)
+		for _, s := range []*Sub{typeErr, nested, missing, present} {
+			c.Put(s)
+		}
+		matched, failed := c.MatchEvent("acme", ev())
+		want := []*Sub{present}
+		if _, ok := tc.want[nested]; !ok {
+			want = append(want, nested)
+		}
+		if got, w := idTexts(matched), idTexts(want); !slices.Equal(got, w) {
+			t.Errorf("%s: matched %v, want %v", tc.name, got, w)
+		}
+		got := map[*Sub]string{}
+		for _, f := range failed {
+			got[f.Sub] = f.Err.Reason
+			if f.Err.Message == "" {
+				t.Errorf("%s: failure of %s without a message", tc.name, f.Sub.IDText)
+			}
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: failures %v, want %v", tc.name, failed, tc.want)
+		}
+		for s, reason := range tc.want {
+			if got[s] != reason {
+				t.Errorf("%s: failure of %s = %q, want %q", tc.name, s.IDText, got[s], reason)
+			}
 		}
 	}
 }

@@ -142,7 +142,16 @@ func (c *chooser) event() *filter.Event {
 // referenceMatch is what MatchEvent must return: every subscription
 // tested, pattern by pattern, then filter by filter.
 func referenceMatch(subs []*Sub, tenant string, ev *filter.Event) []string {
-	var out []string
+	matched, _ := referenceMatchAndFail(subs, tenant, ev)
+	return matched
+}
+
+// referenceMatchAndFail is referenceMatch that also returns the
+// subscriptions whose filter fails on the event, except those whose index
+// term rules the event out: their filter cannot be true, so the catalog
+// does not evaluate it (CEL may still find an error in another conjunct,
+// as in error && missing field).
+func referenceMatchAndFail(subs []*Sub, tenant string, ev *filter.Event) (out, failed []string) {
 	operational := strings.HasPrefix(ev.Type(), OperationalPrefix)
 	for _, s := range subs {
 		if s.Tenant != tenant {
@@ -158,9 +167,39 @@ func referenceMatch(subs []*Sub, tenant string, ev *filter.Event) []string {
 				typeOK = typeOK || p.match(ev.Type())
 			}
 		}
-		if typeOK && (s.Filter == nil || s.Filter.MatchEvent(ev)) {
-			out = append(out, s.IDText)
+		if !typeOK {
+			continue
 		}
+		if s.Filter == nil {
+			out = append(out, s.IDText)
+			continue
+		}
+		switch ok, err := s.Filter.Evaluate(ev, filter.DefaultLimits()); {
+		case ok:
+			out = append(out, s.IDText)
+		case err != nil && !termRulesOut(s.Filter, ev):
+			failed = append(failed, s.IDText+": "+err.Error())
+		}
+	}
+	slices.Sort(out)
+	slices.Sort(failed)
+	return out, failed
+}
+
+// termRulesOut reports whether the filter's index term excludes the event.
+func termRulesOut(f *filter.Filter, ev *filter.Event) bool {
+	term, ok := f.Term()
+	if !ok {
+		return false
+	}
+	k, ok := ev.Key(term.Path)
+	return !ok || !slices.Contains(term.Keys, k)
+}
+
+func failureTexts(failed []FilterFailure) []string {
+	var out []string
+	for _, f := range failed {
+		out = append(out, f.Sub.IDText+": "+f.Err.Error())
 	}
 	slices.Sort(out)
 	return out
@@ -177,8 +216,9 @@ func idTexts(subs []*Sub) []string {
 
 // checkAgainstReference builds a catalog from the choices, changes it,
 // and compares MatchEvent (and Match) with the reference for many events.
-func checkAgainstReference(t testing.TB, c *chooser, nsubs, nevents int) {
-	cat := New()
+// It returns how many filter failures it compared.
+func checkAgainstReference(t testing.TB, c *chooser, nsubs, nevents int) (failures int) {
+	cat := New(filter.DefaultLimits())
 	var subs []*Sub
 	for i := range nsubs {
 		s := c.sub(t, []string{"acme", "globex"}[i%2])
@@ -202,11 +242,15 @@ func checkAgainstReference(t testing.TB, c *chooser, nsubs, nevents int) {
 	for range nevents {
 		ev := c.event()
 		for _, tenant := range []string{"acme", "globex", "initech"} {
-			want := referenceMatch(subs, tenant, ev)
-			got := cat.MatchEvent(tenant, ev)
+			want, wantFailed := referenceMatchAndFail(subs, tenant, ev)
+			got, failed := cat.MatchEvent(tenant, ev)
 			if g := idTexts(got); !slices.Equal(g, want) {
 				t.Fatalf("tenant %s, event type %s: MatchEvent = %v, want %v\n%s", tenant, ev.Type(), g, want, describe(subs))
 			}
+			if f := failureTexts(failed); !slices.Equal(f, wantFailed) {
+				t.Fatalf("tenant %s, event type %s: MatchEvent failures = %v, want %v\n%s", tenant, ev.Type(), f, wantFailed, describe(subs))
+			}
+			failures += len(wantFailed)
 			// Match: types only.
 			var typeOnly []*Sub
 			for _, s := range subs {
@@ -230,6 +274,7 @@ func checkAgainstReference(t testing.TB, c *chooser, nsubs, nevents int) {
 	if len(cat.tenants) != 0 || len(cat.subs) != 0 {
 		t.Fatalf("after removing every subscription: %d tenants, %d subscriptions left", len(cat.tenants), len(cat.subs))
 	}
+	return failures
 }
 
 func describe(subs []*Sub) string {
@@ -249,13 +294,18 @@ func describe(subs []*Sub) string {
 
 func TestMatchEventAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
+	failures := 0
 	for range 30 {
 		b := make([]byte, 4096)
 		for i := range b {
 			b[i] = byte(rng.Uint32())
 		}
-		checkAgainstReference(t, &chooser{b: b}, 60, 40)
+		failures += checkAgainstReference(t, &chooser{b: b}, 60, 40)
 	}
+	if failures == 0 {
+		t.Error("no filter failed on any event: the failures went unchecked")
+	}
+	t.Logf("%d filter failures compared", failures)
 }
 
 func FuzzMatchEvent(f *testing.F) {
@@ -277,7 +327,7 @@ func FuzzMatchEvent(f *testing.F) {
 func TestMatchEventIndexed(t *testing.T) {
 	// 1,000 subscriptions on one type, each taking one seq: an event
 	// evaluates one filter, and the JSON number form does not matter.
-	c := New()
+	c := New(filter.DefaultLimits())
 	var want *Sub
 	for i := range 1000 {
 		id := ids.New(time.Now())
@@ -292,12 +342,12 @@ func TestMatchEventIndexed(t *testing.T) {
 		}
 	}
 	for _, payload := range []string{`{"seq": 42}`, `{"seq": 42.0}`, `{"seq": 4.2e1}`} {
-		got := c.MatchEvent("acme", filter.NewEvent("bench.cel", "application/json", []byte(payload), nil))
-		if len(got) != 1 || got[0] != want {
+		got, failed := c.MatchEvent("acme", filter.NewEvent("bench.cel", "application/json", []byte(payload), nil))
+		if len(got) != 1 || got[0] != want || len(failed) != 0 {
 			t.Errorf("%s: matched %v, want %s", payload, idTexts(got), want.IDText)
 		}
 	}
-	if got := c.MatchEvent("acme", filter.NewEvent("bench.cel", "application/json", []byte(`{"seq": "42"}`), nil)); len(got) != 0 {
+	if got, _ := c.MatchEvent("acme", filter.NewEvent("bench.cel", "application/json", []byte(`{"seq": "42"}`), nil)); len(got) != 0 {
 		t.Errorf(`"42" matched %v`, idTexts(got))
 	}
 }
@@ -306,7 +356,7 @@ func TestMatchEventIndexed(t *testing.T) {
 // == and in, both ways round and nested: the index must agree with CEL's
 // equality on each pair.
 func TestMatchEventConstants(t *testing.T) {
-	c := New()
+	c := New(filter.DefaultLimits())
 	var subs []*Sub
 	for _, k := range testConsts {
 		for _, form := range []string{"payload.a == %s", "%s == payload.a", "payload.a in [%s]", `payload.a in [%s, "zz"]`, "payload.o.p == %s && payload.a != 99"} {
@@ -327,7 +377,8 @@ func TestMatchEventConstants(t *testing.T) {
 	for _, v := range testJSON {
 		ev := filter.NewEvent("t.x", "application/json", []byte(fmt.Sprintf(`{"a": %s, "o": {"p": %s}}`, v, v)), nil)
 		want := referenceMatch(subs, "acme", ev)
-		if got := idTexts(c.MatchEvent("acme", ev)); !slices.Equal(got, want) {
+		got, _ := c.MatchEvent("acme", ev)
+		if got := idTexts(got); !slices.Equal(got, want) {
 			t.Errorf("value %s: MatchEvent = %v, want %v\n%s", v, got, want, describe(subs))
 		}
 		matched += len(want)
@@ -341,7 +392,7 @@ func TestMatchEventConstants(t *testing.T) {
 // (run with -race): every result must be one of the two states a
 // subscription toggles between.
 func TestMatchEventConcurrent(t *testing.T) {
-	c := New()
+	c := New(filter.DefaultLimits())
 	mk := func(id ids.ID, expr string) *Sub {
 		s := &Sub{ID: id, IDText: ids.Format(ids.Subscription, id), Tenant: "acme", patterns: []pattern{compile("t.*"), compile("t.a")}}
 		if expr != "" {
@@ -374,7 +425,7 @@ func TestMatchEventConcurrent(t *testing.T) {
 			return
 		default:
 		}
-		got := c.MatchEvent("acme", filter.NewEvent("t.a", "application/json", []byte(`{"a": 1}`), nil))
+		got, _ := c.MatchEvent("acme", filter.NewEvent("t.a", "application/json", []byte(`{"a": 1}`), nil))
 		if len(got) < 1 || len(got) > 2 || !slices.Contains(got, stable) {
 			t.Fatalf("matched %v", idTexts(got))
 		}

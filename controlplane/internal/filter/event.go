@@ -2,6 +2,8 @@ package filter
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 )
 
 // An Event is the input of a filter evaluation. Its payload is parsed once,
@@ -27,10 +30,11 @@ type Event struct {
 
 	once sync.Once
 	act  *activation // nil when the payload is not JSON
-	// size is the length of the longest list, map, string or object key in
-	// the payload (strings counted in bytes); it bounds the cost of a
-	// filter's evaluation.
-	size int
+	// scale bounds the sizes in the payload: no list or object in it has
+	// more than scale/2 entries and no string or key more than scale
+	// characters. A payload of n bytes has a scale below n. It is what the
+	// static cost estimate of a filter is computed for (see cost.go).
+	scale int
 }
 
 // NewEvent returns an Event for the given event type, payload content type,
@@ -53,15 +57,15 @@ func (e *Event) parse() {
 	if !IsJSONContentType(e.contentType) {
 		return
 	}
-	payload, size, ok := parseJSON(e.payload)
+	payload, scale, ok := parseJSON(e.payload)
 	if !ok {
 		return
 	}
-	e.size = size
+	e.scale = scale
 	if !withinAPILimits(e.eventType, e.metadata) {
 		// The cost estimate assumes the event API's limits; without them
 		// the estimate proves nothing, so take the cost-tracked path.
-		e.size = math.MaxInt
+		e.scale = math.MaxInt
 	}
 	e.act = &activation{
 		payload:  payload,
@@ -119,8 +123,6 @@ func IsJSONContentType(ct string) bool {
 // so it only ever passes ref.Val values through.
 var adapter = types.DefaultTypeAdapter
 
-var trueVal ref.Val = types.True
-
 // number converts a JSON number literal: integer literals that fit in an
 // int64 become ints, everything else a double (±Inf past the double range).
 func number(s string) ref.Val {
@@ -162,54 +164,110 @@ func (f *Filter) Match(eventType, contentType string, payload []byte, metadata m
 	return f.MatchEvent(NewEvent(eventType, contentType, payload, metadata))
 }
 
-// MatchEvent reports whether the filter evaluates to true for the event.
-// A non-JSON payload, an evaluation error (missing key, type mismatch,
-// exceeded cost limit) or a non-boolean result all mean no match.
+// MatchEvent reports whether the filter evaluates to true for the event
+// under DefaultLimits; an evaluation error means no match. Callers that
+// must report errors use Evaluate.
 func (f *Filter) MatchEvent(ev *Event) bool {
-	return f.match(nil, ev)
+	ok, _ := f.Evaluate(ev, DefaultLimits())
+	return ok
 }
 
-// MatchEventContext is MatchEvent with cancellation: once ctx (non-nil) is
-// done, comprehensions stop within InterruptCheckFrequency iterations and
-// the filter does not match.
-func (f *Filter) MatchEventContext(ctx context.Context, ev *Event) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	return f.match(ctx, ev)
-}
-
-// match evaluates the filter. When the static cost estimate proves that
-// the evaluation stays within CostLimit for a payload of this size, it runs
-// the untracked program; otherwise it runs the program that enforces
-// CostLimit, under a MaxEvalTime deadline because cel-go's cost tracker
-// slows down more than linearly on long comprehensions.
-func (f *Filter) match(ctx context.Context, ev *Event) (matched bool) {
+// Evaluate reports whether the filter evaluates to true for the event.
+// The error, an *EvalError, says why the filter could not be evaluated
+// (see the package's notes on errors); the filter does not match then.
+// A payload that is not JSON, or a missing field the result depends on,
+// is no match and no error.
+//
+// When the static cost estimate proves that the evaluation stays within
+// lim.Budget for an event of this scale, the program runs without cost
+// tracking; otherwise it runs with the budget as CEL's cost limit. Either
+// way it runs under a MaxEvalTime deadline, unless the estimate is within
+// QuickCost.
+func (f *Filter) Evaluate(ev *Event, lim Limits) (matched bool, err error) {
 	act := ev.activation()
 	if act == nil {
-		return false
+		return false, nil
 	}
+	l := f.limits(lim)
 	defer func() {
-		if recover() != nil {
-			matched = false
+		if r := recover(); r != nil {
+			matched, err = false, &EvalError{Reason: ReasonError, Message: fmt.Sprintf("internal error: %v", r)}
 		}
 	}()
-	var (
-		out ref.Val
-		err error
-	)
-	switch {
-	case ev.size <= f.safeSize && ctx == nil:
-		out, _, err = f.fast.Eval(act)
-	case ev.size <= f.safeSize:
-		out, _, err = f.fast.ContextEval(ctx, act)
-	default:
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		ctx, cancel := context.WithTimeout(ctx, MaxEvalTime)
-		defer cancel()
-		out, _, err = f.tracked.ContextEval(ctx, act)
+	if ev.scale <= l.quickScale {
+		out, _, err := f.fast.Eval(act)
+		return result(out, err, l, false)
 	}
-	return err == nil && out == trueVal
+	prog, tracked := f.fast, ev.scale > l.safeScale
+	if tracked {
+		if prog, err = l.trackedProgram(f); err != nil {
+			return false, &EvalError{Reason: ReasonError, Message: err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), MaxEvalTime)
+	defer cancel()
+	out, _, err := prog.ContextEval(ctx, act)
+	return result(out, err, l, tracked)
+}
+
+// Reasons an evaluation failed, as EvalError.Reason.
+const (
+	// ReasonError: the expression failed on this event (type mismatch,
+	// division by zero, bad conversion, non-boolean result).
+	ReasonError = "error"
+	// ReasonCost: the evaluation ran out of its cost budget or time.
+	ReasonCost = "cost"
+)
+
+// An EvalError says why a filter could not be evaluated for an event.
+type EvalError struct {
+	// Reason is ReasonError or ReasonCost.
+	Reason string
+	// Message is CEL's error, or a description of the budget overrun.
+	Message string
+}
+
+// Error reads, for example, "the filter failed on this event: no such
+// overload" or "the filter exceeded its cost budget of 100000 units on
+// this event".
+func (e *EvalError) Error() string {
+	if e.Reason == ReasonCost {
+		return e.Message
+	}
+	return "the filter failed on this event: " + e.Message
+}
+
+// result interprets an evaluation's outcome; tracked says that the
+// estimate did not cover it.
+func result(out ref.Val, err error, l *limited, tracked bool) (bool, error) {
+	if err == nil {
+		if b, ok := out.(types.Bool); ok {
+			return bool(b), nil
+		}
+		return false, &EvalError{Reason: ReasonError, Message: fmt.Sprintf("its result is a %s, not a boolean", out.Type().TypeName())}
+	}
+	var cancelled interpreter.EvalCancelledError
+	switch {
+	case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
+		return false, &EvalError{Reason: ReasonCost, Message: fmt.Sprintf("the filter exceeded its cost budget of %d units on this event", l.budget)}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, interpreter.InterruptError{}) || errors.As(err, &cancelled):
+		msg := fmt.Sprintf("the filter did not finish within %v on this event", MaxEvalTime)
+		if tracked {
+			msg += fmt.Sprintf(" (its cost could not be proven within the budget of %d units)", l.budget)
+		}
+		return false, &EvalError{Reason: ReasonCost, Message: msg}
+	}
+	if missingField(err) {
+		return false, nil
+	}
+	return false, &EvalError{Reason: ReasonError, Message: err.Error()}
+}
+
+// missingField reports whether err is CEL's error for reading a key,
+// attribute or list index the event does not have.
+func missingField(err error) bool {
+	m := err.Error()
+	return strings.HasPrefix(m, "no such key: ") || strings.HasPrefix(m, "no such attribute") ||
+		strings.HasPrefix(m, "index out of bounds: ") ||
+		strings.HasPrefix(m, "index '") && strings.Contains(m, "' out of range in list size '")
 }

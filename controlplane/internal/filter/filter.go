@@ -34,26 +34,27 @@
 //
 // # Errors and limits
 //
-// Any evaluation error (a missing key, a type mismatch, an exceeded cost
-// limit) makes the filter not match; Match never panics and never reports
-// an error. Use has(payload.x) or the in operator to test for optional
-// fields. An expression whose result is not a boolean at run time (possible
-// only when it is typed dyn, e.g. plain payload.active) does not match
-// either.
+// A filter that cannot be evaluated for an event (a type mismatch such as
+// payload.amount > 100 when amount is a string, a division by zero, a
+// malformed timestamp, a result that is not a boolean, or a cost budget
+// that ran out) does not match it, and Evaluate says why with an
+// *EvalError: the control plane reports it in the publish answer, a
+// metric, a log line and an operational event, so that no event is
+// dropped silently.
 //
-// An expression is at most MaxSourceLength characters long, nests at most
-// MaxNesting levels deep, and may spend at most CostLimit units of CEL's
-// cost model per evaluation (one unit is roughly one operation; see
-// cel.CostLimit). An expression that can exceed the limit whatever the
-// payload is refused at compile time.
+// A field the event does not have is not such an error: an expression
+// that reads a missing key or list index, and whose result depends on it,
+// simply does not match (payload.amount > 100 is false for an event
+// without amount; so is !(payload.amount > 100)). To match events that
+// lack a field, test for it: !has(payload.amount) || payload.amount <= 100.
+// An event whose content type is not JSON never matches and is not an
+// error either.
 //
-// At compile time, CEL's static cost estimate also yields the largest
-// payload (measured by its longest list, map, string or key) for which the
-// filter provably stays within CostLimit. Events within that size are
-// evaluated without run-time cost tracking, which is several times faster;
-// larger ones run with cel.CostLimit enforced, and, because cel-go's cost
-// tracker slows down more than linearly over long comprehensions, under a
-// MaxEvalTime deadline as well.
+// An expression is at most MaxSourceLength characters long and nests at
+// most MaxNesting levels deep. Its cost is bounded as described in
+// cost.go: CheckCost refuses, when a filter is saved, one whose estimated
+// worst case exceeds Limits.Budget, and evaluations that the estimate
+// does not cover run with that budget enforced.
 package filter
 
 import (
@@ -62,11 +63,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/checker"
 	"cel.dev/cel-go/common/types"
 )
 
@@ -80,18 +81,16 @@ const (
 	MaxNesting = 32
 	// MaxNodes bounds the number of expression nodes after macro expansion.
 	MaxNodes = 4096
-	// CostLimit bounds a single evaluation, in CEL cost units (roughly one
-	// per operation; string and list operations cost in proportion to the
-	// size of their operands). A filter runs once per event and
-	// subscription, so the budget is modest: enough for a comprehension
-	// over ten thousand payload items with a few comparisons each.
-	CostLimit = 100_000
 	// InterruptCheckFrequency is how many comprehension iterations run
-	// between checks of the context passed to MatchEventContext.
+	// between checks of the MaxEvalTime deadline.
 	InterruptCheckFrequency = 100
-	// MaxEvalTime bounds, as a backstop, an evaluation that the static
-	// cost estimate cannot prove to be within CostLimit.
-	MaxEvalTime = 100 * time.Millisecond
+	// MaxEvalTime bounds, as a backstop, an evaluation whose estimated
+	// cost exceeds QuickCost (see cost.go). Evaluations proven within the
+	// budget take a few milliseconds on realistic payloads of the largest
+	// size, but can take seconds on adversarial ones; and cel-go's cost
+	// tracker, which enforces the budget on the others, slows down more
+	// than linearly over long comprehensions.
+	MaxEvalTime = 250 * time.Millisecond
 	// MaxRegexProgramSize bounds the compiled size of regular expressions
 	// used with matches().
 	MaxRegexProgramSize = 1000
@@ -134,16 +133,21 @@ func (e *CompileError) Error() string {
 // concurrent use.
 type Filter struct {
 	src string
+	ast *cel.Ast
 	// fast evaluates without cost tracking; it is used when the static
-	// cost estimate proves the evaluation stays within CostLimit.
+	// cost estimate proves the evaluation stays within the budget.
 	fast cel.Program
-	// tracked enforces CostLimit at run time.
-	tracked cel.Program
-	// safeSize is a payload size (see Event) up to which the estimated
-	// worst-case cost stays within CostLimit.
-	safeSize int
+	// containers are the expressions the cost estimate takes for lists
+	// or maps (see containerExprs).
+	containers map[int64]bool
 	// term is the filter's index term, nil when it has none.
 	term *Term
+
+	// Evaluation settings per Limits (normally one): last is the most
+	// recently used, byLimits all of them, guarded by mu.
+	last     atomic.Pointer[limited]
+	mu       sync.Mutex
+	byLimits map[Limits]*limited
 }
 
 // Source returns the expression text the filter was compiled from.
@@ -187,10 +191,6 @@ func compile(expr string) (*Filter, error) {
 	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
 		return nil, &CompileError{Message: fmt.Sprintf("%s, but this one evaluates to %s", mustBeBooleanIntro, cel.FormatCELType(t))}
 	}
-	safeSize, err := safePayloadSize(env, ast)
-	if err != nil {
-		return nil, err
-	}
 	fast, err := env.Program(ast,
 		cel.InterruptCheckFrequency(InterruptCheckFrequency),
 		cel.EvalOptions(cel.OptOptimize),
@@ -200,63 +200,7 @@ func compile(expr string) (*Filter, error) {
 		// that does not compile.
 		return nil, &CompileError{Message: err.Error()}
 	}
-	tracked, err := env.Program(ast,
-		cel.CostLimit(CostLimit),
-		cel.InterruptCheckFrequency(InterruptCheckFrequency),
-		cel.EvalOptions(cel.OptOptimize),
-	)
-	if err != nil {
-		return nil, &CompileError{Message: err.Error()}
-	}
-	return &Filter{src: expr, fast: fast, tracked: tracked, safeSize: safeSize, term: extractTerm(ast)}, nil
-}
-
-// maxEstimatedSize is the largest payload size the static cost analysis
-// considers; larger payloads always take the cost-tracked path.
-const maxEstimatedSize = 1 << 26
-
-// safePayloadSize returns a payload size (the longest list, map, string or
-// key in the payload; see Event), within 1/32 of the largest, for which
-// CEL's static estimate of the filter's worst-case cost is within
-// CostLimit. It refuses a filter whose worst case exceeds the limit even
-// for a payload of size 0.
-func safePayloadSize(env *cel.Env, ast *cel.Ast) (int, error) {
-	maxCost := func(size int) (uint64, error) {
-		est, err := env.EstimateCost(ast, sizeEstimator{payloadSize: uint64(size)})
-		if err != nil {
-			return 0, &CompileError{Message: "cannot estimate the cost of the filter: " + err.Error()}
-		}
-		return est.Max, nil
-	}
-	c, err := maxCost(0)
-	if err != nil {
-		return 0, err
-	}
-	if c > CostLimit {
-		return 0, &CompileError{Message: fmt.Sprintf("the filter is too expensive: it can cost up to %d units whatever the payload; the limit is %d", c, CostLimit)}
-	}
-	if c, err = maxCost(maxEstimatedSize); err != nil {
-		return 0, err
-	} else if c <= CostLimit {
-		return maxEstimatedSize, nil
-	}
-	// Binary search for a size within the limit, close enough (1/32) to the
-	// largest one: the estimate grows with the size, and any size within
-	// the limit is a correct answer.
-	lo, hi := 0, maxEstimatedSize // maxCost(lo) <= CostLimit < maxCost(hi)
-	for hi-lo > 1 && hi-lo > lo/32 {
-		mid := lo + (hi-lo)/2
-		c, err := maxCost(mid)
-		if err != nil {
-			return 0, err
-		}
-		if c <= CostLimit {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
+	return &Filter{src: expr, ast: ast, fast: fast, containers: containerExprs(ast), term: extractTerm(ast)}, nil
 }
 
 // issueError turns CEL's issues into a CompileError for the first issue in
@@ -319,34 +263,4 @@ func environment() (*cel.Env, error) {
 		)
 	})
 	return envVal, envErr
-}
-
-// sizeEstimator feeds CEL's static cost estimator the sizes of the
-// variables: type and metadata are bounded by the event API's validation
-// rules, and every list, map and string taken from the payload (the only
-// other source of values of unknown size) is assumed to be payloadSize
-// long at most.
-type sizeEstimator struct {
-	payloadSize uint64
-}
-
-func (e sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
-	var max uint64
-	switch p := n.Path(); {
-	case len(p) == 1 && p[0] == variableType:
-		max = maxTypeLength
-	case len(p) == 1 && p[0] == variableMetadata:
-		max = maxMetadataPairs
-	case len(p) == 2 && p[0] == variableMetadata && p[1] == "@keys":
-		max = maxMetadataKeyLen
-	case len(p) == 2 && p[0] == variableMetadata && p[1] == "@values":
-		max = maxMetadataValLen
-	default:
-		max = e.payloadSize
-	}
-	return &checker.SizeEstimate{Min: 0, Max: max}
-}
-
-func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
-	return nil
 }

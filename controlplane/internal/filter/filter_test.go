@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +61,7 @@ func TestMatch(t *testing.T) {
 		{`payload.big == 9007199254740992`, false},
 		{`payload.ratio == 0.25`, true},
 		{`double(payload.count) * 1.5 == 4.5`, true},
-		{`payload.count * 1.5 == 4.5`, false}, // int * double: no such overload, so no match
+		{`payload.count * 1.5 == 4.5`, false}, // int * double: no such overload, an error
 		// Strings and nested objects.
 		{`payload.currency == "EUR"`, true},
 		{`payload.currency == "USD"`, false},
@@ -97,7 +96,8 @@ func TestMatch(t *testing.T) {
 		{`has(payload.note)`, true},
 		{`payload.note == null`, true},
 		{`"customer" in payload`, true},
-		// Errors mean no match, whichever way the expression leans.
+		// Missing fields mean no match, whichever way the expression
+		// leans; so do errors (reported, see wantErr).
 		{`payload.missing == 1`, false},
 		{`payload.missing != 1`, false},
 		{`!(payload.missing == 1)`, false},
@@ -129,6 +129,13 @@ func TestMatch(t *testing.T) {
 		{`true`, true},
 		{`false`, false},
 	}
+	// The expressions that cannot be evaluated on the event, with the
+	// error Evaluate reports; the others report none.
+	wantErr := map[string]string{
+		`payload.count * 1.5 == 4.5`: "the filter failed on this event: no such overload",
+		`payload.currency > 1`:       "the filter failed on this event: no such overload",
+		`payload.currency`:           "the filter failed on this event: its result is a string, not a boolean",
+	}
 	ev := NewEvent("order.created", "application/json", []byte(orderPayload), orderMetadata)
 	for _, tt := range tests {
 		f := mustCompile(t, tt.expr)
@@ -138,19 +145,39 @@ func TestMatch(t *testing.T) {
 		if got := f.Match("order.created", "application/json", []byte(orderPayload), orderMetadata); got != tt.want {
 			t.Errorf("%s: Match = %v, want %v", tt.expr, got, tt.want)
 		}
-		if got := f.MatchEventContext(context.Background(), ev); got != tt.want {
-			t.Errorf("%s: MatchEventContext = %v, want %v", tt.expr, got, tt.want)
+		got, err := f.Evaluate(ev, DefaultLimits())
+		if got != tt.want || errText(err) != wantErr[tt.expr] {
+			t.Errorf("%s: Evaluate = %v, %q; want %v, %q", tt.expr, got, errText(err), tt.want, wantErr[tt.expr])
+		}
+		var ee *EvalError
+		if err != nil && (!errors.As(err, &ee) || ee.Reason != ReasonError) {
+			t.Errorf("%s: error %#v is not an *EvalError with reason %q", tt.expr, err, ReasonError)
 		}
 		// The cost-tracked program must agree with the fast one.
-		if got := trackedMatch(f, ev); got != tt.want {
-			t.Errorf("%s: tracked evaluation = %v, want %v", tt.expr, got, tt.want)
+		got, err = trackedEval(f, ev, DefaultLimits())
+		if got != tt.want || errText(err) != wantErr[tt.expr] {
+			t.Errorf("%s: tracked evaluation = %v, %q; want %v, %q", tt.expr, got, errText(err), tt.want, wantErr[tt.expr])
 		}
 	}
 }
 
-func trackedMatch(f *Filter, ev *Event) bool {
-	out, _, err := f.tracked.Eval(ev.activation())
-	return err == nil && out == trueVal
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// trackedEval evaluates with the program that enforces lim's budget,
+// whatever the event's scale.
+func trackedEval(f *Filter, ev *Event, lim Limits) (bool, error) {
+	l := f.limits(lim)
+	prog, err := l.trackedProgram(f)
+	if err != nil {
+		return false, err
+	}
+	out, _, err := prog.Eval(ev.activation())
+	return result(out, err, l, true)
 }
 
 func TestMatchPayloadShapes(t *testing.T) {
@@ -345,48 +372,149 @@ func TestCompileAcceptsRealisticFilters(t *testing.T) {
 	}
 }
 
-func TestCompileRefusesHopelessCost(t *testing.T) {
-	list := "[" + strings.TrimSuffix(strings.Repeat("1,", 50), ",") + "]"
-	expr := fmt.Sprintf("%s.all(a, %s.all(b, %s.all(c, a + b + c > 0)))", list, list, list)
-	_, err := Compile(expr)
-	if err == nil || !strings.Contains(err.Error(), "the filter is too expensive") {
-		t.Fatalf("Compile = %v, want a too-expensive error", err)
+// issueExpr is the filter of issue 11: four comprehensions nested over the
+// same payload list.
+const issueExpr = `payload.items.all(a, payload.items.all(b, payload.items.all(c, payload.items.all(d, a+b+c+d >= 0))))`
+
+func TestCheckCost(t *testing.T) {
+	lim := DefaultLimits()
+	// Ordinary filters fit the budget of the largest payload.
+	for _, expr := range []string{
+		`payload.amount > 100`,
+		`payload.status == "paid" && payload.currency in ["EUR", "USD"]`,
+		`payload.customer.tier in ["gold", "platinum"] && has(payload.customer.email) && payload.customer.email.endsWith(".fr")`,
+		`type.startsWith("order.") && metadata["region"] == "eu"`,
+		`payload.items.exists(i, i.sku == "A")`,
+		`payload.items.all(i, i.qty > 0 && i.price * i.qty < 1000)`,
+		`payload.items.exists(i, i.sku == "A" && i.qty > 2 && i.price < 100.0 || i.tags.size() > 3)`,
+		`payload.items.exists(i, i.sku == "A") || payload.items.exists(i, i.sku == "B")`,
+		`size(payload.items.filter(i, i.qty > 1)) > 0`,
+		`payload.items.map(i, i.sku).exists(s, s == "A")`,
+		`payload.tags.exists(t, t.startsWith("urgent"))`,
+		`"vip" in payload.tags`,
+		`payload.description.contains("urgent")`,
+		`payload.email.matches('^[^@]+@example\\.com$')`,
+		`payload.name == payload.other`,
+		`payload.exists(k, k.startsWith("x-"))`,
+		`metadata.exists(k, k.endsWith("ant") && metadata[k].contains("acme"))`,
+		`timestamp(payload.created_at) > timestamp("2024-01-01T00:00:00Z")`,
+		strings.Repeat(`payload.status == "state" || `, 100) + `true`,
+	} {
+		f := mustCompile(t, expr)
+		if err := f.CheckCost(lim); err != nil {
+			t.Errorf("CheckCost(%s): %v", expr, err)
+			continue
+		}
+		// An accepted filter is evaluated without cost tracking for
+		// every payload the server accepts.
+		if s := f.limits(lim).safeScale; s < lim.MaxPayloadBytes {
+			t.Errorf("%s: safe scale %d below the payload limit %d", expr, s, lim.MaxPayloadBytes)
+		}
 	}
-	t.Log(err)
+	// Nested comprehensions over payload lists do not, nor do string
+	// scans of every item of a list (the estimate cannot tell that the
+	// items' strings share the payload's bytes).
+	const assumptions = " for a payload of up to 1048576 bytes (the server's --max-payload-bytes), in which a list or object has up to 524288 entries and a string up to 1048576 characters," +
+		" over the budget of 16877216 units; comprehensions nested over payload lists (such as payload.items.all(a, payload.items.all(b, ...))) multiply the lengths of the lists"
+	for _, expr := range []string{
+		issueExpr,
+		`payload.items.exists(a, payload.items.exists(b, a == b))`,
+		`payload.items.map(a, payload.items.filter(b, a.id == b.parent)).size() > 0`,
+		`payload.orders.exists(o, o.lines.exists(l, l.sku == "A"))`,
+		`payload.tags.exists(t, t.contains("x"))`,
+		`payload.items.exists(i, i.name.matches("^a"))`,
+	} {
+		err := mustCompile(t, expr).CheckCost(lim)
+		var ce *CompileError
+		if !errors.As(err, &ce) || ce.Line != 0 {
+			t.Errorf("CheckCost(%s) = %v, want a *CompileError without position", expr, err)
+			continue
+		}
+		msg := err.Error()
+		est, ok := strings.CutPrefix(msg, "filter: the filter is too expensive: its estimated cost is ")
+		if est, ok = strings.CutSuffix(est, assumptions); !ok || !strings.HasPrefix(est, "up to ") && expr != issueExpr {
+			t.Errorf("CheckCost(%s):\n got: %s\nwant: ...its estimated cost is up to N units%s", expr, msg, assumptions)
+		}
+		if expr == issueExpr && est != "unbounded (beyond 2^64 units)" {
+			t.Errorf("CheckCost(issue's filter): estimate %q", est)
+		}
+	}
+	// The budget follows the payload limit: with 14-byte payloads (lists
+	// of at most 7 items) the issue's filter is cheap.
+	if err := mustCompile(t, issueExpr).CheckCost(Limits{MaxPayloadBytes: 14}); err != nil {
+		t.Errorf("CheckCost with 14-byte payloads: %v", err)
+	}
+	if got, want := lim.Budget(), uint64(BudgetBase+BudgetPerPayloadByte*(1<<20)); got != want || want != 16_877_216 {
+		t.Errorf("Budget() = %d, want %d", got, want)
+	}
+}
+
+// TestIssueFilterBeyondItsEstimate evaluates the issue's filter, as saved
+// before the cost check or under a small payload limit, on events of a
+// server with the default limits: small events match without cost
+// tracking; large ones end in a reported budget overrun (cost limit or
+// deadline) instead of a silent non-match.
+func TestIssueFilterBeyondItsEstimate(t *testing.T) {
+	f := mustCompile(t, issueExpr)
+	lim := DefaultLimits()
+	if f.CheckCost(lim) == nil {
+		t.Fatal("the issue's filter passed CheckCost")
+	}
+	for _, tc := range []struct {
+		items int
+		match bool
+	}{{5, true}, {30, false}, {1000, false}} {
+		ev := NewEvent("t", "", []byte(`{"items":[`+strings.TrimSuffix(strings.Repeat("1,", tc.items), ",")+`]}`), nil)
+		got, err := f.Evaluate(ev, lim)
+		if got != tc.match {
+			t.Errorf("%d items: matched = %v, want %v (error %v)", tc.items, got, tc.match, err)
+		}
+		var ee *EvalError
+		switch {
+		case tc.match && err != nil:
+			t.Errorf("%d items: error %v", tc.items, err)
+		case !tc.match && (!errors.As(err, &ee) || ee.Reason != ReasonCost):
+			t.Errorf("%d items: error %#v, want an *EvalError with reason %q", tc.items, err, ReasonCost)
+		}
+	}
 }
 
 func TestCostLimitStopsPathologicalFilter(t *testing.T) {
 	items := `[` + strings.Repeat(`{"x":1},`, 999) + `{"x":1}]`
 	ev := NewEvent("t", "application/json", []byte(`{"items":`+items+`}`), nil)
+	lim := Limits{MaxPayloadBytes: 0} // budget BudgetBase
 	for _, expr := range []string{
 		`payload.items.all(a, payload.items.all(b, payload.items.all(c, a.x + b.x + c.x > 0)))`,
 		`payload.items.map(a, payload.items.map(b, payload.items.map(c, [a, b, c]))).size() > 0`,
 		`payload.items.exists(a, payload.items.exists(b, payload.items.exists(c, a.x + b.x + c.x == 0)))`,
 	} {
 		f := mustCompile(t, expr)
-		if ev.activation(); ev.size <= f.safeSize {
-			t.Fatalf("%s: payload size %d is within the safe size %d", expr, ev.size, f.safeSize)
+		if ev.activation(); ev.scale <= f.limits(lim).safeScale {
+			t.Fatalf("%s: payload scale %d is within the safe scale %d", expr, ev.scale, f.limits(lim).safeScale)
 		}
 		start := time.Now()
-		if f.MatchEvent(ev) {
-			t.Errorf("%s matched", expr)
+		matched, err := f.Evaluate(ev, lim)
+		var ee *EvalError
+		if matched || !errors.As(err, &ee) || ee.Reason != ReasonCost {
+			t.Errorf("%s: Evaluate = %v, %#v; want a cost error", expr, matched, err)
 		}
 		// Generous: under -race and on a loaded machine.
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("%s: took %v", expr, d)
 		}
-		// It is the cost limit that stops it.
-		_, _, err := f.tracked.Eval(ev.activation())
-		if err == nil || !strings.Contains(err.Error(), "cost limit exceeded") {
-			t.Errorf("%s: tracked evaluation error = %v, want cost limit exceeded", expr, err)
+		// It is the cost limit that stops it when there is no deadline.
+		_, err = trackedEval(f, ev, lim)
+		if want := "the filter exceeded its cost budget of 100000 units on this event"; errText(err) != want {
+			t.Errorf("%s: tracked evaluation error = %v, want %s", expr, err, want)
 		}
 	}
 }
 
 // TestStaticEstimateBoundsActualCost checks the premise of the fast path:
-// when the payload is within a filter's safe size, the actual cost is within
-// CostLimit.
+// when the event is within a filter's safe scale, the actual cost is
+// within the budget.
 func TestStaticEstimateBoundsActualCost(t *testing.T) {
+	lim := Limits{MaxPayloadBytes: 0} // budget BudgetBase
 	for _, expr := range []string{
 		`payload.items.exists(i, i.s == "zzz")`,
 		`payload.items.filter(i, i.s.contains("z")).size() > 0`,
@@ -394,9 +522,11 @@ func TestStaticEstimateBoundsActualCost(t *testing.T) {
 		`payload.items.all(a, payload.items.all(b, payload.items.all(c, a.n + b.n + c.n < 100)))`,
 		`payload.items.map(i, i.s + i.s).exists(s, s.matches("^z+$"))`,
 		`payload.exists(k, k.startsWith("zz"))`,
+		`"zz" in payload.items`,
 	} {
 		f := mustCompile(t, expr)
-		n := min(f.safeSize, 5000)
+		l := f.limits(lim)
+		n := min(l.safeScale/2, 5000)
 		var b strings.Builder
 		b.WriteString(`{"items":[`)
 		for i := range n {
@@ -410,16 +540,20 @@ func TestStaticEstimateBoundsActualCost(t *testing.T) {
 		if !ev.IsJSON() {
 			t.Fatal("payload is not JSON")
 		}
-		if ev.size > f.safeSize {
-			t.Fatalf("%s: size %d over the safe size %d", expr, ev.size, f.safeSize)
+		if ev.scale > l.safeScale {
+			t.Fatalf("%s: scale %d over the safe scale %d", expr, ev.scale, l.safeScale)
 		}
-		_, det, err := f.tracked.Eval(ev.activation())
+		prog, err := l.trackedProgram(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, det, err := prog.Eval(ev.activation())
 		if err != nil && strings.Contains(err.Error(), "cost limit") {
-			t.Errorf("%s: size %d (safe %d): %v", expr, ev.size, f.safeSize, err)
+			t.Errorf("%s: scale %d (safe %d): %v", expr, ev.scale, l.safeScale, err)
 			continue
 		}
-		if c := *det.ActualCost(); c > CostLimit {
-			t.Errorf("%s: size %d (safe %d): actual cost %d", expr, ev.size, f.safeSize, c)
+		if c := *det.ActualCost(); c > l.budget {
+			t.Errorf("%s: scale %d (safe %d): actual cost %d", expr, ev.scale, l.safeScale, c)
 		}
 	}
 }
@@ -431,41 +565,32 @@ func TestDeadlineBackstop(t *testing.T) {
 	items := `[` + strings.Repeat(`1,`, 19999) + `1]`
 	ev := NewEvent("t", "", []byte(`{"items":`+items+`}`), nil)
 	start := time.Now()
-	if f.MatchEvent(ev) {
-		t.Error("matched")
+	matched, err := f.Evaluate(ev, DefaultLimits())
+	var ee *EvalError
+	if matched || !errors.As(err, &ee) || ee.Reason != ReasonCost {
+		t.Errorf("Evaluate = %v, %#v; want a cost error", matched, err)
 	}
 	if d := time.Since(start); d > MaxEvalTime+2*time.Second {
 		t.Errorf("took %v", d)
 	}
+	t.Log(err)
 }
 
-func TestMatchEventContext(t *testing.T) {
-	f := mustCompile(t, `payload.amount > 100`)
-	ev := NewEvent("order.created", "", []byte(orderPayload), nil)
-	if !f.MatchEventContext(context.Background(), ev) {
-		t.Error("no match with a live context")
+func TestLimitsAreKeptPerFilter(t *testing.T) {
+	f := mustCompile(t, `payload.items.exists(a, payload.items.exists(b, a == b))`)
+	small, large := Limits{MaxPayloadBytes: 100}, DefaultLimits()
+	ls, ll := f.limits(small), f.limits(large)
+	if ls == ll || ls.budget != small.Budget() || ll.budget != large.Budget() {
+		t.Fatalf("limits: %+v, %+v", ls, ll)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if f.MatchEventContext(ctx, ev) {
-		t.Error("match with a cancelled context")
+	if f.limits(small) != ls || f.limits(large) != ll {
+		t.Error("the settings of a Limits were computed again")
 	}
-	// A context that ends during the evaluation interrupts it, well before
-	// the MaxEvalTime backstop.
-	slow := mustCompile(t, `payload.items.all(a, payload.items.all(b, true))`)
-	items := `[` + strings.Repeat(`1,`, 19999) + `1]`
-	big := NewEvent("t", "", []byte(`{"items":`+items+`}`), nil)
-	big.activation()
-	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if slow.MatchEventContext(ctx, big) {
-		t.Error("match after the deadline")
+	if ls.quickScale > ls.safeScale || ll.quickScale > ll.safeScale || ll.quickScale < 0 {
+		t.Errorf("quick scales %d, %d above the safe scales %d, %d", ls.quickScale, ll.quickScale, ls.safeScale, ll.safeScale)
 	}
-	if d := time.Since(start); d >= MaxEvalTime {
-		t.Errorf("took %v: the context did not interrupt the evaluation", d)
-	} else {
-		t.Logf("interrupted after %v", d)
+	if ls.safeScale < small.MaxPayloadBytes {
+		t.Errorf("safe scale %d under 100-byte payloads, for which the filter passes CheckCost (%v)", ls.safeScale, f.CheckCost(small))
 	}
 }
 
@@ -544,8 +669,8 @@ func TestEventBeyondAPILimits(t *testing.T) {
 		"metadata key":   NewEvent("t", "", []byte(`{}`), map[string]string{strings.Repeat("k", maxMetadataKeyLen+1): "v"}),
 		"type":           NewEvent(strings.Repeat("t", maxTypeLength+1), "", []byte(`{}`), nil),
 	} {
-		if ev.activation(); ev.size != math.MaxInt {
-			t.Errorf("%s: size %d", name, ev.size)
+		if ev.activation(); ev.scale != math.MaxInt {
+			t.Errorf("%s: scale %d", name, ev.scale)
 		}
 		if !mustCompile(t, `size(metadata) >= 0 && size(type) > 0`).MatchEvent(ev) {
 			t.Errorf("%s: no match", name)
@@ -553,7 +678,7 @@ func TestEventBeyondAPILimits(t *testing.T) {
 	}
 	// Multi-byte characters count as one.
 	ev := NewEvent(strings.Repeat("é", maxTypeLength), "", []byte(`{}`), map[string]string{"k": strings.Repeat("é", maxMetadataValLen)})
-	if ev.activation(); ev.size == math.MaxInt {
+	if ev.activation(); ev.scale == math.MaxInt {
 		t.Error("limits counted in bytes")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -59,24 +60,28 @@ func FuzzCompile(f *testing.F) {
 		if flt.Source() != expr {
 			t.Fatalf("Source() = %q, want %q", flt.Source(), expr)
 		}
-		fast := flt.MatchEvent(fuzzEvent)
-		if tracked := trackedMatchOrLimit(flt, fuzzEvent); tracked != nil && *tracked != fast {
-			t.Fatalf("%q: fast evaluation %v, tracked %v", expr, fast, *tracked)
+		fast, fastErr := flt.Evaluate(fuzzEvent, DefaultLimits())
+		tracked, trackedErr := trackedEval(flt, fuzzEvent, DefaultLimits())
+		var ee *EvalError
+		if !errors.As(trackedErr, &ee) || ee.Reason != ReasonCost {
+			if tracked != fast || errText(trackedErr) != errText(fastErr) {
+				t.Fatalf("%q: fast evaluation %v, %v; tracked %v, %v", expr, fast, fastErr, tracked, trackedErr)
+			}
+		}
+		if fastErr != nil && (!errors.As(fastErr, &ee) || ee.Message == "" || ee.Reason != ReasonError && ee.Reason != ReasonCost) {
+			t.Fatalf("%q: malformed evaluation error %#v", expr, fastErr)
+		}
+		// The cost check never fails for another reason than the cost.
+		if err := flt.CheckCost(DefaultLimits()); err != nil && !strings.Contains(err.Error(), "the filter is too expensive") {
+			t.Fatalf("%q: CheckCost: %v", expr, err)
 		}
 		flt.Match("x", "text/plain", []byte("not json"), nil)
 	})
 }
 
-// trackedMatchOrLimit evaluates with the cost-tracked program; it returns
-// nil when the cost limit stopped the evaluation.
-func trackedMatchOrLimit(f *Filter, ev *Event) *bool {
-	out, _, err := f.tracked.Eval(ev.activation())
-	if err != nil && strings.Contains(err.Error(), "cost limit exceeded") {
-		return nil
-	}
-	m := err == nil && out == trueVal
-	return &m
-}
+// fuzzLimits has a small budget, so that FuzzMatch's payloads reach past
+// the safe scale.
+var fuzzLimits = Limits{MaxPayloadBytes: 0}
 
 // fuzzFilter checks one field, so that its result can be computed
 // independently with encoding/json.
@@ -115,22 +120,26 @@ func FuzzMatch(f *testing.F) {
 			if got := native(ev.activation().payload); !reflect.DeepEqual(got, want) {
 				t.Fatalf("payload %q: parsed as %#v, encoding/json gives %#v", payload, got, want)
 			}
-			// Values dropped as duplicate keys may count too: the size is
-			// an upper bound.
-			if ev.size < wantSize {
-				t.Fatalf("payload %q: size %d, want at least %d", payload, ev.size, wantSize)
+			// Values dropped as duplicate keys may count too: the scale is
+			// an upper bound. It is below the payload's length.
+			if ev.scale < wantSize || ev.scale >= max(len(payload), 1) {
+				t.Fatalf("payload %q: scale %d, want at least %d and under %d", payload, ev.scale, wantSize, len(payload))
 			}
 		}
 		if NewEvent("t", "text/plain", payload, nil).IsJSON() {
 			t.Fatal("a text/plain payload is JSON")
 		}
-		if ev.IsJSON() && ev.size <= flt.safeSize {
-			// The fast path's premise: the actual cost is within the limit.
-			_, det, err := flt.tracked.Eval(ev.activation())
-			if err != nil && strings.Contains(err.Error(), "cost limit") {
-				t.Fatalf("payload %q: size %d within the safe size %d, but %v", payload, ev.size, flt.safeSize, err)
+		if l := flt.limits(fuzzLimits); ev.IsJSON() && ev.scale <= l.safeScale {
+			// The fast path's premise: the actual cost is within the budget.
+			prog, err := l.trackedProgram(flt)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if det != nil && *det.ActualCost() > CostLimit {
+			_, det, err := prog.Eval(ev.activation())
+			if err != nil && strings.Contains(err.Error(), "cost limit") {
+				t.Fatalf("payload %q: scale %d within the safe scale %d, but %v", payload, ev.scale, l.safeScale, err)
+			}
+			if det != nil && *det.ActualCost() > l.budget {
 				t.Fatalf("payload %q: actual cost %d", payload, *det.ActualCost())
 			}
 		}
@@ -138,7 +147,7 @@ func FuzzMatch(f *testing.F) {
 }
 
 // referenceDecode decodes payload with encoding/json, numbers as the
-// package documents them, and computes the payload size.
+// package documents them, and computes the payload's scale.
 func referenceDecode(t *testing.T, payload []byte) (any, int) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
@@ -159,16 +168,16 @@ func referenceDecode(t *testing.T, payload []byte) (any, int) {
 			f, _ := strconv.ParseFloat(string(v), 64)
 			return f
 		case string:
-			size = max(size, len(v))
+			size = max(size, utf8.RuneCountInString(v))
 		case []any:
-			size = max(size, len(v))
+			size = max(size, 2*len(v))
 			for i := range v {
 				v[i] = walk(v[i])
 			}
 		case map[string]any:
-			size = max(size, len(v))
+			size = max(size, 2*len(v))
 			for k := range v {
-				size = max(size, len(k))
+				size = max(size, utf8.RuneCountInString(k))
 				v[k] = walk(v[k])
 			}
 		}

@@ -13,10 +13,11 @@ import (
 const maxJSONDepth = 10000
 
 // parseJSON parses b as exactly one JSON value (RFC 8259; surrounding
-// whitespace allowed) straight into CEL values, and returns the length of
-// the longest list, map, string or object key in it (strings in bytes). It
-// accepts exactly what encoding/json accepts and decodes strings the same
-// way, invalid UTF-8 included.
+// whitespace allowed) straight into CEL values, and returns its scale (see
+// Event.scale): the larger of twice the number of entries of its longest
+// list or object and the length in code points of its longest string or
+// object key. It accepts exactly what encoding/json accepts and decodes strings
+// the same way, invalid UTF-8 included.
 func parseJSON(b []byte) (ref.Val, int, bool) {
 	// One copy of the payload as a string: plain strings and object keys
 	// are substrings of it, which costs no further allocation.
@@ -30,13 +31,14 @@ func parseJSON(b []byte) (ref.Val, int, bool) {
 	if p.pos != len(p.buf) {
 		return nil, 0, false
 	}
-	return v, p.size, true
+	return v, max(2*p.entries, p.chars), true
 }
 
 type jsonParser struct {
-	buf  string
-	pos  int
-	size int // longest list, map, string or key so far
+	buf     string
+	pos     int
+	entries int // entries of the longest list or object so far
+	chars   int // code points of the longest string or key so far
 }
 
 func (p *jsonParser) skipSpace() {
@@ -126,7 +128,7 @@ func (p *jsonParser) object(depth int) (ref.Val, bool) {
 			p.skipSpace()
 		case '}':
 			p.pos++
-			p.size = max(p.size, len(m))
+			p.entries = max(p.entries, len(m))
 			return types.NewStringInterfaceMap(adapter, m), true
 		default:
 			return nil, false
@@ -161,7 +163,7 @@ func (p *jsonParser) array(depth int) (ref.Val, bool) {
 			p.skipSpace()
 		case ']':
 			p.pos++
-			p.size = max(p.size, len(vals))
+			p.entries = max(p.entries, len(vals))
 			return types.NewRefValList(adapter, vals[:len(vals):len(vals)]), true
 		default:
 			return nil, false
@@ -187,7 +189,11 @@ func (p *jsonParser) string() (string, bool) {
 			} else if json.Unmarshal([]byte(p.buf[start:p.pos]), &s) != nil {
 				return "", false
 			}
-			p.size = max(p.size, len(s))
+			n := len(s)
+			if !plain {
+				n = utf8.RuneCountInString(s) // CEL's size(): code points
+			}
+			p.chars = max(p.chars, n)
 			return s, true
 		case c == '\\':
 			plain = false

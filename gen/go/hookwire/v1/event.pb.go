@@ -213,8 +213,10 @@ type PublishEventResponse struct {
 	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// Subscriptions whose filter could not be evaluated for this event (an
 	// evaluation error or the cost budget ran out): they did not receive it.
-	// Each is also counted in hookwire_filter_errors_total, logged and raised
-	// as the operational event hookwire.filter.failed.
+	// A missing field is no error, just no match (use has() to match events
+	// without it). Each failure is counted in hookwire_filter_errors_total;
+	// it is logged and raised as the operational event hookwire.filter.failed
+	// at most once per subscription per minute (with a count of the others).
 	FilterErrors  []*FilterError `protobuf:"bytes,4,rep,name=filter_errors,json=filterErrors,proto3" json:"filter_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
