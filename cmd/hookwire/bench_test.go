@@ -26,7 +26,7 @@ func TestBenchSmoke(t *testing.T) {
 		"--ingest-clients", "4", "--batch-size", "50",
 		"--fanout-subs", "20", "--fanout-events", "3", "--match-subs", "50",
 		"--backlog-size", "300", "--sim-agents", "10",
-		"--chaos-rate", "50", "--chaos-kills", "1", "--chaos-faults", "500,reset,kill-server", "--chaos-fault-rate", "0.2", "--chaos-settle", "60s")
+		"--chaos-rate", "50", "--chaos-kills", "1", "--chaos-faults", "500,reset,kill-server,kill-plugin,quiet,disk-full", "--chaos-fault-rate", "0.2", "--chaos-settle", "60s")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -52,6 +52,11 @@ func TestBenchSmoke(t *testing.T) {
 				CPUSeconds float64 `json:"cpu_seconds"`
 				PeakRSS    int64   `json:"peak_rss_bytes"`
 			} `json:"processes"`
+			Extra struct {
+				Skipped        map[string]string `json:"skipped_faults"`
+				Injected       map[string]int    `json:"faults_injected"`
+				LatenessSource string            `json:"retry_lateness_source"`
+			} `json:"extra"`
 		} `json:"scenarios"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
@@ -105,9 +110,26 @@ func TestBenchSmoke(t *testing.T) {
 		case "chaos":
 			want("arrived", positive, "> 0")
 			want("server_kills", positive, "> 0")
+			want("plugin_kills", positive, "> 0")
 			want("lost", zero, "0")
 			want("duplicates_other_id", zero, "0")
+			want("max_deliveries_per_webhook", func(v float64) bool { return v >= 1 }, ">= 1")
 			want("quiesced", func(v float64) bool { return v == 1 }, "1")
+			anything := func(float64) bool { return true }
+			for _, k := range []string{"retry_lateness_p50", "retry_lateness_p99", "retry_lateness_max", "quiet_retry_lateness_p99", "quiet_overdue", "agent_exits"} {
+				want(k, anything, "reported")
+			}
+			want("quiet_arrived", positive, "> 0")
+			if why := s.Extra.Skipped["disk-full"]; why != "" {
+				t.Logf("disk-full skipped: %s", why)
+				want("disk_fills", zero, "0 (skipped)")
+			} else {
+				want("disk_fills", func(v float64) bool { return v == 1 }, "1")
+				want("disk_recovered", anything, "reported")
+			}
+			if s.Extra.LatenessSource == "" || s.Extra.Injected["kill-plugin"] == 0 || s.Extra.Injected["quiet"] != 1 {
+				t.Errorf("chaos extra: %+v", s.Extra)
+			}
 		}
 		if s.Name != "agents" {
 			cpu := 0.0

@@ -25,7 +25,7 @@ import (
 )
 
 // Scenarios in the order `all` runs them.
-var Scenarios = []string{"e2e", "latency", "ingest", "fanout", "backlog", "agents", "chaos"}
+var Scenarios = []string{"e2e", "latency", "ingest", "fanout", "backlog", "agents", "fairness", "chaos"}
 
 // Config sizes a run. Zero durations take each scenario's default.
 type Config struct {
@@ -101,7 +101,7 @@ func Defaults() Config {
 		ChaosAgents:      2,
 		ChaosSubs:        2,
 		ChaosKills:       3,
-		ChaosFaults:      []string{"500", "reset", "429", "hang", "kill-server", "kill-agent"},
+		ChaosFaults:      []string{"500", "reset", "429", "hang", "kill-server", "kill-agent", "kill-plugin", "quiet", "disk-full"},
 		ChaosFaultRate:   0.1,
 		ChaosSettle:      150 * time.Second,
 		Seed:             1,
@@ -213,6 +213,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			b.runScenario(ctx, name, "", b.backlog)
 		case "agents":
 			b.runScenario(ctx, name, "", b.agents)
+		case "fairness":
+			b.runScenario(ctx, name, "", b.fairness)
 		case "chaos":
 			b.runScenario(ctx, name, "", b.chaos)
 		}

@@ -1,9 +1,28 @@
 package bench
 
 import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary stand in for a transport plugin: run as
+// `<test binary> plugin http` with BENCH_FAKE_PLUGIN=1 it waits for its
+// stdin to close (or to be killed).
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_FAKE_PLUGIN") == "1" {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestPayloadRoundTrip(t *testing.T) {
 	for _, size := range []int{0, 40, 256, 4096} {
@@ -61,10 +80,150 @@ func TestSinkPathAndTally(t *testing.T) {
 	s.recs[recKey(0, 2)] = rec{id: hashID("dlv_c"), n: 1}
 	s.recs[recKey(0, 9)] = rec{id: hashID("dlv_d"), n: 1, otherID: 0}
 	acked := func(seq int64) bool { return seq <= 3 }
+	s.recs[recKey(1, 2)] = rec{id: hashID("dlv_e"), n: 5, otherID: 3}
 	got := s.tally(2, 3, acked)
-	// Expected pairs: seqs 1..3 × subs 0,1 = 6; arrived: (0,1),(1,1),(0,2).
-	if got.Expected != 6 || got.Lost != 3 || got.Duplicates != 1 || got.Unexpected != 1 || got.Arrived != 5 {
+	// Expected pairs: seqs 1..3 × subs 0,1 = 6; arrived: (0,1),(1,1),(0,2),(1,2).
+	// The most one webhook-id arrived: dlv_a twice (dlv_e 5 times, but 3
+	// of those carried other webhook-ids).
+	if got.Expected != 6 || got.Lost != 2 || got.Duplicates != 5 || got.OtherIDs != 3 || got.Unexpected != 1 || got.Arrived != 10 || got.MaxPerID != 2 {
 		t.Errorf("tally = %+v", got)
+	}
+}
+
+func TestSinkLateness(t *testing.T) {
+	const sec = int64(time.Second)
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
+	hits := map[string][]hit{
+		// 500 answered at 10ms; retry at 1.25s: 40ms past the latest
+		// jittered due time (10ms + 1.2s); then a reset and an early
+		// retry (inside the jitter window: 0).
+		"a": {{0, ms(10), fault500}, {ms(1250), ms(1251), faultReset}, {ms(1251) + ms(900), 0, faultNone}},
+		// After a 429 the retry waits the throttling minimum: skipped.
+		"b": {{0, 0, fault429}, {60 * sec, 60 * sec, faultNone}},
+		// Stalled for 5s.
+		"c": {{0, 0, fault500}, {ms(6200), ms(6200), faultNone}},
+	}
+	got, dues := sinkLateness(hits, nil, time.Second)
+	l := lateness{samples: got, dues: dues}
+	p := percentiles(slices.Clone(got))
+	if p.N != 3 || p.Max != 5000 || p.P50 != 40 || len(dues) != 3 {
+		t.Errorf("sinkLateness = %v (%+v) due %v", got, p, dues)
+	}
+	// "c" was due at 1s, "a" at 1.01s and 2.251s.
+	phases := l.byPhase([]string{"early", "late"}, []int64{ms(1005)})
+	if phases["early"].N != 1 || phases["early"].Max != 5000 || phases["late"].N != 2 {
+		t.Errorf("byPhase = %+v", phases)
+	}
+	if got, _ := sinkLateness(hits, map[string]bool{"a": true}, time.Second); len(got) != 2 {
+		t.Errorf("sinkLateness with keep = %v", got)
+	}
+}
+
+func TestQuietProbeFaults(t *testing.T) {
+	q := newQuietProbe()
+	if _, ok := q.fault("x", 5); ok {
+		t.Fatal("probe fault before the quiet period")
+	}
+	q.seq.Store(10)
+	if _, ok := q.fault("x", 11); ok {
+		t.Fatal("fault for another seq")
+	}
+	for i := range quietFails {
+		if k, ok := q.fault("p", 10); !ok || k != fault500 {
+			t.Fatalf("probe request %d: %v %v", i+1, k, ok)
+		}
+	}
+	if q.arrived() != 0 {
+		t.Error("arrived before the probe was accepted")
+	}
+	if k, ok := q.fault("p", 10); !ok || k != faultNone || q.arrived() != 1 {
+		t.Errorf("after %d failures: %v %v (arrived %d), want accepted", quietFails, k, ok, q.arrived())
+	}
+}
+
+func TestExitReason(t *testing.T) {
+	log := "time=... level=ERROR msg=\"plugin process exited\"\nError: start transport plugins: launch: boom\nFailed to read any lines\n  Path: /x\n"
+	if got := exitReason(log); got != "Error: start transport plugins: launch: boom" {
+		t.Errorf("exitReason = %q", got)
+	}
+	if got := exitReason("a\nlast line\n"); got != "last line" {
+		t.Errorf("exitReason without Error: %q", got)
+	}
+}
+
+func TestChaosTmpfsSize(t *testing.T) {
+	cfg := Defaults()
+	if got := chaosTmpfsSize(cfg, 60*time.Second); got != minTmpfsSize {
+		t.Errorf("default run: %d MiB, want 40", got>>20)
+	}
+	if got := chaosTmpfsSize(cfg, 10*time.Minute); got < 250<<20 || got%(1<<20) != 0 {
+		t.Errorf("10 minute soak: %d bytes, want whole MiB and room for the store", got)
+	}
+}
+
+// TestKillPlugin kills a stand-in plugin process (this test binary run as
+// `plugin http`) found under this process, and sees a new one started.
+func TestKillPlugin(t *testing.T) {
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "plugin", "http")
+		cmd.Env = append(os.Environ(), "BENCH_FAKE_PLUGIN=1")
+		if _, err := cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	first := start()
+	restarted := make(chan *exec.Cmd, 1)
+	go func() { // the "agent": start another once the first has died
+		_ = first.Wait()
+		restarted <- start()
+	}()
+	ctx := context.Background()
+	back, err := killPlugin(ctx, os.Getpid(), nil, "http", 5*time.Second)
+	if err != nil || back < 0 {
+		t.Fatalf("killPlugin = %v, %v", back, err)
+	}
+	second := <-restarted // after first.Wait
+	if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("first plugin ended with %v", first.ProcessState)
+	}
+	if pid, ok := pluginPid(os.Getpid(), "http"); !ok || pid != second.Process.Pid {
+		t.Errorf("pluginPid = %d %v, want %d", pid, ok, second.Process.Pid)
+	}
+	if _, err := killPlugin(ctx, os.Getpid(), nil, "nats", 50*time.Millisecond); err == nil {
+		t.Error("killed a plugin that does not run")
+	}
+}
+
+// TestTmpfsFillAndFree mounts a small tmpfs (root only), fills it, frees
+// it and unmounts it.
+func TestTmpfsFillAndFree(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := mountTmpfs(dir, 4<<20)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer func() {
+		if err := fs.unmount(false); err != nil {
+			t.Error(err)
+		}
+	}()
+	n, err := fs.fill()
+	if err != nil || n < 3<<20 || n > 4<<20 {
+		t.Fatalf("fill = %d, %v", n, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x"), make([]byte, 8192), 0o600); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("write on the full tmpfs: %v, want ENOSPC", err)
+	}
+	if err := fs.free(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x"), make([]byte, 8192), 0o600); err != nil {
+		t.Errorf("write after free: %v", err)
 	}
 }
 

@@ -35,7 +35,10 @@ type Cluster struct {
 	nlog      int
 }
 
-func (b *Bench) newCluster(ctx context.Context, name string) (*Cluster, error) {
+// newCluster starts a scenario's control plane; prepare, if given, runs on
+// the empty data directory before the control plane starts (the chaos
+// scenario mounts a small tmpfs there).
+func (b *Bench) newCluster(ctx context.Context, name string, prepare ...func(dataDir string) error) (*Cluster, error) {
 	c := &Cluster{b: b, name: name}
 	if b.cfg.remote() {
 		c.key = b.cfg.APIKey
@@ -57,6 +60,11 @@ func (b *Bench) newCluster(ctx context.Context, name string) (*Cluster, error) {
 	c.dataDir = filepath.Join(c.dir, "data")
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, err
+	}
+	for _, p := range prepare {
+		if err := p(c.dataDir); err != nil {
+			return nil, err
+		}
 	}
 	c.mon = newMonitor(250 * time.Millisecond)
 	if _, err := c.startServer(ctx, "127.0.0.1:0", "127.0.0.1:0"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,14 @@ type rec struct {
 	otherID uint32 // arrivals that carried a different webhook-id
 }
 
+// hit is one request for a webhook-id, kept while retries are tracked (see
+// trackRetries): when it arrived, when the sink had answered, and the fault
+// it got (faultNone: accepted).
+type hit struct {
+	at, end int64 // unix nanoseconds
+	kind    faultKind
+}
+
 func recKey(sub int, seq int64) uint64 { return uint64(sub)<<40 | uint64(seq) }
 
 // Sink is the loopback receiver: an in-process net/http server that
@@ -55,13 +64,16 @@ type Sink struct {
 
 	count  atomic.Int64
 	strays atomic.Int64
-	fault  atomic.Pointer[func(id string) faultKind]
+	fault  atomic.Pointer[func(id string, seq int64) faultKind]
 
 	mu      sync.Mutex
 	tag     string
 	samples []arrival
 	recs    map[uint64]rec
 	faults  [numFaultKinds]int
+	// hits, when not nil, holds every request of each webhook-id that got
+	// a fault, in arrival order (trackRetries).
+	hits map[string][]hit
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -124,6 +136,7 @@ func (s *Sink) reset(tag string) {
 	s.samples = s.samples[:0]
 	s.recs = map[uint64]rec{}
 	s.faults = [numFaultKinds]int{}
+	s.hits = nil
 	s.fault.Store(nil)
 }
 
@@ -132,7 +145,37 @@ func (s *Sink) setFault(f func(id string) faultKind) {
 		s.fault.Store(nil)
 		return
 	}
+	s.setFaultSeq(func(id string, _ int64) faultKind { return f(id) })
+}
+
+// setFaultSeq is setFault for a decision that also needs the payload's seq
+// (-1 for a payload the bench did not make).
+func (s *Sink) setFaultSeq(f func(id string, seq int64) faultKind) {
+	if f == nil {
+		s.fault.Store(nil)
+		return
+	}
 	s.fault.Store(&f)
+}
+
+// trackRetries makes the sink keep, until the next reset, every request of
+// each webhook-id that got a fault, so the time from a failure to the next
+// attempt can be measured (retryHits).
+func (s *Sink) trackRetries() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hits = map[string][]hit{}
+}
+
+// retryHits returns a copy of the tracked requests by webhook-id.
+func (s *Sink) retryHits() map[string][]hit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]hit, len(s.hits))
+	for id, h := range s.hits {
+		out[id] = slices.Clone(h)
+	}
+	return out
 }
 
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -145,19 +188,32 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.Header.Get("Webhook-Id")
+	now := time.Now().UnixNano()
+	sent, seq, ok := parsePayload(body)
 	if f := s.fault.Load(); f != nil {
-		if k := (*f)(id); k != faultNone {
+		fseq := seq
+		if !ok {
+			fseq = -1
+		}
+		if k := (*f)(id, fseq); k != faultNone {
 			s.mu.Lock()
 			s.faults[k]++
 			s.mu.Unlock()
 			inject(w, r, k)
+			end := time.Now().UnixNano()
+			s.mu.Lock()
+			if s.hits != nil {
+				s.hits[id] = append(s.hits[id], hit{now, end, k})
+			}
+			s.mu.Unlock()
 			return
 		}
 	}
-	now := time.Now().UnixNano()
 	tag, sub := parseSinkPath(r.URL.Path)
-	sent, seq, ok := parsePayload(body)
 	s.mu.Lock()
+	if hs, tracked := s.hits[id]; tracked {
+		s.hits[id] = append(hs, hit{now, now, faultNone})
+	}
 	if tag != s.tag || !ok {
 		s.mu.Unlock()
 		s.strays.Add(1)
@@ -338,13 +394,16 @@ func (s *Sink) arrivalsBetween(from, to time.Time) int64 {
 
 // tally compares what arrived with what was expected: for every seq in
 // [1, maxSeq] for which acked returns true, each of subscriptions
-// 0..subs-1 should have received it (exactly once, ideally).
+// 0..subs-1 should have received it (exactly once, ideally). MaxPerID is
+// the most times one webhook-id was accepted: 1 when nothing was sent
+// twice, tens or hundreds in a re-delivery storm.
 type tally struct {
 	Expected    int64 `json:"expected"`
 	Arrived     int64 `json:"arrived"`    // accepted webhooks, duplicates included
 	Distinct    int64 `json:"distinct"`   // distinct (subscription, event) pairs
 	Duplicates  int64 `json:"duplicates"` // arrivals beyond the first of a pair
 	OtherIDs    int64 `json:"duplicates_with_other_webhook_id"`
+	MaxPerID    int64 `json:"max_per_webhook_id"`
 	Lost        int64 `json:"lost"`       // expected pairs that never arrived
 	Unexpected  int64 `json:"unexpected"` // pairs that arrived though not expected (unacknowledged publishes)
 	lostSamples []uint64
@@ -359,6 +418,7 @@ func (s *Sink) tally(subs int, maxSeq int64, acked func(seq int64) bool) tally {
 		t.Distinct++
 		t.Duplicates += int64(r.n - 1)
 		t.OtherIDs += int64(r.otherID)
+		t.MaxPerID = max(t.MaxPerID, int64(r.n-r.otherID))
 	}
 	expected := map[uint64]bool{}
 	for seq := int64(1); seq <= maxSeq; seq++ {
