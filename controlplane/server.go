@@ -84,6 +84,10 @@ type Config struct {
 	// Default DefaultFairShareWindow (10s); negative: fair share off
 	// (plain round-robin).
 	FairShareWindow time.Duration
+	// Listeners bounds the gRPC and REST listeners: body and idle
+	// timeouts, idle gRPC connections, a connection cap (listeners.go).
+	// Zero fields: defaults.
+	Listeners ListenerLimits
 	// NoSync disables fsync (tests that measure nothing durable).
 	NoSync bool
 	// AllowNewStore starts a new, empty store when the data directory
@@ -264,7 +268,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
+	limits := cfg.Listeners.withDefaults()
+	lisMetrics := newListenerMetrics(s.metrics.Registry)
 	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(msgLimit))
+	opts = append(opts, limits.grpcOptions()...)
 	if tracer != nil {
 		// First, so publish spans also cover authentication failures.
 		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor())}, opts...)
@@ -283,6 +290,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
+	s.grpcLis = newCapListener(s.grpcLis, "grpc", limits.MaxConnections, cfg.Logger, lisMetrics)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
@@ -308,10 +316,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
+		s.httpLis = newCapListener(s.httpLis, "http", limits.MaxConnections, cfg.Logger, lisMetrics)
 		if tlsSet != nil {
 			s.httpLis = tls.NewListener(s.httpLis, tlsSet.http)
 		}
-		s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+		s.http = limits.httpServer(gw)
 		s.goServe(func() error {
 			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
 				return err

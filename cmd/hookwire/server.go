@@ -33,6 +33,7 @@ type serverFlags struct {
 	apiRateLimit    float64
 	apiRateBurst    int
 	allowNewStore   bool
+	limits          controlplane.ListenerLimits
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
@@ -48,6 +49,10 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.DurationVar(&f.fairShareWindow, "fair-share-window", 10*time.Second, "a subscription counts as active on an agent for this long after its last assignment there; active subscriptions share the agent's slots fairly (0: the default; negative: fair share off, plain round-robin)")
 	fs.Float64Var(&f.apiRateLimit, "api-rate-limit", 0, "API requests per second allowed per API key, over which calls get ResourceExhausted / HTTP 429 with Retry-After (0: unlimited)")
 	fs.IntVar(&f.apiRateBurst, "api-rate-burst", 0, "burst above --api-rate-limit (default: the rate, at least 1)")
+	fs.DurationVar(&f.limits.HTTPBodyTimeout, "http-body-timeout", 60*time.Second, "longest a REST client may take to send a request body")
+	fs.DurationVar(&f.limits.HTTPIdleTimeout, "http-idle-timeout", 120*time.Second, "close a keep-alive REST connection idle this long")
+	fs.DurationVar(&f.limits.GRPCMaxConnectionIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection with no call open for this long (clients reconnect by themselves)")
+	fs.IntVar(&f.limits.MaxConnections, "max-connections", 0, "open connections allowed per listener (gRPC, REST); more are closed at once and logged (0: a third of the open-file limit, 64 to 16384)")
 	fs.BoolVar(&f.allowNewStore, "allow-new-store", false, "start a new, empty store when --data-dir held one whose hookwire.db is now missing or empty (without it the server refuses to start; the old store's data is gone)")
 }
 
@@ -69,6 +74,7 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		Logger:          log,
 		ValidateTarget:  validateBuiltinTarget,
 		AllowNewStore:   f.allowNewStore,
+		Listeners:       f.limits,
 	}
 }
 

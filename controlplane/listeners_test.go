@@ -1,0 +1,241 @@
+package controlplane_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookwire/hookwire/controlplane"
+)
+
+// syncBuffer is a log sink tests read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedWithin reads c (discarding what the server sends) until the server
+// closes it, and reports how long that took; it fails the test if c is
+// still open after limit.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
+	t.Helper()
+	took, err := waitClosed(c, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return took
+}
+
+// waitClosed is closedWithin for any goroutine: an error if c is still
+// open after limit.
+func waitClosed(c net.Conn, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	if err := c.SetReadDeadline(start.Add(limit)); err != nil {
+		return 0, err
+	}
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return 0, fmt.Errorf("connection still open after %v", limit)
+	}
+	return time.Since(start), nil
+}
+
+// A REST body trickling in a byte at a time is cut off at the body
+// timeout instead of holding the connection (and a goroutine) forever.
+func TestSlowRESTBodyIsCutOff(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{Listeners: controlplane.ListenerLimits{HTTPBodyTimeout: 300 * time.Millisecond}})
+	c := dialRaw(t, h.srv.HTTPAddr())
+	head := "POST /v1/tenants HTTP/1.1\r\nHost: hookwire\r\nAuthorization: Bearer " + adminKey +
+		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	// The slow client: a byte every 50ms, for at most 5s.
+	type closed struct {
+		took time.Duration
+		err  error
+	}
+	done := make(chan closed, 1)
+	go func() {
+		took, err := waitClosed(c, 5*time.Second)
+		done <- closed{took, err}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				t.Fatalf("slow body: %v", r.err)
+			}
+			if took := r.took; took > 3*time.Second {
+				t.Fatalf("slow body cut off after %v, want about the 300ms body timeout", took)
+			}
+			return
+		case <-tick.C:
+			_, _ = c.Write([]byte(" ")) // may fail once the server closed it
+		}
+	}
+}
+
+// A keep-alive REST connection left idle is closed at the idle timeout.
+func TestIdleRESTConnectionIsClosed(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{Listeners: controlplane.ListenerLimits{HTTPIdleTimeout: 300 * time.Millisecond}})
+	c := dialRaw(t, h.srv.HTTPAddr())
+	if _, err := io.WriteString(c, "GET /openapi.json HTTP/1.1\r\nHost: hookwire\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("first request: %d (close %v), want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	if took := closedWithin(t, c, 5*time.Second); took > 3*time.Second {
+		t.Fatalf("idle connection closed after %v", took)
+	}
+}
+
+// A gRPC connection that sends the HTTP/2 preface and then nothing is
+// closed once it has been idle for GRPCMaxConnectionIdle.
+func TestIdleGRPCConnectionIsClosed(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{Listeners: controlplane.ListenerLimits{GRPCMaxConnectionIdle: 300 * time.Millisecond}})
+	c := dialRaw(t, h.srv.GRPCAddr())
+	preface := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	settings := []byte{0, 0, 0, 4, 0, 0, 0, 0, 0} // empty SETTINGS frame
+	if _, err := c.Write(append([]byte(preface), settings...)); err != nil {
+		t.Fatal(err)
+	}
+	// The server says GOAWAY at once when the idle time is up ...
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(5 * time.Second))
+	hdr := make([]byte, 9)
+	for {
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			t.Fatalf("no GOAWAY within 5s of an idle connection: %v", err)
+		}
+		n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+		if _, err := io.CopyN(io.Discard, c, int64(n)); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[3] == 7 { // GOAWAY
+			break
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("GOAWAY after %v of idleness, want about 300ms", took)
+	}
+	// ... and closes the connection after grpc-go's grace for a client
+	// that does not answer (a few seconds), not never.
+	closedWithin(t, c, 15*time.Second)
+}
+
+// Past MaxConnections a listener closes new connections at once, says so
+// in the log and counts them; a freed slot serves again.
+func TestConnectionCap(t *testing.T) {
+	logs := &syncBuffer{}
+	h := start(t, t.TempDir(), controlplane.Config{
+		AdminAddr: "127.0.0.1:0",
+		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
+		Listeners: controlplane.ListenerLimits{MaxConnections: 3},
+	})
+	addr := h.srv.HTTPAddr()
+	held := make([]net.Conn, 3)
+	for i := range held {
+		held[i] = dialRaw(t, addr)
+		// A request and its answer prove the server counted the connection.
+		if _, err := io.WriteString(held[i], "GET /openapi.json HTTP/1.1\r\nHost: hookwire\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(held[i]), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	extra := dialRaw(t, addr)
+	if took := closedWithin(t, extra, 5*time.Second); took > 3*time.Second {
+		t.Fatalf("connection over the cap closed after %v", took)
+	}
+	if !strings.Contains(logs.String(), "connection limit reached") || !strings.Contains(logs.String(), "max_connections=3") {
+		t.Fatalf("no log line about the cap; log:\n%s", logs.String())
+	}
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`hookwire_connections_refused_total{listener="http"} 1`, `hookwire_connections_open{listener="http"} 3`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %q:\n%s", want, grepLines(string(body), "hookwire_connections"))
+		}
+	}
+
+	// Close one: the next connection is served.
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "GET /openapi.json HTTP/1.1\r\nHost: hookwire\r\nConnection: close\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err == nil && resp.StatusCode == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection served after one was freed: %v", err)
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
