@@ -29,7 +29,7 @@ func devAdminKey(dir string) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDevDir(dir); err != nil {
 		return "", err
 	}
 	b := make([]byte, 24)
@@ -41,6 +41,27 @@ func devAdminKey(dir string) (string, error) {
 		return "", fmt.Errorf("save dev admin key: %w", err)
 	}
 	return key, nil
+}
+
+// DevAdminAddr is where `hookwire dev` serves /metrics, /healthz and
+// /readyz unless --admin-addr says otherwise.
+const DevAdminAddr = "127.0.0.1:9464"
+
+// makeDevDir creates the dev data directory with a .gitignore of "*": it
+// holds an admin key, a master key and the database, none of which
+// belongs in the repository it is usually created in.
+func makeDevDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ignore := filepath.Join(dir, ".gitignore")
+	if _, err := os.Stat(ignore); errors.Is(err, os.ErrNotExist) {
+		content := "# Written by hookwire dev: keys and data of a local development server.\n*\n"
+		if err := os.WriteFile(ignore, []byte(content), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", ignore, err)
+		}
+	}
+	return nil
 }
 
 func newDevCmd() *cobra.Command {
@@ -58,6 +79,9 @@ the admin key and a quickstart.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			if err := makeDevDir(sf.dataDir); err != nil {
 				return err
 			}
 			key, err := devAdminKey(sf.dataDir)
@@ -102,6 +126,10 @@ the admin key and a quickstart.`,
 		},
 	}
 	sf.register(cmd.Flags(), ".hookwire-dev")
+	admin := cmd.Flags().Lookup("admin-addr")
+	admin.DefValue = DevAdminAddr
+	_ = admin.Value.Set(DevAdminAddr)
+	admin.Usage = strings.Replace(admin.Usage, "empty: off", `"" or "off": none`, 1)
 	af.register(cmd.Flags())
 	lf.register(cmd.Flags())
 	return cmd
@@ -112,6 +140,7 @@ func printQuickstart(w io.Writer, srv *controlplane.Server, key string) {
 	fmt.Fprintf(w, `Hookwire dev is running.
   gRPC API   %s
   REST API   %s
+  admin      %s   (/metrics, /healthz, /readyz; no key)
   admin key  %s
 
 Quickstart (in another terminal):
@@ -122,5 +151,12 @@ Quickstart (in another terminal):
   curl -s -H "Authorization: Bearer $KEY" -d '{"type":"order.created","payload":{"id":42}}' $HW/v1/tenants/acme/events
   curl -s -H "Authorization: Bearer $KEY" $HW/v1/tenants/acme/deliveries
 
-`, srv.GRPCAddr(), api, key, api, key)
+`, srv.GRPCAddr(), api, adminURL(srv), key, api, key)
+}
+
+func adminURL(srv *controlplane.Server) string {
+	if a := srv.AdminAddr(); a != "" {
+		return "http://" + a
+	}
+	return "off (--admin-addr)"
 }

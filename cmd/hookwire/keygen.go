@@ -22,7 +22,7 @@ type masterKeyFlags struct {
 }
 
 func (f *masterKeyFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.file, "master-key-file", "", "file holding the master key that encrypts signing keys at rest (create it with `hookwire keygen --out FILE`); default: $"+controlplane.MasterKeyEnv)
+	fs.StringVar(&f.file, "master-key-file", "", "file holding the master key that encrypts signing keys at rest (create it with 'hookwire keygen --out FILE'); default: $"+controlplane.MasterKeyEnv)
 	fs.StringArrayVar(&f.previous, "previous-master-key-file", nil, "file holding an earlier master key, kept readable while stored keys are re-sealed under the current one (repeatable; a missing file is skipped, so it may name where a rotation will put the old key; see SIGHUP in OPERATIONS.md)")
 }
 

@@ -133,7 +133,7 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	d.log.Info("agent connected", "agent", c.agentID, "labels", c.labels, "transports", hello.GetTransports(), "credit", c.credit, "honoured_leases", len(honoured))
+	d.log.Info("agent connected", "agent", c.agentID, "labels", c.labels, "transports", transportNames(hello.GetTransports()), "credit", c.credit, "honoured_leases", len(honoured))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -349,4 +349,16 @@ func (d *Dispatcher) resultLoop(ctx context.Context, c *conn) error {
 			return err
 		}
 	}
+}
+
+// transportNames renders an agent's transports for logs: "http@1.4.0".
+func transportNames(ts []*hookwirev1.TransportInfo) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.GetName()
+		if v := t.GetVersion(); v != "" {
+			out[i] += "@" + v
+		}
+	}
+	return out
 }
