@@ -252,7 +252,6 @@ func serveMetrics(addr string, reg *prometheus.Registry, withPprof bool) (stop f
 func newAgentCmd() *cobra.Command {
 	var af agentFlags
 	var lf logFlags
-	var configFile string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a delivery agent that dials out to the control plane",
@@ -294,18 +293,6 @@ HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 				// which default to 400 too: sdk.Serve).
 				debug.SetGCPercent(400)
 			}
-			if !cmd.Flags().Changed("config") {
-				configFile = os.Getenv(envName(agentEnvPrefix, "config"))
-			}
-			sources := flagSources{
-				EnvPrefix:  agentEnvPrefix,
-				EnvAliases: map[string]string{"api-key": "HOOKWIRE_API_KEY"},
-				File:       configFile,
-				Skip:       []string{"config"},
-			}
-			if err := sources.apply(cmd.Flags()); err != nil {
-				return err
-			}
 			log, err := lf.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -328,8 +315,8 @@ HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 	cmd.Flags().StringVar(&af.tls.CertFile, "tls-cert", "", "PEM client certificate for mTLS (with --tls-key)")
 	cmd.Flags().StringVar(&af.tls.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&af.tls.ServerName, "tls-server-name", "", "name expected in the control plane's certificate (default: the host of --server)")
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML or JSON file of flag values, keyed by flag name (env HOOKWIRE_AGENT_CONFIG)")
 	af.register(cmd.Flags())
 	lf.register(cmd.Flags())
+	configurable(cmd, agentEnvPrefix, map[string]string{"api-key": "HOOKWIRE_API_KEY"})
 	return cmd
 }

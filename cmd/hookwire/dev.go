@@ -74,7 +74,8 @@ func newDevCmd() *cobra.Command {
 		Long: `Run everything in one process: the control plane with its bbolt store in
 --data-dir, and an agent with the built-in transports. The agent may deliver
 to loopback targets, so a receiver on localhost works. Prints the addresses,
-the admin key and a quickstart.`,
+the admin key and a quickstart. Every flag may also come from the environment
+as HOOKWIRE_DEV_<FLAG> or from a --config file, as for "hookwire server".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())
@@ -132,6 +133,7 @@ the admin key and a quickstart.`,
 	admin.Usage = strings.Replace(admin.Usage, "empty: off", `"" or "off": none`, 1)
 	af.register(cmd.Flags())
 	lf.register(cmd.Flags())
+	configurable(cmd, devEnvPrefix, nil)
 	return cmd
 }
 

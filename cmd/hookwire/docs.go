@@ -26,6 +26,8 @@ var envVars = []envVar{
 	{"HOOKWIRE_ADMIN_KEY", "`server`, `dev`", "The admin API key (at least 16 characters). When unset, `server` creates one on its first start and prints it once; `dev` keeps one in its data directory."},
 	{"HOOKWIRE_MASTER_KEY", "`server`, `keygen`", "The master key that encrypts signing keys at rest (base64 of 32 bytes), when no `--master-key-file` is given. Create one with `hookwire keygen`."},
 	{"HOOKWIRE_API_KEY", "client commands, `agent`", "The API key sent as a bearer token; for `agent`, the admin key or a join token (`hwj_...`)."},
+	{"HOOKWIRE_SERVER_", "`server`", "Any `server` flag: `HOOKWIRE_SERVER_` plus the flag name in upper case with `-` as `_`, e.g. `HOOKWIRE_SERVER_DATA_DIR`, `HOOKWIRE_SERVER_CONFIG` (the `--config` file). The command line beats these, and these beat the `--config` file."},
+	{"HOOKWIRE_DEV_", "`dev`", "Any `dev` flag, as for `server`: e.g. `HOOKWIRE_DEV_HTTP_ADDR`, `HOOKWIRE_DEV_CONFIG`."},
 	{"HOOKWIRE_AGENT_", "`agent`", "Any `agent` flag: `HOOKWIRE_AGENT_` plus the flag name in upper case with `-` as `_`, e.g. `HOOKWIRE_AGENT_SERVER`, `HOOKWIRE_AGENT_MAX_IN_FLIGHT`, `HOOKWIRE_AGENT_CONFIG` (the `--config` file); lists are comma-separated (`HOOKWIRE_AGENT_LABEL=region=eu,tier=edge`). The command line beats these, and these beat the `--config` file."},
 	{"HOOKWIRE_ADDR", "client commands", "The control plane's gRPC address (default `127.0.0.1:7070`)."},
 	{"HOOKWIRE_TENANT", "client commands", "The tenant of tenant-scoped commands (like `--tenant`)."},

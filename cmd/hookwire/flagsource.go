@@ -12,13 +12,34 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
 
-// agentEnvPrefix prefixes the environment variable of every agent flag:
-// --max-in-flight is HOOKWIRE_AGENT_MAX_IN_FLIGHT.
-const agentEnvPrefix = "HOOKWIRE_AGENT_"
+// Environment prefixes of the commands whose flags come from the
+// environment too: --max-in-flight of `agent` is HOOKWIRE_AGENT_MAX_IN_FLIGHT.
+const (
+	agentEnvPrefix  = "HOOKWIRE_AGENT_"
+	serverEnvPrefix = "HOOKWIRE_SERVER_"
+	devEnvPrefix    = "HOOKWIRE_DEV_"
+)
+
+// configurable gives cmd a --config flag and, before it runs, takes every
+// flag not set on the command line from prefix+FLAG in the environment,
+// else from the --config file (prefix+CONFIG names the file when --config
+// is not given). aliases are further variables for some flags. Call it
+// once cmd's flags are registered.
+func configurable(cmd *cobra.Command, prefix string, aliases map[string]string) {
+	var file string
+	cmd.Flags().StringVar(&file, "config", "", "YAML or JSON file of flag values, keyed by flag name (env "+prefix+"CONFIG)")
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if !cmd.Flags().Changed("config") {
+			file = os.Getenv(envName(prefix, "config"))
+		}
+		return flagSources{EnvPrefix: prefix, EnvAliases: aliases, File: file, Skip: []string{"config"}}.apply(cmd.Flags())
+	}
+}
 
 // flagSources says where flags not given on the command line come from.
 type flagSources struct {

@@ -105,7 +105,20 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the control plane (gRPC API, REST gateway, store, dispatcher)",
 		Long: `Run the control plane. Agents connect to --grpc-addr; producers publish over
 gRPC or REST. On first start an admin API key is created and printed once;
-set HOOKWIRE_ADMIN_KEY to choose it instead.`,
+set HOOKWIRE_ADMIN_KEY to choose it instead.
+
+Configuration: every flag may also come from the environment as
+HOOKWIRE_SERVER_<FLAG> (upper case, '-' as '_'; lists comma-separated), e.g.
+HOOKWIRE_SERVER_DATA_DIR=/var/lib/hookwire, or from a YAML or JSON file given
+with --config (or HOOKWIRE_SERVER_CONFIG) whose keys are flag names:
+
+  data-dir: /var/lib/hookwire
+  grpc-addr: 0.0.0.0:7070
+  master-key-file: /etc/hookwire/master.key
+  retention: 720h
+
+A flag on the command line beats the environment, which beats the file. An
+unknown key in the file is an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())
@@ -161,6 +174,7 @@ set HOOKWIRE_ADMIN_KEY to choose it instead.`,
 	lf.register(cmd.Flags())
 	mf.register(cmd.Flags())
 	tf.register(cmd.Flags())
+	configurable(cmd, serverEnvPrefix, nil)
 	return cmd
 }
 
