@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/hookwire/hookwire/controlplane/internal/api"
@@ -110,12 +111,62 @@ func outgoingHeader(key string) (string, bool) {
 }
 
 // errorHandler is the default one, except that an oversized payload is
-// 413 Request Entity Too Large rather than 400.
+// 413 Request Entity Too Large rather than 400, and 401/403 carry the
+// WWW-Authenticate challenge of RFC 6750.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if tooLarge(err) {
 		w = &statusOverride{ResponseWriter: w, code: http.StatusRequestEntityTooLarge}
 	}
+	if c := bearerChallenge(err, r.Header.Get("Authorization") != ""); c != "" {
+		// Set when the header goes out: the default handler puts the
+		// bare status message in WWW-Authenticate for Unauthenticated.
+		w = &challengeWriter{ResponseWriter: w, challenge: c}
+	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+type challengeWriter struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (c *challengeWriter) WriteHeader(code int) {
+	c.Header().Set("WWW-Authenticate", c.challenge)
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// bearerChallenge is the WWW-Authenticate value for an authentication or
+// authorisation failure (RFC 6750 section 3): no error code when no
+// credentials were sent, invalid_token for a key that is not accepted,
+// insufficient_scope for one that may not do this. "" for other errors.
+func bearerChallenge(err error, sentCredentials bool) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	code := ""
+	switch {
+	case st.Code() == codes.Unauthenticated && sentCredentials:
+		code = "invalid_token"
+	case st.Code() == codes.Unauthenticated:
+	case st.Code() == codes.PermissionDenied:
+		code = "insufficient_scope"
+	default:
+		return ""
+	}
+	c := `Bearer realm="hookwire"`
+	if code != "" {
+		// The description is a quoted-string without quotes or
+		// backslashes, in visible ASCII (RFC 6750 section 3).
+		desc := strings.Map(func(r rune) rune {
+			if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+				return '\''
+			}
+			return r
+		}, st.Message())
+		c += `, error="` + code + `", error_description="` + desc + `"`
+	}
+	return c
 }
 
 func tooLarge(err error) bool {

@@ -239,3 +239,28 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A 401 carries the RFC 6750 challenge: without credentials just the
+// realm, with a key that is not accepted error="invalid_token".
+func TestRESTUnauthorizedHasBearerChallenge(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	for _, tc := range []struct {
+		auth, want string
+	}{
+		{"", `Bearer realm="hookwire"`},
+		{"Bearer hwk_nosuchkey0000000_0000000000000000000000000000000", `Bearer realm="hookwire", error="invalid_token", error_description="invalid API key"`},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != tc.want {
+			t.Errorf("auth %q: %d WWW-Authenticate %q, want 401 %q", tc.auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.want)
+		}
+	}
+}
