@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -260,6 +261,11 @@ func (a *auditService) ListAuditEvents(ctx context.Context, req *hookwirev1.List
 		}
 	} else if err := authorize(ctx, tenant, accessRead); err != nil {
 		return nil, err
+	} else if _, err := a.s.cfg.Store.GetTenant(tenant); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, `tenant %q not found (the admin key lists every tenant's audit records, deleted tenants' included, with tenant "-")`, tenant)
+		}
+		return nil, storeError(err, fmt.Sprintf("tenant %q", tenant))
 	}
 	f := store.AuditFilter{Action: req.GetAction(), Resource: strings.TrimSuffix(req.GetResource(), "/")}
 	if strings.Contains(strings.TrimSuffix(f.Action, ".*"), "*") || f.Action == ".*" {

@@ -257,7 +257,7 @@ func (s *Services) CreateApiKey(ctx context.Context, req *hookwirev1.CreateApiKe
 }
 
 func (s *Services) ListApiKeys(ctx context.Context, req *hookwirev1.ListApiKeysRequest) (*hookwirev1.ListApiKeysResponse, error) {
-	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
 		return nil, err
 	}
 	recs, err := s.cfg.Store.ListAPIKeys(func(r *storev1.ApiKeyRecord) bool { return r.GetApiKey().GetTenant() == req.GetTenant() })
@@ -377,7 +377,7 @@ func (s *Services) GetSubscription(ctx context.Context, req *hookwirev1.GetSubsc
 }
 
 func (s *Services) ListSubscriptions(ctx context.Context, req *hookwirev1.ListSubscriptionsRequest) (*hookwirev1.ListSubscriptionsResponse, error) {
-	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
 		return nil, err
 	}
 	limit := pageSize(req.GetPageSize())
@@ -824,7 +824,7 @@ func isJSON(contentType string) bool {
 // --- deliveries ---
 
 func (s *Services) ListDeliveries(ctx context.Context, req *hookwirev1.ListDeliveriesRequest) (*hookwirev1.ListDeliveriesResponse, error) {
-	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
 		return nil, err
 	}
 	var f store.DeliveryFilter
@@ -949,6 +949,20 @@ func joinProblems(p []string) string {
 func checkSelector(text string) error {
 	if _, err := selector.Parse(text); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid %v", err)
+	}
+	return nil
+}
+
+// authorizeListing is authorize for reading a tenant's lists, which must
+// also answer NotFound for a tenant that does not exist (an admin could
+// otherwise list "nothing" in a tenant id with a typo), with the message a
+// caller from another tenant gets.
+func (s *Services) authorizeListing(ctx context.Context, tenant string) error {
+	if err := authorize(ctx, tenant, accessRead); err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.GetTenant(tenant); err != nil {
+		return storeError(err, fmt.Sprintf("tenant %q", tenant))
 	}
 	return nil
 }
