@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -114,6 +115,7 @@ func outgoingHeader(key string) (string, bool) {
 // 413 Request Entity Too Large rather than 400, and 401/403 carry the
 // WWW-Authenticate challenge of RFC 6750.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	err = withoutGRPCPrefix(err)
 	if tooLarge(err) {
 		w = &statusOverride{ResponseWriter: w, code: http.StatusRequestEntityTooLarge}
 	}
@@ -123,6 +125,23 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		w = &challengeWriter{ResponseWriter: w, challenge: c}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// grpcPrefix is what a gRPC status error's Error() puts before its
+// message; the gateway wraps errors from request decoding that way.
+var grpcPrefix = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+
+// withoutGRPCPrefix removes gRPC's "rpc error: code = ... desc = " from a
+// status message: REST clients get the code as the HTTP status and in the
+// body's code field, and the message only.
+func withoutGRPCPrefix(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || !strings.Contains(st.Message(), "rpc error: code = ") {
+		return err
+	}
+	p := st.Proto()
+	p.Message = grpcPrefix.ReplaceAllString(p.Message, "")
+	return status.FromProto(p).Err()
 }
 
 type challengeWriter struct {

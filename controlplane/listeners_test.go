@@ -264,3 +264,17 @@ func TestRESTUnauthorizedHasBearerChallenge(t *testing.T) {
 		}
 	}
 }
+
+// REST error messages carry no gRPC wrapping ("rpc error: code = ...
+// desc = ..."): the status code is already the HTTP status and the body's
+// code.
+func TestRESTErrorsHaveNoGRPCPrefix(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	if _, code, _ := h.restFull("POST", "/v1/tenants", `{"id":"acme"}`); code != 200 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	body, code, _ := h.restFull("POST", "/v1/tenants/acme/events", `{"type":"a.b","payload":`)
+	if code != 400 || strings.Contains(string(body), "rpc error") || !strings.Contains(string(body), "request body must be a JSON object") {
+		t.Fatalf("truncated JSON: %d %s, want 400 with the decoder's message and no gRPC prefix", code, body)
+	}
+}
