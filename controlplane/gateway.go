@@ -38,7 +38,12 @@ var restMetadata = []struct{ header, key string }{
 // server's in-process channel (see inproc), so REST calls pass the same
 // interceptors as gRPC calls.
 func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit int64) (http.Handler, error) {
+	rs, err := loadRoutes()
+	if err != nil {
+		return nil, err
+	}
 	mux := runtime.NewServeMux(
+		runtime.WithRoutingErrorHandler(rs.routingErrors),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, restMarshaler()),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {

@@ -278,3 +278,22 @@ func TestRESTErrorsHaveNoGRPCPrefix(t *testing.T) {
 		t.Fatalf("truncated JSON: %d %s, want 400 with the decoder's message and no gRPC prefix", code, body)
 	}
 }
+
+// A known path with a method it does not take is 405 with Allow listing
+// the ones it does (not 501); an unknown path stays 404.
+func TestRESTWrongMethodIs405WithAllow(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{})
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/tenants/acme/subscriptions/sub_x", "DELETE, GET, PATCH"},
+		{"DELETE", "/v1/tenants", "GET, POST"},
+		{"GET", "/v1/tenants/acme/events", "POST"},
+	} {
+		body, code, hdr := h.restFull(tc.method, tc.path, "")
+		if code != 405 || hdr.Get("Allow") != tc.allow || !strings.Contains(string(body), "is not allowed") {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 Allow %q", tc.method, tc.path, code, hdr.Get("Allow"), body, tc.allow)
+		}
+	}
+	if _, code, _ := h.restFull("GET", "/v1/no/such/path", ""); code != 404 {
+		t.Errorf("unknown path: %d, want 404", code)
+	}
+}
