@@ -241,3 +241,39 @@ func TestAttemptLoggedAtDebugWithoutSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Every API call is counted by surface, method and code (REST calls run
+// in process, counted as api="rest"), unary calls are timed, and the build
+// is described by hookwire_build_info.
+func TestMetricsPerRPCAndBuildInfo(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	if _, code, _ := h.restFull("POST", "/v1/tenants", `{"id":"acme"}`); code != 200 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	if _, code, _ := h.restFull("GET", "/v1/tenants/nope", ""); code != 404 {
+		t.Fatalf("get unknown tenant: %d", code)
+	}
+	if _, err := hookwirev1.NewTenantServiceClient(h.conn).GetTenant(h.ctx(), &hookwirev1.GetTenantRequest{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, h.srv.AdminAddr())
+	for series, want := range map[string]float64{
+		`hookwire_api_requests_total{api="rest",code="OK",method="hookwire.v1.TenantService/CreateTenant"}`:    1,
+		`hookwire_api_requests_total{api="rest",code="NotFound",method="hookwire.v1.TenantService/GetTenant"}`: 1,
+		`hookwire_api_requests_total{api="grpc",code="OK",method="hookwire.v1.TenantService/GetTenant"}`:       1,
+		`hookwire_api_request_duration_seconds_count{api="grpc",method="hookwire.v1.TenantService/GetTenant"}`: 1,
+	} {
+		if got := m(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^hookwire_build_info\{go_version="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`).Match(body) {
+		t.Errorf("no hookwire_build_info series:\n%s", grepLines(string(body), "build_info"))
+	}
+}

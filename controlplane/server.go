@@ -268,14 +268,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
+	rpcm := newRPCMetrics(s.metrics.Registry)
+	registerBuildInfo(s.metrics.Registry)
 	limits := cfg.Listeners.withDefaults()
 	lisMetrics := newListenerMetrics(s.metrics.Registry)
 	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(msgLimit))
 	opts = append(opts, limits.grpcOptions()...)
+	// Outermost: every call is counted, authentication failures too.
+	first := []grpc.ServerOption{grpc.ChainUnaryInterceptor(rpcm.unary("grpc")), grpc.ChainStreamInterceptor(rpcm.stream("grpc"))}
 	if tracer != nil {
-		// First, so publish spans also cover authentication failures.
-		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor())}, opts...)
+		// Then tracing, so publish spans also cover authentication failures.
+		first = append(first, grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor()))
 	}
+	opts = append(first, opts...)
 	if tlsSet != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
 	}
@@ -306,7 +311,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if tracer != nil {
 			unary = append([]grpc.UnaryServerInterceptor{tracer.UnaryInterceptor()}, unary...)
 		}
-		s.inproc = newInproc(unary, svc.StreamInterceptors())
+		unary = append([]grpc.UnaryServerInterceptor{rpcm.unary("rest")}, unary...)
+		stream := append([]grpc.StreamServerInterceptor{rpcm.stream("rest")}, svc.StreamInterceptors()...)
+		s.inproc = newInproc(unary, stream)
 		svc.Register(s.inproc)
 		svc.RegisterAudit(s.inproc)
 		gw, err := newGateway(runCtx, s.inproc.conn, int64(msgLimit))
