@@ -77,6 +77,13 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit in
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
+		if r.Method == http.MethodGet && isStream(r.URL.Path) && wantsEventStream(r) {
+			// The gateway writes streams as JSON lines (its marshaler is
+			// picked by Accept, so ask it for JSON); sseWriter makes them
+			// events.
+			r.Header.Set("Accept", "application/json")
+			w = &sseWriter{ResponseWriter: w}
+		}
 		mux.ServeHTTP(w, r)
 	})), nil
 }

@@ -443,3 +443,92 @@ func TestTailDroppedCounted(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// A browser's EventSource asks for text/event-stream: the tail then comes
+// as Server-Sent Events, one "data: {JSON}" event per item, the same JSON
+// as the NDJSON lines.
+func TestTailOverServerSentEvents(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants/acme/deliveries:tail?attempts_only=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Accept", "text/event-stream")
+	type event struct {
+		contentType string
+		data        string
+	}
+	events := make(chan event, 16)
+	failed := make(chan error, 1)
+	go func() {
+		defer close(events)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			failed <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed <- fmt.Errorf("HTTP %d", resp.StatusCode)
+			return
+		}
+		sc := bufio.NewScanner(resp.Body)
+		var data []string
+		for sc.Scan() {
+			line := sc.Text()
+			if line != "" {
+				data = append(data, line)
+				continue
+			}
+			// An empty line ends an event.
+			ev := event{contentType: resp.Header.Get("Content-Type"), data: strings.Join(data, "\n")}
+			data = nil
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	for {
+		h.publish("order.created", `{}`)
+		h.agent.report(t, ok(h.next()))
+		select {
+		case ev, open := <-events:
+			if !open {
+				select {
+				case err := <-failed:
+					t.Fatalf("SSE tail: %v", err)
+				default:
+				}
+				t.Fatal("SSE tail ended")
+			}
+			if ev.contentType != "text/event-stream" {
+				t.Fatalf("Content-Type %q", ev.contentType)
+			}
+			payload, found := strings.CutPrefix(ev.data, "data: ")
+			if !found || strings.Contains(payload, "\n") {
+				t.Fatalf("event %q: want one data line", ev.data)
+			}
+			var frame struct{ Result json.RawMessage }
+			if err := json.Unmarshal([]byte(payload), &frame); err != nil {
+				t.Fatalf("event data %q: %v", payload, err)
+			}
+			var it hookwirev1.TailDeliveriesResponse
+			if err := protojson.Unmarshal(frame.Result, &it); err != nil {
+				t.Fatalf("result %s: %v", frame.Result, err)
+			}
+			if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetStatusCode() != 200 {
+				t.Fatalf("SSE tail event %s", payload)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no attempt on the SSE tail within 20s")
+		}
+	}
+}
