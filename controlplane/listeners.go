@@ -173,8 +173,8 @@ func (c *capListener) Accept() (net.Conn, error) {
 			return &cappedConn{Conn: conn, l: c}, nil
 		}
 		c.open.Add(-1)
+		c.noteRefused() // counted and logged before the client sees the close
 		_ = conn.Close()
-		c.noteRefused()
 	}
 }
 
