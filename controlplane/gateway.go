@@ -205,6 +205,9 @@ func tooLarge(err error) bool {
 	if !ok {
 		return false
 	}
+	if strings.HasPrefix(st.Message(), bodyTooLarge) {
+		return true // from bodyError, re-wrapped by the gateway without details
+	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == api.ReasonPayloadTooLarge {
 			return true
@@ -256,14 +259,26 @@ func (m *eventMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 			}
 			return decodeBatch(data, target)
 		}
-		return m.JSONPb.NewDecoder(r).Decode(v)
+		// Read the body first, so one over the limit is 413 (bodyError)
+		// on every path, not the JSON decoder's read error as 400.
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return bodyError(err)
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF // no body: the gateway's own handling
+		}
+		return m.JSONPb.Unmarshal(data, v)
 	})
 }
+
+// bodyTooLarge starts the message of a request body over the limit.
+const bodyTooLarge = "request body is larger than"
 
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		st := status.Newf(codes.InvalidArgument, "request body is larger than %d bytes", mbe.Limit)
+		st := status.Newf(codes.InvalidArgument, bodyTooLarge+" %d bytes", mbe.Limit)
 		st, _ = st.WithDetails(&errdetails.ErrorInfo{Reason: api.ReasonPayloadTooLarge, Domain: api.ErrorDomain})
 		return st.Err()
 	}

@@ -297,3 +297,27 @@ func TestRESTWrongMethodIs405WithAllow(t *testing.T) {
 		t.Errorf("unknown path: %d, want 404", code)
 	}
 }
+
+// Names and keys with control characters are refused with 400 naming the
+// field (NUL anywhere); a body over the limit is 413 on every path.
+func TestRESTRefusesControlCharactersAndOversizeBodies(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{MaxPayloadBytes: 1000})
+	if _, code, _ := h.restFull("POST", "/v1/tenants", `{"id":"acme"}`); code != 200 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/v1/tenants/acme/events", `{"type":"a.b","payload":{},"idempotency_key":"a\u0000b"}`, "event.idempotency_key"},
+		{"POST", "/v1/tenants/acme/events", `{"type":"a.b","payload":{},"idempotency_key":"a\u0007b"}`, "event.idempotency_key"},
+		{"POST", "/v1/tenants/acme/events", `{"type":"a.b","payload":{},"metadata":{"k":"a\u0000b"}}`, "event.metadata"},
+		{"GET", "/v1/tenants/acme/deliveries/dlv_a%00b", "", "id"},
+	} {
+		body, code, _ := h.restFull(tc.method, tc.path, tc.body)
+		if code != 400 || !strings.Contains(string(body), tc.field) {
+			t.Errorf("%s %s %s: %d %s, want 400 naming %s", tc.method, tc.path, tc.body, code, body, tc.field)
+		}
+	}
+	big := `{"description":"` + strings.Repeat("x", 20<<20) + `","event_types":["a.*"]}`
+	if body, code, _ := h.restFull("POST", "/v1/tenants/acme/subscriptions", big); code != 413 {
+		t.Errorf("20 MiB subscription body: %d %.200s, want 413", code, body)
+	}
+}

@@ -18,6 +18,15 @@ import (
 // totals across a map). It runs after the proto rules, in the same
 // interceptor, so every entry point (gRPC and REST) gets it.
 func checkSemantics(m proto.Message) error {
+	if err := checkFields(m); err != nil {
+		return err
+	}
+	return checkControlChars(m.ProtoReflect())
+}
+
+// checkFields checks the fields with rules of their own (with their own,
+// more specific messages).
+func checkFields(m proto.Message) error {
 	switch req := m.(type) {
 	case *hookwirev1.CreateSubscriptionRequest:
 		return checkSubscription("subscription", req.GetSubscription())
