@@ -422,11 +422,9 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 			status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
 		}
 		for _, d := range ne.Deliveries {
-			changes = append(changes, &DeliveryChange{DeliveryID: d.ID, Ordered: d.Ordered, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(dl *hookwirev1.Delivery) bool {
-				dl.Status, dl.AttemptCount = status, 1
-				dl.NextAttemptTime = timestamppb.New(now.Add(time.Minute))
-				return true
-			}})
+			changes = append(changes, &DeliveryChange{DeliveryID: d.ID, Ordered: d.Ordered, Attempt: &hookwirev1.Attempt{Number: 1},
+				Fields: []string{"status", "attempt_count", "next_attempt_time"},
+				Set:    &hookwirev1.Delivery{Status: status, AttemptCount: 1, NextAttemptTime: timestamppb.New(now.Add(time.Minute))}})
 		}
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {

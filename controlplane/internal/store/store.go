@@ -440,7 +440,13 @@ type CommitStats struct {
 // sharing its batch fails. While the store cannot write, update fails at
 // once with an error wrapping ErrUnavailable; after Close, with ErrClosed.
 func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	w := &write{fn: withAuditWrite(ctx, fn), done: make(chan error, 1)}
+	return s.enqueue(ctx, withAuditWrite(ctx, fn))
+}
+
+// enqueue is update without the audit event a context may carry: Apply's
+// commands carry their audit events themselves.
+func (s *Store) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	w := &write{fn: fn, done: make(chan error, 1)}
 	s.sendMu.RLock()
 	if s.closed {
 		s.sendMu.RUnlock()

@@ -126,16 +126,12 @@ func fillTenant(t *testing.T, s *Store, tenant string, now time.Time) (subs []id
 	// Three deliveries finished, one failed and waits for a retry.
 	var changes []*DeliveryChange
 	for i := range 4 {
-		changes = append(changes, &DeliveryChange{DeliveryID: events[i].Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.AttemptCount = 1
-			if i == 3 {
-				d.NextAttemptTime = timestamppb.New(now.Add(time.Hour))
-				return true
-			}
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			d.NextAttemptTime = nil
-			return true
-		}})
+		changes = append(changes, &DeliveryChange{DeliveryID: events[i].Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1},
+			Fields: []string{"status", "attempt_count", "next_attempt_time"},
+			Set:    &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED, AttemptCount: 1}})
+		if i == 3 {
+			changes[i].Set = &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING, AttemptCount: 1, NextAttemptTime: timestamppb.New(now.Add(time.Hour))}
+		}
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)
