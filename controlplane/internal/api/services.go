@@ -176,7 +176,11 @@ func (s *Services) CreateTenant(ctx context.Context, req *hookwirev1.CreateTenan
 		return nil, err
 	}
 	t := &hookwirev1.Tenant{Id: req.GetId(), DisplayName: req.GetDisplayName(), CreateTime: timestamppb.New(s.cfg.Now())}
-	if err := s.cfg.Store.CreateTenant(s.auditCreated(ctx, store.AuditGlobal, auditTenantCreate, tenantResource(t.GetId()), t), t); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditTenantCreate, resource: tenantResource(t.GetId()), after: t})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.CreateTenant(ctx, t, audit); err != nil {
 		if errors.Is(err, store.ErrTenantPurging) {
 			return nil, status.Errorf(codes.FailedPrecondition, "tenant %s was deleted and its deletion is still in progress (its events, deliveries and audit records are being purged); retry the create later", quote(req.GetId()))
 		}
@@ -247,8 +251,11 @@ func (s *Services) CreateApiKey(ctx context.Context, req *hookwirev1.CreateApiKe
 		return nil, status.Errorf(codes.Internal, "generate key: %v", err)
 	}
 	k := &hookwirev1.ApiKey{Id: id, Tenant: req.GetTenant(), Name: req.GetName(), Scope: scope, CreateTime: timestamppb.New(s.cfg.Now()), ExpireTime: req.GetExpireTime()}
-	ctx = s.auditCreated(ctx, req.GetTenant(), auditAPIKeyCreate, apiKeyResource(req.GetTenant(), id), k)
-	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditAPIKeyCreate, resource: apiKeyResource(req.GetTenant(), id), after: k})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}, audit); err != nil {
 		return nil, storeError(err, "API key")
 	}
 	out := proto.Clone(k).(*hookwirev1.ApiKey)
@@ -355,8 +362,11 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	if err := s.checkFilterCost(sub.GetFilter()); err != nil {
 		return nil, subscriptionError(err, "subscription")
 	}
-	ctx = s.auditCreated(ctx, req.GetTenant(), auditSubscriptionCreate, subscriptionResource(req.GetTenant(), sub.GetId()), sub)
-	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditSubscriptionCreate, resource: subscriptionResource(req.GetTenant(), sub.GetId()), after: sub})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.CreateSubscription(ctx, rec, audit); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
 	}
 	s.cfg.Catalog.Put(prepared)

@@ -861,7 +861,7 @@ func (d *Dispatcher) cancelOrphans(sub ids.ID) error {
 		for i, id := range list {
 			changes[i] = &store.DeliveryChange{DeliveryID: id, IfStatus: onlyPending,
 				Fields: []string{"status", "last_error", "next_attempt_time", "update_time"},
-				Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED, LastError: "subscription deleted", UpdateTime: now}}
+				Set:    &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED, LastError: "subscription deleted", UpdateTime: now}}
 		}
 		if _, err := d.cfg.Store.ChangeDeliveries(context.Background(), changes); err != nil {
 			return err

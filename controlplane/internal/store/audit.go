@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 )
@@ -98,7 +99,8 @@ func putAudit(tx *bolt.Tx, ev *hookwirev1.AuditEvent) error {
 // AppendAudit records an audit event in a write of its own, for changes
 // that make no store write (an agent drain) or whose write cannot carry it.
 func (s *Store) AppendAudit(ctx context.Context, ev *hookwirev1.AuditEvent) error {
-	return s.update(ctx, func(tx *bolt.Tx) error { return putAudit(tx, ev) })
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_AppendAudit{AppendAudit: &storev1.AppendAudit{Event: ev}}})
+	return err
 }
 
 // AuditFilter selects audit events; zero fields match everything.

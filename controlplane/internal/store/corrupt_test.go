@@ -26,11 +26,11 @@ func filledStore(t *testing.T, dir string, n int) []ids.ID {
 	s := open(t, dir)
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())
-	if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: ids.Format(ids.Subscription, sub), Tenant: "acme"}}); err != nil {
+	if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: ids.Format(ids.Subscription, sub), Tenant: "acme"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var out []ids.ID
@@ -399,7 +399,7 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for _, tn := range []string{"acme", "gone"} {
-		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn, CreateTime: timestamppb.New(now)}); err != nil {
+		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn, CreateTime: timestamppb.New(now)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -433,7 +433,7 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 	if err := s.AppendAudit(ctx, auditEvent("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutJoinToken(ctx, &hookwirev1.JoinToken{Id: "jt"}, []byte("h")); err != nil {
+	if err := s.PutJoinToken(ctx, &hookwirev1.JoinToken{Id: "jt"}, []byte("h"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteTenant(ctx, "gone", now, nil); err != nil {
@@ -465,7 +465,7 @@ func TestCheckReportsIndexDamage(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())

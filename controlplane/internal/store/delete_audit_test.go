@@ -22,12 +22,12 @@ func TestDeleteAuditsItsBeforeImageInTheSameWrite(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme", DisplayName: "Acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme", DisplayName: "Acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	newSub := func(name string) string {
 		id := ids.Format(ids.Subscription, ids.New(time.Now()))
-		if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: id, Tenant: "acme", Description: name}}); err != nil {
+		if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: id, Tenant: "acme", Description: name}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		return id

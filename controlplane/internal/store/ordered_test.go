@@ -21,7 +21,7 @@ func TestOrderedPromotionAndRetryInOneWrite(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

@@ -26,23 +26,12 @@ func tenantPrefix(tenant string) []byte { return tenantKey(tenant, nil) }
 
 // --- tenants ---
 
-// CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken,
+// CreateTenant stores a new tenant (a CreateTenant command), with audit
+// (if set) in the same write; ErrAlreadyExists if the id is taken,
 // ErrTenantPurging while a deleted tenant of that id is being purged.
-func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
-	v, err := encode([]byte(t.GetId()), t)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		if b.Get([]byte(t.GetId())) != nil {
-			return ErrAlreadyExists
-		}
-		if tx.Bucket(bucketTenantPurges).Get([]byte(t.GetId())) != nil {
-			return ErrTenantPurging
-		}
-		return b.Put([]byte(t.GetId()), v)
-	})
+func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_CreateTenant{CreateTenant: &storev1.CreateTenant{Tenant: t, Audit: audit}}})
+	return err
 }
 
 // GetTenant returns a tenant or ErrNotFound.
@@ -130,16 +119,11 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time, audi
 
 // --- API keys ---
 
-// PutAPIKey stores (creates or replaces) an API key record.
-func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord) error {
-	k := []byte(rec.GetApiKey().GetId())
-	v, err := encode(k, rec)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAPIKeys).Put(k, v)
-	})
+// PutAPIKey stores (creates or replaces) an API key record (a PutApiKey
+// command), with audit (if set) in the same write.
+func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PutApiKey{PutApiKey: &storev1.PutApiKey{Record: rec, Audit: audit}}})
+	return err
 }
 
 // GetAPIKey returns a key record by id or ErrNotFound.
@@ -205,24 +189,12 @@ func subKey(tenant, id string) ([]byte, error) {
 	return tenantKey(tenant, sid[:]), nil
 }
 
-// CreateSubscription stores a new subscription; ErrNotFound if its tenant
-// does not exist.
-func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.SubscriptionRecord) error {
-	sub := rec.GetSubscription()
-	k, err := subKey(sub.GetTenant(), sub.GetId())
-	if err != nil {
-		return err
-	}
-	v, err := encode(k, rec)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTenants).Get([]byte(sub.GetTenant())) == nil {
-			return ErrNotFound
-		}
-		return tx.Bucket(bucketSubscriptions).Put(k, v)
-	})
+// CreateSubscription stores a new subscription (a CreateSubscription
+// command), with audit (if set) in the same write; ErrNotFound if its
+// tenant does not exist.
+func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.SubscriptionRecord, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_CreateSubscription{CreateSubscription: &storev1.CreateSubscription{Record: rec, Audit: audit}}})
+	return err
 }
 
 // GetSubscription returns a tenant's subscription or ErrNotFound.

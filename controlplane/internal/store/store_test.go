@@ -43,7 +43,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	before := s.Stats()
@@ -121,7 +121,7 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000000, 0)
@@ -173,7 +173,7 @@ func TestListDeliveriesPagesNewestFirst(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for _, tn := range []string{"acme", "globex"} {
-		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn}); err != nil {
+		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -225,7 +225,7 @@ func TestOrderedGroupsPromoteInPublishOrder(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000000, 0)
@@ -288,7 +288,7 @@ func TestIdempotencyKeyReturnsOriginal(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())
@@ -317,7 +317,7 @@ func TestPurgeRemovesOldFinishedWork(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-40 * 24 * time.Hour)

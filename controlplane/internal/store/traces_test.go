@@ -18,7 +18,7 @@ func TestEventTracesSurviveReopenAndPurge(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-40 * 24 * time.Hour)
