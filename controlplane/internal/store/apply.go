@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
@@ -38,6 +39,17 @@ type Result struct {
 	DueAdded []DueAdded
 	// RevokeJoinToken: the token as stored.
 	JoinToken *hookwirev1.JoinToken
+	// PutSubscription: the record as stored.
+	Subscription *storev1.SubscriptionRecord
+	// PurgeEvents: what it removed, and the last event id it examined
+	// (nil: none was left before the cutoff).
+	Purged     PurgeStats
+	PurgedLast []byte
+	// PurgeAudit: how many audit events it removed.
+	AuditPurged int
+	// PurgeTenantStep: what it removed, and whether the purge is finished.
+	TenantPurged     TenantPurgeStats
+	TenantPurgedDone bool
 }
 
 // Duplicate is an event a publish found under its idempotency key.
@@ -104,6 +116,24 @@ func (s *Store) applyCommand(tx *bolt.Tx, cmd *storev1.Command) (Result, error) 
 		return Result{JoinToken: t}, err
 	case *storev1.Command_AppendAudit:
 		return Result{}, putAudit(tx, k.AppendAudit.GetEvent())
+	case *storev1.Command_PutSubscription:
+		rec, err := applyPutSubscription(tx, k.PutSubscription)
+		return Result{Subscription: rec}, err
+	case *storev1.Command_DeleteSubscription:
+		return Result{}, applyDeleteSubscription(tx, k.DeleteSubscription)
+	case *storev1.Command_RevokeApiKey:
+		return Result{}, applyRevokeAPIKey(tx, k.RevokeApiKey)
+	case *storev1.Command_DeleteTenant:
+		return Result{}, applyDeleteTenant(tx, k.DeleteTenant)
+	case *storev1.Command_PurgeEvents:
+		st, last, err := s.applyPurgeEvents(tx, k.PurgeEvents)
+		return Result{Purged: st, PurgedLast: last}, err
+	case *storev1.Command_PurgeAudit:
+		n, err := applyPurgeAudit(tx, k.PurgeAudit)
+		return Result{AuditPurged: n}, err
+	case *storev1.Command_PurgeTenantStep:
+		st, done, err := s.applyPurgeTenantStep(tx, k.PurgeTenantStep)
+		return Result{TenantPurged: st, TenantPurgedDone: done}, err
 	case nil:
 		return Result{}, fmt.Errorf("apply command: no kind set")
 	default:
@@ -492,4 +522,236 @@ func applyRevokeJoinToken(tx *bolt.Tx, c *storev1.RevokeJoinToken) (*hookwirev1.
 		return nil, err
 	}
 	return t, auditIfSet(tx, c.GetAudit())
+}
+
+// readSubscription loads a tenant's stored subscription, ErrNotFound.
+func readSubscription(b *bolt.Bucket, k []byte) (*storev1.SubscriptionRecord, error) {
+	v := b.Get(k)
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
+}
+
+func applyPutSubscription(tx *bolt.Tx, c *storev1.PutSubscription) (*storev1.SubscriptionRecord, error) {
+	rec := c.GetRecord()
+	k, err := subKey(rec.GetSubscription().GetTenant(), rec.GetSubscription().GetId())
+	if err != nil {
+		return nil, err
+	}
+	b := tx.Bucket(bucketSubscriptions)
+	cur, err := readSubscription(b, k)
+	if err != nil {
+		return nil, err
+	}
+	if cur.GetRevision() != rec.GetRevision() {
+		return nil, fmt.Errorf("%w: subscription %s is at revision %d, the change was made to %d", ErrConflict, rec.GetSubscription().GetId(), cur.GetRevision(), rec.GetRevision())
+	}
+	out := proto.Clone(rec).(*storev1.SubscriptionRecord)
+	out.Revision = cur.GetRevision() + 1
+	if err := put(b, k, out); err != nil {
+		return nil, err
+	}
+	return out, auditIfSet(tx, c.GetAudit())
+}
+
+func applyDeleteSubscription(tx *bolt.Tx, c *storev1.DeleteSubscription) error {
+	sid, err := commandID("subscription id", c.GetId())
+	if err != nil {
+		return err
+	}
+	k := tenantKey(c.GetTenant(), sid[:])
+	b := tx.Bucket(bucketSubscriptions)
+	cur, err := readSubscription(b, k)
+	if err != nil {
+		return err
+	}
+	if cur.GetRevision() != c.GetRevision() {
+		return fmt.Errorf("%w: subscription %s is at revision %d, the deletion was decided at %d", ErrConflict, ids.Format(ids.Subscription, sid), cur.GetRevision(), c.GetRevision())
+	}
+	if err := b.Delete(k); err != nil {
+		return err
+	}
+	return auditIfSet(tx, c.GetAudit())
+}
+
+func applyRevokeAPIKey(tx *bolt.Tx, c *storev1.RevokeApiKey) error {
+	b := tx.Bucket(bucketAPIKeys)
+	id := []byte(c.GetId())
+	v := b.Get(id)
+	if v == nil {
+		return ErrNotFound
+	}
+	rec, err := decode(bucketAPIKeys, id, v, &storev1.ApiKeyRecord{})
+	if err != nil {
+		return err
+	}
+	if rec.GetApiKey().GetTenant() != c.GetTenant() {
+		return ErrNotFound
+	}
+	rec.ApiKey.Revoked = true
+	if err := put(b, id, rec); err != nil {
+		return err
+	}
+	return auditIfSet(tx, c.GetAudit())
+}
+
+func applyDeleteTenant(tx *bolt.Tx, c *storev1.DeleteTenant) error {
+	id := c.GetId()
+	b := tx.Bucket(bucketTenants)
+	v := b.Get([]byte(id))
+	if v == nil {
+		return ErrNotFound
+	}
+	t, err := decode(bucketTenants, []byte(id), v, &hookwirev1.Tenant{})
+	if err != nil {
+		return fmt.Errorf("read tenant %s before deleting it: %w", id, err)
+	}
+	prefix := tenantPrefix(id)
+	if k, _ := tx.Bucket(bucketSubscriptions).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+		return ErrTenantNotEmpty
+	}
+	if _, err := deleteTenantAPIKeys(tx, id); err != nil {
+		return err
+	}
+	var created int64 // the Unix epoch for a tenant stored without one
+	if t.GetCreateTime() != nil {
+		created = t.GetCreateTime().AsTime().UnixNano()
+	}
+	tomb := &storev1.TenantPurge{DeleteUnixNanos: c.GetDeleteUnixNanos(), CreateUnixNanos: created}
+	if err := put(tx.Bucket(bucketTenantPurges), []byte(id), tomb); err != nil {
+		return err
+	}
+	if err := b.Delete([]byte(id)); err != nil {
+		return err
+	}
+	return auditIfSet(tx, c.GetAudit())
+}
+
+// --- purges ---
+
+func (s *Store) applyPurgeEvents(tx *bolt.Tx, cmd *storev1.PurgeEvents) (st PurgeStats, last []byte, err error) {
+	end := timeID(time.Unix(0, cmd.GetCutoffUnixNanos()))
+	after := cmd.GetAfter()
+	batch := max(int(cmd.GetBatch()), 1)
+	evb := tx.Bucket(bucketEvents)
+	c := evb.Cursor()
+	var k, v []byte
+	if len(after) == 0 {
+		k, v = c.First()
+	} else {
+		k, v = c.Seek(after)
+		if bytes.Equal(k, after) {
+			k, v = c.Next()
+		}
+	}
+	var doomed [][]byte
+	seen := 0
+	for ; k != nil && bytes.Compare(k, end) < 0 && seen < batch; k, v = c.Next() {
+		seen++
+		last = bytes.Clone(k)
+		ev, err := decode(bucketEvents, k, v, &hookwirev1.Event{})
+		if err != nil {
+			return st, nil, err
+		}
+		var eid ids.ID
+		copy(eid[:], k)
+		n, a, kept, err := s.purgeDeliveries(tx, eid)
+		if err != nil {
+			return st, nil, err
+		}
+		st.Deliveries += n
+		st.Attempts += a
+		if kept {
+			continue
+		}
+		if key := ev.GetIdempotencyKey(); key != "" {
+			if err := tx.Bucket(bucketIdempotency).Delete(idemKey(ev.GetTenant(), key)); err != nil {
+				return st, nil, err
+			}
+		}
+		doomed = append(doomed, bytes.Clone(k))
+	}
+	traces := tx.Bucket(bucketEventTraces)
+	for _, k := range doomed {
+		if err := evb.Delete(k); err != nil {
+			return st, nil, err
+		}
+		if err := traces.Delete(k); err != nil {
+			return st, nil, err
+		}
+	}
+	st.Events = len(doomed)
+	return st, last, nil
+}
+
+func applyPurgeAudit(tx *bolt.Tx, cmd *storev1.PurgeAudit) (int, error) {
+	end := timeID(time.Unix(0, cmd.GetCutoffUnixNanos()))
+	batch := max(int(cmd.GetBatch()), 1)
+	b, bt := tx.Bucket(bucketAudit), tx.Bucket(bucketAuditByTime)
+	if b == nil || bt == nil {
+		return 0, nil
+	}
+	var doomed [][]byte
+	c := bt.Cursor()
+	for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(doomed) < batch; k, v = c.Next() {
+		scope, err := openValue(bucketAuditByTime, k, v)
+		if err != nil {
+			return 0, err
+		}
+		doomed = append(doomed, bytes.Clone(k))
+		if err := b.Delete(tenantKey(string(scope), k)); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range doomed {
+		if err := bt.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
+
+func (s *Store) applyPurgeTenantStep(tx *bolt.Tx, cmd *storev1.PurgeTenantStep) (st TenantPurgeStats, done bool, err error) {
+	id := cmd.GetTenant()
+	batch := max(int(cmd.GetBatch()), 1)
+	tb := tx.Bucket(bucketTenantPurges)
+	v := tb.Get([]byte(id))
+	if v == nil {
+		return st, true, nil
+	}
+	tomb, err := decode(bucketTenantPurges, []byte(id), v, &storev1.TenantPurge{})
+	if err != nil {
+		return st, false, err
+	}
+	prefix := tenantPrefix(id)
+	// Deliveries first (they are indexed by tenant), then the events
+	// (found by scanning), then the tenant-keyed buckets. Every step looks
+	// at the deliveries again: an operator's resend racing the deletion
+	// may have added one.
+	if n, a, err := s.purgeTenantDeliveries(tx, prefix, batch); err != nil || n > 0 {
+		st.Deliveries, st.Attempts = n, a
+		return st, false, err
+	}
+	if !tomb.GetEventsDone() {
+		if st, err = s.purgeTenantEvents(tx, id, tomb, batch); err != nil {
+			return st, false, err
+		}
+		return st, false, put(tb, []byte(id), tomb)
+	}
+	if n, err := deletePrefix(tx.Bucket(bucketIdempotency), prefix, batch); err != nil || n > 0 {
+		st.IdempotencyKeys = n
+		return st, false, err
+	}
+	if n, err := purgeTenantAudit(tx, prefix, batch); err != nil || n > 0 {
+		st.AuditEvents = n
+		return st, false, err
+	}
+	// Nothing is left but keys created by a request that raced the
+	// deletion (the check of the tenant and the key's write are two
+	// steps); they go with the tombstone.
+	if st.APIKeys, err = deleteTenantAPIKeys(tx, id); err != nil {
+		return st, false, err
+	}
+	return st, true, tb.Delete([]byte(id))
 }

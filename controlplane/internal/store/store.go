@@ -153,7 +153,7 @@ type Store struct {
 	log  *slog.Logger
 	lock *dirLock // held from Open to Close (marker.go)
 
-	// sendMu orders update's queueing against Close: once closed is set
+	// sendMu orders enqueue's queueing against Close: once closed is set
 	// no write enters the queue, so none is left behind by the committer.
 	sendMu sync.RWMutex
 	closed bool
@@ -435,16 +435,12 @@ type CommitStats struct {
 	Failures uint64
 }
 
-// update queues fn for the next group commit and waits until it is durable.
-// fn must only touch the transaction: it may run more than once if a write
-// sharing its batch fails. While the store cannot write, update fails at
-// once with an error wrapping ErrUnavailable; after Close, with ErrClosed.
-func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	return s.enqueue(ctx, withAuditWrite(ctx, fn))
-}
-
-// enqueue is update without the audit event a context may carry: Apply's
-// commands carry their audit events themselves.
+// enqueue queues fn for the next group commit and waits until it is
+// durable. Apply is its one caller outside tests: fn applies commands.
+// fn must only touch the transaction: it may run more than once if a
+// write sharing its batch fails. While the store cannot write, enqueue
+// fails at once with an error wrapping ErrUnavailable; after Close, with
+// ErrClosed.
 func (s *Store) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	w := &write{fn: fn, done: make(chan error, 1)}
 	s.sendMu.RLock()
@@ -501,7 +497,7 @@ func (s *Store) commitLoop() {
 }
 
 // finish commits what is still queued at Close. No write can be queued
-// any more (update checks closed under sendMu before queueing).
+// any more (enqueue checks closed under sendMu before queueing).
 func (s *Store) finish(batch []*write) {
 	for {
 		select {

@@ -91,7 +91,7 @@ func TestFailedWriteDoesNotSpoilItsBatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.update(ctx, func(tx *bolt.Tx) error {
+			results[i] = s.enqueue(ctx, func(tx *bolt.Tx) error {
 				if err := tx.Bucket(bucketMeta).Put([]byte{byte(i)}, []byte("x")); err != nil {
 					return err
 				}

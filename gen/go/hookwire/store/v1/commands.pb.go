@@ -58,6 +58,13 @@ type Command struct {
 	//	*Command_PutJoinToken
 	//	*Command_RevokeJoinToken
 	//	*Command_AppendAudit
+	//	*Command_PutSubscription
+	//	*Command_DeleteSubscription
+	//	*Command_RevokeApiKey
+	//	*Command_DeleteTenant
+	//	*Command_PurgeEvents
+	//	*Command_PurgeAudit
+	//	*Command_PurgeTenantStep
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -181,6 +188,69 @@ func (x *Command) GetAppendAudit() *AppendAudit {
 	return nil
 }
 
+func (x *Command) GetPutSubscription() *PutSubscription {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutSubscription); ok {
+			return x.PutSubscription
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteSubscription() *DeleteSubscription {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_DeleteSubscription); ok {
+			return x.DeleteSubscription
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeApiKey() *RevokeApiKey {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_RevokeApiKey); ok {
+			return x.RevokeApiKey
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteTenant() *DeleteTenant {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_DeleteTenant); ok {
+			return x.DeleteTenant
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPurgeEvents() *PurgeEvents {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgeEvents); ok {
+			return x.PurgeEvents
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPurgeAudit() *PurgeAudit {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgeAudit); ok {
+			return x.PurgeAudit
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPurgeTenantStep() *PurgeTenantStep {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgeTenantStep); ok {
+			return x.PurgeTenantStep
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -221,6 +291,34 @@ type Command_AppendAudit struct {
 	AppendAudit *AppendAudit `protobuf:"bytes,9,opt,name=append_audit,json=appendAudit,proto3,oneof"`
 }
 
+type Command_PutSubscription struct {
+	PutSubscription *PutSubscription `protobuf:"bytes,10,opt,name=put_subscription,json=putSubscription,proto3,oneof"`
+}
+
+type Command_DeleteSubscription struct {
+	DeleteSubscription *DeleteSubscription `protobuf:"bytes,11,opt,name=delete_subscription,json=deleteSubscription,proto3,oneof"`
+}
+
+type Command_RevokeApiKey struct {
+	RevokeApiKey *RevokeApiKey `protobuf:"bytes,12,opt,name=revoke_api_key,json=revokeApiKey,proto3,oneof"`
+}
+
+type Command_DeleteTenant struct {
+	DeleteTenant *DeleteTenant `protobuf:"bytes,13,opt,name=delete_tenant,json=deleteTenant,proto3,oneof"`
+}
+
+type Command_PurgeEvents struct {
+	PurgeEvents *PurgeEvents `protobuf:"bytes,14,opt,name=purge_events,json=purgeEvents,proto3,oneof"`
+}
+
+type Command_PurgeAudit struct {
+	PurgeAudit *PurgeAudit `protobuf:"bytes,15,opt,name=purge_audit,json=purgeAudit,proto3,oneof"`
+}
+
+type Command_PurgeTenantStep struct {
+	PurgeTenantStep *PurgeTenantStep `protobuf:"bytes,16,opt,name=purge_tenant_step,json=purgeTenantStep,proto3,oneof"`
+}
+
 func (*Command_PublishEvents) isCommand_Kind() {}
 
 func (*Command_AddDeliveries) isCommand_Kind() {}
@@ -238,6 +336,20 @@ func (*Command_PutJoinToken) isCommand_Kind() {}
 func (*Command_RevokeJoinToken) isCommand_Kind() {}
 
 func (*Command_AppendAudit) isCommand_Kind() {}
+
+func (*Command_PutSubscription) isCommand_Kind() {}
+
+func (*Command_DeleteSubscription) isCommand_Kind() {}
+
+func (*Command_RevokeApiKey) isCommand_Kind() {}
+
+func (*Command_DeleteTenant) isCommand_Kind() {}
+
+func (*Command_PurgeEvents) isCommand_Kind() {}
+
+func (*Command_PurgeAudit) isCommand_Kind() {}
+
+func (*Command_PurgeTenantStep) isCommand_Kind() {}
 
 // PublishEvents stores events of one tenant with their deliveries. Fails
 // (not found) when the tenant does not exist. An event whose idempotency
@@ -1008,11 +1120,438 @@ func (x *AppendAudit) GetEvent() *v1.AuditEvent {
 	return nil
 }
 
+// PutSubscription replaces a stored subscription: a compare-and-set on its
+// revision. record.revision is the revision the change was decided from;
+// when the stored record's revision differs the command fails (conflict)
+// and changes nothing, else record is stored with revision + 1. Fails
+// (not found) when the subscription does not exist.
+type PutSubscription struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *SubscriptionRecord    `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSubscription) Reset() {
+	*x = PutSubscription{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSubscription) ProtoMessage() {}
+
+func (x *PutSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSubscription.ProtoReflect.Descriptor instead.
+func (*PutSubscription) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PutSubscription) GetRecord() *SubscriptionRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *PutSubscription) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// DeleteSubscription removes a subscription if its revision is still
+// revision (else it fails with a conflict). Its pending deliveries stay in
+// the queue; the scheduler cancels them.
+type DeleteSubscription struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The subscription's id (16-byte ULID).
+	Id            []byte         `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Revision      uint64         `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Audit         *v1.AuditEvent `protobuf:"bytes,4,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscription) Reset() {
+	*x = DeleteSubscription{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscription) ProtoMessage() {}
+
+func (x *DeleteSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscription.ProtoReflect.Descriptor instead.
+func (*DeleteSubscription) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteSubscription) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *DeleteSubscription) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DeleteSubscription) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *DeleteSubscription) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// RevokeApiKey marks a tenant's API key revoked. Fails (not found) when
+// the key does not exist or is another tenant's.
+type RevokeApiKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKey) Reset() {
+	*x = RevokeApiKey{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKey) ProtoMessage() {}
+
+func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
+func (*RevokeApiKey) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeApiKey) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RevokeApiKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokeApiKey) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// DeleteTenant removes a tenant with no subscriptions and its API keys,
+// and leaves the tombstone (TenantPurge) that keeps its id from being
+// created again until PurgeTenantStep commands have removed the rest.
+// Fails (not found) without the tenant, and while it has subscriptions.
+type DeleteTenant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the tenant was deleted (Unix nanoseconds), for the tombstone.
+	DeleteUnixNanos int64          `protobuf:"varint,2,opt,name=delete_unix_nanos,json=deleteUnixNanos,proto3" json:"delete_unix_nanos,omitempty"`
+	Audit           *v1.AuditEvent `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteTenant) Reset() {
+	*x = DeleteTenant{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenant) ProtoMessage() {}
+
+func (x *DeleteTenant) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenant.ProtoReflect.Descriptor instead.
+func (*DeleteTenant) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteTenant) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteTenant) GetDeleteUnixNanos() int64 {
+	if x != nil {
+		return x.DeleteUnixNanos
+	}
+	return 0
+}
+
+func (x *DeleteTenant) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PurgeEvents examines up to batch events, in id order after the event id
+// after (empty: from the first), that were received before cutoff, and
+// removes those whose deliveries are all finished, with their deliveries,
+// attempts and index entries.
+type PurgeEvents struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	After           []byte                 `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	CutoffUnixNanos int64                  `protobuf:"varint,2,opt,name=cutoff_unix_nanos,json=cutoffUnixNanos,proto3" json:"cutoff_unix_nanos,omitempty"`
+	Batch           uint32                 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PurgeEvents) Reset() {
+	*x = PurgeEvents{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEvents) ProtoMessage() {}
+
+func (x *PurgeEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEvents.ProtoReflect.Descriptor instead.
+func (*PurgeEvents) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PurgeEvents) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *PurgeEvents) GetCutoffUnixNanos() int64 {
+	if x != nil {
+		return x.CutoffUnixNanos
+	}
+	return 0
+}
+
+func (x *PurgeEvents) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+// PurgeAudit removes up to batch audit events recorded before cutoff.
+type PurgeAudit struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CutoffUnixNanos int64                  `protobuf:"varint,1,opt,name=cutoff_unix_nanos,json=cutoffUnixNanos,proto3" json:"cutoff_unix_nanos,omitempty"`
+	Batch           uint32                 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PurgeAudit) Reset() {
+	*x = PurgeAudit{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeAudit) ProtoMessage() {}
+
+func (x *PurgeAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeAudit.ProtoReflect.Descriptor instead.
+func (*PurgeAudit) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PurgeAudit) GetCutoffUnixNanos() int64 {
+	if x != nil {
+		return x.CutoffUnixNanos
+	}
+	return 0
+}
+
+func (x *PurgeAudit) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+// PurgeTenantStep removes up to batch records of a deleted tenant (see
+// DeleteTenant), and the tombstone once nothing else is left.
+type PurgeTenantStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Batch         uint32                 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeTenantStep) Reset() {
+	*x = PurgeTenantStep{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeTenantStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeTenantStep) ProtoMessage() {}
+
+func (x *PurgeTenantStep) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeTenantStep.ProtoReflect.Descriptor instead.
+func (*PurgeTenantStep) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PurgeTenantStep) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *PurgeTenantStep) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"\xbd\x05\n" +
+	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"\xd2\t\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1022,7 +1561,16 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x13create_subscription\x18\x06 \x01(\v2%.hookwire.store.v1.CreateSubscriptionH\x00R\x12createSubscription\x12G\n" +
 	"\x0eput_join_token\x18\a \x01(\v2\x1f.hookwire.store.v1.PutJoinTokenH\x00R\fputJoinToken\x12P\n" +
 	"\x11revoke_join_token\x18\b \x01(\v2\".hookwire.store.v1.RevokeJoinTokenH\x00R\x0frevokeJoinToken\x12C\n" +
-	"\fappend_audit\x18\t \x01(\v2\x1e.hookwire.store.v1.AppendAuditH\x00R\vappendAuditB\x06\n" +
+	"\fappend_audit\x18\t \x01(\v2\x1e.hookwire.store.v1.AppendAuditH\x00R\vappendAudit\x12O\n" +
+	"\x10put_subscription\x18\n" +
+	" \x01(\v2\".hookwire.store.v1.PutSubscriptionH\x00R\x0fputSubscription\x12X\n" +
+	"\x13delete_subscription\x18\v \x01(\v2%.hookwire.store.v1.DeleteSubscriptionH\x00R\x12deleteSubscription\x12G\n" +
+	"\x0erevoke_api_key\x18\f \x01(\v2\x1f.hookwire.store.v1.RevokeApiKeyH\x00R\frevokeApiKey\x12F\n" +
+	"\rdelete_tenant\x18\r \x01(\v2\x1f.hookwire.store.v1.DeleteTenantH\x00R\fdeleteTenant\x12C\n" +
+	"\fpurge_events\x18\x0e \x01(\v2\x1e.hookwire.store.v1.PurgeEventsH\x00R\vpurgeEvents\x12@\n" +
+	"\vpurge_audit\x18\x0f \x01(\v2\x1d.hookwire.store.v1.PurgeAuditH\x00R\n" +
+	"purgeAudit\x12P\n" +
+	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStepB\x06\n" +
 	"\x04kind\"\\\n" +
 	"\rPublishEvents\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -1080,7 +1628,34 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"<\n" +
 	"\vAppendAudit\x12-\n" +
-	"\x05event\x18\x01 \x01(\v2\x17.hookwire.v1.AuditEventR\x05eventB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x05event\x18\x01 \x01(\v2\x17.hookwire.v1.AuditEventR\x05event\"\x7f\n" +
+	"\x0fPutSubscription\x12=\n" +
+	"\x06record\x18\x01 \x01(\v2%.hookwire.store.v1.SubscriptionRecordR\x06record\x12-\n" +
+	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"\x87\x01\n" +
+	"\x12DeleteSubscription\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12-\n" +
+	"\x05audit\x18\x04 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"e\n" +
+	"\fRevokeApiKey\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"y\n" +
+	"\fDeleteTenant\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
+	"\x11delete_unix_nanos\x18\x02 \x01(\x03R\x0fdeleteUnixNanos\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"e\n" +
+	"\vPurgeEvents\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\fR\x05after\x12*\n" +
+	"\x11cutoff_unix_nanos\x18\x02 \x01(\x03R\x0fcutoffUnixNanos\x12\x14\n" +
+	"\x05batch\x18\x03 \x01(\rR\x05batch\"N\n" +
+	"\n" +
+	"PurgeAudit\x12*\n" +
+	"\x11cutoff_unix_nanos\x18\x01 \x01(\x03R\x0fcutoffUnixNanos\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\rR\x05batch\"?\n" +
+	"\x0fPurgeTenantStep\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_commands_proto_rawDescOnce sync.Once
@@ -1094,7 +1669,7 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*Command)(nil),               // 0: hookwire.store.v1.Command
 	(*PublishEvents)(nil),         // 1: hookwire.store.v1.PublishEvents
@@ -1109,18 +1684,25 @@ var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*PutJoinToken)(nil),          // 10: hookwire.store.v1.PutJoinToken
 	(*RevokeJoinToken)(nil),       // 11: hookwire.store.v1.RevokeJoinToken
 	(*AppendAudit)(nil),           // 12: hookwire.store.v1.AppendAudit
-	(*v1.Event)(nil),              // 13: hookwire.v1.Event
-	(*TraceContext)(nil),          // 14: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 15: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 16: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 17: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 19: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 20: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 21: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 22: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 23: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 24: hookwire.v1.JoinToken
+	(*PutSubscription)(nil),       // 13: hookwire.store.v1.PutSubscription
+	(*DeleteSubscription)(nil),    // 14: hookwire.store.v1.DeleteSubscription
+	(*RevokeApiKey)(nil),          // 15: hookwire.store.v1.RevokeApiKey
+	(*DeleteTenant)(nil),          // 16: hookwire.store.v1.DeleteTenant
+	(*PurgeEvents)(nil),           // 17: hookwire.store.v1.PurgeEvents
+	(*PurgeAudit)(nil),            // 18: hookwire.store.v1.PurgeAudit
+	(*PurgeTenantStep)(nil),       // 19: hookwire.store.v1.PurgeTenantStep
+	(*v1.Event)(nil),              // 20: hookwire.v1.Event
+	(*TraceContext)(nil),          // 21: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 22: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 23: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 24: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 26: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 27: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 28: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 29: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 30: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 31: hookwire.v1.JoinToken
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: hookwire.store.v1.Command.publish_events:type_name -> hookwire.store.v1.PublishEvents
@@ -1132,35 +1714,47 @@ var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	10, // 6: hookwire.store.v1.Command.put_join_token:type_name -> hookwire.store.v1.PutJoinToken
 	11, // 7: hookwire.store.v1.Command.revoke_join_token:type_name -> hookwire.store.v1.RevokeJoinToken
 	12, // 8: hookwire.store.v1.Command.append_audit:type_name -> hookwire.store.v1.AppendAudit
-	2,  // 9: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	13, // 10: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	3,  // 11: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	14, // 12: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	15, // 13: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	3,  // 14: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	16, // 15: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	6,  // 16: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	17, // 17: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	18, // 18: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	19, // 19: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	15, // 20: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	20, // 21: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	16, // 22: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	21, // 23: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	16, // 24: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	22, // 25: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	16, // 26: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 27: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	16, // 28: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 29: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	16, // 30: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	16, // 31: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	16, // 32: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	13, // 9: hookwire.store.v1.Command.put_subscription:type_name -> hookwire.store.v1.PutSubscription
+	14, // 10: hookwire.store.v1.Command.delete_subscription:type_name -> hookwire.store.v1.DeleteSubscription
+	15, // 11: hookwire.store.v1.Command.revoke_api_key:type_name -> hookwire.store.v1.RevokeApiKey
+	16, // 12: hookwire.store.v1.Command.delete_tenant:type_name -> hookwire.store.v1.DeleteTenant
+	17, // 13: hookwire.store.v1.Command.purge_events:type_name -> hookwire.store.v1.PurgeEvents
+	18, // 14: hookwire.store.v1.Command.purge_audit:type_name -> hookwire.store.v1.PurgeAudit
+	19, // 15: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
+	2,  // 16: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	20, // 17: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	3,  // 18: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	21, // 19: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	22, // 20: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	3,  // 21: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	23, // 22: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	6,  // 23: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	24, // 24: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	25, // 25: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	26, // 26: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	22, // 27: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	27, // 28: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	23, // 29: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	28, // 30: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	23, // 31: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 32: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	23, // 33: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 34: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	23, // 35: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	31, // 36: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	23, // 37: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	23, // 38: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	23, // 39: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	30, // 40: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	23, // 41: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	23, // 42: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	23, // 43: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	23, // 44: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -1179,6 +1773,13 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PutJoinToken)(nil),
 		(*Command_RevokeJoinToken)(nil),
 		(*Command_AppendAudit)(nil),
+		(*Command_PutSubscription)(nil),
+		(*Command_DeleteSubscription)(nil),
+		(*Command_RevokeApiKey)(nil),
+		(*Command_DeleteTenant)(nil),
+		(*Command_PurgeEvents)(nil),
+		(*Command_PurgeAudit)(nil),
+		(*Command_PurgeTenantStep)(nil),
 	}
 	file_hookwire_store_v1_commands_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
@@ -1187,7 +1788,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
