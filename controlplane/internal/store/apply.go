@@ -64,11 +64,20 @@ type Duplicate struct {
 // the write. While the store cannot write it fails at once with an error
 // wrapping ErrUnavailable; after Close, with ErrClosed.
 func (s *Store) Apply(ctx context.Context, cmds ...*storev1.Command) ([]Result, error) {
+	// Records are encoded here, by the caller's goroutine, rather than by
+	// the committer's, which every write waits for.
+	pre := make([]*encoded, len(cmds))
+	for i, c := range cmds {
+		var err error
+		if pre[i], err = encodeCommand(c); err != nil {
+			return nil, err
+		}
+	}
 	var results []Result
 	err := s.enqueue(ctx, func(tx *bolt.Tx) error {
 		results = make([]Result, len(cmds)) // a rerun of the write starts afresh
 		for i, c := range cmds {
-			r, err := s.applyCommand(tx, c)
+			r, err := s.applyEncoded(tx, c, pre[i])
 			if err != nil {
 				return err
 			}
@@ -91,16 +100,88 @@ func (s *Store) applyOne(ctx context.Context, cmd *storev1.Command) (Result, err
 	return rs[0], nil
 }
 
+// encoded holds the records of a command encoded before its write (the
+// bytes apply would produce itself): per event its value and trace
+// context's, and per event and delivery the delivery's. AddDeliveries has
+// one "event" (the one it adds to) without values.
+type encoded struct {
+	events, traces [][]byte
+	deliveries     [][][]byte
+}
+
+// encodeCommand encodes the new records of the commands that create many
+// (publishes and re-sends); nil for the others.
+func encodeCommand(cmd *storev1.Command) (*encoded, error) {
+	var events []*storev1.NewEvent
+	switch k := cmd.GetKind().(type) {
+	case *storev1.Command_PublishEvents:
+		events = k.PublishEvents.GetEvents()
+	case *storev1.Command_AddDeliveries:
+		events = []*storev1.NewEvent{{Deliveries: k.AddDeliveries.GetDeliveries()}}
+	default:
+		return nil, nil
+	}
+	enc := &encoded{events: make([][]byte, len(events)), traces: make([][]byte, len(events)), deliveries: make([][][]byte, len(events))}
+	for i, e := range events {
+		var err error
+		if e.GetEvent() != nil {
+			if enc.events[i], err = encode(e.GetId(), e.GetEvent()); err != nil {
+				return nil, fmt.Errorf("encode event: %w", err)
+			}
+		}
+		if e.GetTrace() != nil {
+			if enc.traces[i], err = encode(e.GetId(), e.GetTrace()); err != nil {
+				return nil, fmt.Errorf("encode event trace context: %w", err)
+			}
+		}
+		enc.deliveries[i] = make([][]byte, len(e.GetDeliveries()))
+		for j, d := range e.GetDeliveries() {
+			if enc.deliveries[i][j], err = encode(d.GetId(), d.GetDelivery()); err != nil {
+				return nil, fmt.Errorf("encode delivery: %w", err)
+			}
+		}
+	}
+	return enc, nil
+}
+
+// event, trace and delivery are the pre-encoded records, or nil.
+func (e *encoded) event(i int) []byte {
+	if e == nil || i >= len(e.events) {
+		return nil
+	}
+	return e.events[i]
+}
+
+func (e *encoded) trace(i int) []byte {
+	if e == nil || i >= len(e.traces) {
+		return nil
+	}
+	return e.traces[i]
+}
+
+func (e *encoded) delivery(i, j int) []byte {
+	if e == nil || i >= len(e.deliveries) || j >= len(e.deliveries[i]) {
+		return nil
+	}
+	return e.deliveries[i][j]
+}
+
 // applyCommand applies one command inside the committer's transaction. It
 // is the only code that changes buckets for a command, and it must stay
 // deterministic (see commands.proto): no clock, no randomness, nothing
 // read from outside tx and cmd.
 func (s *Store) applyCommand(tx *bolt.Tx, cmd *storev1.Command) (Result, error) {
+	return s.applyEncoded(tx, cmd, nil)
+}
+
+// applyEncoded is applyCommand with the command's records encoded already
+// (pre is encodeCommand's result, or nil to encode them here).
+func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (Result, error) {
 	switch k := cmd.GetKind().(type) {
 	case *storev1.Command_PublishEvents:
-		return s.applyPublish(tx, k.PublishEvents)
+		return s.applyPublish(tx, k.PublishEvents, pre)
 	case *storev1.Command_AddDeliveries:
-		return s.applyAddDeliveries(tx, k.AddDeliveries)
+		return s.applyAddDeliveries(tx, k.AddDeliveries, pre)
 	case *storev1.Command_UpdateDeliveries:
 		return s.applyUpdateDeliveries(tx, k.UpdateDeliveries)
 	case *storev1.Command_CreateTenant:
@@ -161,7 +242,7 @@ func auditIfSet(tx *bolt.Tx, ev *hookwirev1.AuditEvent) error {
 
 // --- events and deliveries ---
 
-func (s *Store) applyPublish(tx *bolt.Tx, c *storev1.PublishEvents) (Result, error) {
+func (s *Store) applyPublish(tx *bolt.Tx, c *storev1.PublishEvents, pre *encoded) (Result, error) {
 	tenant := c.GetTenant()
 	if tx.Bucket(bucketTenants).Get([]byte(tenant)) == nil {
 		return Result{}, ErrNotFound
@@ -191,17 +272,17 @@ func (s *Store) applyPublish(tx *bolt.Tx, c *storev1.PublishEvents) (Result, err
 				return Result{}, err
 			}
 		}
-		if err := put(evb, eid[:], e.GetEvent()); err != nil {
+		if err := putEncoded(evb, eid[:], e.GetEvent(), pre.event(i)); err != nil {
 			return Result{}, err
 		}
 		if e.GetTrace() != nil {
-			if err := put(tx.Bucket(bucketEventTraces), eid[:], e.GetTrace()); err != nil {
+			if err := putEncoded(tx.Bucket(bucketEventTraces), eid[:], e.GetTrace(), pre.trace(i)); err != nil {
 				return Result{}, err
 			}
 		}
 		r.Waiting[i] = make([]bool, len(e.GetDeliveries()))
 		for j, d := range e.GetDeliveries() {
-			if r.Waiting[i][j], err = w.putNew(eid, d); err != nil {
+			if r.Waiting[i][j], err = w.putNew(eid, d, pre.delivery(i, j)); err != nil {
 				return Result{}, err
 			}
 		}
@@ -209,7 +290,7 @@ func (s *Store) applyPublish(tx *bolt.Tx, c *storev1.PublishEvents) (Result, err
 	return r, nil
 }
 
-func (s *Store) applyAddDeliveries(tx *bolt.Tx, c *storev1.AddDeliveries) (Result, error) {
+func (s *Store) applyAddDeliveries(tx *bolt.Tx, c *storev1.AddDeliveries, pre *encoded) (Result, error) {
 	eid, err := commandID("event id", c.GetEventId())
 	if err != nil {
 		return Result{}, err
@@ -228,7 +309,7 @@ func (s *Store) applyAddDeliveries(tx *bolt.Tx, c *storev1.AddDeliveries) (Resul
 	w := newDeliveryWriter(s, tx, tenantPrefix(c.GetTenant()))
 	waiting := make([]bool, len(c.GetDeliveries()))
 	for i, d := range c.GetDeliveries() {
-		if waiting[i], err = w.putNew(eid, d); err != nil {
+		if waiting[i], err = w.putNew(eid, d, pre.delivery(0, i)); err != nil {
 			return Result{}, err
 		}
 	}
@@ -255,9 +336,10 @@ func newDeliveryWriter(s *Store, tx *bolt.Tx, tenantPrefix []byte) *deliveryWrit
 	}
 }
 
-// putNew stores a new delivery of event eventID and reports whether it
-// waits behind an earlier delivery of its ordered group.
-func (w *deliveryWriter) putNew(eventID ids.ID, d *storev1.NewDelivery) (waiting bool, err error) {
+// putNew stores a new delivery of event eventID (value: its record
+// encoded already, or nil) and reports whether it waits behind an earlier
+// delivery of its ordered group.
+func (w *deliveryWriter) putNew(eventID ids.ID, d *storev1.NewDelivery, value []byte) (waiting bool, err error) {
 	did, err := commandID("delivery id", d.GetId())
 	if err != nil {
 		return false, err
@@ -266,7 +348,7 @@ func (w *deliveryWriter) putNew(eventID ids.ID, d *storev1.NewDelivery) (waiting
 	if err != nil {
 		return false, err
 	}
-	if err := put(w.dvb, did[:], d.GetDelivery()); err != nil {
+	if err := putEncoded(w.dvb, did[:], d.GetDelivery(), value); err != nil {
 		return false, err
 	}
 	if err := w.byTenant.Put(append(bytes.Clone(w.prefix), did[:]...), nil); err != nil {
@@ -754,4 +836,13 @@ func (s *Store) applyPurgeTenantStep(tx *bolt.Tx, cmd *storev1.PurgeTenantStep) 
 		return st, false, err
 	}
 	return st, true, tb.Delete([]byte(id))
+}
+
+// putEncoded stores m under k in b: value when m was encoded (under k)
+// already, else m encoded now.
+func putEncoded(b *bolt.Bucket, k []byte, m proto.Message, value []byte) error {
+	if value == nil {
+		return put(b, k, m)
+	}
+	return b.Put(k, value)
 }

@@ -3,6 +3,10 @@
 // It owns the bucket layout, key and value encoding, the group-commit writer
 // and the file's safety (validation at open, checksums on records, recovery
 // from failed commits); it knows nothing about gRPC, agents or scheduling.
+// Every state change is a command (hookwire.store.v1.Command, apply.go):
+// the write methods read what they need, decide, and build commands that
+// carry every value needing the clock or randomness; applyCommand applies
+// them deterministically, and is the only code that changes records.
 // Every write goes through one committer goroutine that packs the writes
 // queued while the previous commit was syncing into the next transaction, so
 // concurrent publishers and result reports share fsyncs. Callers return
