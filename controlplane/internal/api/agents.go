@@ -168,8 +168,11 @@ func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.Create
 		return nil, status.Errorf(codes.Internal, "generate join token: %v", err)
 	}
 	t := &hookwirev1.JoinToken{Id: id, Name: req.GetName(), Labels: req.GetLabels(), CreateTime: timestamppb.New(now), ExpireTime: req.GetExpireTime()}
-	ctx = a.s.auditCreated(ctx, store.AuditGlobal, auditJoinTokenCreate, joinTokenResource(id), t)
-	if err := a.s.cfg.Store.PutJoinToken(ctx, t, hashKey(token)); err != nil {
+	audit, err := a.s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenCreate, resource: joinTokenResource(id), after: t})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.s.cfg.Store.PutJoinToken(ctx, t, hashKey(token), audit); err != nil {
 		return nil, storeError(err, "join token")
 	}
 	out := proto.Clone(t).(*hookwirev1.JoinToken)
@@ -193,14 +196,15 @@ func (a *agentAdmin) RevokeJoinToken(ctx context.Context, req *hookwirev1.Revoke
 		return nil, err
 	}
 	// The snapshot is read before the write; a revoke changes only revoked.
+	var audit *hookwirev1.AuditEvent
 	if before, _, err := a.s.cfg.Store.GetJoinToken(req.GetId()); err == nil {
 		after := clone(before)
 		after.Revoked = true
-		ctx = a.s.auditIn(ctx, func() *auditEntry {
-			return &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenRevoke, resource: joinTokenResource(req.GetId()), before: before, after: after}
-		})
+		if audit, err = a.s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenRevoke, resource: joinTokenResource(req.GetId()), before: before, after: after}); err != nil {
+			return nil, err
+		}
 	}
-	t, err := a.s.cfg.Store.RevokeJoinToken(ctx, req.GetId())
+	t, err := a.s.cfg.Store.RevokeJoinToken(ctx, req.GetId(), audit)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, status.Errorf(codes.NotFound, "join token %q not found (ListJoinTokens shows the ids)", req.GetId())

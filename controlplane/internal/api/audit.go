@@ -4,7 +4,8 @@ package api
 // (API key id and scope, never the key), what it was, when, and the
 // resource before and after with its secret values removed. Where the
 // change is one store write, the record is written in the same
-// transaction (store.WithAudit); otherwise right after the change.
+// transaction: the event is built before the write and travels in its
+// store command; otherwise it is recorded right after the change.
 
 import (
 	"context"
@@ -116,31 +117,9 @@ func (s *Services) auditEvent(ctx context.Context, e *auditEntry) (*hookwirev1.A
 	return ev, nil
 }
 
-// auditIn returns a context whose next store write also records the entry
-// build returns, in the same transaction. build runs inside that write,
-// after the write's own changes; it returns nil when nothing changed.
-func (s *Services) auditIn(ctx context.Context, build func() *auditEntry) context.Context {
-	return store.WithAudit(ctx, func() (*hookwirev1.AuditEvent, error) {
-		e := build()
-		if e == nil {
-			return nil, nil
-		}
-		return s.auditEvent(ctx, e)
-	})
-}
-
-// auditCreated returns a context whose next store write also records the
-// creation of after.
-func (s *Services) auditCreated(ctx context.Context, tenant, action, resource string, after proto.Message) context.Context {
-	return s.auditIn(ctx, func() *auditEntry {
-		return &auditEntry{tenant: tenant, action: action, resource: resource, after: after}
-	})
-}
-
-// auditDeleted builds the record of a deletion; the store's delete calls
-// it inside its write with the record it removes (store.AuditDeleted), so
-// the before-image is exactly what was deleted and a failure to read it
-// fails the delete.
+// auditDeleted builds the record of a deletion from the record read
+// before it; the deletion's command carries it and is refused if the
+// record changed since (the before-image is exactly what was deleted).
 func (s *Services) auditDeleted(ctx context.Context, tenant, action, resource string, before proto.Message) (*hookwirev1.AuditEvent, error) {
 	return s.auditEvent(ctx, &auditEntry{tenant: tenant, action: action, resource: resource, before: before})
 }

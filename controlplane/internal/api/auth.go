@@ -64,7 +64,7 @@ func EnsureAdminKey(ctx context.Context, st *store.Store, fixed string, now time
 		if len(fixed) < 16 {
 			return "", errors.New("HOOKWIRE_ADMIN_KEY must be at least 16 characters")
 		}
-		return "", st.PutAPIKey(ctx, adminRecord(fixed, now))
+		return "", st.PutAPIKey(ctx, adminRecord(fixed, now), nil)
 	}
 	if _, err := st.GetAPIKey(AdminKeyID); err == nil {
 		return "", nil
@@ -76,7 +76,7 @@ func EnsureAdminKey(ctx context.Context, st *store.Store, fixed string, now time
 		return "", err
 	}
 	key = "hwk_admin_" + key[len(keyPrefix):]
-	return key, st.PutAPIKey(ctx, adminRecord(key, now))
+	return key, st.PutAPIKey(ctx, adminRecord(key, now), nil)
 }
 
 func adminRecord(key string, now time.Time) *storev1.ApiKeyRecord {

@@ -98,54 +98,53 @@ func (s *Services) requeue(del *hookwirev1.Delivery, now time.Time) {
 	del.WaitingReason = ""
 }
 
-// changeOne applies apply to one delivery durably. A change made with
-// withAuditAction is recorded in the audit log.
+// changeTries bounds how often changeOne decides again when the delivery
+// changed between its read and its write.
+const changeTries = 8
+
+// changeOne applies apply to one delivery durably: it reads the delivery,
+// lets apply decide on a copy, and stores the result only if the delivery
+// has not changed meanwhile (status, attempt count and update time as
+// read); otherwise it reads and decides again. A change made with
+// withAuditAction is recorded in the audit log in the same write.
 func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
-	del, err := s.cfg.Store.GetDelivery(tenant, id)
-	if err != nil {
-		return nil, storeError(err, "delivery "+quote(id))
-	}
-	if action := auditActionFrom(ctx); action != "" {
-		var before, after *hookwirev1.Delivery
-		change := apply
-		apply = func(d *hookwirev1.Delivery) (bool, error) {
-			b := clone(d)
-			ok, err := change(d)
-			if ok && err == nil {
-				before, after = b, clone(d)
-			}
-			return ok, err
+	for range changeTries {
+		del, err := s.cfg.Store.GetDelivery(tenant, id)
+		if err != nil {
+			return nil, storeError(err, "delivery "+quote(id))
 		}
-		ctx = s.auditIn(ctx, func() *auditEntry {
-			if after == nil {
-				return nil // nothing changed
+		after := clone(del)
+		ok, err := apply(after)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return del, nil
+		}
+		did, _ := ids.Parse(ids.Delivery, id)
+		count := del.GetAttemptCount()
+		ch := &store.DeliveryChange{DeliveryID: did, Ordered: s.subOrdered(del.GetSubscriptionId()),
+			IfStatus: []hookwirev1.DeliveryStatus{del.GetStatus()}, IfAttemptCount: &count, IfUpdateTime: del.GetUpdateTime(),
+			Fields: store.ChangedFields(del, after), Set: after}
+		if action := auditActionFrom(ctx); action != "" {
+			e := &auditEntry{tenant: tenant, action: action, resource: deliveryResource(tenant, id), before: del, after: after}
+			if ch.Audit, err = s.auditEvent(ctx, e); err != nil {
+				return nil, err
 			}
-			e := &auditEntry{tenant: tenant, action: action, resource: deliveryResource(tenant, id), before: before, after: after}
-			before, after = nil, nil // a rerun of the write starts afresh
-			return e
-		})
-	}
-	did, _ := ids.Parse(ids.Delivery, id)
-	var applyErr error
-	ch := &store.DeliveryChange{DeliveryID: did, Ordered: s.subOrdered(del.GetSubscriptionId()), Apply: func(d *hookwirev1.Delivery) bool {
-		ok, err := apply(d)
-		applyErr = err
-		return ok && err == nil
-	}}
-	if _, err := s.cfg.Store.ChangeDeliveries(ctx, []*store.DeliveryChange{ch}); err != nil {
-		return nil, storeError(err, "delivery "+quote(id))
-	}
-	if applyErr != nil {
-		return nil, applyErr
-	}
-	s.cfg.Dispatcher.NoteChanged([]*store.DeliveryChange{ch})
-	if sub, err := ids.Parse(ids.Subscription, del.GetSubscriptionId()); err == nil {
-		s.cfg.Dispatcher.Poke(sub)
-	}
-	if ch.Result != nil {
+		}
+		if _, err := s.cfg.Store.ChangeDeliveries(ctx, []*store.DeliveryChange{ch}); err != nil {
+			return nil, storeError(err, "delivery "+quote(id))
+		}
+		if !ch.Applied {
+			continue // changed since it was read: decide again
+		}
+		s.cfg.Dispatcher.NoteChanged([]*store.DeliveryChange{ch})
+		if sub, err := ids.Parse(ids.Subscription, del.GetSubscriptionId()); err == nil {
+			s.cfg.Dispatcher.Poke(sub)
+		}
 		return ch.Result, nil
 	}
-	return del, nil
+	return nil, status.Errorf(codes.Aborted, "delivery %s kept changing while it was being updated; try again", quote(id))
 }
 
 func (s *Services) subOrdered(id string) bool {
@@ -231,8 +230,11 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 		EventType: ev.GetType(), Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
 		NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB, OrderingKey: orderingKeyFor(sub, ev),
 	}}
-	ctx = s.auditCreated(ctx, req.GetTenant(), auditDeliveryResend, deliveryResource(req.GetTenant(), nd.Delivery.GetId()), nd.Delivery)
-	if err := s.cfg.Store.AddDeliveries(ctx, req.GetTenant(), eid, []*store.NewDelivery{nd}); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditDeliveryResend, resource: deliveryResource(req.GetTenant(), nd.Delivery.GetId()), after: nd.Delivery})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.AddDeliveries(ctx, req.GetTenant(), eid, []*store.NewDelivery{nd}, audit); err != nil {
 		return nil, storeError(err, "event "+quote(req.GetEventId()))
 	}
 	s.cfg.Dispatcher.NoteCreated(nd.Delivery)
@@ -297,21 +299,29 @@ func (s *Services) runRecover(opID string, sid ids.ID, ordered bool, from, to ti
 			break
 		}
 		now := s.cfg.Now()
-		changes := make([]*store.DeliveryChange, len(list))
-		for i, id := range list {
-			changes[i] = &store.DeliveryChange{DeliveryID: id, Ordered: ordered, Apply: func(d *hookwirev1.Delivery) bool {
-				switch d.GetStatus() {
-				case hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD, hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED:
-				case hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
-					if !all {
-						return false
-					}
-				default:
-					return false
+		dels, err := s.cfg.Store.GetDeliveries(list)
+		if err != nil {
+			s.ops.update(opID, s.cfg.Now(), func(o *hookwirev1.Operation) { o.Done, o.Error = true, err.Error() })
+			return
+		}
+		var changes []*store.DeliveryChange
+		for i, d := range dels {
+			switch d.GetStatus() {
+			case hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD, hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED:
+			case hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
+				if !all {
+					continue
 				}
-				s.requeue(d, now)
-				return true
-			}}
+			default:
+				continue // pending, or gone
+			}
+			after := clone(d)
+			s.requeue(after, now)
+			count := d.GetAttemptCount()
+			// Only if it is still as read: finished with that attempt count.
+			changes = append(changes, &store.DeliveryChange{DeliveryID: list[i], Ordered: ordered,
+				IfStatus: []hookwirev1.DeliveryStatus{d.GetStatus()}, IfAttemptCount: &count,
+				Fields: store.ChangedFields(d, after), Set: after})
 		}
 		if _, err := s.cfg.Store.ChangeDeliveries(ctx, changes); err != nil {
 			s.ops.update(opID, s.cfg.Now(), func(o *hookwirev1.Operation) { o.Done, o.Error = true, err.Error() })

@@ -74,19 +74,17 @@ func (s *Services) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1
 	}
 	var key signing.Key
 	var expire time.Time
-	var before, after *hookwirev1.Subscription
-	ctx = s.auditIn(ctx, func() *auditEntry {
-		return &auditEntry{tenant: req.GetTenant(), action: auditSubscriptionRotate, resource: subscriptionResource(req.GetTenant(), req.GetId()),
+	audit := func(before, after *hookwirev1.Subscription) (*hookwirev1.AuditEvent, error) {
+		return s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditSubscriptionRotate, resource: subscriptionResource(req.GetTenant(), req.GetId()),
 			before: before, after: after, details: map[string]any{
 				"overlap": overlap.String(), "scheme": after.GetSignatureScheme().String(),
 				"previous_keys_expire_time": expire.UTC().Format(time.RFC3339),
-			}}
-	})
+			}})
+	}
 	keys, release := s.sealing()
 	defer release()
-	rec, err := s.cfg.Store.UpdateSubscription(ctx, req.GetTenant(), req.GetId(), func(r *storev1.SubscriptionRecord) error {
+	rec, err := s.updateSubscription(ctx, req.GetTenant(), req.GetId(), func(r *storev1.SubscriptionRecord) error {
 		sub := r.GetSubscription()
-		before = clone(sub)
 		scheme := req.GetScheme()
 		if scheme == hookwirev1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
 			scheme = sub.GetSignatureScheme()
@@ -104,10 +102,9 @@ func (s *Services) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1
 		expire = catalog.RotateKeys(r, sealed, now, overlap)
 		sub.SignatureScheme, sub.SigningPublicKey = scheme, key.PublicKey()
 		sub.UpdateTime = timestamppb.New(now)
-		after = clone(sub)
 		_, err = catalog.Prepare(r, keys)
 		return err
-	})
+	}, audit)
 	if err != nil {
 		return nil, subscriptionError(err, "subscription "+quote(req.GetId()))
 	}

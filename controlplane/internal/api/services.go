@@ -176,7 +176,11 @@ func (s *Services) CreateTenant(ctx context.Context, req *hookwirev1.CreateTenan
 		return nil, err
 	}
 	t := &hookwirev1.Tenant{Id: req.GetId(), DisplayName: req.GetDisplayName(), CreateTime: timestamppb.New(s.cfg.Now())}
-	if err := s.cfg.Store.CreateTenant(s.auditCreated(ctx, store.AuditGlobal, auditTenantCreate, tenantResource(t.GetId()), t), t); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditTenantCreate, resource: tenantResource(t.GetId()), after: t})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.CreateTenant(ctx, t, audit); err != nil {
 		if errors.Is(err, store.ErrTenantPurging) {
 			return nil, status.Errorf(codes.FailedPrecondition, "tenant %s was deleted and its deletion is still in progress (its events, deliveries and audit records are being purged); retry the create later", quote(req.GetId()))
 		}
@@ -214,8 +218,15 @@ func (s *Services) DeleteTenant(ctx context.Context, req *hookwirev1.DeleteTenan
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	audit := func(before *hookwirev1.Tenant) (*hookwirev1.AuditEvent, error) {
-		return s.auditDeleted(ctx, store.AuditGlobal, auditTenantDelete, tenantResource(req.GetId()), before)
+	// A tenant record never changes once created: the one read is the one
+	// the deletion removes.
+	before, err := s.cfg.Store.GetTenant(req.GetId())
+	if err != nil {
+		return nil, storeError(err, "tenant "+quote(req.GetId()))
+	}
+	audit, err := s.auditDeleted(ctx, store.AuditGlobal, auditTenantDelete, tenantResource(req.GetId()), before)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.cfg.Store.DeleteTenant(ctx, req.GetId(), s.cfg.Now(), audit); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetId()))
@@ -247,8 +258,11 @@ func (s *Services) CreateApiKey(ctx context.Context, req *hookwirev1.CreateApiKe
 		return nil, status.Errorf(codes.Internal, "generate key: %v", err)
 	}
 	k := &hookwirev1.ApiKey{Id: id, Tenant: req.GetTenant(), Name: req.GetName(), Scope: scope, CreateTime: timestamppb.New(s.cfg.Now()), ExpireTime: req.GetExpireTime()}
-	ctx = s.auditCreated(ctx, req.GetTenant(), auditAPIKeyCreate, apiKeyResource(req.GetTenant(), id), k)
-	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditAPIKeyCreate, resource: apiKeyResource(req.GetTenant(), id), after: k})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: k, Hash: hashKey(key)}, audit); err != nil {
 		return nil, storeError(err, "API key")
 	}
 	out := proto.Clone(k).(*hookwirev1.ApiKey)
@@ -275,15 +289,23 @@ func (s *Services) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKe
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	var before, after *hookwirev1.ApiKey
-	ctx = s.auditIn(ctx, func() *auditEntry {
-		return &auditEntry{tenant: req.GetTenant(), action: auditAPIKeyRevoke, resource: apiKeyResource(req.GetTenant(), req.GetId()), before: before, after: after}
-	})
-	err := s.cfg.Store.UpdateAPIKey(ctx, req.GetTenant(), req.GetId(), func(r *storev1.ApiKeyRecord) {
-		before = clone(r.GetApiKey())
-		r.ApiKey.Revoked = true
-		after = clone(r.GetApiKey())
-	})
+	// A revoke changes only revoked: the snapshot read before the write is
+	// the key it revokes.
+	rec, err := s.cfg.Store.GetAPIKey(req.GetId())
+	if err == nil && rec.GetApiKey().GetTenant() != req.GetTenant() {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, storeError(err, "API key "+quote(req.GetId()))
+	}
+	before := rec.GetApiKey()
+	after := clone(before)
+	after.Revoked = true
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditAPIKeyRevoke, resource: apiKeyResource(req.GetTenant(), req.GetId()), before: before, after: after})
+	if err != nil {
+		return nil, err
+	}
+	err = s.cfg.Store.RevokeAPIKey(ctx, req.GetTenant(), req.GetId(), audit)
 	return &emptypb.Empty{}, storeError(err, "API key "+quote(req.GetId()))
 }
 
@@ -355,8 +377,11 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	if err := s.checkFilterCost(sub.GetFilter()); err != nil {
 		return nil, subscriptionError(err, "subscription")
 	}
-	ctx = s.auditCreated(ctx, req.GetTenant(), auditSubscriptionCreate, subscriptionResource(req.GetTenant(), sub.GetId()), sub)
-	if err := s.cfg.Store.CreateSubscription(ctx, rec); err != nil {
+	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditSubscriptionCreate, resource: subscriptionResource(req.GetTenant(), sub.GetId()), after: sub})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.CreateSubscription(ctx, rec, audit); err != nil {
 		return nil, storeError(err, "tenant "+quote(req.GetTenant()))
 	}
 	s.cfg.Catalog.Put(prepared)
@@ -494,6 +519,36 @@ func setHeaders(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, headers 
 	return status.Errorf(codes.Internal, "seal target headers: %v", err)
 }
 
+// updateSubscription reads a subscription, lets change decide on a copy
+// and stores the copy unless the stored record has changed since it was
+// read (then it reads and decides again). audit, if set, builds the audit
+// event of the change from the subscription before and after it; it is
+// recorded in the same write.
+func (s *Services) updateSubscription(ctx context.Context, tenant, id string, change func(*storev1.SubscriptionRecord) error, audit func(before, after *hookwirev1.Subscription) (*hookwirev1.AuditEvent, error)) (*storev1.SubscriptionRecord, error) {
+	for range changeTries {
+		cur, err := s.cfg.Store.GetSubscription(tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		next := clone(cur)
+		if err := change(next); err != nil {
+			return nil, err
+		}
+		var ev *hookwirev1.AuditEvent
+		if audit != nil {
+			if ev, err = audit(cur.GetSubscription(), next.GetSubscription()); err != nil {
+				return nil, err
+			}
+		}
+		rec, err := s.cfg.Store.PutSubscription(ctx, next, ev)
+		if errors.Is(err, store.ErrConflict) {
+			continue // changed since read: decide again
+		}
+		return rec, err
+	}
+	return nil, status.Errorf(codes.Aborted, "subscription %s kept changing while it was being updated; try again", quote(id))
+}
+
 // changeSubscription applies change durably and refreshes the catalog.
 // A change made with withAuditAction is recorded in the audit log.
 func (s *Services) changeSubscription(ctx context.Context, tenant, id string, change func(*hookwirev1.Subscription) error) (*hookwirev1.Subscription, error) {
@@ -504,25 +559,24 @@ func (s *Services) changeSubscription(ctx context.Context, tenant, id string, ch
 // record (sealed header values) and the keyring to seal with, which is
 // held until the write is durable (see keyringHolder).
 func (s *Services) changeRecord(ctx context.Context, tenant, id string, change func(*storev1.SubscriptionRecord, *secrets.Keyring) error) (*hookwirev1.Subscription, error) {
-	var before, after *hookwirev1.Subscription
+	var audit func(before, after *hookwirev1.Subscription) (*hookwirev1.AuditEvent, error)
 	if action := auditActionFrom(ctx); action != "" {
-		ctx = s.auditIn(ctx, func() *auditEntry {
-			return &auditEntry{tenant: tenant, action: action, resource: subscriptionResource(tenant, id), before: before, after: after}
-		})
+		audit = func(before, after *hookwirev1.Subscription) (*hookwirev1.AuditEvent, error) {
+			return s.auditEvent(ctx, &auditEntry{tenant: tenant, action: action, resource: subscriptionResource(tenant, id), before: before, after: after})
+		}
 	}
 	keys, release := s.sealing()
 	defer release()
-	rec, err := s.cfg.Store.UpdateSubscription(ctx, tenant, id, func(r *storev1.SubscriptionRecord) error {
-		before = clone(r.GetSubscription())
+	rec, err := s.updateSubscription(ctx, tenant, id, func(r *storev1.SubscriptionRecord) error {
 		if err := change(r, keys); err != nil {
 			return err
 		}
-		r.Subscription.UpdateTime = timestamppb.New(s.cfg.Now())
-		catalog.PruneKeys(r, s.cfg.Now())
-		after = clone(r.GetSubscription())
+		now := s.cfg.Now()
+		r.Subscription.UpdateTime = timestamppb.New(now)
+		catalog.PruneKeys(r, now)
 		_, err := catalog.Prepare(r, keys)
 		return err
-	})
+	}, audit)
 	if err != nil {
 		return nil, subscriptionError(err, "subscription "+quote(id))
 	}
@@ -539,10 +593,26 @@ func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.Delet
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
-	audit := func(before *storev1.SubscriptionRecord) (*hookwirev1.AuditEvent, error) {
-		return s.auditDeleted(ctx, req.GetTenant(), auditSubscriptionDelete, subscriptionResource(req.GetTenant(), req.GetId()), before.GetSubscription())
+	// The audit's before-image is the record the deletion removes: the
+	// deletion is refused (and decided again) if it changed since read.
+	var err error
+	for range changeTries {
+		var before *storev1.SubscriptionRecord
+		if before, err = s.cfg.Store.GetSubscription(req.GetTenant(), req.GetId()); err != nil {
+			break
+		}
+		audit, aerr := s.auditDeleted(ctx, req.GetTenant(), auditSubscriptionDelete, subscriptionResource(req.GetTenant(), req.GetId()), before.GetSubscription())
+		if aerr != nil {
+			return nil, aerr
+		}
+		if err = s.cfg.Store.DeleteSubscription(ctx, before, audit); !errors.Is(err, store.ErrConflict) {
+			break
+		}
 	}
-	if err := s.cfg.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId(), audit); err != nil {
+	if errors.Is(err, store.ErrConflict) {
+		return nil, status.Errorf(codes.Aborted, "subscription %s kept changing while it was being deleted; try again", quote(req.GetId()))
+	}
+	if err != nil {
 		return nil, storeError(err, "subscription "+quote(req.GetId()))
 	}
 	if id, err := ids.Parse(ids.Subscription, req.GetId()); err == nil {

@@ -859,16 +859,9 @@ func (d *Dispatcher) cancelOrphans(sub ids.ID) error {
 		now := timestamppb.New(d.cfg.Now())
 		changes := make([]*store.DeliveryChange, len(list))
 		for i, id := range list {
-			changes[i] = &store.DeliveryChange{DeliveryID: id, Apply: func(del *hookwirev1.Delivery) bool {
-				if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
-					return false
-				}
-				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED
-				del.LastError = "subscription deleted"
-				del.NextAttemptTime = nil
-				del.UpdateTime = now
-				return true
-			}}
+			changes[i] = &store.DeliveryChange{DeliveryID: id, IfStatus: onlyPending,
+				Fields: []string{"status", "last_error", "next_attempt_time", "update_time"},
+				Set:    &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_CANCELLED, LastError: "subscription deleted", UpdateTime: now}}
 		}
 		if _, err := d.cfg.Store.ChangeDeliveries(context.Background(), changes); err != nil {
 			return err

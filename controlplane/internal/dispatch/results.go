@@ -47,6 +47,13 @@ const resultPendingHold = 30 * time.Second
 // assigned again while the agent holds their results, and the acks say
 // retry, so the agent sends them again later. held is the error that
 // prevented recording (nil when the results were recorded).
+// onlyPending is the precondition of a change that applies only to a
+// delivery still pending.
+var onlyPending = []hookwirev1.DeliveryStatus{hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING}
+
+// resultFields are the delivery fields an attempt's result sets.
+var resultFields = []string{"status", "attempt_count", "last_outcome", "last_error", "update_time", "next_attempt_time"}
+
 func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev1.Result) (acks []*hookwirev1.ResultAck, held error) {
 	acks = make([]*hookwirev1.ResultAck, len(results))
 	var work []*pendingResult
@@ -75,14 +82,9 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 		n := w.lease.item.attempt
 		if reason := w.res.GetNotAttemptedReason(); reason != "" {
 			lastErr := "not attempted: agent " + c.agentID + " handed it back: " + reason
-			w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Apply: func(del *hookwirev1.Delivery) bool {
-				if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || del.GetAttemptCount() >= n {
-					return false // cancelled meanwhile, or attempted by someone else
-				}
-				del.LastError = lastErr
-				del.UpdateTime = nowPB
-				return true
-			}}
+			// Unless cancelled meanwhile, or attempted by someone else.
+			w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, IfStatus: onlyPending, IfAttemptCountBelow: n,
+				Fields: []string{"last_error", "update_time"}, Set: &hookwirev1.Delivery{LastError: lastErr, UpdateTime: nowPB}}
 			changes[i] = w.change
 			continue
 		}
@@ -112,27 +114,21 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 			Error:           res.GetError(),
 			DueTime:         w.lease.item.dueTime(),
 		}
-		v := w.v
-		w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Attempt: attempt, Apply: func(del *hookwirev1.Delivery) bool {
-			if del.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || del.GetAttemptCount() >= n {
-				return false // cancelled meanwhile, or this attempt is already recorded
-			}
-			del.AttemptCount = n
-			del.LastOutcome = res.GetOutcome()
-			del.LastError = res.GetError()
-			del.UpdateTime = nowPB
-			switch {
-			case v.Done:
-				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-				del.NextAttemptTime = nil
-			case v.Dead:
-				del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD
-				del.NextAttemptTime = nil
-			default:
-				del.NextAttemptTime = timestamppb.New(now.Add(v.Wait))
-			}
-			return true
-		}}
+		set := &hookwirev1.Delivery{
+			Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING, AttemptCount: n,
+			LastOutcome: res.GetOutcome(), LastError: res.GetError(), UpdateTime: nowPB,
+		}
+		switch {
+		case w.v.Done:
+			set.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+		case w.v.Dead:
+			set.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD
+		default:
+			set.NextAttemptTime = timestamppb.New(now.Add(w.v.Wait))
+		}
+		// Unless cancelled meanwhile, or this attempt is already recorded.
+		w.change = &store.DeliveryChange{DeliveryID: w.lease.item.id, Attempt: attempt, IfStatus: onlyPending, IfAttemptCountBelow: n,
+			Fields: resultFields, Set: set}
 		changes[i] = w.change
 	}
 	added, err := d.cfg.Store.ChangeDeliveries(ctx, changes)

@@ -193,7 +193,7 @@ func newSlotRig(t *testing.T) *slotRig {
 		Status: hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED, Timeout: time.Second, Signer: signer}
 	cat := catalog.New(filter.DefaultLimits())
 	cat.Put(sub)
-	if err := st.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := st.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := &slotRig{st: st, sub: sub}

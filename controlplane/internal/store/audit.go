@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 )
@@ -32,37 +33,6 @@ const AuditGlobal = "-"
 
 // AuditIDPrefix is the type prefix of audit event ids ("aud_...").
 const AuditIDPrefix = "aud"
-
-type auditKey struct{}
-
-// WithAudit returns a context that makes the next store write made with it
-// also record the audit event build returns, in the same transaction,
-// after the write's own changes succeeded. build runs inside the
-// transaction (possibly more than once, like the write itself); returning
-// nil records nothing (the write changed nothing). Use the returned
-// context for exactly one write.
-func WithAudit(ctx context.Context, build func() (*hookwirev1.AuditEvent, error)) context.Context {
-	return context.WithValue(ctx, auditKey{}, build)
-}
-
-// withAuditWrite wraps a write's function so it records the audit event
-// its context carries.
-func withAuditWrite(ctx context.Context, fn func(tx *bolt.Tx) error) func(tx *bolt.Tx) error {
-	build, _ := ctx.Value(auditKey{}).(func() (*hookwirev1.AuditEvent, error))
-	if build == nil {
-		return fn
-	}
-	return func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		ev, err := build()
-		if err != nil || ev == nil {
-			return err
-		}
-		return putAudit(tx, ev)
-	}
-}
 
 func auditID(ev *hookwirev1.AuditEvent) (ids.ID, error) {
 	id, err := ids.Parse(AuditIDPrefix, ev.GetId())
@@ -98,7 +68,8 @@ func putAudit(tx *bolt.Tx, ev *hookwirev1.AuditEvent) error {
 // AppendAudit records an audit event in a write of its own, for changes
 // that make no store write (an agent drain) or whose write cannot carry it.
 func (s *Store) AppendAudit(ctx context.Context, ev *hookwirev1.AuditEvent) error {
-	return s.update(ctx, func(tx *bolt.Tx) error { return putAudit(tx, ev) })
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_AppendAudit{AppendAudit: &storev1.AppendAudit{Event: ev}}})
+	return err
 }
 
 // AuditFilter selects audit events; zero fields match everything.
@@ -207,41 +178,16 @@ func (s *Store) ListAudit(scope string, all bool, f AuditFilter, before *ids.ID,
 // PurgeAudit removes audit events recorded before cutoff, at most batch
 // per write transaction, and returns how many it removed.
 func (s *Store) PurgeAudit(ctx context.Context, cutoff time.Time, batch int) (int, error) {
-	end := timeID(cutoff)
+	batch = max(batch, 1)
 	total := 0
 	for ctx.Err() == nil {
-		n := 0
-		err := s.update(ctx, func(tx *bolt.Tx) error {
-			n = 0
-			b, bt := tx.Bucket(bucketAudit), tx.Bucket(bucketAuditByTime)
-			if b == nil || bt == nil {
-				return nil
-			}
-			var doomed [][]byte
-			c := bt.Cursor()
-			for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(doomed) < batch; k, v = c.Next() {
-				scope, err := openValue(bucketAuditByTime, k, v)
-				if err != nil {
-					return err
-				}
-				doomed = append(doomed, bytes.Clone(k))
-				if err := b.Delete(tenantKey(string(scope), k)); err != nil {
-					return err
-				}
-			}
-			for _, k := range doomed {
-				if err := bt.Delete(k); err != nil {
-					return err
-				}
-			}
-			n = len(doomed)
-			return nil
-		})
+		c := &storev1.PurgeAudit{CutoffUnixNanos: cutoff.UnixNano(), Batch: uint32(batch)}
+		r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PurgeAudit{PurgeAudit: c}})
 		if err != nil {
 			return total, err
 		}
-		total += n
-		if n < batch {
+		total += r.AuditPurged
+		if r.AuditPurged < batch {
 			return total, nil
 		}
 	}

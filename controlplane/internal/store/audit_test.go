@@ -34,13 +34,10 @@ func TestAuditListScanBudgetAndPurge(t *testing.T) {
 		}
 	}
 	// A write that fails records nothing; one that succeeds records its event.
-	failing := WithAudit(ctx, func() (*hookwirev1.AuditEvent, error) {
-		return auditEv("acme", "tenant.create", time.Now()), nil
-	})
-	if err := s.CreateTenant(failing, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, auditEv("acme", "tenant.create", time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTenant(failing, &hookwirev1.Tenant{Id: "acme"}); !errors.Is(err, ErrAlreadyExists) {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, auditEv("acme", "tenant.create", time.Now())); !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("second create: %v", err)
 	}
 

@@ -3,22 +3,63 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 )
 
+// batchTries bounds how often UpdateSubscriptionBatch reads and decides a
+// batch again when a record changed between its read and its write.
+const batchTries = 8
+
 // UpdateSubscriptionBatch walks up to limit subscriptions (of every
-// tenant) after the store key after (nil: from the first) in one write and
-// stores those change reports as changed. It returns the key to pass as
-// after for the next batch, nil when the walk is done, and how many
-// records changed. Background jobs (re-sealing signing keys under a new
-// master key) use it to work in small transactions.
+// tenant) after the store key after (nil: from the first): it reads them,
+// lets change decide on a copy of each (change reports whether it changed
+// the copy) and stores the changed ones in one write, as PutSubscription
+// commands on the revisions read. If one changed meanwhile, the batch is
+// read and decided again. It returns the key to pass as after for the
+// next batch, nil when the walk is done, and how many records changed.
+// Background jobs (re-sealing signing keys under a new master key) use it
+// to work in small transactions.
 func (s *Store) UpdateSubscriptionBatch(ctx context.Context, after []byte, limit int, change func(*storev1.SubscriptionRecord) (bool, error)) (next []byte, changed int, err error) {
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		next, changed = nil, 0
-		b := tx.Bucket(bucketSubscriptions)
-		c := b.Cursor()
+	for range batchTries {
+		var recs []*storev1.SubscriptionRecord
+		if recs, next, err = s.readSubscriptionBatch(after, limit); err != nil {
+			return nil, 0, err
+		}
+		var cmds []*storev1.Command
+		for _, rec := range recs {
+			cp := proto.Clone(rec).(*storev1.SubscriptionRecord)
+			ok, err := change(cp)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				cmds = append(cmds, &storev1.Command{Kind: &storev1.Command_PutSubscription{PutSubscription: &storev1.PutSubscription{Record: cp}}})
+			}
+		}
+		if len(cmds) == 0 {
+			return next, 0, nil
+		}
+		if _, err = s.Apply(ctx, cmds...); errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+			continue // changed or deleted since read: decide again
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		return next, len(cmds), nil
+	}
+	return nil, 0, fmt.Errorf("update subscriptions: records kept changing while being updated: %w", err)
+}
+
+// readSubscriptionBatch reads up to limit records after the key after and
+// returns the key to continue after (nil at the end).
+func (s *Store) readSubscriptionBatch(after []byte, limit int) (recs []*storev1.SubscriptionRecord, next []byte, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSubscriptions).Cursor()
 		var k, v []byte
 		if after == nil {
 			k, v = c.First()
@@ -28,37 +69,18 @@ func (s *Store) UpdateSubscriptionBatch(ctx context.Context, after []byte, limit
 				k, v = c.Next()
 			}
 		}
-		type put1 struct {
-			k   []byte
-			rec *storev1.SubscriptionRecord
-		}
-		var puts []put1
-		n := 0
-		for ; k != nil && n < limit; k, v = c.Next() {
-			n++
+		for ; k != nil && len(recs) < limit; k, v = c.Next() {
 			rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
 			if err != nil {
 				return err
 			}
-			ok, err := change(rec)
-			if err != nil {
-				return err
-			}
-			if ok {
-				puts = append(puts, put1{bytes.Clone(k), rec})
-			}
+			recs = append(recs, rec)
 			next = bytes.Clone(k)
 		}
 		if k == nil {
 			next = nil
 		}
-		for _, p := range puts {
-			if err := put(b, p.k, p.rec); err != nil {
-				return err
-			}
-		}
-		changed = len(puts)
 		return nil
 	})
-	return next, changed, err
+	return recs, next, err
 }

@@ -18,7 +18,7 @@ func benchStore(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close() })
-	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		b.Fatal(err)
 	}
 	return s
@@ -92,7 +92,7 @@ func BenchmarkPublishNoSync(b *testing.B) {
 			}
 			b.Cleanup(func() { _ = s.Close() })
 			ctx := context.Background()
-			if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+			if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 				b.Fatal(err)
 			}
 			subs := make([]ids.ID, n)

@@ -26,11 +26,11 @@ func filledStore(t *testing.T, dir string, n int) []ids.ID {
 	s := open(t, dir)
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())
-	if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: ids.Format(ids.Subscription, sub), Tenant: "acme"}}); err != nil {
+	if err := s.CreateSubscription(ctx, &storev1.SubscriptionRecord{Subscription: &hookwirev1.Subscription{Id: ids.Format(ids.Subscription, sub), Tenant: "acme"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var out []ids.ID
@@ -399,7 +399,7 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for _, tn := range []string{"acme", "gone"} {
-		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn, CreateTime: timestamppb.New(now)}); err != nil {
+		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn, CreateTime: timestamppb.New(now)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -422,11 +422,9 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 			status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
 		}
 		for _, d := range ne.Deliveries {
-			changes = append(changes, &DeliveryChange{DeliveryID: d.ID, Ordered: d.Ordered, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(dl *hookwirev1.Delivery) bool {
-				dl.Status, dl.AttemptCount = status, 1
-				dl.NextAttemptTime = timestamppb.New(now.Add(time.Minute))
-				return true
-			}})
+			changes = append(changes, &DeliveryChange{DeliveryID: d.ID, Ordered: d.Ordered, Attempt: &hookwirev1.Attempt{Number: 1},
+				Fields: []string{"status", "attempt_count", "next_attempt_time"},
+				Set:    &hookwirev1.Delivery{Status: status, AttemptCount: 1, NextAttemptTime: timestamppb.New(now.Add(time.Minute))}})
 		}
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
@@ -435,7 +433,7 @@ func TestCheckFindsNothingWrongInAUsedStore(t *testing.T) {
 	if err := s.AppendAudit(ctx, auditEvent("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutJoinToken(ctx, &hookwirev1.JoinToken{Id: "jt"}, []byte("h")); err != nil {
+	if err := s.PutJoinToken(ctx, &hookwirev1.JoinToken{Id: "jt"}, []byte("h"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteTenant(ctx, "gone", now, nil); err != nil {
@@ -467,7 +465,7 @@ func TestCheckReportsIndexDamage(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())

@@ -12,6 +12,8 @@ import (
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // NewDelivery is a delivery to create with its event.
@@ -79,158 +81,57 @@ func idemKey(tenant, key string) []byte {
 }
 
 // Publish durably stores events of one tenant and their deliveries in one
-// write. It returns ErrNotFound when the tenant does not exist. Events whose
-// idempotency key was seen before are not written; see NewEvent.DuplicateOf.
+// write (a PublishEvents command). It returns ErrNotFound when the tenant
+// does not exist. Events whose idempotency key was seen before are not
+// written; see NewEvent.DuplicateOf.
 func (s *Store) Publish(ctx context.Context, tenant string, events []*NewEvent) error {
-	type encoded struct {
-		value      []byte
-		trace      []byte
-		deliveries [][]byte
-	}
-	enc := make([]encoded, len(events))
+	c := &storev1.PublishEvents{Tenant: tenant, Events: make([]*storev1.NewEvent, len(events))}
 	for i, e := range events {
-		v, err := encode(e.ID[:], e.Event)
-		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
+		ne := &storev1.NewEvent{Id: bytes.Clone(e.ID[:]), Event: e.Event, Trace: e.Trace, Deliveries: make([]*storev1.NewDelivery, len(e.Deliveries))}
+		for j := range e.Deliveries {
+			ne.Deliveries[j] = newDelivery(&e.Deliveries[j])
 		}
-		enc[i] = encoded{value: v, deliveries: make([][]byte, len(e.Deliveries))}
-		if e.Trace != nil {
-			if enc[i].trace, err = encode(e.ID[:], e.Trace); err != nil {
-				return fmt.Errorf("encode event trace context: %w", err)
-			}
+		c.Events[i] = ne
+	}
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PublishEvents{PublishEvents: c}})
+	if err != nil {
+		return err
+	}
+	for i, e := range events {
+		e.DuplicateOf, e.DuplicateDeliveries = nil, 0
+		if dup := r.Duplicates[i]; dup != nil {
+			orig := dup.Of
+			e.DuplicateOf, e.DuplicateDeliveries = &orig, dup.Deliveries
+			continue
 		}
-		for j, d := range e.Deliveries {
-			if enc[i].deliveries[j], err = encode(d.ID[:], d.Delivery); err != nil {
-				return fmt.Errorf("encode delivery: %w", err)
-			}
+		for j := range e.Deliveries {
+			e.Deliveries[j].Waiting = r.Waiting[i][j]
 		}
 	}
-	prefix := tenantPrefix(tenant)
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTenants).Get([]byte(tenant)) == nil {
-			return ErrNotFound
-		}
-		evb := tx.Bucket(bucketEvents)
-		byEvent := tx.Bucket(bucketDeliveriesByEvent)
-		idem := tx.Bucket(bucketIdempotency)
-		w := newDeliveryWriter(s, tx, prefix)
-		for i, e := range events {
-			e.DuplicateOf = nil
-			if key := e.Event.GetIdempotencyKey(); key != "" {
-				if v := idem.Get(idemKey(tenant, key)); v != nil {
-					rec, err := openValue(bucketIdempotency, idemKey(tenant, key), v)
-					if err != nil {
-						return err
-					}
-					var orig ids.ID
-					copy(orig[:], rec)
-					e.DuplicateOf = &orig
-					e.DuplicateDeliveries = countPrefix(byEvent.Cursor(), orig[:])
-					continue
-				}
-				if err := putRecord(idem, idemKey(tenant, key), e.ID[:]); err != nil {
-					return err
-				}
-			}
-			if err := evb.Put(e.ID[:], enc[i].value); err != nil {
-				return err
-			}
-			if enc[i].trace != nil {
-				if err := tx.Bucket(bucketEventTraces).Put(e.ID[:], enc[i].trace); err != nil {
-					return err
-				}
-			}
-			for j := range e.Deliveries {
-				if err := w.putNew(e.ID, &e.Deliveries[j], enc[i].deliveries[j]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	return nil
 }
 
-// deliveryWriter inserts new deliveries with their indexes.
-type deliveryWriter struct {
-	s                                           *Store // counts the due entries (duedepth.go)
-	prefix                                      []byte
-	dvb, byTenant, byEvent, bySub, due, ordered *bolt.Bucket
-}
-
-func newDeliveryWriter(s *Store, tx *bolt.Tx, tenantPrefix []byte) *deliveryWriter {
-	return &deliveryWriter{
-		s:        s,
-		prefix:   tenantPrefix,
-		dvb:      tx.Bucket(bucketDeliveries),
-		byTenant: tx.Bucket(bucketDeliveriesByTenant),
-		byEvent:  tx.Bucket(bucketDeliveriesByEvent),
-		bySub:    tx.Bucket(bucketDeliveriesBySub),
-		due:      tx.Bucket(bucketDue),
-		ordered:  tx.Bucket(bucketOrdered),
-	}
-}
-
-func (w *deliveryWriter) putNew(eventID ids.ID, d *NewDelivery, value []byte) error {
-	if err := w.dvb.Put(d.ID[:], value); err != nil {
-		return err
-	}
-	if err := w.byTenant.Put(append(bytes.Clone(w.prefix), d.ID[:]...), nil); err != nil {
-		return err
-	}
-	if err := w.byEvent.Put(append(bytes.Clone(eventID[:]), d.ID[:]...), nil); err != nil {
-		return err
-	}
-	if err := w.bySub.Put(append(bytes.Clone(d.SubID[:]), d.ID[:]...), nil); err != nil {
-		return err
-	}
-	d.Waiting = false
-	if d.Ordered {
-		h := OrderingHash(d.Delivery.GetOrderingKey())
-		group := orderedKey(d.SubID, h, ids.ID{})[:24]
-		if k, _ := w.ordered.Cursor().Seek(group); k != nil && bytes.HasPrefix(k, group) {
-			d.Waiting = true
-		}
-		if err := w.ordered.Put(orderedKey(d.SubID, h, d.ID), nil); err != nil {
-			return err
-		}
-		if d.Waiting {
-			return nil
-		}
-	}
-	return w.s.putDue(w.due, d.SubID, d.Delivery.GetNextAttemptTime().AsTime().UnixNano(), d.ID)
+// newDelivery is the command form of d.
+func newDelivery(d *NewDelivery) *storev1.NewDelivery {
+	return &storev1.NewDelivery{Id: bytes.Clone(d.ID[:]), SubscriptionId: bytes.Clone(d.SubID[:]), Ordered: d.Ordered, Delivery: d.Delivery}
 }
 
 // AddDeliveries stores new deliveries of an existing event of the tenant
-// (a re-send). ErrNotFound when the event is not the tenant's.
-func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID, list []*NewDelivery) error {
-	values := make([][]byte, len(list))
+// (a re-send), with audit (if set) in the same write. ErrNotFound when the
+// event is not the tenant's.
+func (s *Store) AddDeliveries(ctx context.Context, tenant string, eventID ids.ID, list []*NewDelivery, audit *hookwirev1.AuditEvent) error {
+	c := &storev1.AddDeliveries{Tenant: tenant, EventId: bytes.Clone(eventID[:]), Deliveries: make([]*storev1.NewDelivery, len(list)), Audit: audit}
 	for i, d := range list {
-		v, err := encode(d.ID[:], d.Delivery)
-		if err != nil {
-			return err
-		}
-		values[i] = v
+		c.Deliveries[i] = newDelivery(d)
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEvents).Get(eventID[:])
-		if v == nil {
-			return ErrNotFound
-		}
-		ev, err := decode(bucketEvents, eventID[:], v, &hookwirev1.Event{})
-		if err != nil {
-			return err
-		}
-		if ev.GetTenant() != tenant {
-			return ErrNotFound
-		}
-		w := newDeliveryWriter(s, tx, tenantPrefix(tenant))
-		for i, d := range list {
-			if err := w.putNew(eventID, d, values[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_AddDeliveries{AddDeliveries: c}})
+	if err != nil {
+		return err
+	}
+	for i, d := range list {
+		d.Waiting = r.Waiting[0][i]
+	}
+	return nil
 }
 
 // GetEvent returns one of a tenant's events or ErrNotFound.
@@ -568,129 +469,86 @@ func (s *Store) ListAttempts(tenant, deliveryID string) ([]*hookwirev1.Attempt, 
 	return out, err
 }
 
-// DeliveryChange is one update to a delivery made in a shared write.
+// DeliveryChange is one update to a delivery made in a shared write: a
+// compare-and-set the caller decides on from the delivery it read (see
+// storev1.DeliveryUpdate). If the stored delivery still satisfies every
+// precondition that is set, the fields named in Fields are copied from Set
+// and Attempt is recorded; otherwise nothing changes.
 type DeliveryChange struct {
 	DeliveryID ids.ID
+	// Preconditions: the stored status is one of IfStatus (empty: any),
+	// its attempt_count is below IfAttemptCountBelow (0: no check) or
+	// exactly IfAttemptCount (nil: no check), and its update_time is
+	// IfUpdateTime (nil: no check).
+	IfStatus            []hookwirev1.DeliveryStatus
+	IfAttemptCountBelow int32
+	IfAttemptCount      *int32
+	IfUpdateTime        *timestamppb.Timestamp
+	// Fields names the top-level fields of hookwire.v1.Delivery taken from
+	// Set (a field unset in Set is cleared). The due index follows status
+	// and next_attempt_time.
+	Fields []string
+	Set    *hookwirev1.Delivery
 	// Attempt, if set, is recorded under the delivery.
 	Attempt *hookwirev1.Attempt
-	// Apply changes the stored delivery; the due index follows its status
-	// and next_attempt_time. Returning false leaves the delivery unchanged
-	// (and records no attempt).
-	Apply func(d *hookwirev1.Delivery) bool
-	// Applied reports, after the write, whether Apply accepted the change.
-	Applied bool
-	// Result is the delivery as stored after the change.
-	Result *hookwirev1.Delivery
 	// Ordered: the delivery belongs to an ordered subscription (needed only
 	// when a finished delivery is made pending again).
 	Ordered bool
+	// Audit, if set, is recorded when the change applies.
+	Audit *hookwirev1.AuditEvent
+
+	// Applied reports, after the write, whether the change applied.
+	Applied bool
+	// Result is the delivery as stored after the change.
+	Result *hookwirev1.Delivery
 }
 
-// ChangeDeliveries applies changes in one durable write. A delivery that no
-// longer exists is skipped (Applied false). It reports every subscription
-// that gained a due delivery (a retry, or the next delivery of an ordered
-// group promoted when the one before it finished).
-func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange) ([]DueAdded, error) {
-	var added []DueAdded
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		added = added[:0]
-		b := tx.Bucket(bucketDeliveries)
-		due := tx.Bucket(bucketDue)
-		ordered := tx.Bucket(bucketOrdered)
-		att := tx.Bucket(bucketAttempts)
-		for _, ch := range changes {
-			ch.Applied, ch.Result = false, nil
-			v := b.Get(ch.DeliveryID[:])
-			if v == nil {
-				continue
-			}
-			d, err := decode(bucketDeliveries, ch.DeliveryID[:], v, &hookwirev1.Delivery{})
-			if err != nil {
-				return err
-			}
-			const pending = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
-			wasPending := d.GetStatus() == pending
-			oldDue := d.GetNextAttemptTime().AsTime().UnixNano()
-			subID, _ := ids.Parse(ids.Subscription, d.GetSubscriptionId())
-			okey := orderedKey(subID, OrderingHash(d.GetOrderingKey()), ch.DeliveryID)
-			group := okey[:24]
-			isOrdered := hasKey(ordered, okey) || (ch.Ordered && !wasPending)
-			if !ch.Apply(d) {
-				continue
-			}
-			if wasPending {
-				if err := s.deleteDue(due, subID, oldDue, ch.DeliveryID); err != nil {
-					return err
-				}
-			}
-			nowPending := d.GetStatus() == pending
-			switch {
-			case nowPending && isOrdered:
-				if err := ordered.Put(okey, nil); err != nil {
-					return err
-				}
-				// Due only when first in its group.
-				if k, _ := ordered.Cursor().Seek(group); bytes.Equal(k, okey) {
-					at := d.GetNextAttemptTime().AsTime()
-					if err := s.putDue(due, subID, at.UnixNano(), ch.DeliveryID); err != nil {
-						return err
-					}
-					added = append(added, DueAdded{SubID: subID, At: at})
-					d.WaitingReason = ""
-				}
-			case nowPending:
-				at := d.GetNextAttemptTime().AsTime()
-				if err := s.putDue(due, subID, at.UnixNano(), ch.DeliveryID); err != nil {
-					return err
-				}
-				added = append(added, DueAdded{SubID: subID, At: at})
-			case isOrdered && wasPending:
-				c := ordered.Cursor()
-				first, _ := c.Seek(group)
-				wasHead := bytes.Equal(first, okey)
-				if err := ordered.Delete(okey); err != nil {
-					return err
-				}
-				if !wasHead {
-					break
-				}
-				// Promote the next delivery of the group.
-				next, _ := ordered.Cursor().Seek(group)
-				if next == nil || !bytes.HasPrefix(next, group) {
-					break
-				}
-				var nid ids.ID
-				copy(nid[:], next[24:])
-				nv := b.Get(nid[:])
-				if nv == nil {
-					break
-				}
-				nd, err := decode(bucketDeliveries, nid[:], nv, &hookwirev1.Delivery{})
-				if err != nil {
-					return err
-				}
-				at := nd.GetNextAttemptTime().AsTime()
-				if err := s.putDue(due, subID, at.UnixNano(), nid); err != nil {
-					return err
-				}
-				nd.WaitingReason = ""
-				if err := put(b, nid[:], nd); err != nil {
-					return err
-				}
-				added = append(added, DueAdded{SubID: subID, At: at})
-			}
-			if err := put(b, ch.DeliveryID[:], d); err != nil {
-				return err
-			}
-			if ch.Attempt != nil {
-				k := binary.BigEndian.AppendUint32(bytes.Clone(ch.DeliveryID[:]), uint32(ch.Attempt.GetNumber()))
-				if err := put(att, k, ch.Attempt); err != nil {
-					return err
-				}
-			}
-			ch.Applied, ch.Result = true, d
+// ChangedFields lists the top-level fields of hookwire.v1.Delivery whose
+// values differ between before and after (for DeliveryChange.Fields).
+func ChangedFields(before, after *hookwirev1.Delivery) []string {
+	var out []string
+	bm, am := before.ProtoReflect(), after.ProtoReflect()
+	fields := bm.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if bm.Has(fd) != am.Has(fd) || (bm.Has(fd) && !bm.Get(fd).Equal(am.Get(fd))) {
+			out = append(out, string(fd.Name()))
 		}
-		return nil
-	})
-	return added, err
+	}
+	return out
+}
+
+func (ch *DeliveryChange) command() *storev1.DeliveryUpdate {
+	u := &storev1.DeliveryUpdate{
+		DeliveryId: bytes.Clone(ch.DeliveryID[:]), IfStatus: ch.IfStatus, IfAttemptCount: ch.IfAttemptCount,
+		IfUpdateTime: ch.IfUpdateTime, Mask: &fieldmaskpb.FieldMask{Paths: ch.Fields}, Set: ch.Set,
+		Attempt: ch.Attempt, Ordered: ch.Ordered, Audit: ch.Audit,
+	}
+	if ch.IfAttemptCountBelow > 0 {
+		u.IfAttemptCountBelow = &ch.IfAttemptCountBelow
+	}
+	return u
+}
+
+// ChangeDeliveries applies changes in one durable write (an
+// UpdateDeliveries command). A delivery that no longer exists, or whose
+// preconditions fail, is skipped (Applied false). It reports every
+// subscription that gained a due delivery (a retry, or the next delivery
+// of an ordered group promoted when the one before it finished).
+func (s *Store) ChangeDeliveries(ctx context.Context, changes []*DeliveryChange) ([]DueAdded, error) {
+	c := &storev1.UpdateDeliveries{Updates: make([]*storev1.DeliveryUpdate, len(changes))}
+	for i, ch := range changes {
+		c.Updates[i] = ch.command()
+	}
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_UpdateDeliveries{UpdateDeliveries: c}})
+	for i, ch := range changes {
+		ch.Applied, ch.Result = false, nil
+		if err == nil && r.Updated[i] != nil {
+			ch.Applied, ch.Result = true, r.Updated[i]
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.DueAdded, nil
 }

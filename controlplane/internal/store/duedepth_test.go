@@ -14,7 +14,7 @@ func TestDueDepthFollowsCommitsAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -36,15 +36,13 @@ func TestDueDepthFollowsCommitsAndReopen(t *testing.T) {
 	// refused counts nothing.
 	retryAt := now.Add(time.Minute)
 	changes := []*DeliveryChange{
-		{DeliveryID: ne.Deliveries[0].ID, Apply: func(d *hookwirev1.Delivery) bool {
-			d.AttemptCount, d.NextAttemptTime = 1, timestamppb.New(retryAt)
-			return true
-		}},
-		{DeliveryID: ne.Deliveries[1].ID, Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status, d.NextAttemptTime = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED, nil
-			return true
-		}},
-		{DeliveryID: ne.Deliveries[2].ID, Apply: func(*hookwirev1.Delivery) bool { return false }},
+		{DeliveryID: ne.Deliveries[0].ID, Fields: []string{"attempt_count", "next_attempt_time"},
+			Set: &hookwirev1.Delivery{AttemptCount: 1, NextAttemptTime: timestamppb.New(retryAt)}},
+		{DeliveryID: ne.Deliveries[1].ID, Fields: []string{"status", "next_attempt_time"},
+			Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}},
+		// A failed precondition changes nothing.
+		{DeliveryID: ne.Deliveries[2].ID, IfStatus: []hookwirev1.DeliveryStatus{hookwirev1.DeliveryStatus_DELIVERY_STATUS_DEAD},
+			Fields: []string{"status"}, Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}},
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)

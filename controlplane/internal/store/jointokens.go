@@ -3,8 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"fmt"
 
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,26 +17,11 @@ var (
 	bucketJoinTokenHashes = []byte("join_token_hashes")
 )
 
-// PutJoinToken stores a join token description and its value's hash.
-func (s *Store) PutJoinToken(ctx context.Context, t *hookwirev1.JoinToken, hash []byte) error {
-	v, err := encode([]byte(t.GetId()), t)
-	if err != nil {
-		return fmt.Errorf("encode join token: %w", err)
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketJoinTokens)
-		if err != nil {
-			return err
-		}
-		h, err := tx.CreateBucketIfNotExists(bucketJoinTokenHashes)
-		if err != nil {
-			return err
-		}
-		if err := b.Put([]byte(t.GetId()), v); err != nil {
-			return err
-		}
-		return putRecord(h, []byte(t.GetId()), hash)
-	})
+// PutJoinToken stores a join token description and its value's hash (a
+// PutJoinToken command), with audit (if set) in the same write.
+func (s *Store) PutJoinToken(ctx context.Context, t *hookwirev1.JoinToken, hash []byte, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PutJoinToken{PutJoinToken: &storev1.PutJoinToken{Token: t, Hash: hash, Audit: audit}}})
+	return err
 }
 
 // GetJoinToken returns a join token and its value's hash, or ErrNotFound.
@@ -88,25 +73,9 @@ func (s *Store) ListJoinTokens() ([]*hookwirev1.JoinToken, error) {
 	return out, err
 }
 
-// RevokeJoinToken marks a join token revoked and returns it, or
-// ErrNotFound.
-func (s *Store) RevokeJoinToken(ctx context.Context, id string) (*hookwirev1.JoinToken, error) {
-	var t *hookwirev1.JoinToken
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketJoinTokens)
-		if b == nil {
-			return ErrNotFound
-		}
-		v := b.Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		if t, err = decode(bucketJoinTokens, []byte(id), v, &hookwirev1.JoinToken{}); err != nil {
-			return err
-		}
-		t.Revoked = true
-		return put(b, []byte(id), t)
-	})
-	return t, err
+// RevokeJoinToken marks a join token revoked (a RevokeJoinToken command),
+// with audit (if set) in the same write, and returns it, or ErrNotFound.
+func (s *Store) RevokeJoinToken(ctx context.Context, id string, audit *hookwirev1.AuditEvent) (*hookwirev1.JoinToken, error) {
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_RevokeJoinToken{RevokeJoinToken: &storev1.RevokeJoinToken{Id: id, Audit: audit}}})
+	return r.JoinToken, err
 }

@@ -21,7 +21,7 @@ func TestOrderedPromotionAndRetryInOneWrite(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -45,11 +45,8 @@ func TestOrderedPromotionAndRetryInOneWrite(t *testing.T) {
 		if i >= 2 {
 			status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
 		}
-		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Ordered: true, Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status = status
-			d.NextAttemptTime = timestamppb.New(now.Add(time.Minute))
-			return true
-		}})
+		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Ordered: true, Fields: []string{"status", "next_attempt_time"},
+			Set: &hookwirev1.Delivery{Status: status, NextAttemptTime: timestamppb.New(now.Add(time.Minute))}})
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)

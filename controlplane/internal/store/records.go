@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 )
 
 // tenantKey returns tenant 0x00 id.
@@ -26,23 +24,12 @@ func tenantPrefix(tenant string) []byte { return tenantKey(tenant, nil) }
 
 // --- tenants ---
 
-// CreateTenant stores a new tenant; ErrAlreadyExists if the id is taken,
+// CreateTenant stores a new tenant (a CreateTenant command), with audit
+// (if set) in the same write; ErrAlreadyExists if the id is taken,
 // ErrTenantPurging while a deleted tenant of that id is being purged.
-func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant) error {
-	v, err := encode([]byte(t.GetId()), t)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		if b.Get([]byte(t.GetId())) != nil {
-			return ErrAlreadyExists
-		}
-		if tx.Bucket(bucketTenantPurges).Get([]byte(t.GetId())) != nil {
-			return ErrTenantPurging
-		}
-		return b.Put([]byte(t.GetId()), v)
-	})
+func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_CreateTenant{CreateTenant: &storev1.CreateTenant{Tenant: t, Audit: audit}}})
+	return err
 }
 
 // GetTenant returns a tenant or ErrNotFound.
@@ -85,61 +72,24 @@ func (s *Store) ListTenants(after string, limit int) ([]*hookwirev1.Tenant, erro
 // subscriptions.
 var ErrTenantNotEmpty = errors.New("tenant still has subscriptions")
 
-// AuditDeleted builds the audit event of a deletion from the record the
-// deleting write removes (its before-image, read in that write); nil
-// records nothing.
-type AuditDeleted[T proto.Message] func(before T) (*hookwirev1.AuditEvent, error)
-
 // DeleteTenant removes a tenant with no subscriptions and its API keys,
 // and leaves the tombstone that keeps its id from being created again
-// until PurgeTenant has removed the rest of its records (tenantpurge.go).
-// audit, if set, is called in the same write with the removed tenant and
-// its event recorded there.
-func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time, audit AuditDeleted[*hookwirev1.Tenant]) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTenants)
-		v := b.Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		t, err := decode(bucketTenants, []byte(id), v, &hookwirev1.Tenant{})
-		if err != nil {
-			return fmt.Errorf("read tenant %s before deleting it: %w", id, err)
-		}
-		prefix := tenantPrefix(id)
-		if k, _ := tx.Bucket(bucketSubscriptions).Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-			return ErrTenantNotEmpty
-		}
-		if _, err := deleteTenantAPIKeys(tx, id); err != nil {
-			return err
-		}
-		created := t.GetCreateTime().AsTime()
-		if t.GetCreateTime() == nil {
-			created = time.Unix(0, 0)
-		}
-		tomb := &storev1.TenantPurge{DeleteUnixNanos: now.UnixNano(), CreateUnixNanos: created.UnixNano()}
-		if err := put(tx.Bucket(bucketTenantPurges), []byte(id), tomb); err != nil {
-			return err
-		}
-		if err := b.Delete([]byte(id)); err != nil {
-			return err
-		}
-		return auditDeletion(tx, audit, t)
-	})
+// until PurgeTenant has removed the rest of its records (tenantpurge.go),
+// with audit (if set) in the same write (a DeleteTenant command). now is
+// the deletion time recorded in the tombstone.
+func (s *Store) DeleteTenant(ctx context.Context, id string, now time.Time, audit *hookwirev1.AuditEvent) error {
+	c := &storev1.DeleteTenant{Id: id, DeleteUnixNanos: now.UnixNano(), Audit: audit}
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_DeleteTenant{DeleteTenant: c}})
+	return err
 }
 
 // --- API keys ---
 
-// PutAPIKey stores (creates or replaces) an API key record.
-func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord) error {
-	k := []byte(rec.GetApiKey().GetId())
-	v, err := encode(k, rec)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAPIKeys).Put(k, v)
-	})
+// PutAPIKey stores (creates or replaces) an API key record (a PutApiKey
+// command), with audit (if set) in the same write.
+func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PutApiKey{PutApiKey: &storev1.PutApiKey{Record: rec, Audit: audit}}})
+	return err
 }
 
 // GetAPIKey returns a key record by id or ErrNotFound.
@@ -175,24 +125,13 @@ func (s *Store) ListAPIKeys(keep func(*storev1.ApiKeyRecord) bool) ([]*storev1.A
 	return out, err
 }
 
-// UpdateAPIKey applies change to a stored key of the tenant.
-func (s *Store) UpdateAPIKey(ctx context.Context, tenant, id string, change func(*storev1.ApiKeyRecord)) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAPIKeys)
-		v := b.Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		rec, err := decode(bucketAPIKeys, []byte(id), v, &storev1.ApiKeyRecord{})
-		if err != nil {
-			return err
-		}
-		if rec.GetApiKey().GetTenant() != tenant {
-			return ErrNotFound
-		}
-		change(rec)
-		return put(b, []byte(id), rec)
-	})
+// RevokeAPIKey marks a key of the tenant revoked (a RevokeApiKey
+// command), with audit (if set) in the same write; ErrNotFound if the key
+// is not the tenant's.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenant, id string, audit *hookwirev1.AuditEvent) error {
+	c := &storev1.RevokeApiKey{Tenant: tenant, Id: id, Audit: audit}
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_RevokeApiKey{RevokeApiKey: c}})
+	return err
 }
 
 // --- subscriptions ---
@@ -205,24 +144,12 @@ func subKey(tenant, id string) ([]byte, error) {
 	return tenantKey(tenant, sid[:]), nil
 }
 
-// CreateSubscription stores a new subscription; ErrNotFound if its tenant
-// does not exist.
-func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.SubscriptionRecord) error {
-	sub := rec.GetSubscription()
-	k, err := subKey(sub.GetTenant(), sub.GetId())
-	if err != nil {
-		return err
-	}
-	v, err := encode(k, rec)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTenants).Get([]byte(sub.GetTenant())) == nil {
-			return ErrNotFound
-		}
-		return tx.Bucket(bucketSubscriptions).Put(k, v)
-	})
+// CreateSubscription stores a new subscription (a CreateSubscription
+// command), with audit (if set) in the same write; ErrNotFound if its
+// tenant does not exist.
+func (s *Store) CreateSubscription(ctx context.Context, rec *storev1.SubscriptionRecord, audit *hookwirev1.AuditEvent) error {
+	_, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_CreateSubscription{CreateSubscription: &storev1.CreateSubscription{Record: rec, Audit: audit}}})
+	return err
 }
 
 // GetSubscription returns a tenant's subscription or ErrNotFound.
@@ -287,67 +214,32 @@ func (s *Store) AllSubscriptions(fn func(*storev1.SubscriptionRecord) error) err
 	})
 }
 
-// UpdateSubscription applies change to a stored subscription inside one
-// write and returns the stored result. change may return an error to abort.
-func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, change func(*storev1.SubscriptionRecord) error) (*storev1.SubscriptionRecord, error) {
-	k, err := subKey(tenant, id)
-	if err != nil {
-		return nil, err
-	}
-	var out *storev1.SubscriptionRecord
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSubscriptions)
-		v := b.Get(k)
-		if v == nil {
-			return ErrNotFound
-		}
-		rec, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
-		if err != nil {
-			return err
-		}
-		if err := change(rec); err != nil {
-			return err
-		}
-		out = rec
-		return put(b, k, rec)
-	})
-	return out, err
+// ErrConflict means a compare-and-set command found the record changed
+// since the change was decided: read it again and decide again.
+var ErrConflict = errors.New("the record changed since it was read")
+
+// PutSubscription stores rec in place of the subscription it was decided
+// from (a PutSubscription command): rec.Revision is the revision read, and
+// the write fails with ErrConflict when the stored record has changed
+// since. It returns the record as stored (at the next revision), with
+// audit (if set) recorded in the same write; ErrNotFound if the
+// subscription does not exist.
+func (s *Store) PutSubscription(ctx context.Context, rec *storev1.SubscriptionRecord, audit *hookwirev1.AuditEvent) (*storev1.SubscriptionRecord, error) {
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PutSubscription{PutSubscription: &storev1.PutSubscription{Record: rec, Audit: audit}}})
+	return r.Subscription, err
 }
 
-// DeleteSubscription removes a subscription. Its pending deliveries stay in
-// the queue and are cancelled by the scheduler when they come due. audit,
-// if set, is called in the same write with the removed record and its
-// event recorded there.
-func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string, audit AuditDeleted[*storev1.SubscriptionRecord]) error {
-	k, err := subKey(tenant, id)
+// DeleteSubscription removes the subscription rec was read as (a
+// DeleteSubscription command; ErrConflict if it has changed since), with
+// audit (if set) in the same write. Its pending deliveries stay in the
+// queue and are cancelled by the scheduler when they come due.
+func (s *Store) DeleteSubscription(ctx context.Context, rec *storev1.SubscriptionRecord, audit *hookwirev1.AuditEvent) error {
+	sub := rec.GetSubscription()
+	sid, err := ids.Parse(ids.Subscription, sub.GetId())
 	if err != nil {
-		return err
+		return ErrNotFound
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSubscriptions)
-		v := b.Get(k)
-		if v == nil {
-			return ErrNotFound
-		}
-		before, err := decode(bucketSubscriptions, k, v, &storev1.SubscriptionRecord{})
-		if err != nil {
-			return fmt.Errorf("read subscription %s before deleting it: %w", id, err)
-		}
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-		return auditDeletion(tx, audit, before)
-	})
-}
-
-// auditDeletion records the audit event of a deletion inside its write.
-func auditDeletion[T proto.Message](tx *bolt.Tx, audit AuditDeleted[T], before T) error {
-	if audit == nil {
-		return nil
-	}
-	ev, err := audit(before)
-	if err != nil || ev == nil {
-		return err
-	}
-	return putAudit(tx, ev)
+	c := &storev1.DeleteSubscription{Tenant: sub.GetTenant(), Id: sid[:], Revision: rec.GetRevision(), Audit: audit}
+	_, err = s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_DeleteSubscription{DeleteSubscription: c}})
+	return err
 }

@@ -1,12 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	bolt "go.etcd.io/bbolt"
 )
@@ -22,73 +22,20 @@ type PurgeStats struct {
 // (its work is not done). It stops early when ctx ends.
 func (s *Store) Purge(ctx context.Context, cutoff time.Time, batch int) (PurgeStats, error) {
 	var total PurgeStats
-	end := timeID(cutoff)
 	var after []byte
 	for ctx.Err() == nil {
-		var st PurgeStats
-		var last []byte
-		err := s.update(ctx, func(tx *bolt.Tx) error {
-			st, last = PurgeStats{}, nil
-			evb := tx.Bucket(bucketEvents)
-			c := evb.Cursor()
-			var k, v []byte
-			if after == nil {
-				k, v = c.First()
-			} else {
-				k, v = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			var doomed [][]byte
-			seen := 0
-			for ; k != nil && bytes.Compare(k, end) < 0 && seen < batch; k, v = c.Next() {
-				seen++
-				last = bytes.Clone(k)
-				ev, err := decode(bucketEvents, k, v, &hookwirev1.Event{})
-				if err != nil {
-					return err
-				}
-				var eid ids.ID
-				copy(eid[:], k)
-				n, a, kept, err := s.purgeDeliveries(tx, eid)
-				if err != nil {
-					return err
-				}
-				st.Deliveries += n
-				st.Attempts += a
-				if kept {
-					continue
-				}
-				if key := ev.GetIdempotencyKey(); key != "" {
-					if err := tx.Bucket(bucketIdempotency).Delete(idemKey(ev.GetTenant(), key)); err != nil {
-						return err
-					}
-				}
-				doomed = append(doomed, bytes.Clone(k))
-			}
-			traces := tx.Bucket(bucketEventTraces)
-			for _, k := range doomed {
-				if err := evb.Delete(k); err != nil {
-					return err
-				}
-				if err := traces.Delete(k); err != nil {
-					return err
-				}
-			}
-			st.Events = len(doomed)
-			return nil
-		})
+		c := &storev1.PurgeEvents{After: after, CutoffUnixNanos: cutoff.UnixNano(), Batch: uint32(max(batch, 1))}
+		r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PurgeEvents{PurgeEvents: c}})
 		if err != nil {
 			return total, err
 		}
-		total.Events += st.Events
-		total.Deliveries += st.Deliveries
-		total.Attempts += st.Attempts
-		if last == nil {
+		total.Events += r.Purged.Events
+		total.Deliveries += r.Purged.Deliveries
+		total.Attempts += r.Purged.Attempts
+		if r.PurgedLast == nil {
 			return total, nil
 		}
-		after = last
+		after = r.PurgedLast
 	}
 	return total, ctx.Err()
 }

@@ -3,6 +3,10 @@
 // It owns the bucket layout, key and value encoding, the group-commit writer
 // and the file's safety (validation at open, checksums on records, recovery
 // from failed commits); it knows nothing about gRPC, agents or scheduling.
+// Every state change is a command (hookwire.store.v1.Command, apply.go):
+// the write methods read what they need, decide, and build commands that
+// carry every value needing the clock or randomness; applyCommand applies
+// them deterministically, and is the only code that changes records.
 // Every write goes through one committer goroutine that packs the writes
 // queued while the previous commit was syncing into the next transaction, so
 // concurrent publishers and result reports share fsyncs. Callers return
@@ -153,7 +157,7 @@ type Store struct {
 	log  *slog.Logger
 	lock *dirLock // held from Open to Close (marker.go)
 
-	// sendMu orders update's queueing against Close: once closed is set
+	// sendMu orders enqueue's queueing against Close: once closed is set
 	// no write enters the queue, so none is left behind by the committer.
 	sendMu sync.RWMutex
 	closed bool
@@ -435,12 +439,14 @@ type CommitStats struct {
 	Failures uint64
 }
 
-// update queues fn for the next group commit and waits until it is durable.
-// fn must only touch the transaction: it may run more than once if a write
-// sharing its batch fails. While the store cannot write, update fails at
-// once with an error wrapping ErrUnavailable; after Close, with ErrClosed.
-func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	w := &write{fn: withAuditWrite(ctx, fn), done: make(chan error, 1)}
+// enqueue queues fn for the next group commit and waits until it is
+// durable. Apply is its one caller outside tests: fn applies commands.
+// fn must only touch the transaction: it may run more than once if a
+// write sharing its batch fails. While the store cannot write, enqueue
+// fails at once with an error wrapping ErrUnavailable; after Close, with
+// ErrClosed.
+func (s *Store) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	w := &write{fn: fn, done: make(chan error, 1)}
 	s.sendMu.RLock()
 	if s.closed {
 		s.sendMu.RUnlock()
@@ -495,7 +501,7 @@ func (s *Store) commitLoop() {
 }
 
 // finish commits what is still queued at Close. No write can be queued
-// any more (update checks closed under sendMu before queueing).
+// any more (enqueue checks closed under sendMu before queueing).
 func (s *Store) finish(batch []*write) {
 	for {
 		select {

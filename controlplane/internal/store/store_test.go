@@ -43,7 +43,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	before := s.Stats()
@@ -91,7 +91,7 @@ func TestFailedWriteDoesNotSpoilItsBatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.update(ctx, func(tx *bolt.Tx) error {
+			results[i] = s.enqueue(ctx, func(tx *bolt.Tx) error {
 				if err := tx.Bucket(bucketMeta).Put([]byte{byte(i)}, []byte("x")); err != nil {
 					return err
 				}
@@ -121,7 +121,7 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000000, 0)
@@ -133,16 +133,11 @@ func TestChangeDeliveriesKeepsDueIndex(t *testing.T) {
 	retry, done := ne.Deliveries[0].ID, ne.Deliveries[1].ID
 	later := now.Add(time.Hour)
 	changes := []*DeliveryChange{
-		{DeliveryID: retry, Attempt: &hookwirev1.Attempt{Number: 1, Error: "refused"}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.AttemptCount = 1
-			d.NextAttemptTime = timestamppb.New(later)
-			return true
-		}},
-		{DeliveryID: done, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			return true
-		}},
-		{DeliveryID: ids.New(now), Apply: func(*hookwirev1.Delivery) bool { return true }},
+		{DeliveryID: retry, Attempt: &hookwirev1.Attempt{Number: 1, Error: "refused"},
+			Fields: []string{"attempt_count", "next_attempt_time"}, Set: &hookwirev1.Delivery{AttemptCount: 1, NextAttemptTime: timestamppb.New(later)}},
+		{DeliveryID: done, Attempt: &hookwirev1.Attempt{Number: 1},
+			Fields: []string{"status"}, Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}},
+		{DeliveryID: ids.New(now), Fields: []string{"status"}, Set: &hookwirev1.Delivery{}},
 	}
 	added, err := s.ChangeDeliveries(ctx, changes)
 	if err != nil {
@@ -178,7 +173,7 @@ func TestListDeliveriesPagesNewestFirst(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for _, tn := range []string{"acme", "globex"} {
-		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn}); err != nil {
+		if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tn}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -230,7 +225,7 @@ func TestOrderedGroupsPromoteInPublishOrder(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000000, 0)
@@ -262,20 +257,16 @@ func TestOrderedGroupsPromoteInPublishOrder(t *testing.T) {
 		t.Fatalf("due = %v, want heads of a and b", d)
 	}
 	finish := func(i int) []DueAdded {
-		added, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(i), Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			return true
-		}}})
+		added, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(i),
+			Fields: []string{"status"}, Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return added
 	}
 	// A retry of the head keeps the group blocked.
-	if _, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(0), Apply: func(d *hookwirev1.Delivery) bool {
-		d.NextAttemptTime = timestamppb.New(now.Add(time.Minute))
-		return true
-	}}}); err != nil {
+	if _, err := s.ChangeDeliveries(ctx, []*DeliveryChange{{DeliveryID: id(0),
+		Fields: []string{"next_attempt_time"}, Set: &hookwirev1.Delivery{NextAttemptTime: timestamppb.New(now.Add(time.Minute))}}}); err != nil {
 		t.Fatal(err)
 	}
 	if d := dueIDs(); d[id(1)] || !d[id(0)] {
@@ -297,7 +288,7 @@ func TestIdempotencyKeyReturnsOriginal(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())
@@ -326,7 +317,7 @@ func TestPurgeRemovesOldFinishedWork(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-40 * 24 * time.Hour)
@@ -344,10 +335,8 @@ func TestPurgeRemovesOldFinishedWork(t *testing.T) {
 	// All but the last old delivery finish, with one attempt each.
 	var changes []*DeliveryChange
 	for _, ne := range oldEvents[:24] {
-		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			return true
-		}})
+		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1},
+			Fields: []string{"status"}, Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}})
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)

@@ -85,54 +85,9 @@ func (s *Store) PurgeTenant(ctx context.Context, id string, batch int) (st Tenan
 // PurgeTenantStep makes one write of a tenant's purge and reports whether
 // the purge is finished (the tombstone is gone).
 func (s *Store) PurgeTenantStep(ctx context.Context, id string, batch int) (TenantPurgeStats, bool, error) {
-	batch = max(batch, 1)
-	var st TenantPurgeStats
-	var done bool
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		st, done = TenantPurgeStats{}, false
-		tb := tx.Bucket(bucketTenantPurges)
-		v := tb.Get([]byte(id))
-		if v == nil {
-			done = true
-			return nil
-		}
-		tomb, err := decode(bucketTenantPurges, []byte(id), v, &storev1.TenantPurge{})
-		if err != nil {
-			return err
-		}
-		prefix := tenantPrefix(id)
-		// Deliveries first (they are indexed by tenant), then the events
-		// (found by scanning), then the tenant-keyed buckets. Every step
-		// looks at the deliveries again: an operator's resend racing the
-		// deletion may have added one.
-		if n, a, err := s.purgeTenantDeliveries(tx, prefix, batch); err != nil || n > 0 {
-			st.Deliveries, st.Attempts = n, a
-			return err
-		}
-		if !tomb.GetEventsDone() {
-			if st, err = s.purgeTenantEvents(tx, id, tomb, batch); err != nil {
-				return err
-			}
-			return put(tb, []byte(id), tomb)
-		}
-		if n, err := deletePrefix(tx.Bucket(bucketIdempotency), prefix, batch); err != nil || n > 0 {
-			st.IdempotencyKeys = n
-			return err
-		}
-		if n, err := purgeTenantAudit(tx, prefix, batch); err != nil || n > 0 {
-			st.AuditEvents = n
-			return err
-		}
-		// Nothing is left but keys created by a request that raced the
-		// deletion (the check of the tenant and the key's write are two
-		// steps); they go with the tombstone.
-		if st.APIKeys, err = deleteTenantAPIKeys(tx, id); err != nil {
-			return err
-		}
-		done = true
-		return tb.Delete([]byte(id))
-	})
-	return st, done, err
+	c := &storev1.PurgeTenantStep{Tenant: id, Batch: uint32(max(batch, 1))}
+	r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PurgeTenantStep{PurgeTenantStep: c}})
+	return r.TenantPurged, r.TenantPurgedDone, err
 }
 
 // purgeTenantDeliveries removes up to batch of the tenant's deliveries.

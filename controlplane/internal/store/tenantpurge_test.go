@@ -100,7 +100,7 @@ func footprint(t *testing.T, s *Store, tenant string, subs ...ids.ID) map[string
 func fillTenant(t *testing.T, s *Store, tenant string, now time.Time) (subs []ids.ID) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tenant, CreateTime: timestamppb.New(now)}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: tenant, CreateTime: timestamppb.New(now)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	plain, ordered := ids.New(now), ids.New(now)
@@ -126,16 +126,12 @@ func fillTenant(t *testing.T, s *Store, tenant string, now time.Time) (subs []id
 	// Three deliveries finished, one failed and waits for a retry.
 	var changes []*DeliveryChange
 	for i := range 4 {
-		changes = append(changes, &DeliveryChange{DeliveryID: events[i].Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.AttemptCount = 1
-			if i == 3 {
-				d.NextAttemptTime = timestamppb.New(now.Add(time.Hour))
-				return true
-			}
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			d.NextAttemptTime = nil
-			return true
-		}})
+		changes = append(changes, &DeliveryChange{DeliveryID: events[i].Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1},
+			Fields: []string{"status", "attempt_count", "next_attempt_time"},
+			Set:    &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED, AttemptCount: 1}})
+		if i == 3 {
+			changes[i].Set = &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING, AttemptCount: 1, NextAttemptTime: timestamppb.New(now.Add(time.Hour))}
+		}
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)
@@ -146,7 +142,7 @@ func fillTenant(t *testing.T, s *Store, tenant string, now time.Time) (subs []id
 		}
 	}
 	key := &hookwirev1.ApiKey{Id: "key_" + tenant, Tenant: tenant}
-	if err := s.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: key, Hash: []byte("h")}); err != nil {
+	if err := s.PutAPIKey(ctx, &storev1.ApiKeyRecord{ApiKey: key, Hash: []byte("h")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return []ids.ID{plain, ordered}
@@ -178,7 +174,7 @@ func TestTenantPurgeResumesAfterRestart(t *testing.T) {
 	if err := s.DeleteTenant(ctx, "gone", time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}); !errors.Is(err, ErrTenantPurging) {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}, nil); !errors.Is(err, ErrTenantPurging) {
 		t.Fatalf("create during the purge: %v, want ErrTenantPurging", err)
 	}
 	if err := s.DeleteTenant(ctx, "gone", time.Now(), nil); !errors.Is(err, ErrNotFound) {
@@ -205,7 +201,7 @@ func TestTenantPurgeResumesAfterRestart(t *testing.T) {
 	if list, err := s.TenantPurges(); err != nil || fmt.Sprint(list) != "[gone]" {
 		t.Fatalf("unfinished purges after restart: %v, %v; want [gone]", list, err)
 	}
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}); !errors.Is(err, ErrTenantPurging) {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}, nil); !errors.Is(err, ErrTenantPurging) {
 		t.Fatalf("create after restart, purge unfinished: %v, want ErrTenantPurging", err)
 	}
 	st, done, err := s.PurgeTenant(ctx, "gone", 2)
@@ -241,7 +237,7 @@ func TestTenantPurgeResumesAfterRestart(t *testing.T) {
 	if list, err := s.TenantPurges(); err != nil || len(list) != 0 {
 		t.Fatalf("unfinished purges: %v, %v; want none", list, err)
 	}
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "gone"}, nil); err != nil {
 		t.Fatalf("create after the purge: %v", err)
 	}
 	if _, done, err := s.PurgeTenant(ctx, "gone", 2); err != nil || !done {

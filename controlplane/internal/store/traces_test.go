@@ -18,7 +18,7 @@ func TestEventTracesSurviveReopenAndPurge(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-40 * 24 * time.Hour)
@@ -45,10 +45,8 @@ func TestEventTracesSurviveReopenAndPurge(t *testing.T) {
 
 	var changes []*DeliveryChange
 	for _, ne := range []*NewEvent{traced, plain} {
-		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1}, Apply: func(d *hookwirev1.Delivery) bool {
-			d.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
-			return true
-		}})
+		changes = append(changes, &DeliveryChange{DeliveryID: ne.Deliveries[0].ID, Attempt: &hookwirev1.Attempt{Number: 1},
+			Fields: []string{"status"}, Set: &hookwirev1.Delivery{Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED}})
 	}
 	if _, err := s.ChangeDeliveries(ctx, changes); err != nil {
 		t.Fatal(err)

@@ -100,10 +100,11 @@ func keyText(k []byte) string {
 	return fmt.Sprintf("%x", k)
 }
 
-// encode marshals m and seals it under key.
+// encode marshals m and seals it under key. Deterministic: map entries in
+// key order, so applying the same command gives the same bytes everywhere.
 func encode(key []byte, m proto.Message) ([]byte, error) {
 	size := proto.Size(m)
-	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+sumSize), m)
+	buf, err := proto.MarshalOptions{UseCachedSize: true, Deterministic: true}.MarshalAppend(make([]byte, 0, size+sumSize), m)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", m, err)
 	}

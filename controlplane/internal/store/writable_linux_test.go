@@ -47,7 +47,7 @@ func TestFileSizeLimitChild(t *testing.T) {
 	signal.Ignore(syscall.SIGXFSZ) // EFBIG instead of being killed
 	s := openWith(t, dir, Options{RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub := ids.New(time.Now())

@@ -160,7 +160,7 @@ func TestFailedCommitRefusesWritesAndRecovers(t *testing.T) {
 	probeReached, releaseProbe := f.stopAt(faultPoint{kind: faultProbe, stage: beforeCommit}, 1)
 	defer releaseProbe()
 
-	err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "lost"})
+	err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "lost"}, nil)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("write whose commit failed: %v, want ErrUnavailable naming the cause", err)
 	}
@@ -171,7 +171,7 @@ func TestFailedCommitRefusesWritesAndRecovers(t *testing.T) {
 		t.Fatalf("Writable() = %v, %v; want false with the cause", ok, reason)
 	}
 	started := time.Now()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "refused"}); !errors.Is(err, ErrUnavailable) {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "refused"}, nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("write while unwritable: %v, want ErrUnavailable", err)
 	} else if took := time.Since(started); took > time.Second {
 		t.Errorf("a write while unwritable took %v; it must fail at once", took)
@@ -182,7 +182,7 @@ func TestFailedCommitRefusesWritesAndRecovers(t *testing.T) {
 
 	releaseProbe()
 	awaitWritable(t, s, true)
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatalf("write after recovery: %v", err)
 	}
 	if got := s.Stats().Failures; got != 4 {
@@ -214,7 +214,7 @@ func TestCommitThatReachedTheFileIsAcknowledgedOnlyOnceSynced(t *testing.T) {
 	defer releaseSync()
 
 	result := make(chan error, 1)
-	go func() { result <- s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}) }()
+	go func() { result <- s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}, nil) }()
 	await(t, syncReached, "the sync commit")
 	select {
 	case err := <-result:
@@ -247,12 +247,12 @@ func TestCommitThatReachedTheFileButCannotBeSyncedIsNotAcknowledged(t *testing.T
 	})
 	s := openWith(t, t.TempDir(), Options{RetryMin: time.Millisecond, faults: f.inject})
 	defer s.Close()
-	err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"})
+	err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}, nil)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "may have been applied") {
 		t.Fatalf("write whose commit could not be synced: %v, want ErrUnavailable saying it may have been applied", err)
 	}
 	awaitWritable(t, s, true)
-	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "beta"}); err != nil {
+	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "beta"}, nil); err != nil {
 		t.Fatalf("write after recovery: %v", err)
 	}
 }
@@ -265,7 +265,7 @@ func TestReadsFailWhileTheFileCannotBeReopened(t *testing.T) {
 	s := openWith(t, t.TempDir(), Options{RetryMin: time.Millisecond, faults: f.inject})
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}); err != nil {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The reopen that settles the failed batch fails (the file stays
@@ -274,7 +274,7 @@ func TestReadsFailWhileTheFileCannotBeReopened(t *testing.T) {
 	f.setFail(faultPoint{kind: faultReopen}, 1)
 	reached, release := f.stopAt(faultPoint{kind: faultReopen}, 2)
 	defer release()
-	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "beta"}); !errors.Is(err, ErrUnavailable) {
+	if err := s.CreateTenant(ctx, &hookwirev1.Tenant{Id: "beta"}, nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("write whose commit failed: %v", err)
 	}
 	await(t, reached, "the retry's reopen")
@@ -334,7 +334,7 @@ func TestClosedStoreReportsErrDatabaseNotOpen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}); !errors.Is(err, ErrClosed) || !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	if err := s.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "acme"}, nil); !errors.Is(err, ErrClosed) || !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		t.Errorf("write after Close: %v", err)
 	}
 	if _, err := s.GetTenant("acme"); !errors.Is(err, ErrClosed) {

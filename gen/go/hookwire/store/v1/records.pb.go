@@ -113,6 +113,10 @@ type SubscriptionRecord struct {
 	// (an Authorization token), sealed under the master key; one per name of
 	// subscription.target.headers.
 	SealedHeaders []*SealedHeader `protobuf:"bytes,3,rep,name=sealed_headers,json=sealedHeaders,proto3" json:"sealed_headers,omitempty"`
+	// revision counts the changes made to the record by PutSubscription
+	// commands (0 when created); a put names the revision it was decided
+	// from and is refused when the record has changed since.
+	Revision      uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +170,13 @@ func (x *SubscriptionRecord) GetSealedHeaders() []*SealedHeader {
 		return x.SealedHeaders
 	}
 	return nil
+}
+
+func (x *SubscriptionRecord) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 // SealedHeader is one custom target header with its value sealed.
@@ -422,11 +433,12 @@ const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"sealed_key\x18\x03 \x01(\fR\tsealedKey\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\rR\aversion\x124\n" +
-	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\xdd\x01\n" +
+	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\xf9\x01\n" +
 	"\x12SubscriptionRecord\x12=\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x19.hookwire.v1.SubscriptionR\fsubscription\x12@\n" +
 	"\fsigning_keys\x18\x02 \x03(\v2\x1d.hookwire.store.v1.SigningKeyR\vsigningKeys\x12F\n" +
-	"\x0esealed_headers\x18\x03 \x03(\v2\x1f.hookwire.store.v1.SealedHeaderR\rsealedHeaders\"E\n" +
+	"\x0esealed_headers\x18\x03 \x03(\v2\x1f.hookwire.store.v1.SealedHeaderR\rsealedHeaders\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\"E\n" +
 	"\fSealedHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fsealed_value\x18\x02 \x01(\fR\vsealedValue\"\xa9\x01\n" +
