@@ -44,7 +44,9 @@
 // dialer (sdk.Dialer) under the agent's egress policy (WithEgress;
 // sdk.AgentEgress by default): no loopback, private, link-local... address
 // unless the agent allows it with --allow-cidr. A refused address is
-// REJECTED with a message naming the --allow-cidr that would allow it.
+// REJECTED with a message naming the --allow-cidr that would allow it. In
+// a url listing several servers a refused one is never used; the attempt is
+// REJECTED only when every server is refused.
 //
 // # Outcomes
 //

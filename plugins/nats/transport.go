@@ -341,7 +341,7 @@ func dial(ctx context.Context, guard *sdk.Dialer, url string) (*conn, error) {
 	)
 	d.connected()
 	if err != nil {
-		return nil, err
+		return nil, d.withRefusal(err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -356,10 +356,12 @@ func dial(ctx context.Context, guard *sdk.Dialer, url string) (*conn, error) {
 // the socket when ctx ends, the handshake). After that, reconnects use
 // plain timeouts.
 type dialer struct {
-	guard *sdk.Dialer
-	mu    sync.Mutex
-	ctx   context.Context // nil once connected
-	stops []func() bool
+	guard   *sdk.Dialer
+	mu      sync.Mutex
+	refused *sdk.DeniedAddressError // the first server the guard refused
+	failed  error                   // the last other failed dial
+	ctx     context.Context         // nil once connected
+	stops   []func() bool
 }
 
 func (d *dialer) Dial(network, address string) (net.Conn, error) {
@@ -371,6 +373,15 @@ func (d *dialer) Dial(network, address string) (net.Conn, error) {
 	}
 	c, err := d.guard.DialContext(ctx, network, address)
 	if err != nil {
+		var denied *sdk.DeniedAddressError
+		d.mu.Lock()
+		switch {
+		case !errors.As(err, &denied):
+			d.failed = err
+		case d.refused == nil:
+			d.refused = denied
+		}
+		d.mu.Unlock()
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
@@ -378,6 +389,30 @@ func (d *dialer) Dial(network, address string) (net.Conn, error) {
 	d.stops = append(d.stops, stop)
 	d.mu.Unlock()
 	return c, nil
+}
+
+// withRefusal gives the error of an initial connection that failed when
+// the guard refused some of a url list's servers. nats.go reports only the
+// last server's error ("no servers" when that was a refused connection).
+// When every server was refused, the guard's refusal is the error (the
+// attempt is REJECTED); when others failed for other reasons, the attempt
+// stays a CONNECTION_ERROR, as they may come back, and the message also
+// says why the refused one will never be used.
+func (d *dialer) withRefusal(err error) error {
+	d.mu.Lock()
+	refused, failed := d.refused, d.failed
+	d.mu.Unlock()
+	if refused == nil {
+		return err
+	}
+	var denied *sdk.DeniedAddressError
+	if errors.As(err, &denied) {
+		if failed == nil {
+			return err // every server dialled was refused
+		}
+		err = failed
+	}
+	return fmt.Errorf("%w; another server in url will not be used: %v", err, refused)
 }
 
 // connected detaches the initial connection from the dial context.

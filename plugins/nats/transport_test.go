@@ -507,3 +507,19 @@ func TestEgressGuard(t *testing.T) {
 		t.Fatalf("first message on %s = %v, %v; want the allowed delivery only", subject, msg, err)
 	}
 }
+
+// TestEgressGuardWithServerList: in a url listing several servers, one the
+// egress policy refuses is never used. When every server is refused the
+// attempt is REJECTED; when another one merely failed it is a
+// CONNECTION_ERROR (that server may come back) that still says why the
+// refused one is not used.
+func TestEgressGuardWithServerList(t *testing.T) {
+	tr := newTransportWith(t, brokertest.Loopback()) // 127.0.0.1 only
+	allRefused := request(t, map[string]any{"url": "nats://127.0.0.2:4222,nats://127.0.0.3:4222", "subject": "s"}, []byte("{}"))
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), allRefused), transportv1.Outcome_OUTCOME_REJECTED, "start the agent with --allow-cidr 127.0.0.")
+
+	oneDown := request(t, map[string]any{"url": "nats://127.0.0.2:4222,nats://" + brokertest.ClosedAddr(t), "subject": "s"}, []byte("{}"))
+	res := tr.Deliver(context.Background(), oneDown)
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "another server in url will not be used: refused to connect to 127.0.0.2")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "--allow-cidr 127.0.0.2/32")
+}
