@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -407,4 +409,15 @@ func TestEgressGuard(t *testing.T) {
 	if msgs := readAll(t, c, key); len(msgs) != 1 {
 		t.Fatalf("stream has %d entries after the allowed delivery, want 1", len(msgs))
 	}
+}
+
+// TestRedissHandshakesTLSThroughTheGuard: the guarded dialer replaces
+// go-redis's own, which also did TLS; a rediss:// url must still get a TLS
+// handshake (here refused: the test server's certificate is not trusted).
+func TestRedissHandshakesTLSThroughTheGuard(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": "rediss://" + addr, "stream": "s"}, []byte("{}")))
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "TLS handshake: tls: failed to verify certificate")
 }
