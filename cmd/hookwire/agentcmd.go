@@ -18,6 +18,7 @@ import (
 	"github.com/hookwire/hookwire/agent/pluginhost"
 	"github.com/hookwire/hookwire/plugins/builtin"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
+	"github.com/hookwire/hookwire/plugins/sdk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -42,9 +43,10 @@ type agentFlags struct {
 	metricsAddr       string
 	pprof             bool
 
-	// dev is set by `hookwire dev`: the http transport may then also
-	// deliver to loopback addresses (127.0.0.0/8, ::1) over plain http, so
-	// a receiver on localhost works. It is not a flag.
+	// dev is set by `hookwire dev`: every transport may then also connect
+	// to loopback addresses (127.0.0.0/8, ::1), and the http transport
+	// deliver over plain http, so a receiver or broker on localhost works.
+	// It is not a flag.
 	dev bool
 
 	// wrapTransports, when set (by `hookwire listen`), wraps the hosted
@@ -64,7 +66,7 @@ func (f *agentFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles of the agent process on --metrics-addr (unauthenticated: keep that address private)")
 	fs.StringVar(&f.pluginDir, "plugin-dir", "", "directory of third-party transport plugins: each executable named hookwire-transport-<name> serves transport <name>")
 	fs.StringSliceVar(&f.pluginPins, "plugin-sha256", nil, "name=HEX: refuse to run plugin <name> from --plugin-dir unless its SHA-256 is HEX (repeatable)")
-	fs.StringSliceVar(&f.allowCIDRs, "allow-cidr", nil, "network the http transport may deliver to although it is loopback, private, link-local... e.g. 10.20.0.0/16 (repeatable)")
+	fs.StringSliceVar(&f.allowCIDRs, "allow-cidr", nil, "network every transport (built-in or plugin) may connect to although it is loopback, private, link-local... e.g. 10.20.0.0/16 (repeatable)")
 	fs.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let the http transport deliver to plain http:// URLs (default: https only)")
 }
 
@@ -80,10 +82,11 @@ func parseLabels(list []string) (map[string]string, error) {
 	return out, nil
 }
 
-// egressPolicy is the http transport's policy from the flags, widened by
-// the dev policy under `hookwire dev`.
+// egressPolicy is the egress policy from the flags, widened by the dev
+// policy under `hookwire dev`: its networks apply to every transport, and
+// AllowInsecureHTTP to the http transport.
 func (f *agentFlags) egressPolicy() (httptransport.Policy, error) {
-	cidrs, err := httptransport.ParseCIDRs(f.allowCIDRs)
+	cidrs, err := sdk.ParseCIDRs(f.allowCIDRs)
 	if err != nil {
 		return httptransport.Policy{}, fmt.Errorf("--allow-cidr: %w", err)
 	}
@@ -154,7 +157,7 @@ func pluginSpecs(log *slog.Logger, f agentFlags, egress httptransport.Policy) ([
 		}
 		log.Info("transport plugin discovered", "plugin", s.Name, "path", s.Command[0], "pinned", s.SHA256 != "")
 	}
-	return append(specs, found.Specs...), nil
+	return append(specs, withEgressEnv(found.Specs, egress)...), nil
 }
 
 // runAgent starts the built-in plugins and those in --plugin-dir, and runs
@@ -175,7 +178,7 @@ func runAgent(ctx context.Context, log *slog.Logger, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	log.Info("http transport egress policy", "https_only", !egress.AllowInsecureHTTP, "allow_cidrs", fmt.Sprint(egress.AllowCIDRs))
+	log.Info("egress policy", "allow_cidrs", fmt.Sprint(egress.AllowCIDRs), "http_https_only", !egress.AllowInsecureHTTP)
 	host := pluginhost.New(log)
 	defer host.Close()
 	// Plugins outlive ctx: on SIGTERM the agent drains through them first,
@@ -262,11 +265,15 @@ The API key may also come from HOOKWIRE_API_KEY.
 Transports: the built-ins, plus every executable named hookwire-transport-<name>
 in --plugin-dir (pin each with --plugin-sha256 <name>=<hex>).
 
-Egress: the http transport delivers only to https:// URLs and never connects to
-loopback, private, link-local (cloud metadata), CGNAT, multicast or other
-internal addresses, checked at connect time after DNS. --allow-cidr opens a
-network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network) and
---allow-insecure-http permits http:// URLs.
+Egress: no transport connects to loopback, private, link-local (cloud
+metadata), CGNAT, multicast or other internal addresses, checked at connect
+time after DNS: not http, nats, amqp, mqtt or redis, and not a plugin that
+dials through the SDK (the agent gives every plugin its policy in
+HOOKWIRE_EGRESS_ALLOW_CIDRS). A refused target's attempts are REJECTED with a
+message naming the --allow-cidr that would allow it. --allow-cidr opens a
+network (e.g. --allow-cidr 10.20.0.0/16 for targets inside this network, or
+--allow-cidr 127.0.0.1/32 for a broker on this host). The http transport also
+delivers only to https:// URLs unless --allow-insecure-http.
 
 Configuration: every flag may also come from the environment as
 HOOKWIRE_AGENT_<FLAG> (upper case, '-' as '_'; lists comma-separated), e.g.

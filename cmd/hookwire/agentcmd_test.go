@@ -30,6 +30,7 @@ import (
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	"github.com/hookwire/hookwire/plugins/builtin"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
+	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -67,7 +68,7 @@ func TestEgressPolicyFromFlags(t *testing.T) {
 	}
 }
 
-func TestBuiltinSpecsPassPolicyToHTTP(t *testing.T) {
+func TestBuiltinSpecsPassPolicyToEveryBuiltin(t *testing.T) {
 	specs, err := builtinSpecs(httptransport.Policy{
 		AllowInsecureHTTP: true,
 		AllowCIDRs:        []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -76,19 +77,21 @@ func TestBuiltinSpecsPassPolicyToHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range specs {
+		want := []string{"plugin", s.Name, "--allow-cidr=10.0.0.0/8", "--allow-cidr=::1/128"}
 		if s.Name == httptransport.Name {
-			want := []string{"plugin", "http", "--allow-cidr=10.0.0.0/8", "--allow-cidr=::1/128", "--allow-insecure-http"}
-			if !slices.Equal(s.Command[1:], want) {
-				t.Errorf("http command = %q, want the binary then %q", s.Command, want)
-			}
-		} else if len(s.Command) != 3 {
-			t.Errorf("%s command = %q, want no policy arguments", s.Name, s.Command)
+			want = append(want, "--allow-insecure-http")
+		}
+		if !slices.Equal(s.Command[1:], want) {
+			t.Errorf("%s command = %q, want the binary then %q", s.Name, s.Command, want)
+		}
+		if env := []string{sdk.EgressEnv + "=10.0.0.0/8,::1/128"}; !slices.Equal(s.Env, env) {
+			t.Errorf("%s env = %q, want %q", s.Name, s.Env, env)
 		}
 	}
 	specs, _ = builtinSpecs(httptransport.Policy{})
 	for _, s := range specs {
-		if s.Name == httptransport.Name && len(s.Command) != 3 {
-			t.Errorf("http command with the default policy = %q, want no policy arguments", s.Command)
+		if len(s.Command) != 3 || !slices.Equal(s.Env, []string{sdk.EgressEnv + "="}) {
+			t.Errorf("%s with the default policy: command %q, env %q; want no policy arguments and %s set empty", s.Name, s.Command, s.Env, sdk.EgressEnv)
 		}
 	}
 }
@@ -109,13 +112,17 @@ func TestPluginSpecs(t *testing.T) {
 	sum := sha256.Sum256(data)
 	pin := hex.EncodeToString(sum[:])
 
-	specs, err := pluginSpecs(discardLog(), agentFlags{pluginDir: dir, pluginPins: []string{"file=" + pin}}, httptransport.Policy{})
+	egress := httptransport.Policy{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	specs, err := pluginSpecs(discardLog(), agentFlags{pluginDir: dir, pluginPins: []string{"file=" + pin}}, egress)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, s := range specs {
 		names = append(names, s.Name)
+		if env := []string{sdk.EgressEnv + "=10.0.0.0/8"}; !slices.Equal(s.Env, env) {
+			t.Errorf("%s env = %q, want the agent's egress policy %q", s.Name, s.Env, env)
+		}
 		if s.Name == "file" && (s.SHA256 != pin || s.Command[0] != filepath.Join(dir, "hookwire-transport-file")) {
 			t.Errorf("file spec = %+v, want the pinned binary from the plugin dir", s)
 		}
@@ -218,11 +225,19 @@ func TestPluginCommandRefusesBadPolicyArgs(t *testing.T) {
 		t.Errorf("plugin http --allow-cidr intranet = %v: %s", err, out)
 	}
 	for _, name := range builtin.Names() {
+		out, err := runHookwire(t, nil, "plugin", name, "--allow-cidr", "10.1.2.3/8")
+		if err == nil || !strings.Contains(out, "--allow-cidr") || !strings.Contains(out, "10.0.0.0/8") {
+			t.Errorf("plugin %s --allow-cidr 10.1.2.3/8 = %v: %s", name, err, out)
+		}
+		out, err = runHookwire(t, []string{sdk.EgressEnv + "=intranet"}, "plugin", name)
+		if err == nil || !strings.Contains(out, sdk.EgressEnv) || !strings.Contains(out, `"intranet"`) {
+			t.Errorf("plugin %s with %s=intranet = %v: %s", name, sdk.EgressEnv, err, out)
+		}
 		if name == httptransport.Name {
 			continue
 		}
-		out, err := runHookwire(t, nil, "plugin", name, "--allow-insecure-http")
-		if err == nil || !strings.Contains(out, "apply only to the http transport") {
+		out, err = runHookwire(t, nil, "plugin", name, "--allow-insecure-http")
+		if err == nil || !strings.Contains(out, "applies only to the http transport") {
 			t.Errorf("plugin %s --allow-insecure-http = %v: %s", name, err, out)
 		}
 	}

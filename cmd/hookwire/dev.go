@@ -112,7 +112,7 @@ as HOOKWIRE_DEV_<FLAG> or from a --config file, as for "hookwire server".`,
 			if af.id == "" {
 				af.id = "dev-agent"
 			}
-			af.dev = true // the http transport may deliver to loopback over plain http
+			af.dev = true // transports may connect to loopback; http may use plain http
 			agentErr := make(chan error, 1)
 			go func() { agentErr <- runAgent(cmd.Context(), log, af) }()
 			select {

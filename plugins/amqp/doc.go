@@ -37,10 +37,19 @@
 // only when there is one), so a consumer's span can join the publisher's
 // trace; with tracing off neither header is set.
 //
+// # Egress
+//
+// Every connection, reconnects included, goes through the SDK's guarded
+// dialer (sdk.Dialer) under the agent's egress policy (WithEgress;
+// sdk.AgentEgress by default): no loopback, private, link-local... address
+// unless the agent allows it with --allow-cidr. A refused address is
+// REJECTED with a message naming the --allow-cidr that would allow it.
+//
 // # Outcomes
 //
 //	broker confirmed (ack), routed or mandatory=false      SUCCESS
 //	dial refused, DNS, connection broken                   CONNECTION_ERROR
+//	address refused by the agent's egress policy           REJECTED
 //	attempt deadline (req.Timeout / ctx), no confirm yet   TIMEOUT
 //	nack, connection blocked (memory/disk alarm),
 //	  506 resource error, no free channel                  THROTTLED

@@ -51,12 +51,33 @@ type Transport struct {
 
 var _ sdk.Transport = (*Transport)(nil)
 
+// Option configures a Transport.
+type Option func(*settings)
+
+type settings struct {
+	egress sdk.Egress
+}
+
+// WithEgress sets the egress policy every connection is checked against
+// (see sdk.Dialer). Without it the transport uses the agent's policy
+// (sdk.AgentEgress), which outside an agent allows no loopback, private,
+// link-local... address: a refused target is REJECTED with a message
+// naming the --allow-cidr flag that would allow it.
+func WithEgress(e sdk.Egress) Option {
+	return func(s *settings) { s.egress = e }
+}
+
 // New returns an amqp transport with an empty connection pool.
-func New() *Transport {
+func New(opts ...Option) *Transport {
+	s := settings{egress: brokerkit.Egress()}
+	for _, o := range opts {
+		o(&s)
+	}
+	guard := sdk.NewDialer(Name, s.egress)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*conn]{
-			Dial:        dial,
+			Dial:        func(ctx context.Context, url string) (*conn, error) { return dial(ctx, guard, url) },
 			Alive:       func(c *conn) bool { return !c.c.IsClosed() },
 			Close:       (*conn).close,
 			DialTimeout: dialTimeout,
@@ -159,7 +180,7 @@ type channel struct {
 	closes  chan *amqp.Error
 }
 
-func dial(ctx context.Context, url string) (*conn, error) {
+func dial(ctx context.Context, guard *sdk.Dialer, url string) (*conn, error) {
 	var stops []func() bool
 	var mu sync.Mutex
 	cfg := amqp.Config{
@@ -167,8 +188,7 @@ func dial(ctx context.Context, url string) (*conn, error) {
 		Locale:     "en_US",
 		Properties: amqp.Table{"connection_name": "hookwire", "product": "hookwire"},
 		Dial: func(network, addr string) (net.Conn, error) {
-			d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-			nc, err := d.DialContext(ctx, network, addr)
+			nc, err := guard.DialContext(ctx, network, addr) // the egress guard
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 	amqptransport "github.com/hookwire/hookwire/plugins/amqp"
 	"github.com/hookwire/hookwire/plugins/builtin"
 	"github.com/hookwire/hookwire/plugins/internal/brokertest"
+	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 const (
@@ -29,9 +30,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// newTransport returns a transport that may reach the local broker, as
+// under an agent started with --allow-cidr 127.0.0.1/32.
 func newTransport(t *testing.T) *amqptransport.Transport {
 	t.Helper()
-	tr := amqptransport.New()
+	return newTransportWith(t, brokertest.Loopback())
+}
+
+func newTransportWith(t *testing.T, egress sdk.Egress) *amqptransport.Transport {
+	t.Helper()
+	tr := amqptransport.New(amqptransport.WithEgress(egress))
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
 }
@@ -299,7 +307,7 @@ func TestReconnectsAfterConnectionBreaks(t *testing.T) {
 func TestThroughPluginProcess(t *testing.T) {
 	ch := broker(t)
 	q := queue(t, ch, nil)
-	client := brokertest.StartPlugin(t, amqptransport.Name)
+	client := brokertest.StartPlugin(t, amqptransport.Name, brokertest.Loopback())
 	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": amqpURL, "routing_key": q}, body))
 	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
@@ -354,12 +362,31 @@ func TestTraceContextTravelsInHeaderTable(t *testing.T) {
 			req.Traceparent, req.Tracestate = tc.parent, tc.state
 			send := deliver
 			if tc.plugin {
-				send = brokertest.StartPlugin(t, amqptransport.Name).Deliver
+				send = brokertest.StartPlugin(t, amqptransport.Name, brokertest.Loopback()).Deliver
 			}
 			brokertest.WantOutcome(t, send(context.Background(), req), transportv1.Outcome_OUTCOME_SUCCESS, "")
 			d := get(t, ch, q)
 			checkDelivery(t, d, []byte(`{}`))
 			checkTrace(t, d.Headers, tc.parent, tc.state)
 		})
+	}
+}
+
+// TestEgressGuard: under an agent started without --allow-cidr the
+// transport may not reach the local RabbitMQ (REJECTED, naming the flag
+// that would allow it, nothing queued), neither in-process nor as a plugin
+// process, which gets the policy from the agent's environment; with
+// --allow-cidr 127.0.0.1/32 it delivers.
+func TestEgressGuard(t *testing.T) {
+	ch := broker(t)
+	q := queue(t, ch, nil)
+	refused := request(t, map[string]any{"url": amqpURL, "routing_key": q}, []byte("refused"))
+	brokertest.WantEgressRefused(t, newTransportWith(t, sdk.Egress{}).Deliver(context.Background(), refused), amqptransport.Name)
+	brokertest.WantEgressRefused(t, brokertest.StartPlugin(t, amqptransport.Name, sdk.Egress{}).Deliver(context.Background(), refused), amqptransport.Name)
+
+	allowed := request(t, map[string]any{"url": amqpURL, "routing_key": q}, []byte("allowed"))
+	brokertest.WantOutcome(t, newTransportWith(t, brokertest.Loopback()).Deliver(context.Background(), allowed), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	if d := get(t, ch, q); string(d.Body) != "allowed" || d.MessageCount != 0 {
+		t.Fatalf("queue holds %q and %d more, want the allowed delivery only", d.Body, d.MessageCount)
 	}
 }

@@ -22,12 +22,17 @@ import (
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
-var registry = map[string]func() sdk.Transport{
-	httptransport.Name:  func() sdk.Transport { return httptransport.New() },
-	natstransport.Name:  func() sdk.Transport { return natstransport.New() },
-	amqptransport.Name:  func() sdk.Transport { return amqptransport.New() },
-	mqtttransport.Name:  func() sdk.Transport { return mqtttransport.New() },
-	redistransport.Name: func() sdk.Transport { return redistransport.New() },
+// registry builds each built-in with the egress policy its connections
+// are checked against (the http transport's https-only rule is separate:
+// see httptransport.Policy).
+var registry = map[string]func(sdk.Egress) sdk.Transport{
+	httptransport.Name: func(e sdk.Egress) sdk.Transport {
+		return httptransport.New(httptransport.WithPolicy(httptransport.Policy{AllowCIDRs: e.AllowCIDRs}))
+	},
+	natstransport.Name:  func(e sdk.Egress) sdk.Transport { return natstransport.New(natstransport.WithEgress(e)) },
+	amqptransport.Name:  func(e sdk.Egress) sdk.Transport { return amqptransport.New(amqptransport.WithEgress(e)) },
+	mqtttransport.Name:  func(e sdk.Egress) sdk.Transport { return mqtttransport.New(mqtttransport.WithEgress(e)) },
+	redistransport.Name: func(e sdk.Egress) sdk.Transport { return redistransport.New(redistransport.WithEgress(e)) },
 }
 
 // Names returns the built-in transport names, sorted.
@@ -40,25 +45,42 @@ func Names() []string {
 	return names
 }
 
-// New returns a new instance of the named built-in transport, and false if
+// New returns a new instance of the named built-in transport under the
+// agent's egress policy (sdk.AgentEgress; none when unset), and false if
 // there is no such built-in.
 func New(name string) (sdk.Transport, bool) {
+	e, _ := sdk.AgentEgress() // malformed: nothing allowed; Serve refuses it
+	return NewWithEgress(name, e)
+}
+
+// NewWithEgress returns a new instance of the named built-in transport whose
+// connections are checked against e, and false if there is no such
+// built-in.
+func NewWithEgress(name string, e sdk.Egress) (sdk.Transport, bool) {
 	newFn, ok := registry[name]
 	if !ok {
 		return nil, false
 	}
-	return newFn(), true
+	return newFn(e), true
 }
 
 // Serve serves the named built-in transport as a plugin on this process's
-// stdio, as the plugin host expects. It returns an error at once for an
-// unknown name; otherwise it returns when the host shuts the plugin down,
+// stdio, as the plugin host expects, under the egress policy the agent
+// passed in sdk.EgressEnv. It returns an error at once for an unknown name;
+// otherwise it returns when the host shuts the plugin down,
 // after closing the transport's broker connections if it holds any (the
 // transport implements io.Closer). Run by hand (without the host's
 // handshake cookie), it explains that the command is meant for the agent
 // and exits with status 1.
 func Serve(name string) error {
-	t, ok := New(name)
+	e, _ := sdk.AgentEgress() // sdk.Serve refuses a malformed one
+	return ServeWithEgress(name, e)
+}
+
+// ServeWithEgress is Serve with the egress policy e (`hookwire plugin NAME
+// --allow-cidr ...`).
+func ServeWithEgress(name string, e sdk.Egress) error {
+	t, ok := NewWithEgress(name, e)
 	if !ok {
 		return fmt.Errorf("no built-in transport named %q (built-ins: %s)", name, strings.Join(Names(), ", "))
 	}

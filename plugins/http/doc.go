@@ -35,8 +35,10 @@
 //     IPv6 forms that carry one of those IPv4 addresses (IPv4-mapped
 //     ::ffff:a.b.c.d, NAT64, 6to4).
 //
-// Policy.AllowCIDRs overrides the deny list for the networks it names. A
-// refused connection yields REJECTED with an error that names the address,
+// The address checks are the SDK's (sdk.Egress, enforced by sdk.Dialer),
+// which every built-in transport shares; only the https-only rule is the
+// http transport's own. Policy.AllowCIDRs overrides the deny list for the
+// networks it names. A refused connection yields REJECTED with an error that names the address,
 // the rule, and the --allow-cidr that would allow it.
 //
 // The check happens when the transport dials: it resolves the host itself
@@ -56,8 +58,9 @@
 //
 // The agent runs this transport as `hookwire plugin http`, a subprocess,
 // and passes the policy as that command's arguments, which the agent builds
-// from its own flags: `--allow-cidr CIDR` (repeatable) and
-// `--allow-insecure-http`. Arguments rather than environment variables keep
-// the policy explicit (visible in the process list) and stop a variable
-// inherited from the agent's environment from widening it.
+// from its own flags: `--allow-cidr CIDR` (repeatable, given to every
+// built-in) and `--allow-insecure-http`. Arguments keep the policy explicit
+// (visible in the process list). The agent also sets sdk.EgressEnv for
+// every plugin, always, so a variable inherited from its own environment
+// cannot widen the policy.
 package httptransport

@@ -3,6 +3,8 @@ package httptransport
 import (
 	"context"
 	"net"
+
+	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 // WithConnect replaces the guarded dialer's final step, which connects to
@@ -15,5 +17,5 @@ func WithConnect(connect func(ctx context.Context, network, address string) (net
 // NetDialer returns a net.Dialer with the socket Control hook the transport
 // uses under p: the last check before a socket connects.
 func NetDialer(p Policy) *net.Dialer {
-	return &net.Dialer{Control: compile(p).control}
+	return &net.Dialer{Control: sdk.NewDialer(Name, p.Egress()).Control}
 }

@@ -40,11 +40,11 @@ const (
 // Transport is the http transport. Create it with New; it is safe for
 // concurrent use and shares one connection pool across all deliveries.
 type Transport struct {
-	client    *http.Client
-	policy    *policy
-	version   string
-	userAgent []string // one shared, never-modified header value
-	now       func() time.Time
+	client            *http.Client
+	allowInsecureHTTP bool
+	version           string
+	userAgent         []string // one shared, never-modified header value
+	now               func() time.Time
 }
 
 var _ sdk.Transport = (*Transport)(nil)
@@ -104,14 +104,9 @@ func New(opts ...Option) *Transport {
 	for _, o := range opts {
 		o(&s)
 	}
-	p := compile(s.policy)
 	rt := s.rt
 	if rt == nil {
-		d := newGuardedDialer(p, s.resolver)
-		if s.connect != nil {
-			d.connect = s.connect
-		}
-		rt = newPool(d)
+		rt = newPool(sdk.NewDialer(Name, s.policy.Egress(), sdk.WithResolver(s.resolver), sdk.WithConnect(s.connect)))
 	}
 	return &Transport{
 		client: &http.Client{
@@ -120,10 +115,10 @@ func New(opts ...Option) *Transport {
 			// send a signed payload to a URL nobody configured.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		policy:    p,
-		version:   s.version,
-		userAgent: []string{"Hookwire/" + s.version},
-		now:       s.now,
+		allowInsecureHTTP: s.policy.AllowInsecureHTTP,
+		version:           s.version,
+		userAgent:         []string{"Hookwire/" + s.version},
+		now:               s.now,
 	}
 }
 
@@ -132,7 +127,7 @@ func New(opts ...Option) *Transport {
 //
 // It ignores HTTP_PROXY and HTTPS_PROXY: through a proxy the dialer would
 // only see the proxy's address, and the policy could not check the target.
-func newPool(d *guardedDialer) *http.Transport {
+func newPool(d *sdk.Dialer) *http.Transport {
 	return &http.Transport{
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
@@ -178,7 +173,7 @@ func (t *Transport) Deliver(ctx context.Context, req *transportv1.DeliveryReques
 	if len(problems) > 0 {
 		return rejected("invalid http target configuration: " + strings.Join(problems, "; "))
 	}
-	if tgt.insecure && !t.policy.allowInsecureHTTP {
+	if tgt.insecure && !t.allowInsecureHTTP {
 		return rejected(fmt.Sprintf("url %q uses plain http, but this agent delivers only to https:// targets; "+
 			"change the subscription's url to https://, or start the agent with --allow-insecure-http", tgt.url))
 	}

@@ -43,6 +43,14 @@
 // consumer's span can join the publisher's trace; with tracing off neither
 // is set.
 //
+// # Egress
+//
+// Every connection, reconnects included, goes through the SDK's guarded
+// dialer (sdk.Dialer) under the agent's egress policy (WithEgress;
+// sdk.AgentEgress by default): no loopback, private, link-local... address
+// unless the agent allows it with --allow-cidr. A refused address is
+// REJECTED with a message naming the --allow-cidr that would allow it.
+//
 // # Outcomes
 //
 //	PUBACK / PUBCOMP with a success code (0x10 "no matching
@@ -56,5 +64,6 @@
 //	  0x90 topic refused, 0x99 payload format, larger than
 //	  the broker's maximum packet size, qos or retain the
 //	  broker does not support                              REJECTED
+//	address refused by the agent's egress policy           REJECTED
 //	any other failure reason code                          FAILED
 package mqtttransport

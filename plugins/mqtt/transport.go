@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -66,12 +65,33 @@ type conn struct {
 	retainOK  bool
 }
 
+// Option configures a Transport.
+type Option func(*settings)
+
+type settings struct {
+	egress sdk.Egress
+}
+
+// WithEgress sets the egress policy every connection is checked against
+// (see sdk.Dialer). Without it the transport uses the agent's policy
+// (sdk.AgentEgress), which outside an agent allows no loopback, private,
+// link-local... address: a refused target is REJECTED with a message
+// naming the --allow-cidr flag that would allow it.
+func WithEgress(e sdk.Egress) Option {
+	return func(s *settings) { s.egress = e }
+}
+
 // New returns an mqtt transport with an empty connection pool.
-func New() *Transport {
+func New(opts ...Option) *Transport {
+	s := settings{egress: brokerkit.Egress()}
+	for _, o := range opts {
+		o(&s)
+	}
+	guard := sdk.NewDialer(Name, s.egress)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*conn]{
-			Dial: dial,
+			Dial: func(ctx context.Context, url string) (*conn, error) { return dial(ctx, guard, url) },
 			Alive: func(c *conn) bool {
 				select {
 				case <-c.c.Done():
@@ -291,13 +311,12 @@ func classifyConnect(ctx context.Context, err error, timeout time.Duration, wher
 
 // dial opens an MQTT 5 connection with a clean session (nothing is kept
 // on the broker after it closes) and a fresh client id.
-func dial(ctx context.Context, rawURL string) (*conn, error) {
+func dial(ctx context.Context, guard *sdk.Dialer, rawURL string) (*conn, error) {
 	ep, err := parseEndpoint(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	nd := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	nc, err := nd.DialContext(ctx, "tcp", ep.addr)
+	nc, err := guard.DialContext(ctx, "tcp", ep.addr) // the egress guard
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/hookwire/hookwire/plugins/builtin"
 	"github.com/hookwire/hookwire/plugins/internal/brokertest"
 	mqtttransport "github.com/hookwire/hookwire/plugins/mqtt"
+	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 const (
@@ -35,9 +36,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// newTransport returns a transport that may reach the local broker, as
+// under an agent started with --allow-cidr 127.0.0.1/32.
 func newTransport(t *testing.T) *mqtttransport.Transport {
 	t.Helper()
-	tr := mqtttransport.New()
+	return newTransportWith(t, brokertest.Loopback())
+}
+
+func newTransportWith(t *testing.T, egress sdk.Egress) *mqtttransport.Transport {
+	t.Helper()
+	tr := mqtttransport.New(mqtttransport.WithEgress(egress))
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
 }
@@ -320,7 +328,7 @@ func TestAuthAndACL(t *testing.T) {
 func TestThroughPluginProcess(t *testing.T) {
 	topic := "hookwire/test/" + brokertest.UniqueName("plugin")
 	got := subscriber(t, topic)
-	client := brokertest.StartPlugin(t, mqtttransport.Name)
+	client := brokertest.StartPlugin(t, mqtttransport.Name, brokertest.Loopback())
 	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": mqttURL, "topic": topic}, body))
 	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
@@ -389,5 +397,24 @@ func TestTraceContextReplacesSameNamedHeader(t *testing.T) {
 	p := receive(t, got)
 	if vals := p.Properties.User.GetAll("traceparent"); len(vals) != 1 || vals[0] != traceparent {
 		t.Errorf("user property traceparent = %q, want exactly the attempt's %q", vals, traceparent)
+	}
+}
+
+// TestEgressGuard: under an agent started without --allow-cidr the
+// transport may not reach the local Mosquitto (REJECTED, naming the flag
+// that would allow it, nothing published), neither in-process nor as a
+// plugin process, which gets the policy from the agent's environment; with
+// --allow-cidr 127.0.0.1/32 it delivers.
+func TestEgressGuard(t *testing.T) {
+	topic := "hookwire/test/" + brokertest.UniqueName("egress")
+	got := subscriber(t, topic)
+	refused := request(t, map[string]any{"url": mqttURL, "topic": topic}, []byte("refused"))
+	brokertest.WantEgressRefused(t, newTransportWith(t, sdk.Egress{}).Deliver(context.Background(), refused), mqtttransport.Name)
+	brokertest.WantEgressRefused(t, brokertest.StartPlugin(t, mqtttransport.Name, sdk.Egress{}).Deliver(context.Background(), refused), mqtttransport.Name)
+
+	allowed := request(t, map[string]any{"url": mqttURL, "topic": topic}, []byte("allowed"))
+	brokertest.WantOutcome(t, newTransportWith(t, brokertest.Loopback()).Deliver(context.Background(), allowed), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	if p := receive(t, got); string(p.Payload) != "allowed" {
+		t.Fatalf("first message on %s = %q, want the allowed delivery only", topic, p.Payload)
 	}
 }

@@ -38,10 +38,21 @@
 // one), so a consumer's span can join the publisher's trace; with tracing
 // off neither header is set.
 //
+// # Egress
+//
+// Every connection, reconnects included, goes through the SDK's guarded
+// dialer (sdk.Dialer) under the agent's egress policy (WithEgress;
+// sdk.AgentEgress by default): no loopback, private, link-local... address
+// unless the agent allows it with --allow-cidr. A refused address is
+// REJECTED with a message naming the --allow-cidr that would allow it. In
+// a url listing several servers a refused one is never used; the attempt is
+// REJECTED only when every server is refused.
+//
 // # Outcomes
 //
 //	server received it (core) / stream acknowledged it   SUCCESS (duplicates too)
 //	dial refused, DNS, connection broken or reconnecting  CONNECTION_ERROR
+//	address refused by the agent's egress policy          REJECTED
 //	attempt deadline (req.Timeout / ctx)                  TIMEOUT
 //	JetStream 503/429 (stream full with discard new,
 //	  JetStream unavailable), stream exists but did not

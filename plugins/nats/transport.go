@@ -52,12 +52,33 @@ type conn struct {
 	js jetstream.JetStream
 }
 
+// Option configures a Transport.
+type Option func(*settings)
+
+type settings struct {
+	egress sdk.Egress
+}
+
+// WithEgress sets the egress policy every connection (reconnects included)
+// is checked against (see sdk.Dialer). Without it the transport uses the
+// agent's policy (sdk.AgentEgress), which outside an agent allows no
+// loopback, private, link-local... address: a refused target is REJECTED
+// with a message naming the --allow-cidr flag that would allow it.
+func WithEgress(e sdk.Egress) Option {
+	return func(s *settings) { s.egress = e }
+}
+
 // New returns a nats transport with an empty connection pool.
-func New() *Transport {
+func New(opts ...Option) *Transport {
+	s := settings{egress: brokerkit.Egress()}
+	for _, o := range opts {
+		o(&s)
+	}
+	guard := sdk.NewDialer(Name, s.egress)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*conn]{
-			Dial:        dial,
+			Dial:        func(ctx context.Context, url string) (*conn, error) { return dial(ctx, guard, url) },
 			Alive:       func(c *conn) bool { return !c.nc.IsClosed() },
 			Close:       func(c *conn) { c.nc.Close() },
 			DialTimeout: dialTimeout,
@@ -301,11 +322,14 @@ func isNetError(err error) bool {
 // the initial connection, handshake included: it is abandoned when ctx
 // ends. Once connected, nats.go reconnects by itself; while it does,
 // deliveries fail fast with CONNECTION_ERROR instead of being buffered.
-func dial(ctx context.Context, url string) (*conn, error) {
-	d := &dialer{ctx: ctx}
+func dial(ctx context.Context, guard *sdk.Dialer, url string) (*conn, error) {
+	d := &dialer{ctx: ctx, guard: guard}
 	nc, err := nats.Connect(url,
 		nats.Name("hookwire"),
 		nats.SetCustomDialer(d),
+		// The guard resolves names itself, so it checks (and names in a
+		// refusal) the host as written, every address it resolves to.
+		nats.SkipHostLookup(),
 		nats.Timeout(dialTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -317,7 +341,7 @@ func dial(ctx context.Context, url string) (*conn, error) {
 	)
 	d.connected()
 	if err != nil {
-		return nil, err
+		return nil, d.withRefusal(err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -327,25 +351,37 @@ func dial(ctx context.Context, url string) (*conn, error) {
 	return &conn{nc: nc, js: js}, nil
 }
 
-// dialer makes the initial connection honour the pool's dial context (the
-// TCP dial and, by closing the socket when ctx ends, the handshake). After
-// that, reconnects use plain timeouts.
+// dialer connects through the egress guard, and makes the initial
+// connection honour the pool's dial context (the TCP dial and, by closing
+// the socket when ctx ends, the handshake). After that, reconnects use
+// plain timeouts.
 type dialer struct {
-	mu    sync.Mutex
-	ctx   context.Context // nil once connected
-	stops []func() bool
+	guard   *sdk.Dialer
+	mu      sync.Mutex
+	refused *sdk.DeniedAddressError // the first server the guard refused
+	failed  error                   // the last other failed dial
+	ctx     context.Context         // nil once connected
+	stops   []func() bool
 }
 
 func (d *dialer) Dial(network, address string) (net.Conn, error) {
-	nd := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	d.mu.Lock()
 	ctx := d.ctx
 	d.mu.Unlock()
 	if ctx == nil {
-		return nd.Dial(network, address)
+		return d.guard.Dial(network, address)
 	}
-	c, err := nd.DialContext(ctx, network, address)
+	c, err := d.guard.DialContext(ctx, network, address)
 	if err != nil {
+		var denied *sdk.DeniedAddressError
+		d.mu.Lock()
+		switch {
+		case !errors.As(err, &denied):
+			d.failed = err
+		case d.refused == nil:
+			d.refused = denied
+		}
+		d.mu.Unlock()
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
@@ -353,6 +389,30 @@ func (d *dialer) Dial(network, address string) (net.Conn, error) {
 	d.stops = append(d.stops, stop)
 	d.mu.Unlock()
 	return c, nil
+}
+
+// withRefusal gives the error of an initial connection that failed when
+// the guard refused some of a url list's servers. nats.go reports only the
+// last server's error ("no servers" when that was a refused connection).
+// When every server was refused, the guard's refusal is the error (the
+// attempt is REJECTED); when others failed for other reasons, the attempt
+// stays a CONNECTION_ERROR, as they may come back, and the message also
+// says why the refused one will never be used.
+func (d *dialer) withRefusal(err error) error {
+	d.mu.Lock()
+	refused, failed := d.refused, d.failed
+	d.mu.Unlock()
+	if refused == nil {
+		return err
+	}
+	var denied *sdk.DeniedAddressError
+	if errors.As(err, &denied) {
+		if failed == nil {
+			return err // every server dialled was refused
+		}
+		err = failed
+	}
+	return fmt.Errorf("%w; another server in url will not be used: %v", err, refused)
 }
 
 // connected detaches the initial connection from the dial context.

@@ -18,7 +18,7 @@ import (
 func TestReconnectsAfterConnectionBreaks(t *testing.T) {
 	brokertest.Require(t, "NATS with JetStream", "127.0.0.1:4222")
 	proxy := brokertest.NewProxy(t, "127.0.0.1:4222")
-	tr := New()
+	tr := New(WithEgress(brokertest.Loopback()))
 	defer func() { _ = tr.Close() }()
 	url := "nats://" + proxy.Addr()
 	cfg, _ := structpb.NewStruct(map[string]any{"url": url, "subject": "hookwire.test.reconnect"})

@@ -34,9 +34,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// newTransport returns a transport that may reach the local broker, as
+// under an agent started with --allow-cidr 127.0.0.1/32.
 func newTransport(t *testing.T) *natstransport.Transport {
 	t.Helper()
-	tr := natstransport.New()
+	return newTransportWith(t, brokertest.Loopback())
+}
+
+func newTransportWith(t *testing.T, egress sdk.Egress) *natstransport.Transport {
+	t.Helper()
+	tr := natstransport.New(natstransport.WithEgress(egress))
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
 }
@@ -381,7 +388,7 @@ authorization {
 // plugin subprocess and delivers through the go-plugin gRPC boundary.
 func TestThroughPluginProcess(t *testing.T) {
 	brokertest.Require(t, natsService, natsAddr)
-	client := brokertest.StartPlugin(t, natstransport.Name)
+	client := brokertest.StartPlugin(t, natstransport.Name, brokertest.Loopback())
 	info, err := client.Describe(context.Background())
 	if err != nil || info.Name != natstransport.Name || info.APIVersions[0] != sdk.APIVersion {
 		t.Fatalf("describe through the plugin = %+v, %v", info, err)
@@ -471,4 +478,48 @@ func TestTraceContextTravelsAsHeaders(t *testing.T) {
 			checkTrace(t, msg.Header, tc.parent, tc.state)
 		})
 	}
+}
+
+// TestEgressGuard: under an agent started without --allow-cidr the
+// transport may not reach the local NATS server (REJECTED, naming the flag
+// that would allow it, nothing published), neither in-process nor as a
+// plugin process, which gets the policy from the agent's environment; with
+// --allow-cidr 127.0.0.1/32 it delivers.
+func TestEgressGuard(t *testing.T) {
+	brokertest.Require(t, natsService, natsAddr)
+	subject := "hookwire.test." + brokertest.UniqueName("egress")
+	nc := consumer(t)
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the subscription is live before publishing
+		t.Fatal(err)
+	}
+	refused := request(t, map[string]any{"url": natsURL, "subject": subject}, []byte("refused"))
+	brokertest.WantEgressRefused(t, newTransportWith(t, sdk.Egress{}).Deliver(context.Background(), refused), natstransport.Name)
+	brokertest.WantEgressRefused(t, brokertest.StartPlugin(t, natstransport.Name, sdk.Egress{}).Deliver(context.Background(), refused), natstransport.Name)
+
+	allowed := request(t, map[string]any{"url": natsURL, "subject": subject}, []byte("allowed"))
+	brokertest.WantOutcome(t, newTransportWith(t, brokertest.Loopback()).Deliver(context.Background(), allowed), transportv1.Outcome_OUTCOME_SUCCESS, "")
+	msg, err := sub.NextMsg(5 * time.Second)
+	if err != nil || string(msg.Data) != "allowed" {
+		t.Fatalf("first message on %s = %v, %v; want the allowed delivery only", subject, msg, err)
+	}
+}
+
+// TestEgressGuardWithServerList: in a url listing several servers, one the
+// egress policy refuses is never used. When every server is refused the
+// attempt is REJECTED; when another one merely failed it is a
+// CONNECTION_ERROR (that server may come back) that still says why the
+// refused one is not used.
+func TestEgressGuardWithServerList(t *testing.T) {
+	tr := newTransportWith(t, brokertest.Loopback()) // 127.0.0.1 only
+	allRefused := request(t, map[string]any{"url": "nats://127.0.0.2:4222,nats://127.0.0.3:4222", "subject": "s"}, []byte("{}"))
+	brokertest.WantOutcome(t, tr.Deliver(context.Background(), allRefused), transportv1.Outcome_OUTCOME_REJECTED, "start the agent with --allow-cidr 127.0.0.")
+
+	oneDown := request(t, map[string]any{"url": "nats://127.0.0.2:4222,nats://" + brokertest.ClosedAddr(t), "subject": "s"}, []byte("{}"))
+	res := tr.Deliver(context.Background(), oneDown)
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "another server in url will not be used: refused to connect to 127.0.0.2")
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "--allow-cidr 127.0.0.2/32")
 }

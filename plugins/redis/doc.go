@@ -34,10 +34,21 @@
 // a consumer's span can join the publisher's trace; with tracing off
 // neither field is present.
 //
+// # Egress
+//
+// Every connection, reconnects included, goes through the SDK's guarded
+// dialer (sdk.Dialer) under the agent's egress policy (WithEgress;
+// sdk.AgentEgress by default): no loopback, private, link-local... address
+// unless the agent allows it with --allow-cidr. A refused address is
+// REJECTED with a message naming the --allow-cidr that would allow it.
+// A unix:// url is a service on the agent's own host and counts as
+// loopback.
+//
 // # Outcomes
 //
 //	Redis answered with the entry id                         SUCCESS
 //	dial refused, DNS, connection broken                     CONNECTION_ERROR
+//	address refused by the agent's egress policy             REJECTED
 //	attempt deadline (req.Timeout / ctx)                     TIMEOUT
 //	OOM, BUSY, LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
 //	  NOREPLICAS, max clients reached                        THROTTLED

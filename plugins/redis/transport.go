@@ -2,8 +2,10 @@ package redistransport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,12 +51,34 @@ type Transport struct {
 
 var _ sdk.Transport = (*Transport)(nil)
 
+// Option configures a Transport.
+type Option func(*settings)
+
+type settings struct {
+	egress sdk.Egress
+}
+
+// WithEgress sets the egress policy every connection is checked against
+// (see sdk.Dialer). Without it the transport uses the agent's policy
+// (sdk.AgentEgress), which outside an agent allows no loopback, private,
+// link-local... address: a refused target is REJECTED with a message
+// naming the --allow-cidr flag that would allow it. A unix:// url is a
+// service on the agent's own host: it is allowed only where loopback is.
+func WithEgress(e sdk.Egress) Option {
+	return func(s *settings) { s.egress = e }
+}
+
 // New returns a redis transport with no clients yet.
-func New() *Transport {
+func New(opts ...Option) *Transport {
+	s := settings{egress: brokerkit.Egress()}
+	for _, o := range opts {
+		o(&s)
+	}
+	d := sdk.NewDialer(Name, s.egress)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*redis.Client]{
-			Dial: dial,
+			Dial: func(ctx context.Context, url string) (*redis.Client, error) { return dial(ctx, d, url) },
 			// go-redis replaces broken connections inside the client.
 			Alive:       func(*redis.Client) bool { return true },
 			Close:       func(c *redis.Client) { _ = c.Close() },
@@ -150,12 +174,14 @@ func entry(req *transportv1.DeliveryRequest) ([]any, string) {
 }
 
 // dial creates a client for url and checks it with PING, so a refused
-// connection or credentials are reported now and not cached.
-func dial(ctx context.Context, url string) (*redis.Client, error) {
+// connection or credentials are reported now and not cached. Every
+// connection the client makes goes through d, the egress guard.
+func dial(ctx context.Context, d *sdk.Dialer, url string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
+	opts.Dialer = guardedDialer(d, opts.TLSConfig)
 	opts.ClientName = "hookwire"
 	// The attempt's deadline bounds every command, dials included.
 	opts.ContextTimeoutEnabled = true
@@ -211,4 +237,22 @@ func isMoved(err error) bool {
 	_, moved := redis.IsMovedError(err)
 	_, ask := redis.IsAskError(err)
 	return moved || ask
+}
+
+// guardedDialer connects through d and, for rediss:// urls, does the TLS
+// handshake go-redis does itself when it dials (a custom dialer replaces
+// that too).
+func guardedDialer(d *sdk.Dialer, tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil || tlsConfig == nil {
+			return nc, err
+		}
+		tc := tls.Client(nc, tlsConfig.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		return tc, nil
+	}
 }

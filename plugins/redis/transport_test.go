@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/hookwire/hookwire/plugins/builtin"
 	"github.com/hookwire/hookwire/plugins/internal/brokertest"
 	redistransport "github.com/hookwire/hookwire/plugins/redis"
+	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
 const (
@@ -30,9 +33,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// newTransport returns a transport that may reach the local Redis, as under
+// an agent started with --allow-cidr 127.0.0.1/32.
 func newTransport(t *testing.T) *redistransport.Transport {
 	t.Helper()
-	tr := redistransport.New()
+	return newTransportWith(t, brokertest.Loopback())
+}
+
+func newTransportWith(t *testing.T, egress sdk.Egress) *redistransport.Transport {
+	t.Helper()
+	tr := redistransport.New(redistransport.WithEgress(egress))
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
 }
@@ -286,7 +296,7 @@ func TestAuthAndOutOfMemory(t *testing.T) {
 func TestThroughPluginProcess(t *testing.T) {
 	c := store(t)
 	key := streamKey(t, c)
-	client := brokertest.StartPlugin(t, redistransport.Name)
+	client := brokertest.StartPlugin(t, redistransport.Name, brokertest.Loopback())
 	body := brokertest.RandomBody(1000)
 	res := client.Deliver(context.Background(), request(t, map[string]any{"url": redisURL, "stream": key}, body))
 	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
@@ -362,4 +372,52 @@ func TestTraceContextTravelsAsFields(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEgressGuard: a transport under an agent started without --allow-cidr
+// may not reach the local Redis (REJECTED, naming the flag that would
+// allow it, and nothing appended); with --allow-cidr 127.0.0.1/32 it
+// delivers. The plugin process gets the policy from the agent's
+// environment, as every plugin does.
+func TestEgressGuard(t *testing.T) {
+	c := store(t)
+	key := streamKey(t, c)
+	req := request(t, map[string]any{"url": redisURL, "stream": key}, []byte("{}"))
+	for name, tr := range map[string]interface {
+		Deliver(context.Context, *transportv1.DeliveryRequest) *transportv1.DeliveryResult
+	}{
+		"direct":         newTransportWith(t, sdk.Egress{}),
+		"plugin process": brokertest.StartPlugin(t, redistransport.Name, sdk.Egress{}),
+	} {
+		res := tr.Deliver(context.Background(), req)
+		if res.GetOutcome() != transportv1.Outcome_OUTCOME_REJECTED ||
+			!strings.Contains(res.GetError(), "refused to connect to 127.0.0.1: it is in 127.0.0.0/8 (loopback); the redis transport does not connect") ||
+			!strings.Contains(res.GetError(), "--allow-cidr 127.0.0.1/32") {
+			t.Errorf("%s: delivery without an allow-list = %v %q, want REJECTED naming --allow-cidr 127.0.0.1/32", name, res.GetOutcome(), res.GetError())
+		}
+	}
+	if n := c.Exists(context.Background(), key).Val(); n != 0 {
+		t.Fatalf("stream %s exists after refused deliveries", key)
+	}
+
+	unix := request(t, map[string]any{"url": "unix:///run/redis.sock", "stream": key}, []byte("{}"))
+	brokertest.WantOutcome(t, newTransportWith(t, sdk.Egress{}).Deliver(context.Background(), unix),
+		transportv1.Outcome_OUTCOME_REJECTED, `unix-domain socket "/run/redis.sock"`)
+
+	res := newTransportWith(t, brokertest.Loopback()).Deliver(context.Background(), req)
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_SUCCESS, "")
+	if msgs := readAll(t, c, key); len(msgs) != 1 {
+		t.Fatalf("stream has %d entries after the allowed delivery, want 1", len(msgs))
+	}
+}
+
+// TestRedissHandshakesTLSThroughTheGuard: the guarded dialer replaces
+// go-redis's own, which also did TLS; a rediss:// url must still get a TLS
+// handshake (here refused: the test server's certificate is not trusted).
+func TestRedissHandshakesTLSThroughTheGuard(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	res := newTransport(t).Deliver(context.Background(), request(t, map[string]any{"url": "rediss://" + addr, "stream": "s"}, []byte("{}")))
+	brokertest.WantOutcome(t, res, transportv1.Outcome_OUTCOME_CONNECTION_ERROR, "TLS handshake: tls: failed to verify certificate")
 }

@@ -84,6 +84,18 @@
 //     form): a configuration that fails Validate must yield REJECTED, never
 //     a panic.
 //
+// # Egress
+//
+// Subscriptions say where a transport connects, so a transport must not
+// become a way into the agent's host or network. The agent passes its
+// egress policy (its --allow-cidr networks) to every plugin in EgressEnv;
+// AgentEgress reads it and Serve refuses to start when it does not parse.
+// Make every connection through a Dialer built from it (NewDialer): it
+// refuses loopback, private, link-local and other internal addresses
+// (DeniedRanges) after resolving names itself, unless the policy allows
+// them, with a *DeniedAddressError whose message names the --allow-cidr
+// that would allow the address. Report that as OUTCOME_REJECTED.
+//
 // # Logging
 //
 // After Serve starts, whatever the plugin writes to os.Stderr (the log

@@ -2,7 +2,10 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +24,15 @@ import (
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
+// serveEnv makes a re-executed test binary call sdk.Serve (see
+// TestServeRefusesMalformedEgressPolicy).
+const serveEnv = "HOOKWIRE_SDK_TEST_SERVE"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) != "" {
+		sdk.Serve(&fakeTransport{deliver: echo})
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -479,5 +490,27 @@ func BenchmarkDeliverParallel(b *testing.B) {
 	})
 	if f := failures.Load(); f > 0 {
 		b.Fatalf("%d deliveries failed", f)
+	}
+}
+
+// TestServeRefusesMalformedEgressPolicy: a plugin given an egress policy it
+// cannot read refuses to start, saying why, instead of guarding the wrong
+// networks.
+func TestServeRefusesMalformedEgressPolicy(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounded: a Serve that ignored the policy would serve until killed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), serveEnv+"=1", sdk.EgressEnv+"=intranet",
+		sdk.Handshake.MagicCookieKey+"="+sdk.Handshake.MagicCookieValue)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 ||
+		!strings.Contains(string(out), sdk.EgressEnv) || !strings.Contains(string(out), `"intranet"`) {
+		t.Errorf("Serve with %s=intranet = %v, output %q; want exit status 1 naming the variable and the value", sdk.EgressEnv, err, out)
 	}
 }

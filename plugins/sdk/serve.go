@@ -22,6 +22,10 @@ import (
 // example killed with SIGKILL), the plugin notices within a second and
 // exits, so no orphaned plugin processes are left behind.
 //
+// The agent passes its egress policy in EgressEnv; Serve refuses to start
+// (exit status 1) when that does not parse. Transports that connect where a
+// subscription says should do so through a Dialer built from AgentEgress.
+//
 // With the environment variable HOOKWIRE_PLUGIN_CPUPROFILE set to a
 // directory (CPUProfileEnv), the plugin records a Go CPU profile of its
 // whole life and writes it there as <transport>-<pid>.cpu.pprof when the
@@ -29,6 +33,12 @@ import (
 // SIGKILL writes nothing.
 func Serve(t Transport) {
 	stderr := os.Stderr // go-plugin redirects os.Stderr once serving
+	if _, err := AgentEgress(); err != nil {
+		// Running with a policy nobody can read would guard the wrong
+		// networks: refuse to start, and the agent logs why.
+		fmt.Fprintf(stderr, "hookwire transport plugin: the agent's egress policy: %v\n", err)
+		os.Exit(1)
+	}
 	setDefaultGC(os.LookupEnv)
 	stopProfile := startCPUProfile(t, stderr)
 	go watchParent(os.Getppid(), os.Getppid, time.Second, func() {

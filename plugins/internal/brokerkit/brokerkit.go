@@ -168,6 +168,18 @@ func list(names []string) string {
 	}
 }
 
+// Egress returns the policy a transport enforces unless told otherwise: the
+// agent's (sdk.AgentEgress), or the zero sdk.Egress (no loopback, private,
+// link-local... address) when it is unset or malformed; sdk.Serve refuses
+// to start with a malformed one.
+func Egress() sdk.Egress {
+	e, err := sdk.AgentEgress()
+	if err != nil {
+		return sdk.Egress{}
+	}
+	return e
+}
+
 // AttemptContext bounds ctx by the request's timeout (sdk.DefaultTimeout
 // when it has none). The plugin server already does this; doing it again
 // keeps the transport correct when called directly.
@@ -207,12 +219,17 @@ func WithLatency(res *transportv1.DeliveryResult, start time.Time) *transportv1.
 	return res
 }
 
-// Unanswered classifies an error that is not an answer from the broker: the
-// attempt's deadline (TIMEOUT), cancellation by the host or a network
-// failure (CONNECTION_ERROR: nothing, or not everything, reached the
-// broker). what says what was being done, e.g. "publish to nats://host".
+// Unanswered classifies an error that is not an answer from the broker: a
+// connection the egress policy refused (REJECTED, with the refusal that
+// names the agent's --allow-cidr flag), the attempt's deadline (TIMEOUT),
+// cancellation by the host or a network failure (CONNECTION_ERROR:
+// nothing, or not everything, reached the broker). what says what was
+// being done, e.g. "publish to nats://host".
 func Unanswered(ctx context.Context, err error, timeout time.Duration, what string) *transportv1.DeliveryResult {
+	var denied *sdk.DeniedAddressError
 	switch {
+	case errors.As(err, &denied):
+		return Result(transportv1.Outcome_OUTCOME_REJECTED, "%s: %v", what, denied)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return Result(transportv1.Outcome_OUTCOME_TIMEOUT,
 			"%s: no answer before the attempt's deadline (timeout %v): %v", what, timeout, err)

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -218,19 +219,26 @@ func ServePluginIfAsked(serve func(name string) error) {
 	os.Exit(0)
 }
 
+// Loopback is the egress policy of tests that deliver to the local brokers:
+// 127.0.0.1 only, as an agent started with --allow-cidr 127.0.0.1/32.
+func Loopback() sdk.Egress {
+	return sdk.Egress{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+}
+
 // StartPlugin runs the registered built-in transport name as a plugin
 // subprocess (this test binary re-executed, serving it as `hookwire plugin
 // <name>` does) and returns the host-side client, which talks to it over
-// go-plugin gRPC exactly as the agent does. The process is stopped when the
+// go-plugin gRPC exactly as the agent does. The process gets egress as the
+// agent passes it to every plugin (sdk.EgressEnv). It is stopped when the
 // test ends.
-func StartPlugin(t testing.TB, name string) *sdk.Client {
+func StartPlugin(t testing.TB, name string, egress sdk.Egress) *sdk.Client {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatalf("find test binary: %v", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), pluginEnv+"="+name)
+	cmd.Env = append(os.Environ(), pluginEnv+"="+name, egress.Environ())
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),

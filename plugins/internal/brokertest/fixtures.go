@@ -38,3 +38,14 @@ func WantOutcome(t testing.TB, res *transportv1.DeliveryResult, want transportv1
 		t.Fatalf("error = %q, want it to mention %q", res.GetError(), errContains)
 	}
 }
+
+// WantEgressRefused fails the test unless res is the named transport's
+// refusal, by the agent's egress policy, to connect to the local broker on
+// 127.0.0.1: REJECTED, saying why, and naming the --allow-cidr flag that
+// would allow it.
+func WantEgressRefused(t testing.TB, res *transportv1.DeliveryResult, transport string) {
+	t.Helper()
+	WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED,
+		"refused to connect to 127.0.0.1: it is in 127.0.0.0/8 (loopback); the "+transport+" transport does not connect to such addresses")
+	WantOutcome(t, res, transportv1.Outcome_OUTCOME_REJECTED, "start the agent with --allow-cidr 127.0.0.1/32")
+}
