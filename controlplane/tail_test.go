@@ -223,67 +223,99 @@ func TestTailEndsOnServerShutdown(t *testing.T) {
 	}
 }
 
-func TestTailOverREST(t *testing.T) {
-	h := startDelivery(t, t.TempDir(), controlplane.Config{})
-	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+// restTail opens the REST tail of tenant acme (attempts only) with the
+// given Accept header and returns its items' JSON as they come: each NDJSON
+// line, or each Server-Sent Event's data (the event must be one "data:"
+// line). The response's Content-Type is checked against wantType.
+func restTail(t *testing.T, h *deliveryHarness, accept, wantType string) <-chan string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants/acme/deliveries:tail?attempts_only=true", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+adminKey)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	sse := accept == "text/event-stream"
 	// The gateway sends its headers with the first item, so the request
 	// returns only then.
-	lines := make(chan string, 16)
-	failed := make(chan error, 1)
+	items := make(chan string, 16)
 	go func() {
-		defer close(lines)
+		defer close(items)
+		send := func(s string) bool {
+			select {
+			case items <- s:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			failed <- err
+			send("error: " + err.Error())
 			return
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			failed <- fmt.Errorf("HTTP %d", resp.StatusCode)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != wantType {
+			send(fmt.Sprintf("error: HTTP %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type")))
 			return
 		}
 		sc := bufio.NewScanner(resp.Body)
+		var event []string
 		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
+			line := sc.Text()
+			switch {
+			case !sse:
+				if !send(line) {
+					return
+				}
+			case line != "":
+				event = append(event, line)
+			default: // an empty line ends an event
+				data, found := strings.CutPrefix(strings.Join(event, "\n"), "data: ")
+				event = nil
+				if !found || strings.Contains(data, "\n") {
+					data = "error: event is not one data line: " + data
+				}
+				if !send(data) {
+					return
+				}
 			}
 		}
 	}()
-	// Nothing says when the watch is in place, so publish until an
-	// attempt comes through: events published before it are not shown.
+	return items
+}
+
+// awaitRESTAttempt publishes until an attempt comes through the REST tail
+// (events published before the watch is in place are not shown) and
+// checks the item.
+func awaitRESTAttempt(t *testing.T, h *deliveryHarness, items <-chan string) {
+	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
 		h.publish("order.created", `{}`)
 		h.agent.report(t, ok(h.next()))
 		select {
-		case line, open := <-lines:
+		case item, open := <-items:
 			if !open {
-				select {
-				case err := <-failed:
-					t.Fatalf("REST tail: %v", err)
-				default:
-				}
 				t.Fatal("REST tail ended")
 			}
+			if strings.HasPrefix(item, "error: ") {
+				t.Fatalf("REST tail: %s", item)
+			}
 			var frame struct{ Result json.RawMessage }
-			if err := json.Unmarshal([]byte(line), &frame); err != nil {
-				t.Fatalf("line %q: %v", line, err)
+			if err := json.Unmarshal([]byte(item), &frame); err != nil {
+				t.Fatalf("item %q: %v", item, err)
 			}
 			var it hookwirev1.TailDeliveriesResponse
 			if err := protojson.Unmarshal(frame.Result, &it); err != nil {
 				t.Fatalf("result %s: %v", frame.Result, err)
 			}
-			if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetStatusCode() != 200 || !strings.Contains(line, `"TAIL_EVENT_KIND_ATTEMPT"`) {
-				t.Fatalf("REST tail line %s", line)
+			if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetStatusCode() != 200 || !strings.Contains(item, `"TAIL_EVENT_KIND_ATTEMPT"`) {
+				t.Fatalf("REST tail item %s", item)
 			}
 			return
 		case <-deadline:
@@ -291,6 +323,12 @@ func TestTailOverREST(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func TestTailOverREST(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	awaitRESTAttempt(t, h, restTail(t, h, "", "application/json"))
 }
 
 func TestTailHeartbeatWhenIdle(t *testing.T) {
@@ -450,85 +488,5 @@ func TestTailDroppedCounted(t *testing.T) {
 func TestTailOverServerSentEvents(t *testing.T) {
 	h := startDelivery(t, t.TempDir(), controlplane.Config{})
 	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.srv.HTTPAddr()+"/v1/tenants/acme/deliveries:tail?attempts_only=true", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminKey)
-	req.Header.Set("Accept", "text/event-stream")
-	type event struct {
-		contentType string
-		data        string
-	}
-	events := make(chan event, 16)
-	failed := make(chan error, 1)
-	go func() {
-		defer close(events)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			failed <- err
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			failed <- fmt.Errorf("HTTP %d", resp.StatusCode)
-			return
-		}
-		sc := bufio.NewScanner(resp.Body)
-		var data []string
-		for sc.Scan() {
-			line := sc.Text()
-			if line != "" {
-				data = append(data, line)
-				continue
-			}
-			// An empty line ends an event.
-			ev := event{contentType: resp.Header.Get("Content-Type"), data: strings.Join(data, "\n")}
-			data = nil
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	deadline := time.After(20 * time.Second)
-	for {
-		h.publish("order.created", `{}`)
-		h.agent.report(t, ok(h.next()))
-		select {
-		case ev, open := <-events:
-			if !open {
-				select {
-				case err := <-failed:
-					t.Fatalf("SSE tail: %v", err)
-				default:
-				}
-				t.Fatal("SSE tail ended")
-			}
-			if ev.contentType != "text/event-stream" {
-				t.Fatalf("Content-Type %q", ev.contentType)
-			}
-			payload, found := strings.CutPrefix(ev.data, "data: ")
-			if !found || strings.Contains(payload, "\n") {
-				t.Fatalf("event %q: want one data line", ev.data)
-			}
-			var frame struct{ Result json.RawMessage }
-			if err := json.Unmarshal([]byte(payload), &frame); err != nil {
-				t.Fatalf("event data %q: %v", payload, err)
-			}
-			var it hookwirev1.TailDeliveriesResponse
-			if err := protojson.Unmarshal(frame.Result, &it); err != nil {
-				t.Fatalf("result %s: %v", frame.Result, err)
-			}
-			if it.GetKind() != hookwirev1.TailEventKind_TAIL_EVENT_KIND_ATTEMPT || it.GetStatusCode() != 200 {
-				t.Fatalf("SSE tail event %s", payload)
-			}
-			return
-		case <-deadline:
-			t.Fatal("no attempt on the SSE tail within 20s")
-		}
-	}
+	awaitRESTAttempt(t, h, restTail(t, h, "text/event-stream", "text/event-stream"))
 }
