@@ -38,6 +38,13 @@ type pendingResult struct {
 // expire while the store cannot write.
 const resultPendingHold = 30 * time.Second
 
+// onlyPending is the precondition of a change that applies only to a
+// delivery still pending.
+var onlyPending = []hookwirev1.DeliveryStatus{hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING}
+
+// resultFields are the delivery fields an attempt's result sets.
+var resultFields = []string{"status", "attempt_count", "last_outcome", "last_error", "update_time", "next_attempt_time"}
+
 // complete records results for leases and reports, per lease id, whether
 // the result was accepted. A result with not_attempted_reason puts its
 // delivery back without counting an attempt (see handedBackLocked).
@@ -47,13 +54,6 @@ const resultPendingHold = 30 * time.Second
 // assigned again while the agent holds their results, and the acks say
 // retry, so the agent sends them again later. held is the error that
 // prevented recording (nil when the results were recorded).
-// onlyPending is the precondition of a change that applies only to a
-// delivery still pending.
-var onlyPending = []hookwirev1.DeliveryStatus{hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING}
-
-// resultFields are the delivery fields an attempt's result sets.
-var resultFields = []string{"status", "attempt_count", "last_outcome", "last_error", "update_time", "next_attempt_time"}
-
 func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev1.Result) (acks []*hookwirev1.ResultAck, held error) {
 	acks = make([]*hookwirev1.ResultAck, len(results))
 	var work []*pendingResult
