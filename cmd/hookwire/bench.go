@@ -32,6 +32,7 @@ restarts, CPU and memory are then not measured.
 Progress goes to stderr; the report to stdout.`,
 		Example: `  hookwire bench                         # the default suite
   hookwire bench e2e latency -o json
+  hookwire bench e2e-rest                # single-event REST publishes, 32 clients
   hookwire bench backlog --backlog-size 1000000
   hookwire bench chaos --duration 10m`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,19 +85,22 @@ Progress goes to stderr; the report to stdout.`,
 	f.StringVar(&jsonFile, "json-file", "", "also write the JSON report to this file")
 	f.StringVar(&cfg.Server, "server", "", "target an existing control plane at this gRPC address instead of starting one")
 	f.StringVar(&cfg.APIKey, "api-key", "", "admin API key of --server")
-	f.StringVar(&cfg.RESTURL, "rest-url", "", "REST base URL of --server (for the REST ingest mode)")
+	f.StringVar(&cfg.RESTURL, "rest-url", "", "REST base URL of --server (for the REST ingest mode and e2e-rest)")
 	f.StringVar(&cfg.SinkListen, "sink-listen", "127.0.0.1:0", "listen address of the bench's sink")
 	f.StringVar(&cfg.SinkURL, "sink-url", "", "base URL of the sink as the agents reach it (default http://<sink-listen>)")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for data directories and logs (default: system temp)")
 	f.StringVar(&cfg.ServerAdminAddr, "server-admin-addr", "", "pass --admin-addr to the local control planes, to profile them at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:9464; one scenario at a time)")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep data directories and process logs")
-	f.DurationVar(&cfg.Duration, "duration", 0, "measured duration of each timed scenario (default per scenario: e2e 15s, latency 20s, ingest 10s per mode, agents 20s idle window, chaos 60s soak)")
-	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring (e2e, latency; ingest uses at most 1s)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "measured duration of each timed scenario (default per scenario: e2e 15s, e2e-rest 15s saturated and 10s per steady rate, latency 20s, ingest 10s per mode, agents 20s idle window, chaos 60s soak)")
+	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring (e2e, e2e-rest, latency; ingest and e2e-rest's steady rates use at most 1s and 2s)")
 	f.DurationVar(&cfg.BaselineDuration, "baseline-duration", cfg.BaselineDuration, "duration of the closed-loop baseline")
 	f.IntVar(&cfg.PayloadSize, "payload-size", cfg.PayloadSize, "event payload size in bytes")
 	f.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "deliveries per agent at once (also the baseline's concurrency per agent)")
 	f.IntSliceVar(&cfg.Agents, "agents", cfg.Agents, "e2e: agent counts to run with")
 	f.IntVar(&cfg.Rate, "rate", cfg.Rate, "latency: offered events per second (open loop)")
+	f.IntVar(&cfg.RESTClients, "rest-clients", cfg.RESTClients, "e2e-rest: concurrent clients publishing one event per REST request (also the baseline's plain clients)")
+	f.IntVar(&cfg.RESTPad, "rest-pad", cfg.RESTPad, "e2e-rest: bytes of padding in each event's JSON payload")
+	f.IntSliceVar(&cfg.RESTRates, "rest-rates", cfg.RESTRates, "e2e-rest: steady open-loop rates (events/s) measured after the saturation phase, for CPU per event and publish latency (0 for none)")
 	f.IntVar(&cfg.IngestClients, "ingest-clients", cfg.IngestClients, "ingest: concurrent clients for single-event publishes (batches use a quarter)")
 	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "ingest: events per PublishEvents call")
 	f.IntVar(&cfg.FanoutSubs, "fanout-subs", cfg.FanoutSubs, "fanout: subscriptions matching one event")

@@ -22,7 +22,7 @@ func TestBenchSmoke(t *testing.T) {
 	const backlog, simAgents = 300, 10
 	cmd := exec.CommandContext(ctx, hookwireBin, "bench", "all", "-o", "json",
 		"--duration", "1s", "--warmup", "200ms", "--baseline-duration", "300ms",
-		"--agents", "1", "--rate", "200",
+		"--agents", "1", "--rate", "200", "--rest-rates", "50,200",
 		"--ingest-clients", "4", "--batch-size", "50",
 		"--fanout-subs", "20", "--fanout-events", "3", "--match-subs", "50",
 		"--backlog-size", "300", "--sim-agents", "10",
@@ -90,6 +90,12 @@ func TestBenchSmoke(t *testing.T) {
 			want("achieved", positive, "> 0")
 			want("latency_p50", positive, "> 0")
 			want("lost", zero, "0")
+		case "e2e-rest":
+			for _, k := range []string{"delivered", "ratio_to_baseline", "cpu_per_delivery", "publish_ack_p50", "latency_p50", "at50_achieved", "at200_publish_ack_p50", "at200_latency_p50"} {
+				want(k, positive, "> 0")
+			}
+			want("at50_cpu_per_event", func(float64) bool { return true }, "reported")
+			want("lost", zero, "0")
 		case "ingest":
 			want("rest_single_rate", positive, "> 0")
 			want("grpc_single_rate", positive, "> 0")
@@ -141,7 +147,7 @@ func TestBenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"e2e", "latency", "ingest", "fanout", "backlog", "agents", "chaos"} {
+	for _, name := range []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "chaos"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing from the report", name)
 		}

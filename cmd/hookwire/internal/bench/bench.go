@@ -25,7 +25,7 @@ import (
 )
 
 // Scenarios in the order `all` runs them.
-var Scenarios = []string{"e2e", "latency", "ingest", "fanout", "backlog", "agents", "fairness", "chaos"}
+var Scenarios = []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "fairness", "chaos"}
 
 // Config sizes a run. Zero durations take each scenario's default.
 type Config struct {
@@ -54,6 +54,10 @@ type Config struct {
 	Agents []int // e2e agent counts
 
 	Rate int // latency: offered events/s
+
+	RESTClients int   // e2e-rest: concurrent REST publishers (and baseline clients)
+	RESTPad     int   // e2e-rest: pad bytes in each payload
+	RESTRates   []int // e2e-rest: steady open-loop rates after saturation
 
 	IngestClients int
 	BatchSize     int
@@ -89,6 +93,9 @@ func Defaults() Config {
 		MaxInFlight:      64,
 		Agents:           []int{1, 4},
 		Rate:             1000,
+		RESTClients:      32,
+		RESTPad:          100,
+		RESTRates:        []int{50, 1000},
 		IngestClients:    32,
 		BatchSize:        100,
 		FanoutSubs:       1000,
@@ -203,6 +210,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				b.runScenario(ctx, "e2e", variant, func(ctx context.Context, s *Scenario) error { return b.e2e(ctx, s, n) })
 			}
+		case "e2e-rest":
+			b.runScenario(ctx, name, "", b.e2eREST)
 		case "latency":
 			b.runScenario(ctx, name, "", b.latency)
 		case "ingest":

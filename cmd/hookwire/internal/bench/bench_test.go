@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +40,34 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 	if _, _, ok := parsePayload([]byte(`{"other":1}`)); ok {
 		t.Error("parsed a foreign payload")
+	}
+}
+
+func TestRESTPayload(t *testing.T) {
+	for _, pad := range []int{0, 100} {
+		p := restPayload(1764246000123456789, 12345, pad)
+		want := `{"sent":1764246000123456789,"seq":12345,"pad":"` + strings.Repeat("x", pad) + `"}`
+		if string(p) != want {
+			t.Errorf("pad %d: %s", pad, p)
+		}
+		if !json.Valid(p) {
+			t.Errorf("pad %d: not JSON", pad)
+		}
+		if sent, seq, ok := parsePayload(p); !ok || sent != 1764246000123456789 || seq != 12345 {
+			t.Errorf("pad %d: parsed %d %d %v", pad, sent, seq, ok)
+		}
+	}
+}
+
+func TestRESTErrKind(t *testing.T) {
+	for err, want := range map[error]string{
+		fmt.Errorf("REST publish: HTTP %d: %.200s", 503, `{"code":14}`): "publish HTTP 503",
+		fmt.Errorf("post: %w", context.DeadlineExceeded):                "publish deadline exceeded",
+		errors.New("connection refused"):                                "publish error",
+	} {
+		if got := restErrKind(err); got != want {
+			t.Errorf("restErrKind(%v) = %q, want %q", err, got, want)
+		}
 	}
 }
 
