@@ -53,11 +53,7 @@ type conn struct {
 }
 
 // Option configures a Transport.
-type Option func(*settings)
-
-type settings struct {
-	egress sdk.Egress
-}
+type Option = brokerkit.Option
 
 // WithEgress sets the egress policy every connection (reconnects included)
 // is checked against (see sdk.Dialer). Without it the transport uses the
@@ -65,16 +61,12 @@ type settings struct {
 // loopback, private, link-local... address: a refused target is REJECTED
 // with a message naming the --allow-cidr flag that would allow it.
 func WithEgress(e sdk.Egress) Option {
-	return func(s *settings) { s.egress = e }
+	return brokerkit.WithEgress(e)
 }
 
 // New returns a nats transport with an empty connection pool.
 func New(opts ...Option) *Transport {
-	s := settings{egress: brokerkit.Egress()}
-	for _, o := range opts {
-		o(&s)
-	}
-	guard := sdk.NewDialer(Name, s.egress)
+	guard := brokerkit.Dialer(Name, opts)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*conn]{

@@ -52,11 +52,7 @@ type Transport struct {
 var _ sdk.Transport = (*Transport)(nil)
 
 // Option configures a Transport.
-type Option func(*settings)
-
-type settings struct {
-	egress sdk.Egress
-}
+type Option = brokerkit.Option
 
 // WithEgress sets the egress policy every connection is checked against
 // (see sdk.Dialer). Without it the transport uses the agent's policy
@@ -65,16 +61,12 @@ type settings struct {
 // naming the --allow-cidr flag that would allow it. A unix:// url is a
 // service on the agent's own host: it is allowed only where loopback is.
 func WithEgress(e sdk.Egress) Option {
-	return func(s *settings) { s.egress = e }
+	return brokerkit.WithEgress(e)
 }
 
 // New returns a redis transport with no clients yet.
 func New(opts ...Option) *Transport {
-	s := settings{egress: brokerkit.Egress()}
-	for _, o := range opts {
-		o(&s)
-	}
-	d := sdk.NewDialer(Name, s.egress)
+	d := brokerkit.Dialer(Name, opts)
 	return &Transport{
 		version: brokerkit.Version(),
 		pool: connpool.New(connpool.Config[*redis.Client]{

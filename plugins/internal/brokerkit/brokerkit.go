@@ -180,6 +180,30 @@ func Egress() sdk.Egress {
 	return e
 }
 
+// Option configures a broker transport's New (each transport re-exports
+// it as its own Option).
+type Option func(*settings)
+
+type settings struct {
+	egress sdk.Egress
+}
+
+// WithEgress sets the egress policy every connection of the transport is
+// checked against, instead of the agent's (Egress).
+func WithEgress(e sdk.Egress) Option {
+	return func(s *settings) { s.egress = e }
+}
+
+// Dialer is the guarded dialer of transport name under opts: the agent's
+// egress policy unless WithEgress sets another.
+func Dialer(name string, opts []Option) *sdk.Dialer {
+	s := settings{egress: Egress()}
+	for _, o := range opts {
+		o(&s)
+	}
+	return sdk.NewDialer(name, s.egress)
+}
+
 // AttemptContext bounds ctx by the request's timeout (sdk.DefaultTimeout
 // when it has none). The plugin server already does this; doing it again
 // keeps the transport correct when called directly.
