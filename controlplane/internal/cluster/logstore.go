@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hookwire/hookwire/internal/fsutil"
 )
 
 // logCacheSize is how many recent entries raft keeps in memory, so that
@@ -59,7 +60,7 @@ func openStores(dir string, open func(string) (logStore, error), segmentSize, re
 		return nil, fmt.Errorf("open raft directory lock: %w", err)
 	}
 	s.close = append(s.close, lock)
-	ok, err := tryLock(lock)
+	ok, err := fsutil.TryLock(lock)
 	if err != nil {
 		return nil, fmt.Errorf("lock raft directory %s: %w", dir, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/hookwire/hookwire/internal/fsutil"
 )
 
 // maxKeyFile bounds what LoadMasterKey reads; a key file is one line.
@@ -134,20 +136,6 @@ func writeKey(f *os.File, raw []byte) error {
 	return f.Sync()
 }
 
-// syncDir makes the new directory entry durable. Platforms that cannot
-// sync a directory (Windows) make the entry durable with the file itself.
-// A variable so tests can make it fail.
-var syncDir = func(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// syncDir makes the new directory entry durable; a variable so tests can
+// make it fail.
+var syncDir = fsutil.SyncDir

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/internal/fsutil"
 )
 
 // The data directory's marker and lock.
@@ -138,7 +139,7 @@ func writeMarker(dir string, m *marker) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write the data directory's marker: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("write the data directory's marker: %w", err)
 	}
 	return nil
@@ -160,19 +161,6 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // dirLock is the data directory's lock file, held open and locked.
 type dirLock struct {
 	f *os.File
@@ -187,7 +175,7 @@ func lockDir(dir string, timeout time.Duration) (*dirLock, error) {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		ok, err := tryLock(f)
+		ok, err := fsutil.TryLock(f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock the data directory %s: %w", dir, err)
