@@ -42,15 +42,20 @@ func post(ctx context.Context, c *http.Client, url, id string, payload []byte) b
 }
 
 // baseline measures, closed loop, how many webhooks conc concurrent plain
-// clients get through the sink.
+// clients get through the sink, posting the bench's standard payloads.
 func (b *Bench) baseline(ctx context.Context, what string, conc int) (BaselineResult, error) {
+	return b.baselineOf(ctx, what, conc, func(sent, seq int64) []byte { return makePayload(sent, seq, b.cfg.PayloadSize) })
+}
+
+// baselineOf is baseline with the payloads payload makes.
+func (b *Bench) baselineOf(ctx context.Context, what string, conc int, payload func(sentNanos, seq int64) []byte) (BaselineResult, error) {
 	// Other load on the machine can stall a run for seconds; a baseline
 	// whose p99 is above a second measured that, not the machine. Measure
 	// again (at most twice more) and say so.
 	var r BaselineResult
 	var err error
 	for try := 1; try <= 3; try++ {
-		if r, err = b.baselineOnce(ctx, what, conc); err != nil || r.Latency.P99 < 1000 {
+		if r, err = b.baselineOnce(ctx, what, conc, payload); err != nil || r.Latency.P99 < 1000 {
 			break
 		}
 		b.logf("baseline stalled (p99 %.0f ms); measuring again", r.Latency.P99)
@@ -65,14 +70,14 @@ func (b *Bench) baseline(ctx context.Context, what string, conc int) (BaselineRe
 	return r, err
 }
 
-func (b *Bench) baselineOnce(ctx context.Context, what string, conc int) (BaselineResult, error) {
+func (b *Bench) baselineOnce(ctx context.Context, what string, conc int, payload func(sentNanos, seq int64) []byte) (BaselineResult, error) {
 	tag := b.newTag("baseline")
 	url := b.sink.url(tag, 0)
 	client := plainClient(conc)
 	defer client.CloseIdleConnections()
 	sq := newSeqs(false)
 	d := b.cfg.BaselineDuration
-	b.logf("baseline: %d concurrent plain HTTP clients for %s", conc, d)
+	b.logf("baseline for %s: %d concurrent plain HTTP clients for %s", what, conc, d)
 	var errs atomic.Int64
 	ctx2, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -82,7 +87,7 @@ func (b *Bench) baselineOnce(ctx context.Context, what string, conc int) (Baseli
 		wg.Go(func() {
 			for ctx2.Err() == nil {
 				seq := sq.take(1)
-				if !post(ctx2, client, url, "bl_"+strconv.FormatInt(seq, 10), makePayload(time.Now().UnixNano(), seq, b.cfg.PayloadSize)) && ctx2.Err() == nil {
+				if !post(ctx2, client, url, "bl_"+strconv.FormatInt(seq, 10), payload(time.Now().UnixNano(), seq)) && ctx2.Err() == nil {
 					errs.Add(1)
 				}
 			}

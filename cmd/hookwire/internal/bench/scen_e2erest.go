@@ -358,55 +358,9 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, c *Cluster, sq *seq
 }
 
 // restBaseline is the e2e-rest baseline: conc plain clients, closed loop,
-// posting e2e-rest payloads one per request straight to the sink. A run
-// stalled by other load (p99 over a second) is measured again, at most
-// twice, as the other baselines are.
+// posting e2e-rest payloads one per request straight to the sink (measured
+// again when stalled, as every baseline).
 func (b *Bench) restBaseline(ctx context.Context, conc int) (BaselineResult, error) {
-	what := fmt.Sprintf("e2e-rest clients=%d", conc)
-	for try := 1; ; try++ {
-		r, err := b.restBaselineOnce(ctx, what, conc)
-		if err != nil {
-			return r, err
-		}
-		if r.Latency.P99 < 1000 || try == 3 {
-			b.report.Baselines = append(b.report.Baselines, r)
-			return r, nil
-		}
-		b.logf("baseline stalled (p99 %.0f ms); measuring again", r.Latency.P99)
-		r.For += fmt.Sprintf(" (attempt %d: stalled, p99 %.0f ms)", try, r.Latency.P99)
-		b.report.Baselines = append(b.report.Baselines, r)
-	}
-}
-
-func (b *Bench) restBaselineOnce(ctx context.Context, what string, conc int) (BaselineResult, error) {
-	tag := b.newTag("baseline")
-	url := b.sink.url(tag, 0)
-	client := plainClient(conc)
-	defer client.CloseIdleConnections()
-	sq := newSeqs(false)
-	d := b.cfg.BaselineDuration
-	b.logf("baseline: %d concurrent plain HTTP clients, e2e-rest payloads, for %s", conc, d)
-	var errs atomic.Int64
-	ctx2, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for ctx2.Err() == nil {
-				seq := sq.take(1)
-				if !post(ctx2, client, url, "bl_"+strconv.FormatInt(seq, 10), restPayload(time.Now().UnixNano(), seq, b.cfg.RESTPad)) && ctx2.Err() == nil {
-					errs.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if ctx.Err() != nil {
-		return BaselineResult{}, ctx.Err()
-	}
-	n := b.sink.Count()
-	return BaselineResult{For: what, Mode: "closed-loop", Concurrency: conc, Seconds: round(el.Seconds()), Requests: n, Rate: round(rate(n, el)),
-		Errors: errs.Load(), Latency: percentiles(b.sink.latencies(nil))}, nil
+	return b.baselineOf(ctx, fmt.Sprintf("e2e-rest clients=%d", conc), conc,
+		func(sent, seq int64) []byte { return restPayload(sent, seq, b.cfg.RESTPad) })
 }
