@@ -2,7 +2,6 @@ package controlplane_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,30 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane"
 )
-
-// syncBuffer is a log sink tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
@@ -170,7 +150,7 @@ func TestIdleGRPCConnectionIsClosed(t *testing.T) {
 // Past MaxConnections a listener closes new connections at once, says so
 // in the log and counts them; a freed slot serves again.
 func TestConnectionCap(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logSink{}
 	h := start(t, t.TempDir(), controlplane.Config{
 		AdminAddr: "127.0.0.1:0",
 		Logger:    slog.New(slog.NewTextHandler(logs, nil)),

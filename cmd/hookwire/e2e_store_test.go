@@ -53,21 +53,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// restRaw is restCall returning the body instead of decoding it.
-func restRaw(t *testing.T, httpAddr, method, path, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+httpAddr+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
-}
-
 func metricValue(t *testing.T, adminAddr, name string) float64 {
 	t.Helper()
 	_, body := httpGet(t, "http://"+adminAddr+"/metrics")

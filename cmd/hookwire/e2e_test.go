@@ -233,6 +233,18 @@ func (s *sink) all() map[string][]received {
 
 func restCall(t *testing.T, httpAddr, method, path, body string, out any) int {
 	t.Helper()
+	code, data := restRaw(t, httpAddr, method, path, body)
+	if out != nil {
+		if err := json.Unmarshal([]byte(data), out); err != nil {
+			t.Fatalf("%s %s: %q: %v", method, path, data, err)
+		}
+	}
+	return code
+}
+
+// restRaw sends an admin REST request and returns the status and body.
+func restRaw(t *testing.T, httpAddr, method, path, body string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+httpAddr+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+e2eAdminKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -242,12 +254,7 @@ func restCall(t *testing.T, httpAddr, method, path, body string, out any) int {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %q: %v", method, path, data, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, string(data)
 }
 
 func createSubscription(t *testing.T, httpAddr, tenant, url string) (id, secret string) {
