@@ -63,23 +63,25 @@ func TestThreeNodesBootstrapExpectElectAndReplicate(t *testing.T) {
 	nodes := c.startCluster(3, nil)
 	leader := c.waitLeader(nodes...)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	// A follower learns the configuration from the leader's first
+	// replicated entries, which may land after the election is visible.
 	for _, n := range nodes {
-		peers, err := n.node.Peers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var ids []string
-		for _, p := range peers {
-			if !p.Voter {
-				t.Fatalf("%s lists %s as a non-voter", n.id, p.ID)
+		waitFor(t, 5*time.Second, n.id+" to list n1 n2 n3 as voters", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			peers, err := n.node.Peers(ctx)
+			if err != nil {
+				return false
 			}
-			ids = append(ids, p.ID)
-		}
-		if !slices.Equal(ids, []string{"n1", "n2", "n3"}) {
-			t.Fatalf("%s has peers %v, want n1 n2 n3", n.id, ids)
-		}
+			ids = ids[:0]
+			for _, p := range peers {
+				if p.Voter {
+					ids = append(ids, p.ID)
+				}
+			}
+			return len(peers) == 3 && slices.Equal(ids, []string{"n1", "n2", "n3"})
+		})
 	}
 	want := map[string]string{}
 	for i := range 50 {
