@@ -64,6 +64,9 @@ type Duplicate struct {
 // the write. While the store cannot write it fails at once with an error
 // wrapping ErrUnavailable; after Close, with ErrClosed.
 func (s *Store) Apply(ctx context.Context, cmds ...*storev1.Command) ([]Result, error) {
+	if s.opts.Replicated {
+		return s.propose(ctx, cmds)
+	}
 	// Records are encoded here, by the caller's goroutine, rather than by
 	// the committer's, which every write waits for.
 	pre := make([]*encoded, len(cmds))

@@ -127,6 +127,11 @@ type Options struct {
 	MaxBatch int
 	// NoSync skips fsync; only for tests that measure nothing durable.
 	NoSync bool
+	// Replicated makes the store the state machine of a Raft node
+	// (fsm.go): Apply proposes through SetProposer's Proposer, the node
+	// applies committed entries through FSM, and commits skip fsync (the
+	// raft log is the durable record).
+	Replicated bool
 	// AllowNewStore lets Open create a new, empty store in a data
 	// directory whose marker shows it held one before but whose database
 	// file is missing or empty (see marker.go). Without it Open refuses.
@@ -178,6 +183,11 @@ type Store struct {
 	finalErr error
 	// storeID names this store (marker.go).
 	storeID string
+
+	// Replicated stores (fsm.go).
+	proposer  Proposer
+	aborted   chan struct{}
+	abortOnce sync.Once
 }
 
 // FileName is the database file inside the data directory.
@@ -220,6 +230,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		done:     make(chan struct{}),
 		max:      opts.MaxBatch,
 		onCommit: opts.OnCommit,
+		aborted:  make(chan struct{}),
+	}
+	if opts.Replicated {
+		s.opts.NoSync = true
 	}
 	s.state.init()
 	if err := s.open(); err != nil {

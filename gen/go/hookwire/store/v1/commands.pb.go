@@ -44,6 +44,52 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Proposal is one entry of the Raft log: the commands of one store write
+// (Store.Apply), applied together, all or none, in order.
+type Proposal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*Command             `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Proposal) Reset() {
+	*x = Proposal{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proposal) ProtoMessage() {}
+
+func (x *Proposal) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
+func (*Proposal) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Proposal) GetCommands() []*Command {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
 // Command is one state change.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -72,7 +118,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[0]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +130,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[0]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +143,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{0}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Command) GetKind() isCommand_Kind {
@@ -364,7 +410,7 @@ type PublishEvents struct {
 
 func (x *PublishEvents) Reset() {
 	*x = PublishEvents{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[1]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +422,7 @@ func (x *PublishEvents) String() string {
 func (*PublishEvents) ProtoMessage() {}
 
 func (x *PublishEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[1]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +435,7 @@ func (x *PublishEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEvents.ProtoReflect.Descriptor instead.
 func (*PublishEvents) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{1}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PublishEvents) GetTenant() string {
@@ -421,7 +467,7 @@ type NewEvent struct {
 
 func (x *NewEvent) Reset() {
 	*x = NewEvent{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +479,7 @@ func (x *NewEvent) String() string {
 func (*NewEvent) ProtoMessage() {}
 
 func (x *NewEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +492,7 @@ func (x *NewEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewEvent.ProtoReflect.Descriptor instead.
 func (*NewEvent) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NewEvent) GetId() []byte {
@@ -494,7 +540,7 @@ type NewDelivery struct {
 
 func (x *NewDelivery) Reset() {
 	*x = NewDelivery{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[3]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +552,7 @@ func (x *NewDelivery) String() string {
 func (*NewDelivery) ProtoMessage() {}
 
 func (x *NewDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[3]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +565,7 @@ func (x *NewDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewDelivery.ProtoReflect.Descriptor instead.
 func (*NewDelivery) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NewDelivery) GetId() []byte {
@@ -565,7 +611,7 @@ type AddDeliveries struct {
 
 func (x *AddDeliveries) Reset() {
 	*x = AddDeliveries{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[4]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +623,7 @@ func (x *AddDeliveries) String() string {
 func (*AddDeliveries) ProtoMessage() {}
 
 func (x *AddDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[4]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +636,7 @@ func (x *AddDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeliveries.ProtoReflect.Descriptor instead.
 func (*AddDeliveries) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AddDeliveries) GetTenant() string {
@@ -632,7 +678,7 @@ type UpdateDeliveries struct {
 
 func (x *UpdateDeliveries) Reset() {
 	*x = UpdateDeliveries{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[5]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +690,7 @@ func (x *UpdateDeliveries) String() string {
 func (*UpdateDeliveries) ProtoMessage() {}
 
 func (x *UpdateDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[5]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +703,7 @@ func (x *UpdateDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeliveries.ProtoReflect.Descriptor instead.
 func (*UpdateDeliveries) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateDeliveries) GetUpdates() []*DeliveryUpdate {
@@ -700,7 +746,7 @@ type DeliveryUpdate struct {
 
 func (x *DeliveryUpdate) Reset() {
 	*x = DeliveryUpdate{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[6]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +758,7 @@ func (x *DeliveryUpdate) String() string {
 func (*DeliveryUpdate) ProtoMessage() {}
 
 func (x *DeliveryUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[6]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +771,7 @@ func (x *DeliveryUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryUpdate.ProtoReflect.Descriptor instead.
 func (*DeliveryUpdate) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{6}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeliveryUpdate) GetDeliveryId() []byte {
@@ -810,7 +856,7 @@ type CreateTenant struct {
 
 func (x *CreateTenant) Reset() {
 	*x = CreateTenant{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[7]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +868,7 @@ func (x *CreateTenant) String() string {
 func (*CreateTenant) ProtoMessage() {}
 
 func (x *CreateTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[7]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +881,7 @@ func (x *CreateTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenant.ProtoReflect.Descriptor instead.
 func (*CreateTenant) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{7}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateTenant) GetTenant() *v1.Tenant {
@@ -863,7 +909,7 @@ type PutApiKey struct {
 
 func (x *PutApiKey) Reset() {
 	*x = PutApiKey{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[8]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +921,7 @@ func (x *PutApiKey) String() string {
 func (*PutApiKey) ProtoMessage() {}
 
 func (x *PutApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[8]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +934,7 @@ func (x *PutApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutApiKey.ProtoReflect.Descriptor instead.
 func (*PutApiKey) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{8}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PutApiKey) GetRecord() *ApiKeyRecord {
@@ -917,7 +963,7 @@ type CreateSubscription struct {
 
 func (x *CreateSubscription) Reset() {
 	*x = CreateSubscription{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[9]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +975,7 @@ func (x *CreateSubscription) String() string {
 func (*CreateSubscription) ProtoMessage() {}
 
 func (x *CreateSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[9]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +988,7 @@ func (x *CreateSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscription.ProtoReflect.Descriptor instead.
 func (*CreateSubscription) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{9}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateSubscription) GetRecord() *SubscriptionRecord {
@@ -971,7 +1017,7 @@ type PutJoinToken struct {
 
 func (x *PutJoinToken) Reset() {
 	*x = PutJoinToken{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[10]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1029,7 @@ func (x *PutJoinToken) String() string {
 func (*PutJoinToken) ProtoMessage() {}
 
 func (x *PutJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[10]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1042,7 @@ func (x *PutJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutJoinToken.ProtoReflect.Descriptor instead.
 func (*PutJoinToken) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{10}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PutJoinToken) GetToken() *v1.JoinToken {
@@ -1032,7 +1078,7 @@ type RevokeJoinToken struct {
 
 func (x *RevokeJoinToken) Reset() {
 	*x = RevokeJoinToken{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[11]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1090,7 @@ func (x *RevokeJoinToken) String() string {
 func (*RevokeJoinToken) ProtoMessage() {}
 
 func (x *RevokeJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[11]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1103,7 @@ func (x *RevokeJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinToken.ProtoReflect.Descriptor instead.
 func (*RevokeJoinToken) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{11}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeJoinToken) GetId() string {
@@ -1085,7 +1131,7 @@ type AppendAudit struct {
 
 func (x *AppendAudit) Reset() {
 	*x = AppendAudit{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[12]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1143,7 @@ func (x *AppendAudit) String() string {
 func (*AppendAudit) ProtoMessage() {}
 
 func (x *AppendAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[12]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1156,7 @@ func (x *AppendAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
 func (*AppendAudit) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{12}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppendAudit) GetEvent() *v1.AuditEvent {
@@ -1135,7 +1181,7 @@ type PutSubscription struct {
 
 func (x *PutSubscription) Reset() {
 	*x = PutSubscription{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1193,7 @@ func (x *PutSubscription) String() string {
 func (*PutSubscription) ProtoMessage() {}
 
 func (x *PutSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[13]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1206,7 @@ func (x *PutSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSubscription.ProtoReflect.Descriptor instead.
 func (*PutSubscription) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{13}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutSubscription) GetRecord() *SubscriptionRecord {
@@ -1193,7 +1239,7 @@ type DeleteSubscription struct {
 
 func (x *DeleteSubscription) Reset() {
 	*x = DeleteSubscription{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1251,7 @@ func (x *DeleteSubscription) String() string {
 func (*DeleteSubscription) ProtoMessage() {}
 
 func (x *DeleteSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[14]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1264,7 @@ func (x *DeleteSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscription.ProtoReflect.Descriptor instead.
 func (*DeleteSubscription) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{14}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteSubscription) GetTenant() string {
@@ -1262,7 +1308,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1320,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[15]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1333,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{15}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeApiKey) GetTenant() string {
@@ -1327,7 +1373,7 @@ type DeleteTenant struct {
 
 func (x *DeleteTenant) Reset() {
 	*x = DeleteTenant{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1385,7 @@ func (x *DeleteTenant) String() string {
 func (*DeleteTenant) ProtoMessage() {}
 
 func (x *DeleteTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[16]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1398,7 @@ func (x *DeleteTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenant.ProtoReflect.Descriptor instead.
 func (*DeleteTenant) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{16}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteTenant) GetId() string {
@@ -1391,7 +1437,7 @@ type PurgeEvents struct {
 
 func (x *PurgeEvents) Reset() {
 	*x = PurgeEvents{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1449,7 @@ func (x *PurgeEvents) String() string {
 func (*PurgeEvents) ProtoMessage() {}
 
 func (x *PurgeEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[17]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1462,7 @@ func (x *PurgeEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEvents.ProtoReflect.Descriptor instead.
 func (*PurgeEvents) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{17}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PurgeEvents) GetAfter() []byte {
@@ -1451,7 +1497,7 @@ type PurgeAudit struct {
 
 func (x *PurgeAudit) Reset() {
 	*x = PurgeAudit{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1509,7 @@ func (x *PurgeAudit) String() string {
 func (*PurgeAudit) ProtoMessage() {}
 
 func (x *PurgeAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[18]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1522,7 @@ func (x *PurgeAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeAudit.ProtoReflect.Descriptor instead.
 func (*PurgeAudit) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{18}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PurgeAudit) GetCutoffUnixNanos() int64 {
@@ -1505,7 +1551,7 @@ type PurgeTenantStep struct {
 
 func (x *PurgeTenantStep) Reset() {
 	*x = PurgeTenantStep{}
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1563,7 @@ func (x *PurgeTenantStep) String() string {
 func (*PurgeTenantStep) ProtoMessage() {}
 
 func (x *PurgeTenantStep) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_commands_proto_msgTypes[19]
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1576,7 @@ func (x *PurgeTenantStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeTenantStep.ProtoReflect.Descriptor instead.
 func (*PurgeTenantStep) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{19}
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PurgeTenantStep) GetTenant() string {
@@ -1551,7 +1597,9 @@ var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"\xd2\t\n" +
+	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
+	"\bProposal\x126\n" +
+	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd2\t\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1669,92 +1717,94 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
-	(*Command)(nil),               // 0: hookwire.store.v1.Command
-	(*PublishEvents)(nil),         // 1: hookwire.store.v1.PublishEvents
-	(*NewEvent)(nil),              // 2: hookwire.store.v1.NewEvent
-	(*NewDelivery)(nil),           // 3: hookwire.store.v1.NewDelivery
-	(*AddDeliveries)(nil),         // 4: hookwire.store.v1.AddDeliveries
-	(*UpdateDeliveries)(nil),      // 5: hookwire.store.v1.UpdateDeliveries
-	(*DeliveryUpdate)(nil),        // 6: hookwire.store.v1.DeliveryUpdate
-	(*CreateTenant)(nil),          // 7: hookwire.store.v1.CreateTenant
-	(*PutApiKey)(nil),             // 8: hookwire.store.v1.PutApiKey
-	(*CreateSubscription)(nil),    // 9: hookwire.store.v1.CreateSubscription
-	(*PutJoinToken)(nil),          // 10: hookwire.store.v1.PutJoinToken
-	(*RevokeJoinToken)(nil),       // 11: hookwire.store.v1.RevokeJoinToken
-	(*AppendAudit)(nil),           // 12: hookwire.store.v1.AppendAudit
-	(*PutSubscription)(nil),       // 13: hookwire.store.v1.PutSubscription
-	(*DeleteSubscription)(nil),    // 14: hookwire.store.v1.DeleteSubscription
-	(*RevokeApiKey)(nil),          // 15: hookwire.store.v1.RevokeApiKey
-	(*DeleteTenant)(nil),          // 16: hookwire.store.v1.DeleteTenant
-	(*PurgeEvents)(nil),           // 17: hookwire.store.v1.PurgeEvents
-	(*PurgeAudit)(nil),            // 18: hookwire.store.v1.PurgeAudit
-	(*PurgeTenantStep)(nil),       // 19: hookwire.store.v1.PurgeTenantStep
-	(*v1.Event)(nil),              // 20: hookwire.v1.Event
-	(*TraceContext)(nil),          // 21: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 22: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 23: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 24: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 26: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 27: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 28: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 29: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 30: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 31: hookwire.v1.JoinToken
+	(*Proposal)(nil),              // 0: hookwire.store.v1.Proposal
+	(*Command)(nil),               // 1: hookwire.store.v1.Command
+	(*PublishEvents)(nil),         // 2: hookwire.store.v1.PublishEvents
+	(*NewEvent)(nil),              // 3: hookwire.store.v1.NewEvent
+	(*NewDelivery)(nil),           // 4: hookwire.store.v1.NewDelivery
+	(*AddDeliveries)(nil),         // 5: hookwire.store.v1.AddDeliveries
+	(*UpdateDeliveries)(nil),      // 6: hookwire.store.v1.UpdateDeliveries
+	(*DeliveryUpdate)(nil),        // 7: hookwire.store.v1.DeliveryUpdate
+	(*CreateTenant)(nil),          // 8: hookwire.store.v1.CreateTenant
+	(*PutApiKey)(nil),             // 9: hookwire.store.v1.PutApiKey
+	(*CreateSubscription)(nil),    // 10: hookwire.store.v1.CreateSubscription
+	(*PutJoinToken)(nil),          // 11: hookwire.store.v1.PutJoinToken
+	(*RevokeJoinToken)(nil),       // 12: hookwire.store.v1.RevokeJoinToken
+	(*AppendAudit)(nil),           // 13: hookwire.store.v1.AppendAudit
+	(*PutSubscription)(nil),       // 14: hookwire.store.v1.PutSubscription
+	(*DeleteSubscription)(nil),    // 15: hookwire.store.v1.DeleteSubscription
+	(*RevokeApiKey)(nil),          // 16: hookwire.store.v1.RevokeApiKey
+	(*DeleteTenant)(nil),          // 17: hookwire.store.v1.DeleteTenant
+	(*PurgeEvents)(nil),           // 18: hookwire.store.v1.PurgeEvents
+	(*PurgeAudit)(nil),            // 19: hookwire.store.v1.PurgeAudit
+	(*PurgeTenantStep)(nil),       // 20: hookwire.store.v1.PurgeTenantStep
+	(*v1.Event)(nil),              // 21: hookwire.v1.Event
+	(*TraceContext)(nil),          // 22: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 23: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 24: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 25: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 28: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 29: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 30: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 31: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 32: hookwire.v1.JoinToken
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
-	1,  // 0: hookwire.store.v1.Command.publish_events:type_name -> hookwire.store.v1.PublishEvents
-	4,  // 1: hookwire.store.v1.Command.add_deliveries:type_name -> hookwire.store.v1.AddDeliveries
-	5,  // 2: hookwire.store.v1.Command.update_deliveries:type_name -> hookwire.store.v1.UpdateDeliveries
-	7,  // 3: hookwire.store.v1.Command.create_tenant:type_name -> hookwire.store.v1.CreateTenant
-	8,  // 4: hookwire.store.v1.Command.put_api_key:type_name -> hookwire.store.v1.PutApiKey
-	9,  // 5: hookwire.store.v1.Command.create_subscription:type_name -> hookwire.store.v1.CreateSubscription
-	10, // 6: hookwire.store.v1.Command.put_join_token:type_name -> hookwire.store.v1.PutJoinToken
-	11, // 7: hookwire.store.v1.Command.revoke_join_token:type_name -> hookwire.store.v1.RevokeJoinToken
-	12, // 8: hookwire.store.v1.Command.append_audit:type_name -> hookwire.store.v1.AppendAudit
-	13, // 9: hookwire.store.v1.Command.put_subscription:type_name -> hookwire.store.v1.PutSubscription
-	14, // 10: hookwire.store.v1.Command.delete_subscription:type_name -> hookwire.store.v1.DeleteSubscription
-	15, // 11: hookwire.store.v1.Command.revoke_api_key:type_name -> hookwire.store.v1.RevokeApiKey
-	16, // 12: hookwire.store.v1.Command.delete_tenant:type_name -> hookwire.store.v1.DeleteTenant
-	17, // 13: hookwire.store.v1.Command.purge_events:type_name -> hookwire.store.v1.PurgeEvents
-	18, // 14: hookwire.store.v1.Command.purge_audit:type_name -> hookwire.store.v1.PurgeAudit
-	19, // 15: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
-	2,  // 16: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	20, // 17: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	3,  // 18: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	21, // 19: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	22, // 20: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	3,  // 21: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	23, // 22: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	6,  // 23: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	24, // 24: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	25, // 25: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	26, // 26: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	22, // 27: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	27, // 28: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	23, // 29: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	28, // 30: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	23, // 31: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 32: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	23, // 33: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	30, // 34: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	23, // 35: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	31, // 36: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	23, // 37: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 38: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 39: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	30, // 40: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	23, // 41: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 42: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 43: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	23, // 44: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	1,  // 0: hookwire.store.v1.Proposal.commands:type_name -> hookwire.store.v1.Command
+	2,  // 1: hookwire.store.v1.Command.publish_events:type_name -> hookwire.store.v1.PublishEvents
+	5,  // 2: hookwire.store.v1.Command.add_deliveries:type_name -> hookwire.store.v1.AddDeliveries
+	6,  // 3: hookwire.store.v1.Command.update_deliveries:type_name -> hookwire.store.v1.UpdateDeliveries
+	8,  // 4: hookwire.store.v1.Command.create_tenant:type_name -> hookwire.store.v1.CreateTenant
+	9,  // 5: hookwire.store.v1.Command.put_api_key:type_name -> hookwire.store.v1.PutApiKey
+	10, // 6: hookwire.store.v1.Command.create_subscription:type_name -> hookwire.store.v1.CreateSubscription
+	11, // 7: hookwire.store.v1.Command.put_join_token:type_name -> hookwire.store.v1.PutJoinToken
+	12, // 8: hookwire.store.v1.Command.revoke_join_token:type_name -> hookwire.store.v1.RevokeJoinToken
+	13, // 9: hookwire.store.v1.Command.append_audit:type_name -> hookwire.store.v1.AppendAudit
+	14, // 10: hookwire.store.v1.Command.put_subscription:type_name -> hookwire.store.v1.PutSubscription
+	15, // 11: hookwire.store.v1.Command.delete_subscription:type_name -> hookwire.store.v1.DeleteSubscription
+	16, // 12: hookwire.store.v1.Command.revoke_api_key:type_name -> hookwire.store.v1.RevokeApiKey
+	17, // 13: hookwire.store.v1.Command.delete_tenant:type_name -> hookwire.store.v1.DeleteTenant
+	18, // 14: hookwire.store.v1.Command.purge_events:type_name -> hookwire.store.v1.PurgeEvents
+	19, // 15: hookwire.store.v1.Command.purge_audit:type_name -> hookwire.store.v1.PurgeAudit
+	20, // 16: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
+	3,  // 17: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	21, // 18: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	4,  // 19: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	22, // 20: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	23, // 21: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	4,  // 22: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	24, // 23: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	7,  // 24: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	25, // 25: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	26, // 26: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	27, // 27: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	23, // 28: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	28, // 29: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	24, // 30: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 31: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	24, // 32: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 33: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	24, // 34: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	31, // 35: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	24, // 36: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 37: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	24, // 38: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	24, // 39: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	24, // 40: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	31, // 41: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	24, // 42: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	24, // 43: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	24, // 44: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	24, // 45: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -1763,7 +1813,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 		return
 	}
 	file_hookwire_store_v1_records_proto_init()
-	file_hookwire_store_v1_commands_proto_msgTypes[0].OneofWrappers = []any{
+	file_hookwire_store_v1_commands_proto_msgTypes[1].OneofWrappers = []any{
 		(*Command_PublishEvents)(nil),
 		(*Command_AddDeliveries)(nil),
 		(*Command_UpdateDeliveries)(nil),
@@ -1781,14 +1831,14 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PurgeAudit)(nil),
 		(*Command_PurgeTenantStep)(nil),
 	}
-	file_hookwire_store_v1_commands_proto_msgTypes[6].OneofWrappers = []any{}
+	file_hookwire_store_v1_commands_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
