@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/cluster"
-	"github.com/hookwire/hookwire/internal/fsutil"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
+	"github.com/hookwire/hookwire/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )
