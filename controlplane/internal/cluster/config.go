@@ -121,11 +121,13 @@ type Config struct {
 	// logStore, if set, opens the raft log and stable store in dir instead
 	// of raft-wal. Only the log store benchmark sets it (raft-boltdb/v2).
 	logStore func(dir string) (logStore, error)
-	// walSegmentSize overrides raft-wal's segment size (64 MiB). Log
-	// truncation after a snapshot frees whole segments only, and entries
-	// still in the tail segment stay readable, so a test that needs a
-	// follower to catch up by snapshot makes segments small.
-	walSegmentSize int
+	// WALSegmentSize overrides raft-wal's segment size (64 MiB; zero: that
+	// default). Segment files are allocated whole when created, so a small
+	// disk needs small segments; log truncation after a snapshot frees
+	// whole segments only, and entries still in the tail segment stay
+	// readable, so a test that needs a follower to catch up by snapshot
+	// makes segments small too.
+	WALSegmentSize int
 }
 
 func (c *Config) setDefaults() error {

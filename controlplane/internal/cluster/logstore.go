@@ -42,6 +42,23 @@ func (s *stores) Close() error {
 	return errors.Join(errs...)
 }
 
+// HasState reports whether dataDir holds raft state from an earlier start
+// (log segments or snapshots under dataDir/raft), without opening it.
+func HasState(dataDir string) bool {
+	for _, sub := range []string{"wal", "snapshots"} {
+		entries, err := os.ReadDir(filepath.Join(dataDir, "raft", sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if sub == "snapshots" || filepath.Ext(e.Name()) == ".wal" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // openStores locks dir and opens the log store (raft-wal, chosen over
 // raft-boltdb/v2 by BenchmarkLogStore, unless open is given), the stable
 // store (the same object) and the file snapshot store.

@@ -77,7 +77,7 @@ func New(cfg Config, fsm FSM) (_ *Node, err error) {
 		}
 	}()
 
-	n.stores, err = openStores(filepath.Join(cfg.DataDir, "raft"), cfg.logStore, cfg.walSegmentSize, cfg.SnapshotRetain, hlog)
+	n.stores, err = openStores(filepath.Join(cfg.DataDir, "raft"), cfg.logStore, cfg.WALSegmentSize, cfg.SnapshotRetain, hlog)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func New(cfg Config, fsm FSM) (_ *Node, err error) {
 		return nil, err
 	}
 	n.addr = advertise.String()
-	n.mux = newMux(ln, advertise, serverTLS, n.log, connRaft, connRPC)
+	n.mux = newMux(ln, advertise, serverTLS, n.log, connRaft, connRPC, connAPI)
 	cleanup = append(cleanup, n.mux.Close)
 	n.dialer = &dialer{dial: cfg.Dial, clientTLS: clientTLS}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -242,6 +242,19 @@ func (n *Node) ID() string { return n.id }
 
 // Addr is this node's advertised cluster address.
 func (n *Node) Addr() string { return n.addr }
+
+// APIListener accepts the connections other servers open with DialAPI: the
+// server serves its gRPC API on it, without its own transport security
+// (the cluster port's mutual TLS, when on, already wraps them). It closes
+// with the node.
+func (n *Node) APIListener() net.Listener { return n.mux.listener(connAPI) }
+
+// DialAPI opens a connection to the gRPC API of the server at the cluster
+// address (its APIListener), with the cluster's TLS when on. gRPC clients
+// use it as their dialer.
+func (n *Node) DialAPI(ctx context.Context, address string) (net.Conn, error) {
+	return n.dialer.dialKind(ctx, address, connAPI)
+}
 
 // Shutdown stops the leader routine, raft, the listener and the stores. It
 // is safe to call more than once and returns the first result.
@@ -467,6 +480,9 @@ func (n *Node) localStats() Stats {
 	}
 	return s
 }
+
+// LocalStats reports this node's raft state without asking the followers.
+func (n *Node) LocalStats() Stats { return n.localStats() }
 
 // Stats reports this node's raft state; on the leader it also asks every
 // other server for its indexes (bounded by ctx and the RPC timeout) to

@@ -21,6 +21,9 @@ import (
 const (
 	connRaft byte = 'R' // raft's NetworkTransport
 	connRPC  byte = 'C' // this package's join handshake and status RPCs
+	// connAPI carries the control plane's own gRPC API between servers: a
+	// follower forwards client calls to the leader over it.
+	connAPI byte = 'G'
 )
 
 // kindTimeout bounds how long an accepted connection may take to finish
