@@ -69,6 +69,9 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 			return nil, unavailable(reason)
 		}
 	}
+	if err := s.checkDisk(); err != nil {
+		return nil, err
+	}
 	if s.proposer == nil {
 		return nil, errors.New("store: replicated store has no proposer")
 	}
@@ -76,9 +79,43 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 	if err != nil {
 		return nil, fmt.Errorf("encode proposal: %w", err)
 	}
-	resp, err := s.proposer.Apply(ctx, data)
-	if err != nil {
+	// A committed entry waits for the state machine, which waits for the
+	// file while it cannot write: do not keep the caller meanwhile.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	_, _, changed := s.Writable()
+	go func() {
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-changed:
+				var ok bool
+				var reason error
+				if ok, reason, changed = s.Writable(); !ok {
+					cancel(fmt.Errorf("%w (the write may still be applied once the store can write again)", unavailable(reason)))
+					return
+				}
+			}
+		}
+	}()
+	resp, err := s.proposer.Apply(pctx, data)
+	var rejected *rejectedError
+	switch {
+	case errors.As(err, &rejected):
+		return nil, rejected.err // the commands failed: nothing changed
+	case err == nil:
+	case ctx.Err() == nil && errors.Is(context.Cause(pctx), ErrUnavailable):
+		return nil, context.Cause(pctx)
+	case ctx.Err() != nil:
+		// The entry may still be committed and applied later.
 		return nil, err
+	default:
+		// The cluster could not commit it now (no leader, leadership
+		// lost, the log could not be written): the write may or may not
+		// be applied; the caller retries as with a store that cannot
+		// write.
+		return nil, unavailable(err)
 	}
 	rs, ok := resp.([]Result)
 	if !ok || len(rs) != len(cmds) {
@@ -108,6 +145,14 @@ func (s *Store) isAborted() bool {
 
 type fsm Store
 
+// rejectedError is the answer to a proposal whose commands failed when
+// applied (a precondition, a missing record): propose returns err itself,
+// which is what the same write returns on an unreplicated store.
+type rejectedError struct{ err error }
+
+func (e *rejectedError) Error() string { return e.err.Error() }
+func (e *rejectedError) Unwrap() error { return e.err }
+
 // fsmEntry is one proposal of a batch being applied.
 type fsmEntry struct {
 	pos  int // in the batch
@@ -122,7 +167,7 @@ func (f *fsm) ApplyBatch(cmds []cluster.Command) []any {
 	for i, c := range cmds {
 		var p storev1.Proposal
 		if err := proto.Unmarshal(c.Data, &p); err != nil {
-			out[i] = fmt.Errorf("store: log entry %d is not a proposal: %w", c.Index, err)
+			out[i] = &rejectedError{fmt.Errorf("store: log entry %d is not a proposal: %w", c.Index, err)}
 			continue
 		}
 		e := fsmEntry{pos: i, cmds: p.GetCommands(), pre: make([]*encoded, len(p.GetCommands()))}
@@ -133,7 +178,7 @@ func (f *fsm) ApplyBatch(cmds []cluster.Command) []any {
 			}
 		}
 		if err != nil {
-			out[i] = err
+			out[i] = &rejectedError{err}
 			continue
 		}
 		entries = append(entries, e)
@@ -183,7 +228,7 @@ func (s *Store) applyEntries(entries []fsmEntry, last uint64, out []any) {
 				return tx.Bucket(bucketMeta).Put(metaApplied, binary.BigEndian.AppendUint64(nil, last))
 			})
 			if failed >= 0 && errors.Is(err, failErr) {
-				out[entries[failed].pos] = failErr
+				out[entries[failed].pos] = &rejectedError{failErr}
 				entries = append(entries[:failed:failed], entries[failed+1:]...)
 				continue
 			}

@@ -61,6 +61,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -186,6 +187,7 @@ type Store struct {
 
 	// Replicated stores (fsm.go).
 	proposer  Proposer
+	diskWatch atomic.Bool // diskguard.go
 	aborted   chan struct{}
 	abortOnce sync.Once
 }
@@ -364,6 +366,13 @@ func (s *Store) prepare(db *bolt.DB, fresh bool) error {
 	default:
 		return fmt.Errorf("data directory has schema version %d, this hookwire understands %d (and migrates 1)", version, schemaVersion)
 	}
+}
+
+// Empty reports whether the store holds no record (only its meta data).
+func (s *Store) Empty() bool {
+	empty := true
+	_ = s.view(func(tx *bolt.Tx) error { empty = !hasRecords(tx); return nil })
+	return empty
 }
 
 // hasRecords reports whether any bucket but meta holds a key.
