@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/multiaddr"
 	"io"
 	"time"
 
@@ -80,7 +81,11 @@ func (a *Agent) connectLoop(life context.Context) error {
 // did not).
 func (a *Agent) session(life context.Context) (up time.Duration, err error) {
 	addr := a.cfg.ServerAddr
-	conn, err := grpc.NewClient(addr, a.dialOpts...)
+	target, multi, err := multiaddr.Dial(addr)
+	if err != nil {
+		return -1, fatalError{fmt.Errorf("agent: %w", err)}
+	}
+	conn, err := grpc.NewClient(target, append(multi, a.dialOpts...)...)
 	if err != nil {
 		return -1, fatalError{fmt.Errorf("agent: create gRPC client for %s: %w", addr, err)}
 	}

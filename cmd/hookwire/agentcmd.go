@@ -316,7 +316,7 @@ HOOKWIRE_AGENT_API_KEY, then HOOKWIRE_API_KEY, then the file's api-key.`,
 			return runAgent(cmd.Context(), log, af)
 		},
 	}
-	cmd.Flags().StringVar(&af.server, "server", "127.0.0.1:7070", "control plane gRPC address")
+	cmd.Flags().StringVar(&af.server, "server", "127.0.0.1:7070", "control plane gRPC address, or several servers of one cluster comma-separated (tried in order; the agent moves to the next when one fails)")
 	cmd.Flags().StringVar(&af.apiKey, "api-key", "", "admin API key or join token hwj_... (default $HOOKWIRE_API_KEY)")
 	cmd.Flags().StringVar(&af.tls.CAFile, "tls-ca", "", "connect over TLS, verifying the control plane against this PEM CA bundle")
 	cmd.Flags().StringVar(&af.tls.CertFile, "tls-cert", "", "PEM client certificate for mTLS (with --tls-key)")

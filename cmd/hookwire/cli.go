@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/multiaddr"
 	"io"
 	"net"
 	"regexp"
@@ -84,7 +85,7 @@ func (c *cli) commands() []*cobra.Command {
 	deliveries.AddCommand(c.deliveriesRetryCmd(), c.deliveriesCancelCmd())
 	cmds := []*cobra.Command{
 		c.tenantsCmd(), c.apiKeysCmd(), subs, events,
-		deliveries, c.attemptsCmd(), c.operationsCmd(), c.agentsCmd(), c.joinTokensCmd(), c.contextCmd(),
+		deliveries, c.attemptsCmd(), c.operationsCmd(), c.agentsCmd(), c.joinTokensCmd(), c.operatorCmd(), c.contextCmd(),
 		c.listenCmd(),
 		newDocsCmd(),
 		helpTopic("exit-codes", "Exit codes of the client commands, for scripts", exitCodesText),
@@ -147,7 +148,7 @@ func (c *cli) noun(use, short, long string, aliases []string, api bool, verbs ..
 }
 
 func (c *cli) connectionFlags(cmd *cobra.Command, pf *pflag.FlagSet) {
-	pf.StringVar(&c.addr, "addr", "", "control plane gRPC address, host:port (env HOOKWIRE_ADDR; default "+defaultAddr+")")
+	pf.StringVar(&c.addr, "addr", "", "control plane gRPC address, host:port, or several servers of one cluster comma-separated, tried in order (env HOOKWIRE_ADDR; default "+defaultAddr+")")
 	pf.StringVar(&c.apiKey, "api-key", "", "API key sent as a bearer token (env HOOKWIRE_API_KEY)")
 	pf.StringVar(&c.contextName, "context", "", "use this context from the config file (env HOOKWIRE_CONTEXT; see 'hookwire help environment')")
 	pf.BoolVar(&c.useTLS, "tls", false, "connect with TLS, trusting the system's CAs (or --ca-file)")
@@ -203,10 +204,14 @@ func (c *cli) dial(cmd *cobra.Command) error {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	conn, err := grpc.NewClient(s.addr.value,
+	target, multi, err := multiaddr.Dial(s.addr.value)
+	if err != nil {
+		return usageErrorf("address %q (from %s): %v", s.addr.value, s.addr.source, err)
+	}
+	conn, err := grpc.NewClient(target, append(multi,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("hookwire-cli/"+version),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))...)
 	if err != nil {
 		return usageErrorf("address %q (from %s): %v", s.addr.value, s.addr.source, err)
 	}
@@ -217,6 +222,12 @@ func (c *cli) dial(cmd *cobra.Command) error {
 // normalizeAddr accepts host, host:port and URL-ish forms such as
 // "grpc://host:port" ("https://" also turns TLS on, see resolve).
 func normalizeAddr(addr string) string {
+	if list := multiaddr.Split(addr); len(list) > 1 {
+		for i, a := range list {
+			list[i] = normalizeAddr(a)
+		}
+		return strings.Join(list, ",")
+	}
 	for _, scheme := range []string{"grpc://", "http://", "https://", "dns:///"} {
 		addr = strings.TrimPrefix(addr, scheme)
 	}
