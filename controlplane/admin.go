@@ -16,10 +16,11 @@ import (
 // store size are read from s at scrape time.
 func (s *Server) newMetrics() *metrics.ControlPlane {
 	m := metrics.NewControlPlane(func() (int, int, int) {
-		if s.dispatcher == nil {
+		d := s.disp.Load()
+		if d == nil {
 			return 0, 0, 0
 		}
-		st := s.dispatcher.Stats()
+		st := d.Stats()
 		return st.Ready, st.Leased, st.Agents
 	}, func() int64 {
 		if s.store == nil {
@@ -28,11 +29,13 @@ func (s *Server) newMetrics() *metrics.ControlPlane {
 		return s.store.Size()
 	})
 	s.registerStoreMetrics(m.Registry)
+	s.registerClusterMetrics(m.Registry)
 	m.WatchBacklog(func() metrics.BacklogCounts {
-		if s.dispatcher == nil {
+		d := s.disp.Load()
+		if d == nil {
 			return metrics.BacklogCounts{}
 		}
-		b := s.dispatcher.Backlog()
+		b := d.Backlog()
 		return metrics.BacklogCounts{WaitingRetry: b.WaitingRetry, WaitingAgent: b.WaitingAgent, Held: b.Held}
 	})
 	return m

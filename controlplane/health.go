@@ -2,7 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,24 +33,45 @@ func (s *Server) Ready() error {
 	if ok, reason, _ := s.store.Writable(); !ok {
 		return reason
 	}
+	if s.node != nil {
+		if _, ok := s.node.LeaderInfo(); !ok {
+			return errNoLeader
+		}
+	}
 	return nil
 }
+
+// errNoLeader: readiness needs a cluster leader to take writes.
+var errNoLeader = errors.New("the cluster has no leader (an election is running, or this server cannot reach a quorum)")
 
 // watchHealth keeps the gRPC health status in step with the store's
 // writability until ctx ends.
 func (s *Server) watchHealth(ctx context.Context, hs *health.Server) {
+	// Leadership changes have no notification here: look again every
+	// second as well.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := ""
 	for {
-		ok, reason, changed := s.store.Writable()
-		if ok {
+		_, _, changed := s.store.Writable()
+		err := s.Ready()
+		if err == nil {
 			hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		} else {
 			hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-			s.cfg.Logger.Warn("not ready: the store cannot accept writes", "reason", reason)
+			if err.Error() != last {
+				s.cfg.Logger.Warn("not ready", "reason", err)
+			}
+		}
+		last = ""
+		if err != nil {
+			last = err.Error()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-tick.C:
 		}
 	}
 }

@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"context"
 	"errors"
+	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"io"
 	"net/http"
 	"os"
@@ -59,22 +60,38 @@ func TestReadinessOfAHealthyServer(t *testing.T) {
 	}
 }
 
-// TestStartRefusesAMissingStoreUnlessAllowed: a data directory that held a
-// store whose file is gone is refused (not silently replaced by an empty
-// store with a new admin key); Config.AllowNewStore starts a new one.
-func TestStartRefusesAMissingStoreUnlessAllowed(t *testing.T) {
+// TestStartRebuildsOrRefusesAMissingStore: a data directory whose database
+// file is gone is rebuilt from its raft log (the durable record) with
+// everything in it; one that lost its raft directory too is refused (not
+// silently replaced by an empty store with a new admin key), unless
+// Config.AllowNewStore starts a new one.
+func TestStartRebuildsOrRefusesAMissingStore(t *testing.T) {
 	dir := t.TempDir()
 	h := start(t, dir, controlplane.Config{})
+	if _, err := hookwirev1.NewTenantServiceClient(h.conn).CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "kept"}); err != nil {
+		t.Fatal(err)
+	}
 	h.stop()
 	if err := os.Remove(filepath.Join(dir, "hookwire.db")); err != nil {
 		t.Fatal(err)
+	}
+	h = start(t, dir, controlplane.Config{})
+	if _, err := hookwirev1.NewTenantServiceClient(h.conn).GetTenant(h.ctx(), &hookwirev1.GetTenantRequest{Id: "kept"}); err != nil {
+		t.Fatalf("the tenant created before the database file was lost: %v", err)
+	}
+	h.stop()
+
+	for _, name := range []string{"hookwire.db", "raft"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := controlplane.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "off", MasterKey: mustMasterKey(t, testMasterKey)}
 	if srv, err := controlplane.Start(context.Background(), cfg); !errors.Is(err, controlplane.ErrStoreMissing) {
 		if srv != nil {
 			srv.Close()
 		}
-		t.Fatalf("Start on a data directory whose store file is gone: %v, want ErrStoreMissing", err)
+		t.Fatalf("Start on a data directory whose store file and raft log are gone: %v, want ErrStoreMissing", err)
 	}
 	cfg.AllowNewStore = true
 	srv, err := controlplane.Start(context.Background(), cfg)

@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/api"
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
+	"github.com/hookwire/hookwire/controlplane/internal/cluster"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/metrics"
@@ -122,6 +124,9 @@ type Config struct {
 	// readable during a master-key rotation; at start every such key is
 	// re-sealed under MasterKey in the background (MasterKeyRotationDone).
 	PreviousMasterKeys []*MasterKey
+	// Cluster configures the server's place in its Raft cluster; the zero
+	// value is a one-server cluster (cluster.go).
+	Cluster ClusterConfig
 	// TracerProvider, if set (and not a no-op provider), traces publishes
 	// and deliveries: a server span per publish RPC continuing an incoming
 	// W3C traceparent, and a "deliver <event type>" span per attempt whose
@@ -147,26 +152,44 @@ func DefaultRetryOptions() RetryOptions { return retry.DefaultOptions() }
 
 // Server is a running control plane.
 type Server struct {
-	cfg        Config
-	svc        *api.Services
-	store      *store.Store
-	dispatcher *dispatch.Dispatcher
-	grpc       *grpc.Server
-	http       *http.Server
-	grpcLis    net.Listener
-	httpLis    net.Listener
-	adminLis   net.Listener
-	admin      *http.Server
-	metrics    *metrics.ControlPlane
-	inproc     *inproc // the REST gateway's channel; nil when it is off
-	adminKey   string
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	errs       chan error
-	closeOnce  sync.Once
-	closeErr   error
-	mk         masterKeys
-	health     *health.Server
+	cfg   Config
+	svc   *api.Services
+	store *store.Store
+	// disp is the dispatcher while this server leads (cluster.go lead).
+	disp    atomic.Pointer[dispatch.Dispatcher]
+	catalog *catalog.Catalog
+	tracer  *tracing.Tracer
+	node    *cluster.Node
+	forward *forwarder
+	// clusterGRPC serves the API to other servers' forwarded calls.
+	clusterGRPC *grpc.Server
+	// started is closed when Start is done with the store (lead waits
+	// for it); leadingOnce when this server first leads with its
+	// dispatcher running.
+	started     chan struct{}
+	leadingOnce chan struct{}
+	leadOnce    sync.Once
+	// restored is signalled after a snapshot restore on this server: the
+	// leader's soft state is rebuilt from the replaced store.
+	restored chan struct{}
+	// catalogLoaded: Start loaded the catalog, the first term need not.
+	catalogLoaded atomic.Bool
+	grpc          *grpc.Server
+	http          *http.Server
+	grpcLis       net.Listener
+	httpLis       net.Listener
+	adminLis      net.Listener
+	admin         *http.Server
+	metrics       *metrics.ControlPlane
+	inproc        *inproc // the REST gateway's channel; nil when it is off
+	adminKey      string
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	errs          chan error
+	closeOnce     sync.Once
+	closeErr      error
+	mk            masterKeys
+	health        *health.Server
 }
 
 // Start opens the store, bootstraps the admin key and starts serving.
@@ -214,10 +237,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, errs: make(chan error, 4)}
+	s := &Server{cfg: cfg, errs: make(chan error, 4), started: make(chan struct{}), leadingOnce: make(chan struct{}), restored: make(chan struct{}, 1)}
 	s.metrics = s.newMetrics()
 	s.initMasterKeys(keyring)
-	st, err := store.Open(cfg.DataDir, store.Options{NoSync: cfg.NoSync, AllowNewStore: cfg.AllowNewStore, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
+	// The store is the cluster's state machine: its writes are raft log
+	// entries, durable once a quorum has them (cluster.go).
+	allowNew := cfg.AllowNewStore
+	if missingDatabase(cfg.DataDir) && cluster.HasState(cfg.DataDir) {
+		// The raft log and snapshots are the durable record: the state
+		// machine's file is rebuilt from them.
+		cfg.Logger.Warn("the database file is missing; rebuilding it from the raft log and snapshots", "data_dir", cfg.DataDir)
+		allowNew = true
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{Replicated: true, AllowNewStore: allowNew, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
 	if err != nil {
 		return nil, err
 	}
@@ -227,34 +259,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	if s.adminKey, err = api.EnsureAdminKey(ctx, st, cfg.AdminKey, cfg.Now()); err != nil {
-		return nil, fmt.Errorf("bootstrap admin key: %w", err)
-	}
 
 	// The payload limit sets the filters' cost budget (docs/FILTERS.md).
 	cat := catalog.New(filter.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
+	s.catalog = cat
 	tracer := tracing.New(cfg.TracerProvider)
-	var svc *api.Services
-	s.dispatcher = dispatch.New(dispatch.Config{
-		Store: st, Catalog: cat, Logger: cfg.Logger, Clock: cfg.Clock, Now: cfg.Now, LeaseGrace: cfg.LeaseGrace,
-		FairShareWindow: cfg.FairShareWindow,
-		Hooks: dispatch.Hooks{
-			Disable:      func(sub *catalog.Sub, reason string) { svc.DisableSubscription(sub, reason) },
-			FailingSince: func(sub *catalog.Sub, since time.Time) { svc.SetFailingSince(sub, since) },
-			Emit:         func(tenant, eventType string, payload map[string]any) { svc.Emit(tenant, eventType, payload) },
-		},
-		DisableAfter:      cfg.DisableAfter,
-		Metrics:           s.metrics,
-		Retry:             cfg.Retry,
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		Tracer:            tracer,
-	})
+	s.tracer = tracer
 	var validate api.TargetValidator
 	if cfg.ValidateTarget != nil {
 		validate = api.TargetValidator(cfg.ValidateTarget)
 	}
-	svc, err = api.New(api.Config{
-		Store: st, Catalog: cat, Dispatcher: s.dispatcher, Logger: cfg.Logger, Now: cfg.Now,
+	svc, err := api.New(api.Config{
+		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now,
 		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate,
 		Keyring: keyring, Metrics: s.metrics,
 		RateLimit: cfg.APIRateLimit, RateBurst: cfg.APIRateBurst,
@@ -263,8 +279,33 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.svc = svc
-	if err := svc.LoadCatalog(); err != nil {
-		return nil, fmt.Errorf("load subscriptions: %w", err)
+	if err := s.startNode(); err != nil {
+		return nil, err
+	}
+	if cfg.Cluster.alone() {
+		// A cluster of one elects itself at once; the admin key and a
+		// migrated database are in place before anything is served.
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.waitLeader(wctx); err != nil {
+			return nil, err
+		}
+		if err := s.migrateLegacy(wctx); err != nil {
+			return nil, fmt.Errorf("migrate the data directory to a cluster: %w", err)
+		}
+		if s.adminKey, err = api.EnsureAdminKey(wctx, st, cfg.AdminKey, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("bootstrap admin key: %w", err)
+		}
+		if err := svc.LoadCatalog(); err != nil {
+			return nil, fmt.Errorf("load subscriptions: %w", err)
+		}
+		s.catalogLoaded.Store(true)
+		close(s.started)
+		if err := s.waitLeading(wctx); err != nil {
+			return nil, err
+		}
+	} else {
+		close(s.started)
 	}
 
 	msgLimit := max(4*cfg.MaxPayloadBytes, 16<<20)
@@ -280,13 +321,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// Then tracing, so publish spans also cover authentication failures.
 		first = append(first, grpc.ChainUnaryInterceptor(tracer.UnaryInterceptor()))
 	}
+	first = append(first, grpc.ChainUnaryInterceptor(s.forward.unary), grpc.ChainStreamInterceptor(s.forward.stream))
 	opts = append(first, opts...)
+	// Other servers' forwarded calls: the same services and interceptors,
+	// on the cluster port, whose own TLS covers them.
+	s.clusterGRPC = grpc.NewServer(opts...)
+	svc.Register(s.clusterGRPC)
+	svc.RegisterAudit(s.clusterGRPC)
+	svc.RegisterCluster(s.clusterGRPC, s.node, s.noteRestored)
 	if tlsSet != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
 	}
 	s.grpc = grpc.NewServer(opts...)
 	svc.Register(s.grpc)
 	svc.RegisterAudit(s.grpc)
+	svc.RegisterCluster(s.grpc, s.node, s.noteRestored)
 	hs := health.NewServer()
 	s.health = hs
 	healthpb.RegisterHealthServer(s.grpc, hs)
@@ -299,10 +348,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.goServe(func() error { return s.grpc.Serve(s.grpcLis) })
-	s.goServe(func() error { return s.dispatcher.Run(runCtx) })
-	s.goServe(func() error { s.purgeLoop(runCtx); return nil })
-	s.goServe(func() error { s.masterKeyLoop(runCtx); return nil })
-	s.goServe(func() error { svc.RunTenantPurges(runCtx); return nil })
+	clusterLis := s.node.APIListener()
+	s.goServe(func() error {
+		if err := s.clusterGRPC.Serve(clusterLis); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 
 	if cfg.HTTPAddr != "off" {
 		// REST calls run in process but through the gRPC server's
@@ -311,11 +363,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if tracer != nil {
 			unary = append([]grpc.UnaryServerInterceptor{tracer.UnaryInterceptor()}, unary...)
 		}
-		unary = append([]grpc.UnaryServerInterceptor{rpcm.unary("rest")}, unary...)
-		stream := append([]grpc.StreamServerInterceptor{rpcm.stream("rest")}, svc.StreamInterceptors()...)
+		unary = append([]grpc.UnaryServerInterceptor{rpcm.unary("rest"), s.forward.unary}, unary...)
+		stream := append([]grpc.StreamServerInterceptor{rpcm.stream("rest"), s.forward.stream}, svc.StreamInterceptors()...)
 		s.inproc = newInproc(unary, stream)
 		svc.Register(s.inproc)
 		svc.RegisterAudit(s.inproc)
+		svc.RegisterCluster(s.inproc, s.node, s.noteRestored)
 		gw, err := newGateway(runCtx, s.inproc.conn, int64(msgLimit))
 		if err != nil {
 			return nil, err
@@ -371,7 +424,11 @@ func (s *Server) NewAdminKey() string { return s.adminKey }
 // Tick runs the dispatcher's time-driven work now (lease expiry, due
 // retries, rate-limit wake-ups); tests with an injected clock call it after
 // moving the clock.
-func (s *Server) Tick() { s.dispatcher.Tick() }
+func (s *Server) Tick() {
+	if d := s.disp.Load(); d != nil {
+		d.Tick()
+	}
+}
 
 // Err reports the first serving error; Wait on it to notice failures.
 func (s *Server) Err() <-chan error { return s.errs }
@@ -382,8 +439,8 @@ func (s *Server) Close() error {
 		if s.health != nil {
 			s.health.Shutdown() // NOT_SERVING from now on
 		}
-		if s.dispatcher != nil {
-			s.dispatcher.StopWatches() // REST tails end, so the HTTP shutdown need not wait for them
+		if d := s.disp.Load(); d != nil {
+			d.StopWatches() // REST tails end, so the HTTP shutdown need not wait for them
 		}
 		for _, hs := range []*http.Server{s.http, s.admin} {
 			if hs != nil {
@@ -392,11 +449,14 @@ func (s *Server) Close() error {
 				cancel()
 			}
 		}
-		if s.dispatcher != nil {
-			s.dispatcher.Shutdown()
+		if d := s.disp.Load(); d != nil {
+			d.Shutdown()
 		}
 		if s.grpc != nil {
 			s.grpc.GracefulStop()
+		}
+		if s.clusterGRPC != nil {
+			s.clusterGRPC.Stop() // forwarded streams end; their servers' clients retry
 		}
 		if s.inproc != nil {
 			s.inproc.stop() // REST calls whose HTTP client left early
@@ -406,6 +466,15 @@ func (s *Server) Close() error {
 		}
 		if s.svc != nil {
 			s.svc.Close()
+		}
+		if s.node != nil {
+			s.store.AbortApplies()
+			if err := s.node.Shutdown(); err != nil {
+				s.cfg.Logger.Warn("cluster node shutdown", "err", err)
+			}
+		}
+		if s.forward != nil {
+			s.forward.close()
 		}
 		s.wg.Wait()
 		if s.store != nil {

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -58,6 +60,9 @@ func start(t *testing.T, dir string, cfg controlplane.Config) *harness {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminKey = adminKey
+	if os.Getenv("HOOKWIRE_TEST_LOG") != "" && cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if cfg.MasterKey == nil {
 		cfg.MasterKey = mustMasterKey(t, testMasterKey)
 	}

@@ -34,6 +34,7 @@ type serverFlags struct {
 	apiRateBurst    int
 	allowNewStore   bool
 	limits          controlplane.ListenerLimits
+	cluster         controlplane.ClusterConfig
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
@@ -53,7 +54,16 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.DurationVar(&f.limits.HTTPIdleTimeout, "http-idle-timeout", 120*time.Second, "close a keep-alive REST connection idle this long")
 	fs.DurationVar(&f.limits.GRPCMaxConnectionIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection with no call open for this long (clients reconnect by themselves)")
 	fs.IntVar(&f.limits.MaxConnections, "max-connections", 0, "open connections allowed per listener (gRPC, REST); more are closed at once and logged (0: a third of the open-file limit, 64 to 16384)")
-	fs.BoolVar(&f.allowNewStore, "allow-new-store", false, "start a new, empty store when --data-dir held one whose hookwire.db is now missing or empty (without it the server refuses to start; the old store's data is gone)")
+	fs.BoolVar(&f.allowNewStore, "allow-new-store", false, "start a new, empty store when --data-dir held one whose hookwire.db and raft log are both missing (without it the server refuses to start; the old store's data is gone). A missing hookwire.db alone is rebuilt from the raft log")
+	fs.StringVar(&f.cluster.NodeID, "node-id", "", "this server's id in the cluster, for good (default: generated on first start and kept in the data directory)")
+	fs.StringVar(&f.cluster.Addr, "cluster-addr", "", "cluster listen address (host:port) for raft, joins and calls forwarded to the leader; required with --join or --bootstrap-expect (default: a free loopback port, for a one-server cluster)")
+	fs.StringVar(&f.cluster.Advertise, "cluster-advertise", "", "cluster address the other servers dial, if not --cluster-addr")
+	fs.IntVar(&f.cluster.BootstrapExpect, "bootstrap-expect", 0, "number of servers that form a new cluster: fresh servers wait until they have found this many (via --join), then elect a leader (0 with --join: join an existing cluster; neither: a one-server cluster)")
+	fs.StringSliceVar(&f.cluster.Join, "join", nil, "cluster address of another server to find or join (repeatable, or comma-separated)")
+	fs.StringVar(&f.cluster.CertFile, "cluster-tls-cert", "", "PEM certificate for cluster traffic (mutual TLS; required off loopback): valid for the advertised host, with server and client auth usages")
+	fs.StringVar(&f.cluster.KeyFile, "cluster-tls-key", "", "PEM private key of --cluster-tls-cert")
+	fs.StringVar(&f.cluster.CAFile, "cluster-tls-ca", "", "PEM CA bundle that signs every server's cluster certificate")
+	fs.IntVar(&f.cluster.WALSegmentSize, "raft-segment-size", controlplane.DefaultWALSegmentSize, "size in bytes of the raft log's segment files, each allocated whole when created (keep a few free on the data directory's disk)")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {
@@ -75,6 +85,7 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		ValidateTarget:  validateBuiltinTarget,
 		AllowNewStore:   f.allowNewStore,
 		Listeners:       f.limits,
+		Cluster:         f.cluster,
 	}
 }
 

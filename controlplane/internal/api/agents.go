@@ -118,8 +118,12 @@ func (a *agentAdmin) ListAgents(ctx context.Context, _ *hookwirev1.ListAgentsReq
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
+	d, err := a.s.leading()
+	if err != nil {
+		return nil, err
+	}
 	resp := &hookwirev1.ListAgentsResponse{}
-	for _, ag := range a.s.cfg.Dispatcher.Agents() {
+	for _, ag := range d.Agents() {
 		state := hookwirev1.AgentState_AGENT_STATE_CONNECTED
 		if !ag.Connected {
 			state = hookwirev1.AgentState_AGENT_STATE_LOST
@@ -142,7 +146,11 @@ func (a *agentAdmin) DrainAgent(ctx context.Context, req *hookwirev1.DrainAgentR
 	if reason == "" {
 		reason = "drained by an operator"
 	}
-	if !a.s.cfg.Dispatcher.Drain(req.GetId(), reason) {
+	d, err := a.s.leading()
+	if err != nil {
+		return nil, err
+	}
+	if !d.Drain(req.GetId(), reason) {
 		return nil, status.Errorf(codes.NotFound, "agent %q is not connected (ListAgents shows the connected agents)", req.GetId())
 	}
 	a.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditAgentDrain, resource: agentResource(req.GetId()), details: map[string]any{"reason": reason}})
@@ -211,7 +219,9 @@ func (a *agentAdmin) RevokeJoinToken(ctx context.Context, req *hookwirev1.Revoke
 		}
 		return nil, storeError(err, "join token "+quote(req.GetId()))
 	}
-	if n := a.s.cfg.Dispatcher.Disconnect(t.GetId()); n > 0 {
+	if d := a.s.disp.Load(); d == nil {
+		// Not leading: no agent is connected here.
+	} else if n := d.Disconnect(t.GetId()); n > 0 {
 		a.s.cfg.Logger.Info("join token revoked; disconnected its agents", "join_token", t.GetId(), "streams", n)
 	}
 	return t, nil
@@ -229,6 +239,8 @@ func (s *Services) explainWaiting(list ...*hookwirev1.Delivery) {
 		if err != nil {
 			continue
 		}
-		d.WaitingReason = s.cfg.Dispatcher.WaitingReason(s.cfg.Catalog.Get(id))
+		if disp := s.disp.Load(); disp != nil {
+			d.WaitingReason = disp.WaitingReason(s.cfg.Catalog.Get(id))
+		}
 	}
 }

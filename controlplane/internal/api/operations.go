@@ -138,9 +138,9 @@ func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(
 		if !ch.Applied {
 			continue // changed since it was read: decide again
 		}
-		s.cfg.Dispatcher.NoteChanged([]*store.DeliveryChange{ch})
+		s.noteChanged([]*store.DeliveryChange{ch})
 		if sub, err := ids.Parse(ids.Subscription, del.GetSubscriptionId()); err == nil {
-			s.cfg.Dispatcher.Poke(sub)
+			s.poke(sub)
 		}
 		return ch.Result, nil
 	}
@@ -237,8 +237,8 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 	if err := s.cfg.Store.AddDeliveries(ctx, req.GetTenant(), eid, []*store.NewDelivery{nd}, audit); err != nil {
 		return nil, storeError(err, "event "+quote(req.GetEventId()))
 	}
-	s.cfg.Dispatcher.NoteCreated(nd.Delivery)
-	s.cfg.Dispatcher.Poke(sid)
+	s.noteCreated(nd.Delivery)
+	s.poke(sid)
 	s.cfg.Metrics.DeliveriesCreated(1)
 	return nd.Delivery, nil
 }
@@ -327,14 +327,14 @@ func (s *Services) runRecover(opID string, sid ids.ID, ordered bool, from, to ti
 			s.ops.update(opID, s.cfg.Now(), func(o *hookwirev1.Operation) { o.Done, o.Error = true, err.Error() })
 			return
 		}
-		s.cfg.Dispatcher.NoteChanged(changes)
+		s.noteChanged(changes)
 		requeued := 0
 		for _, ch := range changes {
 			if ch.Applied {
 				requeued++
 			}
 		}
-		s.cfg.Dispatcher.Poke(sid)
+		s.poke(sid)
 		s.ops.update(opID, now, func(o *hookwirev1.Operation) {
 			o.Processed += int64(len(list))
 			o.Requeued += int64(requeued)

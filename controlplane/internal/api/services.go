@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
@@ -44,8 +45,9 @@ type TargetValidator func(ctx context.Context, transport string, config *structp
 
 // Config wires the services.
 type Config struct {
-	Store           *store.Store
-	Catalog         *catalog.Catalog
+	Store   *store.Store
+	Catalog *catalog.Catalog
+	// Dispatcher is the dispatcher to start with, if any (SetDispatcher).
 	Dispatcher      *dispatch.Dispatcher
 	Logger          *slog.Logger
 	Now             func() time.Time
@@ -86,6 +88,9 @@ type Services struct {
 	// filterReports rate-limits reports of filter failures
 	// (filterreport.go).
 	filterReports filterReports
+	// disp is the running dispatcher, nil while this server does not lead
+	// (leader.go).
+	disp atomic.Pointer[dispatch.Dispatcher]
 }
 
 // Close stops background operations.
@@ -110,10 +115,12 @@ func New(cfg Config) (*Services, error) {
 		return nil, err
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
-	return &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v,
+	s := &Services{cfg: cfg, auth: &authenticator{store: cfg.Store, now: cfg.Now}, valid: v,
 		limit: newKeyLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now),
 		ops:   newOperations(), bgCtx: bgCtx, bgCancel: cancel, keyring: keyringHolder{ring: cfg.Keyring},
-		tenantPurgeWake: make(chan struct{}, 1)}, nil
+		tenantPurgeWake: make(chan struct{}, 1)}
+	s.SetDispatcher(cfg.Dispatcher)
+	return s, nil
 }
 
 // Register adds every service to s.
@@ -159,14 +166,27 @@ func (s *Services) LoadCatalog() error {
 	if err := s.sealClearHeaders(context.Background()); err != nil {
 		return err
 	}
-	return s.cfg.Store.AllSubscriptions(func(rec *storev1.SubscriptionRecord) error {
+	// A server that starts leading loads it again: what other servers
+	// changed meanwhile replaces what it held.
+	seen := map[ids.ID]bool{}
+	err := s.cfg.Store.AllSubscriptions(func(rec *storev1.SubscriptionRecord) error {
 		sub, err := catalog.Prepare(rec, s.keys())
 		if err != nil {
 			return fmt.Errorf("subscription %s of tenant %q: %w", rec.GetSubscription().GetId(), rec.GetSubscription().GetTenant(), err)
 		}
 		s.cfg.Catalog.Put(sub)
+		seen[sub.ID] = true
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, id := range s.cfg.Catalog.IDs() {
+		if !seen[id] {
+			s.cfg.Catalog.Remove(id)
+		}
+	}
+	return nil
 }
 
 // --- tenants ---
@@ -585,7 +605,7 @@ func (s *Services) changeRecord(ctx context.Context, tenant, id string, change f
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	s.cfg.Catalog.Put(prepared)
-	s.cfg.Dispatcher.Poke(prepared.ID)
+	s.poke(prepared.ID)
 	return s.present(rec.GetSubscription()), nil
 }
 
@@ -617,7 +637,7 @@ func (s *Services) DeleteSubscription(ctx context.Context, req *hookwirev1.Delet
 	}
 	if id, err := ids.Parse(ids.Subscription, req.GetId()); err == nil {
 		s.cfg.Catalog.Remove(id)
-		s.cfg.Dispatcher.Poke(id) // cancels its pending deliveries
+		s.poke(id) // cancels its pending deliveries
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -650,7 +670,9 @@ func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscriptio
 	catalog.MaskHeaders(sub)
 	if sub.GetCircuitBreaker() != nil {
 		if id, err := ids.Parse(ids.Subscription, sub.GetId()); err == nil {
-			sub.CircuitState = s.cfg.Dispatcher.CircuitState(id)
+			if d := s.disp.Load(); d != nil {
+				sub.CircuitState = d.CircuitState(id)
+			}
 		}
 	}
 	return sub
@@ -840,7 +862,7 @@ func (s *Services) publishInternal(ctx context.Context, tenant string, events []
 				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting, Trace: trace})
 		}
 	}
-	s.cfg.Dispatcher.Enqueue(ready)
+	s.enqueue(ready)
 	s.cfg.Metrics.Published(stored, len(ready))
 	s.reportFilterFailures(tenant, failures)
 	tracing.Published(ctx, resp)
@@ -980,7 +1002,11 @@ func (s *Services) Connect(stream hookwirev1.AgentService_ConnectServer) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, t.GetExpireTime().AsTime().Sub(s.cfg.Now()), expired)
 		defer cancel()
 	}
-	err = s.cfg.Dispatcher.Serve(&admittedStream{AgentService_ConnectServer: stream, ctx: ctx})
+	d, err := s.leading()
+	if err != nil {
+		return err
+	}
+	err = d.Serve(&admittedStream{AgentService_ConnectServer: stream, ctx: ctx})
 	if expired != nil && errors.Is(context.Cause(ctx), expired) {
 		return expired
 	}

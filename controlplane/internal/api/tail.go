@@ -52,7 +52,11 @@ func (s *Services) TailDeliveries(req *hookwirev1.TailDeliveriesRequest, stream 
 	if d := req.GetHeartbeatInterval().AsDuration(); d > 0 {
 		heartbeat = d // 1s to 5m, checked by the proto's rule
 	}
-	w := s.cfg.Dispatcher.Watch(f, 0)
+	d, err := s.leading()
+	if err != nil {
+		return err
+	}
+	w := d.Watch(f, 0)
 	defer w.Close()
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err

@@ -240,6 +240,17 @@ func (c *Catalog) unindex(s *Sub) {
 	}
 }
 
+// IDs lists the ids of every subscription, in no order.
+func (c *Catalog) IDs() []ids.ID {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]ids.ID, 0, len(c.subs))
+	for id := range c.subs {
+		out = append(out, id)
+	}
+	return out
+}
+
 // Get returns a subscription or nil.
 func (c *Catalog) Get(id ids.ID) *Sub {
 	c.mu.RLock()

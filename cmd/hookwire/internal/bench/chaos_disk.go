@@ -113,7 +113,9 @@ func chaosTmpfsSize(cfg Config, d time.Duration) int64 {
 	perDelivery := int64(1024 * cfg.ChaosSubs)
 	soak := int64(float64(cfg.ChaosRate)*d.Seconds()) * (int64(cfg.PayloadSize) + perDelivery)
 	disk := int64(float64(cfg.ChaosRate)*(diskPre+diskPost+5*time.Second).Seconds()) * (diskPayload + perDelivery)
-	want := (soak + disk) * 5 / 4
+	// The raft log holds every write a second time until a snapshot
+	// truncates it, in segments allocated whole (16 MiB by default).
+	want := (soak+disk)*5/2 + 2*16<<20
 	return max(minTmpfsSize, (want+1<<20-1)&^(1<<20-1))
 }
 
