@@ -110,7 +110,7 @@ const (
 	// is). GetEvent shows the payload.
 	EventView_EVENT_VIEW_BASIC EventView = 1
 	// Everything, payload included. A page then also ends once its payloads
-	// reach 4 MiB (it always holds at least one event).
+	// reach 3 MiB (it always holds at least one event).
 	EventView_EVENT_VIEW_FULL EventView = 2
 )
 
@@ -164,7 +164,9 @@ type Event struct {
 	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// Dot-separated name, e.g. "order.created".
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	// Payload bytes, delivered unchanged. Over REST: any JSON value.
+	// Payload bytes, delivered unchanged. Over REST: any JSON value. Read
+	// back over REST (GetEvent, ListEvents), a payload whose content type is
+	// JSON is that JSON value, byte for byte; any other payload is base64.
 	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// MIME type of payload; default application/json.
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
@@ -888,9 +890,10 @@ type UnmatchedSubscription struct {
 	// The reason in words, e.g. `event type "order.paid" matches none of
 	// "order.created", "invoice.*"`, or the filter's error.
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
-	// The subscription was changed (updated, paused, resumed, disabled...)
-	// after the event was received, so the reason is what its current
-	// settings say, not necessarily what they said then.
+	// The subscription was changed in any way after the event was received
+	// (updated, paused or resumed, or by Hookwire itself, e.g. disabled or
+	// its failure streak noted), so the reason is what its current settings
+	// say, not necessarily what they said then.
 	ChangedSinceEvent bool `protobuf:"varint,4,opt,name=changed_since_event,json=changedSinceEvent,proto3" json:"changed_since_event,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
