@@ -88,3 +88,11 @@ func appendMembers(b *bytes.Buffer, obj []byte) []byte {
 	b.WriteByte('}')
 	return b.Bytes()
 }
+
+// RESTJSON is m as the REST API writes it: protojson with the proto field
+// names, except that events show JSON payloads as JSON values (see
+// eventMarshaler.Marshal). The CLI prints events with it, so that its
+// -o json matches the REST answer.
+func RESTJSON(m proto.Message) ([]byte, error) {
+	return restMarshaler().Marshal(m)
+}

@@ -30,8 +30,9 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EventService accepts events from producers. A publish is acknowledged only
-// once the event and one delivery per matching subscription are on disk.
+// EventService accepts events from producers and reads them back. A publish
+// is acknowledged only once the event and one delivery per matching
+// subscription are on disk.
 type EventServiceClient interface {
 	// PublishEvent publishes one event. Over REST the body is
 	// {"type": "...", "payload": <any JSON>}: the payload is delivered as the
@@ -123,8 +124,9 @@ func (c *eventServiceClient) ListEvents(ctx context.Context, in *ListEventsReque
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
 //
-// EventService accepts events from producers. A publish is acknowledged only
-// once the event and one delivery per matching subscription are on disk.
+// EventService accepts events from producers and reads them back. A publish
+// is acknowledged only once the event and one delivery per matching
+// subscription are on disk.
 type EventServiceServer interface {
 	// PublishEvent publishes one event. Over REST the body is
 	// {"type": "...", "payload": <any JSON>}: the payload is delivered as the
