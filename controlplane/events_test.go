@@ -203,6 +203,10 @@ func TestGetEventNotFoundAndIsolation(t *testing.T) {
 	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != `event "`+missing+`" not found` {
 		t.Errorf("unknown event over gRPC: %v", err)
 	}
+	_, err = hookwirev1.NewEventServiceClient(h.conn).GetEvent(h.ctx(), &hookwirev1.GetEventRequest{Tenant: "nosuch", Id: pub.GetId()})
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != `tenant "nosuch" not found` {
+		t.Errorf("admin, unknown tenant: %v", err)
+	}
 	type apiError struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`

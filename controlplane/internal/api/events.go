@@ -34,7 +34,9 @@ const (
 )
 
 func (s *Services) GetEvent(ctx context.Context, req *hookwirev1.GetEventRequest) (*hookwirev1.GetEventResponse, error) {
-	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
+	// Like a list, an unknown tenant is named as such (and a deleted
+	// tenant's events, still being purged, are not shown).
+	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
 		return nil, err
 	}
 	tenant := req.GetTenant()
