@@ -73,6 +73,7 @@ func (s *Store) ListEvents(tenant string, f EventFilter, before *ids.ID, limit, 
 		}
 		return []*hookwirev1.Event{ev}, nil, nil
 	}
+	scan = max(scan, 1)
 	err = s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		upper := bytes.Repeat([]byte{0xff}, 16)
