@@ -375,6 +375,14 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 				return events(c).PublishRawEvent(ctx, &hookwirev1.PublishRawEventRequest{Tenant: o.tenant, Type: "iso.raw",
 					Body: &httpbody.HttpBody{ContentType: "text/plain", Data: []byte("raw")}})
 			}},
+		hookwirev1.EventService_GetEvent_FullMethodName: {access: isoRead, uses: []isoKind{kindEvent},
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return events(c).GetEvent(ctx, &hookwirev1.GetEventRequest{Tenant: o.tenant, Id: o.event})
+			}},
+		hookwirev1.EventService_ListEvents_FullMethodName: {access: isoRead,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return events(c).ListEvents(ctx, &hookwirev1.ListEventsRequest{Tenant: o.tenant, View: hookwirev1.EventView_EVENT_VIEW_FULL})
+			}},
 
 		// --- DeliveryService ---
 		hookwirev1.DeliveryService_ListDeliveries_FullMethodName: {access: isoRead, uses: []isoKind{kindSub, kindEvent},

@@ -266,7 +266,8 @@ func TestRESTWrongMethodIs405WithAllow(t *testing.T) {
 	for _, tc := range []struct{ method, path, allow string }{
 		{"PUT", "/v1/tenants/acme/subscriptions/sub_x", "DELETE, GET, PATCH"},
 		{"DELETE", "/v1/tenants", "GET, POST"},
-		{"GET", "/v1/tenants/acme/events", "POST"},
+		{"DELETE", "/v1/tenants/acme/events", "GET, POST"},
+		{"POST", "/v1/tenants/acme/events/evt_x", "GET"},
 	} {
 		body, code, hdr := h.restFull(tc.method, tc.path, "")
 		if code != 405 || hdr.Get("Allow") != tc.allow || !strings.Contains(string(body), "is not allowed") {

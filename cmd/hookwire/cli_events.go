@@ -1,7 +1,7 @@
 package main
 
 // events publish: one event from --data, --file or stdin, or many from
-// NDJSON with --batch.
+// NDJSON with --batch. events get and list: read them back.
 
 import (
 	"bufio"
@@ -14,12 +14,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"buf.build/go/protovalidate"
+	"github.com/hookwire/hookwire/controlplane"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -31,11 +35,12 @@ const (
 )
 
 func (c *cli) eventsCmd() *cobra.Command {
-	return c.noun("events", "Publish events",
+	return c.noun("events", "Publish events and read them back",
 		`Events are what producers publish; each one fans out to a delivery per
 matching subscription. A publish returns once the event and its deliveries
-are on disk.`,
-		[]string{"event"}, true, c.eventsPublishCmd())
+are on disk. 'events get' shows an event with its deliveries and why the
+other subscriptions got none; 'events list' lists a tenant's events.`,
+		[]string{"event"}, true, c.eventsPublishCmd(), c.eventsGetCmd(), c.eventsListCmd())
 }
 
 type publishFlags struct {
@@ -385,4 +390,265 @@ func (c *cli) batchFailed(cmd *cobra.Command, done *hookwirev1.PublishEventsResp
 		lines = fmt.Sprintf("line %d", first)
 	}
 	return withNote(fmt.Errorf("request %d of %d (%s): %w", i+1, len(chunks), lines, err), "%s", note)
+}
+
+func eventListHint(tenant string) string {
+	return fmt.Sprintf("check --tenant and the id; list events with 'hookwire events list --tenant %s'", tenant)
+}
+
+func (c *cli) eventsGetCmd() *cobra.Command {
+	var payloadOnly bool
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show an event, where it was delivered, and why not elsewhere",
+		Long: `Show an event as it was published (payload, metadata, keys), its deliveries,
+and each of the tenant's other subscriptions with the reason it got no
+delivery.
+
+Which subscriptions matched is recorded when the event is published; why the
+others did not is not. The reasons are worked out now, by matching each
+subscription as it is now against the event, exactly as a publish would.
+A subscription changed since the event is marked "changed since": its reason
+is what its settings say now, not necessarily what they said then.
+
+With -o json (or yaml) the output is the REST API's answer: a JSON payload
+is its JSON value, any other payload base64. --payload prints only the
+payload, byte for byte.`,
+		Example: `  hookwire events get --tenant acme evt_01J...
+  hookwire events get --tenant acme evt_01J... -o json | jq '.unmatched_subscriptions[] | {subscription_id, reason}'
+  hookwire events get --tenant acme evt_01J... --payload > invoice.pdf`,
+		Args: c.argNames("ID"),
+	}
+	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
+		if payloadOnly && flagChanged(cmd, "output") {
+			return usageErrorf("--payload prints the payload as it is; it cannot be combined with --output")
+		}
+		tenant, err := c.tenant()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := c.call(cmd)
+		defer cancel()
+		resp, err := hookwirev1.NewEventServiceClient(c.conn).GetEvent(ctx, &hookwirev1.GetEventRequest{Tenant: tenant, Id: args[0]})
+		if err != nil {
+			return notFoundHint(err, "%s", eventListHint(tenant))
+		}
+		if payloadOnly {
+			_, err := cmd.OutOrStdout().Write(resp.GetEvent().GetPayload())
+			return err
+		}
+		if c.output != "table" {
+			return c.emitREST(cmd, resp)
+		}
+		return eventView(cmd.OutOrStdout(), tenant, resp)
+	})
+	c.addTenantFlag(cmd)
+	cmd.Flags().BoolVar(&payloadOnly, "payload", false, "print only the payload, byte for byte")
+	return cmd
+}
+
+// emitREST prints msg as the REST API writes it (json or yaml).
+func (c *cli) emitREST(cmd *cobra.Command, msg proto.Message) error {
+	data, err := controlplane.RESTJSON(msg)
+	if err != nil {
+		return err
+	}
+	return writeDoc(cmd.OutOrStdout(), c.output, data)
+}
+
+// eventView is the table view of GetEvent.
+func eventView(w io.Writer, tenant string, resp *hookwirev1.GetEventResponse) error {
+	ev := resp.GetEvent()
+	f := newFields(w)
+	f.add("ID", ev.GetId())
+	f.add("Tenant", ev.GetTenant())
+	f.add("Type", ev.GetType())
+	f.add("Received", stamp(ev.GetReceiveTime()))
+	f.add("Content type", ev.GetContentType())
+	f.add("Idempotency key", ev.GetIdempotencyKey())
+	f.add("Ordering key", ev.GetOrderingKey())
+	f.add("Metadata", joinMap(ev.GetMetadata()))
+	f.add("Traceparent", resp.GetTraceparent())
+	if err := f.flush(); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "\nPayload (%s):\n%s\n", plural(len(ev.GetPayload()), "byte", "bytes"), payloadText(ev)); err != nil {
+		return err
+	}
+
+	ds := resp.GetDeliveries()
+	if _, err := fmt.Fprintf(w, "\nDeliveries (%d):\n", len(ds)); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		if _, err := fmt.Fprintln(w, "none"); err != nil {
+			return err
+		}
+	} else {
+		t := newTable(w, "DELIVERY", "SUBSCRIPTION", "STATUS", "ATTEMPTS", "CREATED", "HOW")
+		for _, d := range ds {
+			how := "matched"
+			if d.GetResent() {
+				how = "resent"
+			}
+			t.row(d.GetDeliveryId(), d.GetSubscriptionId(), enumLabel(d.GetStatus().String(), "DELIVERY_STATUS_"),
+				strconv.Itoa(int(d.GetAttemptCount())), ago(d.GetCreateTime()), how)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if resp.GetDeliveriesTruncated() {
+		if _, err := fmt.Fprintf(w, "More deliveries: hookwire deliveries list --tenant %s --event %s --all\n", tenant, ev.GetId()); err != nil {
+			return err
+		}
+	}
+
+	us := resp.GetUnmatchedSubscriptions()
+	if len(us) == 0 && !resp.GetUnmatchedTruncated() {
+		return nil
+	}
+	if _, err := fmt.Fprintf(w, "\nSubscriptions without a delivery (%d); each reason comes from the subscription as it is now:\n", len(us)); err != nil {
+		return err
+	}
+	t := newTable(w, "SUBSCRIPTION", "REASON", "DETAIL")
+	changed := false
+	for _, u := range us {
+		reason := enumLabel(u.GetReason().String(), "NO_MATCH_REASON_")
+		if u.GetChangedSinceEvent() {
+			reason += " (changed since)"
+			changed = true
+		}
+		t.row(u.GetSubscriptionId(), reason, u.GetDetail())
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if changed {
+		if _, err := fmt.Fprintln(w, `"changed since": the subscription changed after the event; its settings then are not recorded.`); err != nil {
+			return err
+		}
+	}
+	if resp.GetUnmatchedTruncated() {
+		if _, err := fmt.Fprintf(w, "The tenant has more subscriptions than these %d.\n", len(us)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// payloadText shows a payload in the table view: as it is when it is
+// text, else its size and type.
+func payloadText(ev *hookwirev1.Event) string {
+	p := ev.GetPayload()
+	if len(p) == 0 {
+		return "(empty)"
+	}
+	if isText(p) {
+		return string(p)
+	}
+	return fmt.Sprintf("(binary, %s; print it with --payload, or -o json shows it base64)", ev.GetContentType())
+}
+
+// isText reports whether b is UTF-8 without control characters other than
+// tab and line breaks, so printing it cannot upset a terminal.
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cli) eventsListCmd() *cobra.Command {
+	var (
+		p                              paging
+		eventType, start, end, idemKey string
+		since                          time.Duration
+		payloads                       bool
+	)
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List a tenant's events, newest first",
+		Long: `List a tenant's events, newest first, without payloads unless --payloads is
+given. 'hookwire events get ID' shows one event with its payload and where
+it went. With -o json (or yaml) the output is the REST API's answer.`,
+		Example: `  hookwire events list --tenant acme
+  hookwire events list --tenant acme --type 'order.*' --since 1h
+  hookwire events list --tenant acme --idempotency-key order-42-created
+  hookwire events list --tenant acme --start 2026-11-01T00:00:00Z --end 2026-11-02T00:00:00Z --all -o json
+  hookwire events list --tenant acme --type order.created --limit 5 --payloads`,
+		Args: c.argNames(),
+	}
+	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
+		if err := p.check(); err != nil {
+			return err
+		}
+		tenant, err := c.tenant()
+		if err != nil {
+			return err
+		}
+		req := &hookwirev1.ListEventsRequest{Tenant: tenant, EventType: eventType, IdempotencyKey: idemKey}
+		if req.StartTime, req.EndTime, err = timeRangeFlags(cmd, since, start, end); err != nil {
+			return err
+		}
+		if payloads {
+			req.View = hookwirev1.EventView_EVENT_VIEW_FULL
+		}
+		client := hookwirev1.NewEventServiceClient(c.conn)
+		list, next, err := collect(&p, func(size int32, token string) ([]*hookwirev1.Event, string, error) {
+			ctx, cancel := c.call(cmd)
+			defer cancel()
+			req.PageSize, req.PageToken = size, token
+			resp, err := client.ListEvents(ctx, req)
+			return resp.GetEvents(), resp.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
+		}
+		if c.output != "table" {
+			return c.emitREST(cmd, &hookwirev1.ListEventsResponse{Events: list, NextPageToken: next})
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(cmd.ErrOrStderr(), "No events match.")
+			moreHint(cmd, next)
+			return nil
+		}
+		header := []string{"ID", "TYPE", "RECEIVED", "IDEMPOTENCY KEY", "METADATA"}
+		if payloads {
+			header = append(header, "PAYLOAD")
+		}
+		t := newTable(cmd.OutOrStdout(), header...)
+		for _, ev := range list {
+			row := []string{ev.GetId(), ev.GetType(), ago(ev.GetReceiveTime()), dash(ev.GetIdempotencyKey()), dash(truncate(joinMap(ev.GetMetadata()), 40))}
+			if payloads {
+				text := fmt.Sprintf("(%s, %s)", plural(len(ev.GetPayload()), "byte", "bytes"), ev.GetContentType())
+				if isText(ev.GetPayload()) {
+					text = strings.Join(strings.Fields(string(ev.GetPayload())), " ")
+				}
+				row = append(row, truncate(text, 60))
+			}
+			t.row(row...)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		moreHint(cmd, next)
+		return nil
+	})
+	c.addTenantFlag(cmd)
+	f := cmd.Flags()
+	f.StringVar(&eventType, "type", "", `only events of this type, or matching a pattern such as "order.*"`)
+	f.DurationVar(&since, "since", 0, "only events received this long ago or later, e.g. 1h (not with --start)")
+	f.StringVar(&start, "start", "", "only events received at or after this time, RFC 3339")
+	f.StringVar(&end, "end", "", "only events received before this time, RFC 3339")
+	f.StringVar(&idemKey, "idempotency-key", "", "only the event published with this idempotency key")
+	f.BoolVar(&payloads, "payloads", false, "include the payloads (a column in the table)")
+	p.register(f, "events")
+	return cmd
 }

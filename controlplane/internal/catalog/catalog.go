@@ -422,3 +422,74 @@ func matchSegments(pat, name []string) bool {
 	}
 	return false
 }
+
+// EventTypes returns the subscription's event-type patterns.
+func (s *Sub) EventTypes() []string {
+	out := make([]string, len(s.patterns))
+	for i, p := range s.patterns {
+		out[i] = p.text
+	}
+	return out
+}
+
+// MatchesType reports whether one of the subscription's event types
+// matches eventType, as the index matches them on publish.
+func (s *Sub) MatchesType(eventType string) bool {
+	for _, p := range s.patterns {
+		if (Pattern{p: p}).Match(eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+// A Verdict is what MatchEvent decides for one subscription and event.
+type Verdict int
+
+const (
+	// Takes: the subscription takes the event.
+	Takes Verdict = iota
+	// TypeMismatch: none of its event types matches the event's type.
+	TypeMismatch
+	// PayloadNotJSON: it has a filter, and the payload is not JSON.
+	PayloadNotJSON
+	// FilterFalse: its filter is false for the event (evaluated, or ruled
+	// out by its index term).
+	FilterFalse
+	// FilterFailed: its filter could not be evaluated for the event.
+	FilterFailed
+)
+
+// Explain says what MatchEvent decides for s and ev, taking the same
+// steps: the event types, then a filter only for a JSON payload, ruled out
+// by its index term where it has one, else evaluated under the catalog's
+// limits. For FilterFailed it returns the evaluation error.
+func (c *Catalog) Explain(s *Sub, ev *filter.Event) (Verdict, *filter.EvalError) {
+	if !s.MatchesType(ev.Type()) {
+		return TypeMismatch, nil
+	}
+	if s.Filter == nil {
+		return Takes, nil
+	}
+	if !ev.IsJSON() {
+		return PayloadNotJSON, nil
+	}
+	if term, ok := s.Filter.Term(); ok {
+		k, ok := ev.Key(term.Path)
+		if !ok || !slices.Contains(term.Keys, k) {
+			return FilterFalse, nil
+		}
+	}
+	ok, err := s.Filter.Evaluate(ev, c.limits)
+	switch {
+	case ok:
+		return Takes, nil
+	case err != nil:
+		ee, _ := err.(*filter.EvalError)
+		if ee == nil {
+			ee = &filter.EvalError{Reason: filter.ReasonError, Message: err.Error()}
+		}
+		return FilterFailed, ee
+	}
+	return FilterFalse, nil
+}

@@ -168,3 +168,70 @@ func TestMatchEventReportsFilterFailures(t *testing.T) {
 		}
 	}
 }
+
+// Explain must decide exactly as MatchEvent does, subscription by
+// subscription, and say which step ruled a subscription out.
+func TestExplainAgreesWithMatchEvent(t *testing.T) {
+	c := New(filter.DefaultLimits())
+	sub := func(expr string, types ...string) *Sub {
+		s := record(t, "acme", types...)
+		if expr != "" {
+			f, err := filter.Compile(expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Filter = f
+		}
+		c.Put(s)
+		return s
+	}
+	plain := sub("", "order.*")
+	exact := sub("", "order.created")
+	all := sub("", "*")
+	ops := sub("", "hookwire.*")
+	indexed := sub(`payload.region == "eu"`, "order.*")
+	scanned := sub(`payload.total > 100`, "order.*")
+	failing := sub(`payload.name > 1`, "order.*")
+	metaOnly := sub(`metadata["tier"] == "gold"`, "*")
+	subs := []*Sub{plain, exact, all, ops, indexed, scanned, failing, metaOnly}
+	names := map[*Sub]string{plain: "plain", exact: "exact", all: "all", ops: "ops", indexed: "indexed", scanned: "scanned", failing: "failing", metaOnly: "meta"}
+
+	for _, tc := range []struct {
+		typ, contentType, payload string
+		metadata                  map[string]string
+		want                      map[*Sub]Verdict // the others: Takes
+	}{
+		{"order.created", "application/json", `{"region":"eu","total":150,"name":"x"}`, nil,
+			map[*Sub]Verdict{ops: TypeMismatch, failing: FilterFailed, metaOnly: FilterFalse}},
+		{"order.paid", "application/json", `{"region":"us","total":50,"name":2}`, map[string]string{"tier": "gold"},
+			map[*Sub]Verdict{exact: TypeMismatch, ops: TypeMismatch, indexed: FilterFalse, scanned: FilterFalse}},
+		{"order.paid", "application/xml", `<order/>`, map[string]string{"tier": "gold"},
+			map[*Sub]Verdict{exact: TypeMismatch, ops: TypeMismatch, indexed: PayloadNotJSON, scanned: PayloadNotJSON, failing: PayloadNotJSON, metaOnly: PayloadNotJSON}},
+		// Operational events reach only patterns that name them.
+		{"hookwire.filter.failed", "application/json", `{}`, nil,
+			map[*Sub]Verdict{plain: TypeMismatch, exact: TypeMismatch, all: TypeMismatch, indexed: TypeMismatch, scanned: TypeMismatch, failing: TypeMismatch, metaOnly: TypeMismatch}},
+	} {
+		ev := filter.NewEvent(tc.typ, tc.contentType, []byte(tc.payload), tc.metadata)
+		matched, failed := c.MatchEvent("acme", ev)
+		for _, s := range subs {
+			want := tc.want[s]
+			got, evalErr := c.Explain(s, filter.NewEvent(tc.typ, tc.contentType, []byte(tc.payload), tc.metadata))
+			if got != want {
+				t.Errorf("%s: Explain(%s) = %d, want %d", tc.typ, names[s], got, want)
+			}
+			if (got == FilterFailed) != (evalErr != nil) {
+				t.Errorf("%s: Explain(%s) = %d with error %v", tc.typ, names[s], got, evalErr)
+			}
+			if inMatched := slices.Contains(matched, s); inMatched != (got == Takes) {
+				t.Errorf("%s: %s: MatchEvent matched %v, Explain says %d", tc.typ, names[s], inMatched, got)
+			}
+			inFailed := slices.ContainsFunc(failed, func(f FilterFailure) bool { return f.Sub == s })
+			if inFailed != (got == FilterFailed) {
+				t.Errorf("%s: %s: MatchEvent failed %v, Explain says %d", tc.typ, names[s], inFailed, got)
+			}
+		}
+	}
+	if got := exact.EventTypes(); !slices.Equal(got, []string{"order.created"}) {
+		t.Errorf("EventTypes = %v", got)
+	}
+}

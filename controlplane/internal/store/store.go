@@ -24,7 +24,8 @@
 //	subscriptions        tenant 0x00 sub ulid(16) -> hookwire.store.v1.SubscriptionRecord
 //	                     (signing keys only sealed under the master key; see
 //	                     catalog/keys.go and package secrets)
-//	events               event ulid(16) -> hookwire.v1.Event
+//	events               event ulid(16) -> hookwire.v1.Event (every tenant's;
+//	                     a tenant's list walks it, see events.go)
 //	deliveries           delivery ulid(16) -> hookwire.v1.Delivery
 //	deliveries_by_tenant tenant 0x00 delivery ulid(16) -> empty
 //	deliveries_by_event  event ulid(16) delivery ulid(16) -> empty

@@ -25,6 +25,136 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NoMatchReason says why a subscription got no delivery of an event.
+type NoMatchReason int32
+
+const (
+	NoMatchReason_NO_MATCH_REASON_UNSPECIFIED NoMatchReason = 0
+	// The subscription was created after the event was received. This one
+	// is certain: it does not depend on the subscription's settings.
+	NoMatchReason_NO_MATCH_REASON_CREATED_AFTER_EVENT NoMatchReason = 1
+	// None of the subscription's event types matches the event's type.
+	NoMatchReason_NO_MATCH_REASON_EVENT_TYPE NoMatchReason = 2
+	// The subscription's filter is false for the event, or the payload is
+	// not JSON (no filter matches a payload that is not JSON).
+	NoMatchReason_NO_MATCH_REASON_FILTER NoMatchReason = 3
+	// The subscription's filter could not be evaluated for the event (an
+	// evaluation error or the cost budget ran out; detail says which).
+	NoMatchReason_NO_MATCH_REASON_FILTER_ERROR NoMatchReason = 4
+	// The subscription as it is now would take the event, but it was
+	// changed after the event was received: presumably its settings then
+	// did not (they are not recorded). ResendEvent sends the event now.
+	NoMatchReason_NO_MATCH_REASON_CHANGED_SINCE_EVENT NoMatchReason = 5
+	// The subscription as it is now would take the event and has not
+	// changed since; nothing recorded says why it got no delivery (for
+	// example, it was created while the event was being published).
+	NoMatchReason_NO_MATCH_REASON_UNKNOWN NoMatchReason = 6
+)
+
+// Enum value maps for NoMatchReason.
+var (
+	NoMatchReason_name = map[int32]string{
+		0: "NO_MATCH_REASON_UNSPECIFIED",
+		1: "NO_MATCH_REASON_CREATED_AFTER_EVENT",
+		2: "NO_MATCH_REASON_EVENT_TYPE",
+		3: "NO_MATCH_REASON_FILTER",
+		4: "NO_MATCH_REASON_FILTER_ERROR",
+		5: "NO_MATCH_REASON_CHANGED_SINCE_EVENT",
+		6: "NO_MATCH_REASON_UNKNOWN",
+	}
+	NoMatchReason_value = map[string]int32{
+		"NO_MATCH_REASON_UNSPECIFIED":         0,
+		"NO_MATCH_REASON_CREATED_AFTER_EVENT": 1,
+		"NO_MATCH_REASON_EVENT_TYPE":          2,
+		"NO_MATCH_REASON_FILTER":              3,
+		"NO_MATCH_REASON_FILTER_ERROR":        4,
+		"NO_MATCH_REASON_CHANGED_SINCE_EVENT": 5,
+		"NO_MATCH_REASON_UNKNOWN":             6,
+	}
+)
+
+func (x NoMatchReason) Enum() *NoMatchReason {
+	p := new(NoMatchReason)
+	*p = x
+	return p
+}
+
+func (x NoMatchReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NoMatchReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_event_proto_enumTypes[0].Descriptor()
+}
+
+func (NoMatchReason) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_event_proto_enumTypes[0]
+}
+
+func (x NoMatchReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NoMatchReason.Descriptor instead.
+func (NoMatchReason) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{0}
+}
+
+// EventView says how much of each event a list returns.
+type EventView int32
+
+const (
+	// BASIC.
+	EventView_EVENT_VIEW_UNSPECIFIED EventView = 0
+	// Everything but the payload (and so content_type still says what it
+	// is). GetEvent shows the payload.
+	EventView_EVENT_VIEW_BASIC EventView = 1
+	// Everything, payload included. A page then also ends once its payloads
+	// reach 3 MiB (it always holds at least one event).
+	EventView_EVENT_VIEW_FULL EventView = 2
+)
+
+// Enum value maps for EventView.
+var (
+	EventView_name = map[int32]string{
+		0: "EVENT_VIEW_UNSPECIFIED",
+		1: "EVENT_VIEW_BASIC",
+		2: "EVENT_VIEW_FULL",
+	}
+	EventView_value = map[string]int32{
+		"EVENT_VIEW_UNSPECIFIED": 0,
+		"EVENT_VIEW_BASIC":       1,
+		"EVENT_VIEW_FULL":        2,
+	}
+)
+
+func (x EventView) Enum() *EventView {
+	p := new(EventView)
+	*p = x
+	return p
+}
+
+func (x EventView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventView) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookwire_v1_event_proto_enumTypes[1].Descriptor()
+}
+
+func (EventView) Type() protoreflect.EnumType {
+	return &file_hookwire_v1_event_proto_enumTypes[1]
+}
+
+func (x EventView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventView.Descriptor instead.
+func (EventView) EnumDescriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{1}
+}
+
 // Event is something that happened in a producer.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -34,7 +164,9 @@ type Event struct {
 	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// Dot-separated name, e.g. "order.created".
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	// Payload bytes, delivered unchanged. Over REST: any JSON value.
+	// Payload bytes, delivered unchanged. Over REST: any JSON value. Read
+	// back over REST (GetEvent, ListEvents), a payload whose content type is
+	// JSON is that JSON value, byte for byte; any other payload is base64.
 	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// MIME type of payload; default application/json.
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
@@ -494,11 +626,510 @@ func (x *PublishRawEventRequest) GetBody() *httpbody.HttpBody {
 	return nil
 }
 
+// GetEventRequest names an event.
+type GetEventRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The event id ("evt_...").
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventRequest) Reset() {
+	*x = GetEventRequest{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventRequest) ProtoMessage() {}
+
+func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
+func (*GetEventRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetEventRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *GetEventRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetEventResponse is an event, where it went and where it did not.
+type GetEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event as published, payload included.
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The W3C trace context the event was published under, when the server
+	// was tracing; its attempts join that trace.
+	Traceparent string `protobuf:"bytes,2,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Tracestate  string `protobuf:"bytes,3,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
+	// The event's deliveries, oldest first: one per subscription that
+	// matched when it was published, plus any made later by ResendEvent
+	// (resent). At most 1000; see deliveries_truncated.
+	Deliveries []*EventDelivery `protobuf:"bytes,4,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// More deliveries exist than are listed: list them all with
+	// ListDeliveries and event_id.
+	DeliveriesTruncated bool `protobuf:"varint,5,opt,name=deliveries_truncated,json=deliveriesTruncated,proto3" json:"deliveries_truncated,omitempty"`
+	// The tenant's current subscriptions that got no delivery when the
+	// event was published, in creation order, each with the reason. At most
+	// 1000; see unmatched_truncated. Deleted subscriptions are not listed.
+	UnmatchedSubscriptions []*UnmatchedSubscription `protobuf:"bytes,6,rep,name=unmatched_subscriptions,json=unmatchedSubscriptions,proto3" json:"unmatched_subscriptions,omitempty"`
+	// The tenant has more subscriptions than were examined.
+	UnmatchedTruncated bool `protobuf:"varint,7,opt,name=unmatched_truncated,json=unmatchedTruncated,proto3" json:"unmatched_truncated,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GetEventResponse) Reset() {
+	*x = GetEventResponse{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventResponse) ProtoMessage() {}
+
+func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
+func (*GetEventResponse) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetEventResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *GetEventResponse) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *GetEventResponse) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
+	}
+	return ""
+}
+
+func (x *GetEventResponse) GetDeliveries() []*EventDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *GetEventResponse) GetDeliveriesTruncated() bool {
+	if x != nil {
+		return x.DeliveriesTruncated
+	}
+	return false
+}
+
+func (x *GetEventResponse) GetUnmatchedSubscriptions() []*UnmatchedSubscription {
+	if x != nil {
+		return x.UnmatchedSubscriptions
+	}
+	return nil
+}
+
+func (x *GetEventResponse) GetUnmatchedTruncated() bool {
+	if x != nil {
+		return x.UnmatchedTruncated
+	}
+	return false
+}
+
+// EventDelivery is one delivery of an event, in short; GetDelivery shows
+// all of it.
+type EventDelivery struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	DeliveryId     string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	Status         DeliveryStatus         `protobuf:"varint,3,opt,name=status,proto3,enum=hookwire.v1.DeliveryStatus" json:"status,omitempty"`
+	AttemptCount   int32                  `protobuf:"varint,4,opt,name=attempt_count,json=attemptCount,proto3" json:"attempt_count,omitempty"`
+	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Made later by ResendEvent; false for a delivery the publish created
+	// because the subscription matched.
+	Resent        bool `protobuf:"varint,6,opt,name=resent,proto3" json:"resent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventDelivery) Reset() {
+	*x = EventDelivery{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventDelivery) ProtoMessage() {}
+
+func (x *EventDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventDelivery.ProtoReflect.Descriptor instead.
+func (*EventDelivery) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EventDelivery) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *EventDelivery) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *EventDelivery) GetStatus() DeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *EventDelivery) GetAttemptCount() int32 {
+	if x != nil {
+		return x.AttemptCount
+	}
+	return 0
+}
+
+func (x *EventDelivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *EventDelivery) GetResent() bool {
+	if x != nil {
+		return x.Resent
+	}
+	return false
+}
+
+// UnmatchedSubscription is a subscription that got no delivery of an
+// event when it was published, and why.
+//
+// Only whether a subscription matched is recorded at publish time, not
+// why the others did not. The reason is therefore worked out when the
+// event is read, by matching the subscription's event types and filter
+// as they are now against the stored event, exactly as a publish would;
+// it is what happened only if the subscription has not changed since
+// (changed_since_event false). A paused or disabled subscription still
+// receives deliveries (they wait), so its status is never the reason.
+type UnmatchedSubscription struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	Reason         NoMatchReason          `protobuf:"varint,2,opt,name=reason,proto3,enum=hookwire.v1.NoMatchReason" json:"reason,omitempty"`
+	// The reason in words, e.g. `event type "order.paid" matches none of
+	// "order.created", "invoice.*"`, or the filter's error.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The subscription was changed in any way after the event was received
+	// (updated, paused or resumed, or by Hookwire itself, e.g. disabled or
+	// its failure streak noted), so the reason is what its current settings
+	// say, not necessarily what they said then.
+	ChangedSinceEvent bool `protobuf:"varint,4,opt,name=changed_since_event,json=changedSinceEvent,proto3" json:"changed_since_event,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UnmatchedSubscription) Reset() {
+	*x = UnmatchedSubscription{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnmatchedSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnmatchedSubscription) ProtoMessage() {}
+
+func (x *UnmatchedSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnmatchedSubscription.ProtoReflect.Descriptor instead.
+func (*UnmatchedSubscription) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UnmatchedSubscription) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *UnmatchedSubscription) GetReason() NoMatchReason {
+	if x != nil {
+		return x.Reason
+	}
+	return NoMatchReason_NO_MATCH_REASON_UNSPECIFIED
+}
+
+func (x *UnmatchedSubscription) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *UnmatchedSubscription) GetChangedSinceEvent() bool {
+	if x != nil {
+		return x.ChangedSinceEvent
+	}
+	return false
+}
+
+// ListEventsRequest filters a tenant's events. Filters combine with AND.
+type ListEventsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Only events of this type: an exact name ("order.created") or a
+	// pattern as in subscriptions, where "*" matches one or more segments
+	// ("order.*").
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// Only events received at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only events received before this time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only the event published with this idempotency key (it is kept as
+	// long as the event is).
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// BASIC (the default) leaves the payloads out; FULL includes them.
+	View EventView `protobuf:"varint,6,opt,name=view,proto3,enum=hookwire.v1.EventView" json:"view,omitempty"`
+	// At most this many events (default 100).
+	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListEventsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetView() EventView {
+	if x != nil {
+		return x.View
+	}
+	return EventView_EVENT_VIEW_UNSPECIFIED
+}
+
+func (x *ListEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListEventsResponse is one page of events, newest first.
+type ListEventsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as page_token for the next page; "" on the last one. A page may
+	// hold fewer than page_size events (even none) when the server stopped
+	// after examining many events of other types, times or tenants; keep
+	// paging until this is "".
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_hookwire_v1_event_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_event_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_event_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_hookwire_v1_event_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x04\n" +
+	"\x17hookwire/v1/event.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahookwire/v1/delivery.proto\"\x84\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12C\n" +
@@ -531,11 +1162,71 @@ const file_hookwire_v1_event_proto_rawDesc = "" +
 	"\x16PublishRawEventRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12C\n" +
 	"\x04type\x18\x02 \x01(\tB/\xbaH,r*\x10\x01\x18\x80\x012#^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$R\x04type\x12(\n" +
-	"\x04body\x18\x03 \x01(\v2\x14.google.api.HttpBodyR\x04body2\xaf\x03\n" +
+	"\x04body\x18\x03 \x01(\v2\x14.google.api.HttpBodyR\x04body\"K\n" +
+	"\x0fGetEventRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12\x17\n" +
+	"\x02id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id\"\xfb\x02\n" +
+	"\x10GetEventResponse\x12(\n" +
+	"\x05event\x18\x01 \x01(\v2\x12.hookwire.v1.EventR\x05event\x12 \n" +
+	"\vtraceparent\x18\x02 \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\x03 \x01(\tR\n" +
+	"tracestate\x12:\n" +
+	"\n" +
+	"deliveries\x18\x04 \x03(\v2\x1a.hookwire.v1.EventDeliveryR\n" +
+	"deliveries\x121\n" +
+	"\x14deliveries_truncated\x18\x05 \x01(\bR\x13deliveriesTruncated\x12[\n" +
+	"\x17unmatched_subscriptions\x18\x06 \x03(\v2\".hookwire.v1.UnmatchedSubscriptionR\x16unmatchedSubscriptions\x12/\n" +
+	"\x13unmatched_truncated\x18\a \x01(\bR\x12unmatchedTruncated\"\x88\x02\n" +
+	"\rEventDelivery\x12\x1f\n" +
+	"\vdelivery_id\x18\x01 \x01(\tR\n" +
+	"deliveryId\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x123\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1b.hookwire.v1.DeliveryStatusR\x06status\x12#\n" +
+	"\rattempt_count\x18\x04 \x01(\x05R\fattemptCount\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x16\n" +
+	"\x06resent\x18\x06 \x01(\bR\x06resent\"\xbc\x01\n" +
+	"\x15UnmatchedSubscription\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x122\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1a.hookwire.v1.NoMatchReasonR\x06reason\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12.\n" +
+	"\x13changed_since_event\x18\x04 \x01(\bR\x11changedSinceEvent\"\xbb\x03\n" +
+	"\x11ListEventsRequest\x12\x1f\n" +
+	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12Y\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tB:\xbaH7r5\x18\x80\x0220^$|^(\\*|[A-Za-z0-9_-]+)(\\.(\\*|[A-Za-z0-9_-]+))*$R\teventType\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x121\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x0eidempotencyKey\x124\n" +
+	"\x04view\x18\x06 \x01(\x0e2\x16.hookwire.v1.EventViewB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04view\x12'\n" +
+	"\tpage_size\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12&\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tB\a\xbaH\x04r\x02\x18dR\tpageToken\"h\n" +
+	"\x12ListEventsResponse\x12*\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.hookwire.v1.EventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xfd\x01\n" +
+	"\rNoMatchReason\x12\x1f\n" +
+	"\x1bNO_MATCH_REASON_UNSPECIFIED\x10\x00\x12'\n" +
+	"#NO_MATCH_REASON_CREATED_AFTER_EVENT\x10\x01\x12\x1e\n" +
+	"\x1aNO_MATCH_REASON_EVENT_TYPE\x10\x02\x12\x1a\n" +
+	"\x16NO_MATCH_REASON_FILTER\x10\x03\x12 \n" +
+	"\x1cNO_MATCH_REASON_FILTER_ERROR\x10\x04\x12'\n" +
+	"#NO_MATCH_REASON_CHANGED_SINCE_EVENT\x10\x05\x12\x1b\n" +
+	"\x17NO_MATCH_REASON_UNKNOWN\x10\x06*R\n" +
+	"\tEventView\x12\x1a\n" +
+	"\x16EVENT_VIEW_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10EVENT_VIEW_BASIC\x10\x01\x12\x13\n" +
+	"\x0fEVENT_VIEW_FULL\x10\x022\x96\x05\n" +
 	"\fEventService\x12\x7f\n" +
 	"\fPublishEvent\x12 .hookwire.v1.PublishEventRequest\x1a!.hookwire.v1.PublishEventResponse\"*\x82\xd3\xe4\x93\x02$:\x05event\"\x1b/v1/tenants/{tenant}/events\x12\x8b\x01\n" +
 	"\rPublishEvents\x12!.hookwire.v1.PublishEventsRequest\x1a\".hookwire.v1.PublishEventsResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/tenants/{tenant}/events:batchPublish\x12\x8f\x01\n" +
-	"\x0fPublishRawEvent\x12#.hookwire.v1.PublishRawEventRequest\x1a!.hookwire.v1.PublishEventResponse\"4\x82\xd3\xe4\x93\x02.:\x04body\"&/v1/tenants/{tenant}/events:publishRawB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
+	"\x0fPublishRawEvent\x12#.hookwire.v1.PublishRawEventRequest\x1a!.hookwire.v1.PublishEventResponse\"4\x82\xd3\xe4\x93\x02.:\x04body\"&/v1/tenants/{tenant}/events:publishRaw\x12q\n" +
+	"\bGetEvent\x12\x1c.hookwire.v1.GetEventRequest\x1a\x1d.hookwire.v1.GetEventResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/tenants/{tenant}/events/{id}\x12r\n" +
+	"\n" +
+	"ListEvents\x12\x1e.hookwire.v1.ListEventsRequest\x1a\x1f.hookwire.v1.ListEventsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/tenants/{tenant}/eventsB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
 
 var (
 	file_hookwire_v1_event_proto_rawDescOnce sync.Once
@@ -549,38 +1240,62 @@ func file_hookwire_v1_event_proto_rawDescGZIP() []byte {
 	return file_hookwire_v1_event_proto_rawDescData
 }
 
-var file_hookwire_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hookwire_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hookwire_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_hookwire_v1_event_proto_goTypes = []any{
-	(*Event)(nil),                  // 0: hookwire.v1.Event
-	(*PublishEventRequest)(nil),    // 1: hookwire.v1.PublishEventRequest
-	(*PublishEventResponse)(nil),   // 2: hookwire.v1.PublishEventResponse
-	(*FilterError)(nil),            // 3: hookwire.v1.FilterError
-	(*PublishEventsRequest)(nil),   // 4: hookwire.v1.PublishEventsRequest
-	(*PublishEventsResponse)(nil),  // 5: hookwire.v1.PublishEventsResponse
-	(*PublishRawEventRequest)(nil), // 6: hookwire.v1.PublishRawEventRequest
-	nil,                            // 7: hookwire.v1.Event.MetadataEntry
-	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),      // 9: google.api.HttpBody
+	(NoMatchReason)(0),             // 0: hookwire.v1.NoMatchReason
+	(EventView)(0),                 // 1: hookwire.v1.EventView
+	(*Event)(nil),                  // 2: hookwire.v1.Event
+	(*PublishEventRequest)(nil),    // 3: hookwire.v1.PublishEventRequest
+	(*PublishEventResponse)(nil),   // 4: hookwire.v1.PublishEventResponse
+	(*FilterError)(nil),            // 5: hookwire.v1.FilterError
+	(*PublishEventsRequest)(nil),   // 6: hookwire.v1.PublishEventsRequest
+	(*PublishEventsResponse)(nil),  // 7: hookwire.v1.PublishEventsResponse
+	(*PublishRawEventRequest)(nil), // 8: hookwire.v1.PublishRawEventRequest
+	(*GetEventRequest)(nil),        // 9: hookwire.v1.GetEventRequest
+	(*GetEventResponse)(nil),       // 10: hookwire.v1.GetEventResponse
+	(*EventDelivery)(nil),          // 11: hookwire.v1.EventDelivery
+	(*UnmatchedSubscription)(nil),  // 12: hookwire.v1.UnmatchedSubscription
+	(*ListEventsRequest)(nil),      // 13: hookwire.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 14: hookwire.v1.ListEventsResponse
+	nil,                            // 15: hookwire.v1.Event.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),      // 17: google.api.HttpBody
+	(DeliveryStatus)(0),            // 18: hookwire.v1.DeliveryStatus
 }
 var file_hookwire_v1_event_proto_depIdxs = []int32{
-	7,  // 0: hookwire.v1.Event.metadata:type_name -> hookwire.v1.Event.MetadataEntry
-	8,  // 1: hookwire.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: hookwire.v1.PublishEventRequest.event:type_name -> hookwire.v1.Event
-	3,  // 3: hookwire.v1.PublishEventResponse.filter_errors:type_name -> hookwire.v1.FilterError
-	0,  // 4: hookwire.v1.PublishEventsRequest.events:type_name -> hookwire.v1.Event
-	2,  // 5: hookwire.v1.PublishEventsResponse.results:type_name -> hookwire.v1.PublishEventResponse
-	9,  // 6: hookwire.v1.PublishRawEventRequest.body:type_name -> google.api.HttpBody
-	1,  // 7: hookwire.v1.EventService.PublishEvent:input_type -> hookwire.v1.PublishEventRequest
-	4,  // 8: hookwire.v1.EventService.PublishEvents:input_type -> hookwire.v1.PublishEventsRequest
-	6,  // 9: hookwire.v1.EventService.PublishRawEvent:input_type -> hookwire.v1.PublishRawEventRequest
-	2,  // 10: hookwire.v1.EventService.PublishEvent:output_type -> hookwire.v1.PublishEventResponse
-	5,  // 11: hookwire.v1.EventService.PublishEvents:output_type -> hookwire.v1.PublishEventsResponse
-	2,  // 12: hookwire.v1.EventService.PublishRawEvent:output_type -> hookwire.v1.PublishEventResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	15, // 0: hookwire.v1.Event.metadata:type_name -> hookwire.v1.Event.MetadataEntry
+	16, // 1: hookwire.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	2,  // 2: hookwire.v1.PublishEventRequest.event:type_name -> hookwire.v1.Event
+	5,  // 3: hookwire.v1.PublishEventResponse.filter_errors:type_name -> hookwire.v1.FilterError
+	2,  // 4: hookwire.v1.PublishEventsRequest.events:type_name -> hookwire.v1.Event
+	4,  // 5: hookwire.v1.PublishEventsResponse.results:type_name -> hookwire.v1.PublishEventResponse
+	17, // 6: hookwire.v1.PublishRawEventRequest.body:type_name -> google.api.HttpBody
+	2,  // 7: hookwire.v1.GetEventResponse.event:type_name -> hookwire.v1.Event
+	11, // 8: hookwire.v1.GetEventResponse.deliveries:type_name -> hookwire.v1.EventDelivery
+	12, // 9: hookwire.v1.GetEventResponse.unmatched_subscriptions:type_name -> hookwire.v1.UnmatchedSubscription
+	18, // 10: hookwire.v1.EventDelivery.status:type_name -> hookwire.v1.DeliveryStatus
+	16, // 11: hookwire.v1.EventDelivery.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: hookwire.v1.UnmatchedSubscription.reason:type_name -> hookwire.v1.NoMatchReason
+	16, // 13: hookwire.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	16, // 14: hookwire.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 15: hookwire.v1.ListEventsRequest.view:type_name -> hookwire.v1.EventView
+	2,  // 16: hookwire.v1.ListEventsResponse.events:type_name -> hookwire.v1.Event
+	3,  // 17: hookwire.v1.EventService.PublishEvent:input_type -> hookwire.v1.PublishEventRequest
+	6,  // 18: hookwire.v1.EventService.PublishEvents:input_type -> hookwire.v1.PublishEventsRequest
+	8,  // 19: hookwire.v1.EventService.PublishRawEvent:input_type -> hookwire.v1.PublishRawEventRequest
+	9,  // 20: hookwire.v1.EventService.GetEvent:input_type -> hookwire.v1.GetEventRequest
+	13, // 21: hookwire.v1.EventService.ListEvents:input_type -> hookwire.v1.ListEventsRequest
+	4,  // 22: hookwire.v1.EventService.PublishEvent:output_type -> hookwire.v1.PublishEventResponse
+	7,  // 23: hookwire.v1.EventService.PublishEvents:output_type -> hookwire.v1.PublishEventsResponse
+	4,  // 24: hookwire.v1.EventService.PublishRawEvent:output_type -> hookwire.v1.PublishEventResponse
+	10, // 25: hookwire.v1.EventService.GetEvent:output_type -> hookwire.v1.GetEventResponse
+	14, // 26: hookwire.v1.EventService.ListEvents:output_type -> hookwire.v1.ListEventsResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_event_proto_init() }
@@ -588,18 +1303,20 @@ func file_hookwire_v1_event_proto_init() {
 	if File_hookwire_v1_event_proto != nil {
 		return
 	}
+	file_hookwire_v1_delivery_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_event_proto_rawDesc), len(file_hookwire_v1_event_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hookwire_v1_event_proto_goTypes,
 		DependencyIndexes: file_hookwire_v1_event_proto_depIdxs,
+		EnumInfos:         file_hookwire_v1_event_proto_enumTypes,
 		MessageInfos:      file_hookwire_v1_event_proto_msgTypes,
 	}.Build()
 	File_hookwire_v1_event_proto = out.File

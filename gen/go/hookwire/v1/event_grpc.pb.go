@@ -22,14 +22,17 @@ const (
 	EventService_PublishEvent_FullMethodName    = "/hookwire.v1.EventService/PublishEvent"
 	EventService_PublishEvents_FullMethodName   = "/hookwire.v1.EventService/PublishEvents"
 	EventService_PublishRawEvent_FullMethodName = "/hookwire.v1.EventService/PublishRawEvent"
+	EventService_GetEvent_FullMethodName        = "/hookwire.v1.EventService/GetEvent"
+	EventService_ListEvents_FullMethodName      = "/hookwire.v1.EventService/ListEvents"
 )
 
 // EventServiceClient is the client API for EventService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EventService accepts events from producers. A publish is acknowledged only
-// once the event and one delivery per matching subscription are on disk.
+// EventService accepts events from producers and reads them back. A publish
+// is acknowledged only once the event and one delivery per matching
+// subscription are on disk.
 type EventServiceClient interface {
 	// PublishEvent publishes one event. Over REST the body is
 	// {"type": "...", "payload": <any JSON>}: the payload is delivered as the
@@ -43,6 +46,20 @@ type EventServiceClient interface {
 	// Content-Type, e.g.
 	// POST /v1/tenants/acme/events:publishRaw?type=invoice.pdf
 	PublishRawEvent(ctx context.Context, in *PublishRawEventRequest, opts ...grpc.CallOption) (*PublishEventResponse, error)
+	// GetEvent returns one event as it was published, with its deliveries
+	// and, for each of the tenant's other subscriptions, why it got no
+	// delivery. Which subscriptions matched is recorded at publish time (a
+	// delivery was created); why the others did not is not recorded: it is
+	// worked out when GetEvent is called, by matching the subscription as it
+	// is now against the stored event (see UnmatchedSubscription). Read-only
+	// keys may call it. Over REST a JSON payload is the JSON value itself.
+	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
+	// ListEvents lists a tenant's events, newest first, without their
+	// payloads unless view is FULL. Events are kept as long as the server's
+	// retention keeps them. A page may hold fewer than page_size events,
+	// even none, and still have a next_page_token: keep paging until it is
+	// "".
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 }
 
 type eventServiceClient struct {
@@ -83,12 +100,33 @@ func (c *eventServiceClient) PublishRawEvent(ctx context.Context, in *PublishRaw
 	return out, nil
 }
 
+func (c *eventServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEventResponse)
+	err := c.cc.Invoke(ctx, EventService_GetEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
 //
-// EventService accepts events from producers. A publish is acknowledged only
-// once the event and one delivery per matching subscription are on disk.
+// EventService accepts events from producers and reads them back. A publish
+// is acknowledged only once the event and one delivery per matching
+// subscription are on disk.
 type EventServiceServer interface {
 	// PublishEvent publishes one event. Over REST the body is
 	// {"type": "...", "payload": <any JSON>}: the payload is delivered as the
@@ -102,6 +140,20 @@ type EventServiceServer interface {
 	// Content-Type, e.g.
 	// POST /v1/tenants/acme/events:publishRaw?type=invoice.pdf
 	PublishRawEvent(context.Context, *PublishRawEventRequest) (*PublishEventResponse, error)
+	// GetEvent returns one event as it was published, with its deliveries
+	// and, for each of the tenant's other subscriptions, why it got no
+	// delivery. Which subscriptions matched is recorded at publish time (a
+	// delivery was created); why the others did not is not recorded: it is
+	// worked out when GetEvent is called, by matching the subscription as it
+	// is now against the stored event (see UnmatchedSubscription). Read-only
+	// keys may call it. Over REST a JSON payload is the JSON value itself.
+	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
+	// ListEvents lists a tenant's events, newest first, without their
+	// payloads unless view is FULL. Events are kept as long as the server's
+	// retention keeps them. A page may hold fewer than page_size events,
+	// even none, and still have a next_page_token: keep paging until it is
+	// "".
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -120,6 +172,12 @@ func (UnimplementedEventServiceServer) PublishEvents(context.Context, *PublishEv
 }
 func (UnimplementedEventServiceServer) PublishRawEvent(context.Context, *PublishRawEventRequest) (*PublishEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PublishRawEvent not implemented")
+}
+func (UnimplementedEventServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -196,6 +254,42 @@ func _EventService_PublishRawEvent_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_GetEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetEvent(ctx, req.(*GetEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -214,6 +308,14 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PublishRawEvent",
 			Handler:    _EventService_PublishRawEvent_Handler,
+		},
+		{
+			MethodName: "GetEvent",
+			Handler:    _EventService_GetEvent_Handler,
+		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _EventService_ListEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
