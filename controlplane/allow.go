@@ -33,7 +33,7 @@ func loadRoutes() (routes, error) {
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	if err := json.Unmarshal(openapi.Swagger, &doc); err != nil {
+	if err := json.Unmarshal(openapi.OpenAPI, &doc); err != nil {
 		return nil, fmt.Errorf("read the API document's paths: %w", err)
 	}
 	var out routes

@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hookwire/hookwire/controlplane"
+	"github.com/hookwire/hookwire/gen/openapi"
 )
 
 // getNoKey fetches a URL from the REST listener without a key.
@@ -41,18 +43,24 @@ func TestOpenAPIAndReferenceServed(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
+		if !bytes.Equal(body, openapi.OpenAPI) {
+			t.Errorf("GET %s is not the generated document gen/openapi/hookwire.openapi.json", path)
+		}
 		var doc struct {
-			Swagger string                               `json:"swagger"`
-			Info    struct{ Title string }               `json:"info"`
-			Paths   map[string]map[string]map[string]any `json:"paths"`
-			Secdefs map[string]any                       `json:"securityDefinitions"`
+			OpenAPI    string                               `json:"openapi"`
+			Info       struct{ Title string }               `json:"info"`
+			Paths      map[string]map[string]map[string]any `json:"paths"`
+			Components struct {
+				SecuritySchemes map[string]map[string]any `json:"securitySchemes"`
+			} `json:"components"`
 		}
 		if err := json.Unmarshal(body, &doc); err != nil {
 			t.Fatalf("GET %s is not JSON: %v", path, err)
 		}
 		op := doc.Paths["/v1/tenants/{tenant}/events"]["post"]
-		if doc.Swagger != "2.0" || doc.Info.Title != "Hookwire API" || op["operationId"] != "EventService_PublishEvent" || doc.Secdefs["bearer"] == nil {
-			t.Fatalf("GET %s: swagger %q, title %q, publish op %v, security %v", path, doc.Swagger, doc.Info.Title, op, doc.Secdefs)
+		bearer := doc.Components.SecuritySchemes["bearerAuth"]
+		if doc.OpenAPI != "3.1.0" || doc.Info.Title != "Hookwire API" || op["operationId"] != "EventService_PublishEvent" || bearer["scheme"] != "bearer" {
+			t.Fatalf("GET %s: openapi %q, title %q, publish op %v, security %v", path, doc.OpenAPI, doc.Info.Title, op, doc.Components.SecuritySchemes)
 		}
 		etag := resp.Header.Get("ETag")
 		if etag == "" || resp.Header.Get("Cache-Control") == "" {

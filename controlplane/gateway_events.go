@@ -9,28 +9,31 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Marshal writes responses as JSON, except that the events of GetEvent
-// and ListEvents show a JSON payload as the JSON value itself, byte for
-// byte as it was published (the way a REST publish takes it), rather
-// than as base64. Other payloads stay base64, as protojson writes bytes.
-func (m *eventMarshaler) Marshal(v any) ([]byte, error) {
+// marshalEvents writes the responses of GetEvent and ListEvents (ok false
+// for others): their events show a JSON payload as the JSON value itself,
+// byte for byte as it was published (the way a REST publish takes it),
+// rather than as base64. Other payloads stay base64, as protojson writes
+// bytes.
+func (m *eventMarshaler) marshalEvents(v any) (b []byte, ok bool, err error) {
 	switch resp := v.(type) {
 	case *hookwirev1.GetEventResponse:
 		rest := proto.CloneOf(resp)
 		rest.Event = nil
-		return m.withEvents(rest, "event", false, resp.GetEvent())
+		b, err = m.withEvents(rest, "event", false, resp.GetEvent())
+		return b, true, err
 	case *hookwirev1.ListEventsResponse:
 		rest := proto.CloneOf(resp)
 		rest.Events = nil
-		return m.withEvents(rest, "events", true, resp.GetEvents()...)
+		b, err = m.withEvents(rest, "events", true, resp.GetEvents()...)
+		return b, true, err
 	}
-	return m.JSONPb.Marshal(v)
+	return nil, false, nil
 }
 
 // withEvents marshals rest and adds the member name holding events (a
 // list when list is set, else the one event, if any) in front.
 func (m *eventMarshaler) withEvents(rest proto.Message, name string, list bool, events ...*hookwirev1.Event) ([]byte, error) {
-	tail, err := m.JSONPb.Marshal(rest)
+	tail, err := m.marshalWithout(rest, name)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +69,7 @@ func (m *eventMarshaler) event(ev *hookwirev1.Event) ([]byte, error) {
 	}
 	rest := proto.CloneOf(ev)
 	rest.Payload = nil
-	tail, err := m.JSONPb.Marshal(rest)
+	tail, err := m.marshalMessage(rest)
 	if err != nil {
 		return nil, err
 	}

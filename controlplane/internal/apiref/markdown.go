@@ -13,7 +13,7 @@ another tenant's objects answer NotFound). gRPC clients use the service
 and method names below; the REST gateway maps each bound method to the route
 shown, with JSON field names as in the protos. Errors are gRPC status codes;
 over REST they map to HTTP statuses with a JSON body {code, message, details}.
-The control plane also serves the OpenAPI document at GET /openapi.json and
+The control plane also serves the OpenAPI 3.1 document at GET /openapi.json and
 this reference at GET /docs on its REST listener, without a key.`
 
 // WriteMarkdown renders the reference as Markdown (docs/API.md).
