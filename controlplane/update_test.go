@@ -164,7 +164,9 @@ func TestUpdateSubscriptionChangesOnlyTheNamedFields(t *testing.T) {
 		{"retry base", "retry_policy.exponential.base",
 			&hookwirev1.Subscription{RetryPolicy: &hookwirev1.RetryPolicy{Policy: &hookwirev1.RetryPolicy_Exponential{Exponential: &hookwirev1.ExponentialBackoff{Base: durationpb.New(2 * time.Second)}}}},
 			`{"retry_policy":{"exponential":{"base":"2s"}}}`,
-			func(s *hookwirev1.Subscription) { s.GetRetryPolicy().GetExponential().Base = durationpb.New(2 * time.Second) }},
+			func(s *hookwirev1.Subscription) {
+				s.GetRetryPolicy().GetExponential().Base = durationpb.New(2 * time.Second)
+			}},
 		{"rate limit", "flow_control.rate_per_second", &hookwirev1.Subscription{FlowControl: &hookwirev1.FlowControl{RatePerSecond: 7}}, `{"flow_control":{"rate_per_second":7}}`,
 			func(s *hookwirev1.Subscription) { s.FlowControl.RatePerSecond = 7 }},
 		{"max in flight", "flow_control.max_in_flight", &hookwirev1.Subscription{FlowControl: &hookwirev1.FlowControl{MaxInFlight: 2}}, `{"flow_control":{"max_in_flight":2}}`,
