@@ -476,7 +476,7 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 					return errStaleRead
 				}
 			}
-			mask.apply(r.GetSubscription(), clone(in))
+			mask.apply(r.GetSubscription(), in)
 			if mask.headers {
 				// The whole set is replaced; a value of "<redacted>"
 				// keeps the stored value of that header.
@@ -514,7 +514,7 @@ func (s *Services) checkUpdate(mask *updateMask, cur, in *hookwirev1.Subscriptio
 	before := clone(cur)
 	catalog.MaskHeaders(before)
 	after := clone(before)
-	mask.apply(after, clone(in))
+	mask.apply(after, in)
 	if err := s.valid.changed("subscription", before, after, mask.touches); err != nil {
 		return nil, err
 	}

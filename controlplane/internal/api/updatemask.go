@@ -150,7 +150,17 @@ func (m *updateMask) normalise() {
 		out = append(out, p)
 	}
 	m.paths = out
+	// One check per field, explicit if any path named it.
 	slices.SortFunc(m.fixed, func(a, b fixedCheck) int { return strings.Compare(a.path, b.path) })
+	fixed := m.fixed[:0]
+	for _, c := range m.fixed {
+		if n := len(fixed); n > 0 && fixed[n-1].path == c.path {
+			fixed[n-1].explicit = fixed[n-1].explicit || c.explicit
+			continue
+		}
+		fixed = append(fixed, c)
+	}
+	m.fixed = fixed
 }
 
 // inConfig reports whether a path names keys inside target.config.
@@ -363,9 +373,9 @@ func sameFixed(path string, a, b fixedValue) bool {
 
 // apply copies the masked fields of in onto sub: a field the request
 // leaves unset is cleared, a key of target.config it does not have is
-// removed. in must be the caller's own copy (its values are shared, not
-// copied). Header values are copied as they are; the caller seals them.
+// removed. Header values are copied as they are; the caller seals them.
 func (m *updateMask) apply(sub, in *hookwirev1.Subscription) {
+	in = proto.Clone(in).(*hookwirev1.Subscription) // sub gets its values
 	transport := sub.GetTarget().GetTransport()
 	for _, p := range m.paths {
 		applyPath(sub.ProtoReflect(), in.ProtoReflect(), p)
