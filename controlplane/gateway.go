@@ -268,8 +268,27 @@ func (m *eventMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF // no body: the gateway's own handling
 		}
-		return m.JSONPb.Unmarshal(data, v)
+		err = m.JSONPb.Unmarshal(data, v)
+		if _, isSub := v.(**hookwirev1.Subscription); isSub && err != nil && hasMember(data, "update_mask", "updateMask") {
+			return status.Error(codes.InvalidArgument, `update_mask is not part of the body, which is the subscription itself: pass it as the query parameter, e.g. PATCH .../subscriptions/{id}?update_mask=description,target.config.url (without one, the fields present in the body are updated)`)
+		}
+		return err
 	})
+}
+
+// hasMember reports whether data is a JSON object with one of the names
+// as a member.
+func hasMember(data []byte, names ...string) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return false
+	}
+	for _, n := range names {
+		if _, ok := obj[n]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyTooLarge starts the message of a request body over the limit.

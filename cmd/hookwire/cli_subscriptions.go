@@ -207,11 +207,8 @@ func (tf *targetFlags) build(cmd *cobra.Command, base *hookwirev1.Target) (*hook
 		// The server shows header values as <redacted>; sending that back
 		// keeps each stored value.
 		t = &hookwirev1.Target{Transport: base.GetTransport(), Config: base.GetConfig(), Timeout: base.GetTimeout(), Headers: maps.Clone(base.GetHeaders())}
-		if flagChanged(cmd, "transport") {
-			if tf.transport != base.GetTransport() && !flagChanged(cmd, "config") {
-				return nil, usageErrorf("changing --transport to %q needs --config for it", tf.transport)
-			}
-			t.Transport = tf.transport
+		if flagChanged(cmd, "transport") && tf.transport != base.GetTransport() {
+			return nil, usageErrorf("--transport %q: a subscription keeps the transport it was created with (%q); create a new subscription for %q", tf.transport, base.GetTransport(), tf.transport)
 		}
 	}
 	if flagChanged(cmd, "config") {
@@ -412,7 +409,8 @@ to one update_mask path:
 
   --description                          description
   --event-type (replaces the list)       event_types
-  --url, --config, --transport, --timeout target (the rest of the target is kept)
+  --url, --config, --timeout              target (the rest of the target is kept;
+                                         the transport cannot change)
   --metadata k=v, --remove-metadata k    metadata (other keys are kept)
 
 Use 'subscriptions pause' and 'resume' to stop and restart delivery.`,

@@ -503,7 +503,7 @@ metadata:
 	h.fail(exitUsage, "nothing to update", "subscriptions", "update", "--tenant", "acme", yamlID)
 	h.fail(exitInvalid, "event_types[0]", "subscriptions", "update", "--tenant", "acme", yamlID, "--event-type", "no spaces")
 	h.fail(exitInvalid, "invalid target", "subscriptions", "update", "--tenant", "acme", yamlID, "--url", "ftp://x")
-	h.fail(exitUsage, "needs --config", "subscriptions", "update", "--tenant", "acme", yamlID, "--transport", "kafka")
+	h.fail(exitUsage, "keeps the transport it was created with", "subscriptions", "update", "--tenant", "acme", yamlID, "--transport", "kafka", "--config", "{}")
 	h.fail(exitUsage, `--remove-metadata "absent"`, "subscriptions", "update", "--tenant", "acme", yamlID, "--remove-metadata", "absent")
 	r := h.fail(exitNotFound, `subscription "sub_nope" not found`, "subscriptions", "update", "--tenant", "acme", "sub_nope", "--description", "x")
 	if !strings.Contains(r.stderr, "hookwire subscriptions list --tenant acme") {

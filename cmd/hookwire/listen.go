@@ -174,16 +174,17 @@ func (c *cli) listen(cmd *cobra.Command, o listenOptions) error {
 			cancel()
 			return notFoundHint(err, "%s", subscriptionListHint(tenant))
 		}
+		if tr := cur.GetTarget().GetTransport(); tr != "http" {
+			// A subscription keeps the transport it was created with.
+			cancel()
+			return usageErrorf("subscription %s delivers over transport %q; listen can only attach to an http subscription (a subscription's transport cannot be changed): run listen without --subscription to get a temporary one", o.subID, tr)
+		}
 		prevTarget, prevSelector := proto.Clone(cur.GetTarget()).(*hookwirev1.Target), cur.GetAgentSelector()
 		t := proto.Clone(cur.GetTarget()).(*hookwirev1.Target)
-		if t == nil || t.GetTransport() != "http" {
-			t = target
-		} else {
-			if t.Config == nil {
-				t.Config = &structpb.Struct{Fields: map[string]*structpb.Value{}}
-			}
-			t.Config.Fields["url"] = structpb.NewStringValue(o.forwardTo)
+		if t.Config == nil {
+			t.Config = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 		}
+		t.Config.Fields["url"] = structpb.NewStringValue(o.forwardTo)
 		cur.Target, cur.AgentSelector = t, selector
 		mask := &fieldmaskpb.FieldMask{Paths: []string{"target", "agent_selector"}}
 		if sub, err = subs.UpdateSubscription(ctx, &hookwirev1.UpdateSubscriptionRequest{Tenant: tenant, Subscription: cur, UpdateMask: mask}); err != nil {

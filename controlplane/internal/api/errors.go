@@ -85,10 +85,16 @@ func (v *validator) check(req any) error {
 	if !errors.As(err, &verr) {
 		return status.Errorf(codes.Internal, "validate request: %v", err)
 	}
+	return violationsError("", verr.Violations)
+}
+
+// violationsError is InvalidArgument listing the violations, with a
+// BadRequest detail; prefix ("subscription.") goes before each field.
+func violationsError(prefix string, violations []*protovalidate.Violation) error {
 	br := &errdetails.BadRequest{}
-	msgs := make([]string, 0, len(verr.Violations))
-	for _, viol := range verr.Violations {
-		field := protovalidate.FieldPathString(viol.Proto.GetField())
+	msgs := make([]string, 0, len(violations))
+	for _, viol := range violations {
+		field := prefix + protovalidate.FieldPathString(viol.Proto.GetField())
 		msg := viol.Proto.GetMessage()
 		msgs = append(msgs, field+": "+msg)
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: msg})
@@ -98,6 +104,56 @@ func (v *validator) check(req any) error {
 		st = withDetails
 	}
 	return st.Err()
+}
+
+// badRequest is a BadRequest detail for one field.
+func badRequest(field, problem string) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: problem}}}
+}
+
+// changed checks after, a resource as a partial update would leave it,
+// against the proto rules. It reports a violation when the update touches
+// its field (touches gets the field's path without list and map
+// subscripts) or when before, the stored resource, does not have it: a
+// field the update leaves alone is never the reason it is refused, yet
+// the result stays valid as a whole. name is the request field holding
+// the resource.
+func (v *validator) changed(name string, before, after proto.Message, touches func(path []string) bool) error {
+	had := map[string]bool{}
+	for _, viol := range v.violations(before) {
+		had[violationKey(viol)] = true
+	}
+	var report []*protovalidate.Violation
+	for _, viol := range v.violations(after) {
+		if touches(violationPath(viol)) || !had[violationKey(viol)] {
+			report = append(report, viol)
+		}
+	}
+	if len(report) == 0 {
+		return nil
+	}
+	return violationsError(name+".", report)
+}
+
+func (v *validator) violations(m proto.Message) []*protovalidate.Violation {
+	var verr *protovalidate.ValidationError
+	if err := v.v.Validate(m); errors.As(err, &verr) {
+		return verr.Violations
+	}
+	return nil
+}
+
+func violationKey(viol *protovalidate.Violation) string {
+	return protovalidate.FieldPathString(viol.Proto.GetField()) + " " + viol.Proto.GetRuleId()
+}
+
+// violationPath is the violation's field path by field names only.
+func violationPath(viol *protovalidate.Violation) []string {
+	var out []string
+	for _, e := range viol.Proto.GetField().GetElements() {
+		out = append(out, e.GetFieldName())
+	}
+	return out
 }
 
 func (v *validator) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

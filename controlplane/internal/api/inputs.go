@@ -31,7 +31,9 @@ func checkFields(m proto.Message) error {
 	case *hookwirev1.CreateSubscriptionRequest:
 		return checkSubscription("subscription", req.GetSubscription())
 	case *hookwirev1.UpdateSubscriptionRequest:
-		return checkSubscription("subscription", req.GetSubscription())
+		// UpdateSubscription checks the fields it changes, on the
+		// merged subscription (checkUpdate).
+		return nil
 	case *hookwirev1.PublishEventRequest:
 		return checkEvent("event", req.GetEvent())
 	case *hookwirev1.PublishEventsRequest:

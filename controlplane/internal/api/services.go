@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,88 +440,127 @@ func (s *Services) ListSubscriptions(ctx context.Context, req *hookwirev1.ListSu
 	return resp, nil
 }
 
+// UpdateSubscription changes the fields its mask names (updatemask.go).
+// It checks the change against the stored subscription; a new target is
+// checked by its transport (which may call a plugin) before the write,
+// not during it. If the record changes before the write, the change is
+// checked again against the new record, and the whole update starts over
+// when that would change the target the transport checked.
 func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.UpdateSubscriptionRequest) (*hookwirev1.Subscription, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
 	in := req.GetSubscription()
-	paths := req.GetUpdateMask().GetPaths()
-	if len(paths) == 0 {
-		paths = []string{"description", "event_types", "target", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker", "agent_selector"}
+	if in == nil {
+		return nil, status.Error(codes.InvalidArgument, "subscription is required: it names the subscription (id) and carries the new values of the fields in update_mask")
 	}
-	for _, p := range paths {
-		switch p {
-		case "description", "event_types", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker":
-		case "target", "target.config", "target.transport", "target.timeout", "target.headers":
-			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
+	if in.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "subscription.id is required: it names the subscription to update")
+	}
+	mask, err := parseUpdateMask(req.GetUpdateMask(), in)
+	if err != nil {
+		return nil, err
+	}
+	if len(mask.paths) == 0 && len(mask.fixed) == 0 && len(req.GetUpdateMask().GetPaths()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "nothing to update: name the fields to change in update_mask (REST: ?update_mask=description,filter), or send them in the subscription; over gRPC an empty or default value (e.g. an empty description) needs the mask")
+	}
+	what := "subscription " + quote(in.GetId())
+	for range changeTries {
+		cur, err := s.cfg.Store.GetSubscription(req.GetTenant(), in.GetId())
+		if err != nil {
+			return nil, storeError(err, what)
+		}
+		after, err := s.checkUpdate(mask, cur.GetSubscription(), in)
+		if err != nil {
+			return nil, err
+		}
+		if mask.target {
+			if err := s.checkTarget(ctx, after.GetTarget()); err != nil {
 				return nil, err
 			}
-		case "agent_selector":
-			if err := checkSelector(in.GetAgentSelector()); err != nil {
-				return nil, err
-			}
-		case "ordered":
-			return nil, status.Error(codes.InvalidArgument, "ordered cannot be changed after creation; create a new subscription with the ordering you want")
-		case "signature_scheme", "signing_secret", "signing_public_key":
-			return nil, status.Errorf(codes.InvalidArgument, "%s cannot be updated; rotate the key with POST .../subscriptions/{id}:rotateSecret (its scheme field migrates to another scheme)", p)
-		default:
-			return nil, status.Errorf(codes.InvalidArgument, "update_mask path %q cannot be updated; mutable fields are description, event_types, target, metadata, filter, retry_policy, flow_control, circuit_breaker and agent_selector (use :pause/:resume for status)", p)
 		}
-	}
-	// The cost of a new filter is checked here, outside the write.
-	var filterErr error
-	if slices.Contains(paths, "filter") {
-		filterErr = s.checkFilterCost(in.GetFilter())
-	}
-	return s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
-		sub := r.GetSubscription()
-		for _, p := range paths {
-			if strings.HasPrefix(p, "target.") && sub.Target == nil {
-				sub.Target = &hookwirev1.Target{}
-			}
-			switch p {
-			case "description":
-				sub.Description = in.GetDescription()
-			case "event_types":
-				sub.EventTypes = in.GetEventTypes()
-			case "metadata":
-				sub.Metadata = in.GetMetadata()
-			case "filter":
-				// Only a new filter is refused: one saved before the cost
-				// check keeps working (docs/FILTERS.md).
-				if filterErr != nil && in.GetFilter() != sub.GetFilter() {
-					return filterErr
-				}
-				sub.Filter = in.GetFilter()
-			case "retry_policy":
-				sub.RetryPolicy = in.GetRetryPolicy()
-			case "flow_control":
-				sub.FlowControl = in.GetFlowControl()
-			case "circuit_breaker":
-				sub.CircuitBreaker = in.GetCircuitBreaker()
-			case "agent_selector":
-				sub.AgentSelector = in.GetAgentSelector()
-			case "target.config":
-				sub.Target.Config = in.GetTarget().GetConfig()
-			case "target.transport":
-				sub.Target.Transport = in.GetTarget().GetTransport()
-			case "target.timeout":
-				sub.Target.Timeout = in.GetTarget().GetTimeout()
-			case "target.headers":
-				// The whole set is replaced; a value of "<redacted>" keeps
-				// the stored value of that header.
-				if err := setHeaders(r, keys, in.GetTarget().GetHeaders()); err != nil {
+		if len(mask.paths) == 0 {
+			// Only fields that cannot change, named with the values
+			// they have: nothing to write.
+			return s.present(clone(cur.GetSubscription())), nil
+		}
+		stale := false
+		out, err := s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
+			if !proto.Equal(r, cur) {
+				again, err := s.checkUpdate(mask, r.GetSubscription(), in)
+				if err != nil {
 					return err
 				}
-			default: // "target": all of it, headers as above
-				sub.Target = clone(in.GetTarget())
-				if err := setHeaders(r, keys, in.GetTarget().GetHeaders()); err != nil {
-					return err
+				if mask.target && !sameTarget(again.GetTarget(), after.GetTarget()) {
+					stale = true // the transport checked another target
+					return errStaleRead
 				}
 			}
+			mask.apply(r.GetSubscription(), in)
+			if mask.headers {
+				// The whole set is replaced; a value of "<redacted>"
+				// keeps the stored value of that header.
+				return setHeaders(r, keys, in.GetTarget().GetHeaders())
+			}
+			return nil
+		})
+		if stale {
+			continue
 		}
-		return nil
-	})
+		return out, err
+	}
+	return nil, status.Errorf(codes.Aborted, "%s kept changing while it was being updated; try again", what)
+}
+
+// errStaleRead stops a write decided on a record that has changed since.
+var errStaleRead = errors.New("subscription changed since it was read")
+
+// sameTarget reports whether two targets are the same for the transport's
+// check (transport and config).
+func sameTarget(a, b *hookwirev1.Target) bool {
+	return a.GetTransport() == b.GetTransport() && proto.Equal(a.GetConfig(), b.GetConfig())
+}
+
+// checkUpdate returns the subscription an update would make of cur (with
+// the request's header values, not sealed) after checking it: the fields
+// that cannot change, then the rules of the proto and the semantic
+// checks, reporting only problems in the fields the update changes or
+// that cur does not have already; the selector, and a new filter's cost.
+// It does no I/O: the target's check by its transport is the caller's.
+func (s *Services) checkUpdate(mask *updateMask, cur, in *hookwirev1.Subscription) (*hookwirev1.Subscription, error) {
+	if err := mask.checkFixed(cur, in); err != nil {
+		return nil, err
+	}
+	before := clone(cur)
+	catalog.MaskHeaders(before)
+	after := clone(before)
+	mask.apply(after, in)
+	if err := s.valid.changed("subscription", before, after, mask.touches); err != nil {
+		return nil, err
+	}
+	if mask.headers {
+		if err := catalog.CheckHeaders("subscription.target.headers", in.GetTarget().GetHeaders()); err != nil {
+			return nil, inputStatus(err)
+		}
+	}
+	if mask.touches([]string{"metadata"}) {
+		if err := catalog.CheckMetadata("subscription.metadata", in.GetMetadata()); err != nil {
+			return nil, inputStatus(err)
+		}
+	}
+	if mask.touches([]string{"agent_selector"}) {
+		if err := checkSelector(after.GetAgentSelector()); err != nil {
+			return nil, err
+		}
+	}
+	// Only a new filter is refused: one saved before the cost check
+	// keeps working (docs/FILTERS.md).
+	if after.GetFilter() != cur.GetFilter() {
+		if err := s.checkFilterCost(after.GetFilter()); err != nil {
+			return nil, subscriptionError(err, "subscription")
+		}
+	}
+	return after, nil
 }
 
 // setHeaders is catalog.SetHeaders with its errors as API errors: a mask

@@ -1079,11 +1079,41 @@ func (x *ListSubscriptionsResponse) GetNextPageToken() string {
 
 // UpdateSubscriptionRequest carries the changed fields.
 type UpdateSubscriptionRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Tenant       string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Subscription *Subscription          `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
-	// Fields to change: description, event_types, target, metadata, filter,
-	// retry_policy, flow_control, ordered, circuit_breaker.
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The subscription to change (named by its id) with the new values of
+	// the fields in update_mask; its other fields are not read. Required.
+	// Its rules are checked by the server on the merged result, for the
+	// fields the update changes, rather than on this partial message.
+	Subscription *Subscription `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// The fields to change, relative to the subscription ("description",
+	// not "subscription.description"). Over REST: the query parameter
+	// ?update_mask=description,event_types.
+	//
+	// Fields that can be changed: description, event_types, target (or one
+	// of target.config, target.timeout, target.headers), metadata, filter,
+	// retry_policy, flow_control, circuit_breaker (or one of their fields,
+	// e.g. flow_control.rate_per_second, retry_policy.exponential.base) and
+	// agent_selector. A path inside target.config names one key of the
+	// configuration (target.config.url); a key in the mask but not in the
+	// request is removed. Lists and maps (event_types, metadata,
+	// target.headers) are replaced as a whole; in target.headers a value of
+	// "<redacted>" keeps the stored value of that header.
+	//
+	// Absent or empty: over REST the fields present in the body; over gRPC
+	// the fields set to a non-default value (so clearing a field, e.g. an
+	// empty description, needs the mask). "*" replaces every field that can
+	// be changed with the request's value, unset ones included.
+	//
+	// Fields set at creation cannot change: tenant, create_time, ordered,
+	// target.transport (create a new subscription instead), status and
+	// disabled_reason (use :pause and :resume), signature_scheme,
+	// signing_public_key and signing_secret (use :rotateSecret). Naming one
+	// with the value it already has is accepted, so a subscription read with
+	// GetSubscription can be sent back; a different value is refused with
+	// InvalidArgument naming the field. id, update_time, circuit_state and
+	// failing_since are output only and ignored. A path that is not a field
+	// of Subscription is refused with InvalidArgument naming the path.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1511,7 +1541,7 @@ const file_hookwire_v1_subscription_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc0\x01\n" +
 	"\x19UpdateSubscriptionRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12E\n" +
-	"\fsubscription\x18\x02 \x01(\v2\x19.hookwire.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01R\fsubscription\x12;\n" +
+	"\fsubscription\x18\x02 \x01(\v2\x19.hookwire.v1.SubscriptionB\x06\xbaH\x03\xd8\x01\x03R\fsubscription\x12;\n" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"U\n" +
 	"\x19DeleteSubscriptionRequest\x12\x1f\n" +

@@ -43,8 +43,16 @@ type SubscriptionServiceClient interface {
 	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	// ListSubscriptions lists a tenant's subscriptions in creation order.
 	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
-	// UpdateSubscription changes the fields named in update_mask (all mutable
-	// fields when the mask is empty).
+	// UpdateSubscription changes the fields named in update_mask and leaves
+	// every other field as it is (AIP-134). Over REST the mask is the query
+	// parameter update_mask (comma-separated, e.g.
+	// "?update_mask=description,target.config.url"); without one, the fields
+	// present in the JSON body are changed, so
+	// PATCH .../subscriptions/{id} {"description": "x"} changes only the
+	// description. Only the fields changed are validated: the result must
+	// still be a valid subscription, but a field the request does not touch
+	// is never the reason it is refused. See UpdateSubscriptionRequest for
+	// the mask's rules.
 	UpdateSubscription(ctx context.Context, in *UpdateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	// DeleteSubscription deletes a subscription; its pending deliveries are
 	// cancelled.
@@ -163,8 +171,16 @@ type SubscriptionServiceServer interface {
 	GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error)
 	// ListSubscriptions lists a tenant's subscriptions in creation order.
 	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
-	// UpdateSubscription changes the fields named in update_mask (all mutable
-	// fields when the mask is empty).
+	// UpdateSubscription changes the fields named in update_mask and leaves
+	// every other field as it is (AIP-134). Over REST the mask is the query
+	// parameter update_mask (comma-separated, e.g.
+	// "?update_mask=description,target.config.url"); without one, the fields
+	// present in the JSON body are changed, so
+	// PATCH .../subscriptions/{id} {"description": "x"} changes only the
+	// description. Only the fields changed are validated: the result must
+	// still be a valid subscription, but a field the request does not touch
+	// is never the reason it is refused. See UpdateSubscriptionRequest for
+	// the mask's rules.
 	UpdateSubscription(context.Context, *UpdateSubscriptionRequest) (*Subscription, error)
 	// DeleteSubscription deletes a subscription; its pending deliveries are
 	// cancelled.
