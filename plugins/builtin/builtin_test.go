@@ -48,6 +48,17 @@ func TestRegistry(t *testing.T) {
 				t.Errorf("built-in %q: schema requires %q but does not describe it", name, req)
 			}
 		}
+		// Broker URLs carry credentials: the control plane must seal them.
+		wantSecret := []string{"url"}
+		if name == "http" {
+			wantSecret = nil // credentials go in the sealed target headers
+		}
+		if got := info.SecretFields(); !slices.Equal(got, wantSecret) {
+			t.Errorf("built-in %q: secret config fields %v, want %v", name, got, wantSecret)
+		}
+		if len(info.ConfigFields) != len(schema.Properties) {
+			t.Errorf("built-in %q: %d config fields for %d schema properties", name, len(info.ConfigFields), len(schema.Properties))
+		}
 		// An empty configuration is never valid and says what is missing.
 		problems, err := tr.Validate(context.Background(), &structpb.Struct{})
 		if err != nil || len(problems) == 0 {
