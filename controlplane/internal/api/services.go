@@ -51,6 +51,10 @@ type Config struct {
 	Now             func() time.Time
 	MaxPayloadBytes int
 	ValidateTarget  TargetValidator
+	// SecretFields names each transport's secret target configuration
+	// fields (its plugin's Describe: transport.v1.ConfigField.secret),
+	// which are sealed at rest and never shown; nil: none known.
+	SecretFields catalog.SecretFields
 	// Metrics counts publishes; nil: none.
 	Metrics *metrics.ControlPlane
 	// RateLimit is the requests per second each API key may make (token
@@ -311,6 +315,35 @@ func (s *Services) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKe
 
 // --- subscriptions ---
 
+// secretFields returns the names of transport's secret configuration
+// fields.
+func (s *Services) secretFields(transport string) []string {
+	if s.cfg.SecretFields == nil {
+		return nil
+	}
+	return s.cfg.SecretFields(transport)
+}
+
+// setConfig makes config (as a request gives it) the target configuration
+// of rec, whose target names its transport: the transport's secret fields
+// are sealed (catalog.SetConfig; "<redacted>" keeps a stored value), and
+// the target is validated with those values opened.
+func (s *Services) setConfig(ctx context.Context, rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *structpb.Struct) error {
+	t := rec.GetSubscription().GetTarget()
+	opened, err := catalog.OpenConfig(rec, keys, config)
+	if err != nil {
+		return status.Errorf(codes.Internal, "open target config: %v", err)
+	}
+	var ie *catalog.InputError
+	switch err := catalog.SetConfig(rec, keys, config, s.secretFields(t.GetTransport())); {
+	case errors.As(err, &ie):
+		return inputStatus(err)
+	case err != nil:
+		return status.Errorf(codes.Internal, "seal target config: %v", err)
+	}
+	return s.checkTarget(ctx, &hookwirev1.Target{Transport: t.GetTransport(), Config: opened})
+}
+
 func (s *Services) checkTarget(ctx context.Context, t *hookwirev1.Target) error {
 	if s.cfg.ValidateTarget == nil {
 		return nil
@@ -330,9 +363,6 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		return nil, err
 	}
 	in := req.GetSubscription()
-	if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
-		return nil, err
-	}
 	if err := checkSelector(in.GetAgentSelector()); err != nil {
 		return nil, err
 	}
@@ -347,7 +377,7 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		Tenant:         req.GetTenant(),
 		Description:    in.GetDescription(),
 		EventTypes:     in.GetEventTypes(),
-		Target:         clone(in.GetTarget()), // its headers are replaced by their masked form below
+		Target:         clone(in.GetTarget()), // its headers and secret config fields are replaced by their masked form below
 		Status:         hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
 		Metadata:       in.GetMetadata(),
 		CreateTime:     now,
@@ -368,6 +398,10 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	}
 	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{sealed}}
 	if err := setHeaders(rec, keys, in.GetTarget().GetHeaders()); err != nil {
+		return nil, err
+	}
+	// Validates the target too, with its secret fields as given.
+	if err := s.setConfig(ctx, rec, keys, in.GetTarget().GetConfig()); err != nil {
 		return nil, err
 	}
 	prepared, err := catalog.Prepare(rec, keys)
@@ -434,9 +468,8 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 		switch p {
 		case "description", "event_types", "metadata", "filter", "retry_policy", "flow_control", "circuit_breaker":
 		case "target", "target.config", "target.transport", "target.timeout", "target.headers":
-			if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
-				return nil, err
-			}
+			// Checked in the change below, with the stored values of the
+			// secret config fields the request sends back as "<redacted>".
 		case "agent_selector":
 			if err := checkSelector(in.GetAgentSelector()); err != nil {
 				return nil, err
@@ -456,7 +489,9 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 	}
 	return s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
 		sub := r.GetSubscription()
+		targetChanged := false
 		for _, p := range paths {
+			targetChanged = targetChanged || p == "target" || strings.HasPrefix(p, "target.")
 			if strings.HasPrefix(p, "target.") && sub.Target == nil {
 				sub.Target = &hookwirev1.Target{}
 			}
@@ -500,6 +535,12 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 					return err
 				}
 			}
+		}
+		if targetChanged {
+			// Seals the secret fields of the target's (possibly new)
+			// transport, keeps those sent back as "<redacted>", and
+			// validates the result.
+			return s.setConfig(ctx, r, keys, sub.GetTarget().GetConfig())
 		}
 		return nil
 	})
@@ -644,10 +685,11 @@ func (s *Services) ResumeSubscription(ctx context.Context, req *hookwirev1.Resum
 }
 
 // present fills a subscription's output-only runtime fields and masks its
-// header values (stored masked already; this also covers records written
-// before header values were sealed).
+// header values and secret config fields (stored masked already; this also
+// covers records written before they were sealed).
 func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscription {
 	catalog.MaskHeaders(sub)
+	catalog.MaskConfig(sub, s.secretFields(sub.GetTarget().GetTransport()))
 	if sub.GetCircuitBreaker() != nil {
 		if id, err := ids.Parse(ids.Subscription, sub.GetId()); err == nil {
 			sub.CircuitState = s.cfg.Dispatcher.CircuitState(id)
