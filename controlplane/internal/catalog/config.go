@@ -84,9 +84,11 @@ func OpenConfig(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *
 // every field named in secret is sealed under keys into rec.sealed_config
 // and the subscription's target keeps the field with RedactedValue. A
 // field whose value is RedactedValue stands for the value rec holds
-// sealed under that name: a secret one keeps its sealed bytes (there must
-// be some), any other is stored opened (its transport no longer calls it
-// secret). config is not changed; the record keeps a copy.
+// sealed under that name, and keeps its sealed bytes; for a secret field
+// there must be some. A sealed value stays sealed even when secret no
+// longer names its field (another transport, or a server that does not
+// know the transport's schema): only a new value sent in clear replaces
+// it. config is not changed; the record keeps a copy.
 func SetConfig(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *structpb.Struct, secret []string) error {
 	sub := rec.GetSubscription()
 	if sub.GetTarget() == nil {
@@ -100,11 +102,6 @@ func SetConfig(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *s
 	for _, sc := range rec.GetSealedConfig() {
 		stored[sc.GetName()] = sc
 	}
-	// Non-secret placeholders become clear values again.
-	opened, err := OpenConfig(rec, keys, config)
-	if err != nil {
-		return err
-	}
 	var sealed []*storev1.SealedConfigField
 	var out *structpb.Struct
 	if config != nil {
@@ -112,19 +109,20 @@ func SetConfig(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *s
 	}
 	for _, name := range slices.Sorted(maps.Keys(config.GetFields())) {
 		v := config.GetFields()[name]
+		old := stored[name]
+		if isRedacted(v) && old != nil {
+			out.Fields[name] = v
+			sealed = append(sealed, old)
+			continue
+		}
 		if !slices.Contains(secret, name) {
-			out.Fields[name] = opened.GetFields()[name]
+			out.Fields[name] = proto.CloneOf(v)
 			continue
 		}
 		out.Fields[name] = structpb.NewStringValue(RedactedValue)
-		if isRedacted(v) {
-			old := stored[name]
-			if old == nil {
-				return &InputError{Field: "subscription.target.config." + name,
-					Problem: fmt.Sprintf("%q stands for a stored value and this subscription has no stored %q; send the field's real value", RedactedValue, name)}
-			}
-			sealed = append(sealed, old)
-			continue
+		if isRedacted(v) { // and nothing stored
+			return &InputError{Field: "subscription.target.config." + name,
+				Problem: fmt.Sprintf("%q stands for a stored value and this subscription has no stored %q; send the field's real value", RedactedValue, name)}
 		}
 		if keys == nil {
 			return errors.New("no master keyring configured to seal target configuration values")

@@ -105,13 +105,24 @@ func TestSecretConfigFieldsAreSealedAndOpenedForDispatch(t *testing.T) {
 		t.Fatal("a value moved to another field name still opens")
 	}
 
-	// A transport that does not call the field secret gets it back in
-	// clear when the request sends the mask (a change of transport).
+	// A sealed value stays sealed when the field is not called secret
+	// (another transport, or a server that does not know the schema):
+	// sending back the mask never stores it in clear; a new clear value
+	// of a field that is no secret is stored as given.
 	if err := SetConfig(rec, keys, rec.GetSubscription().GetTarget().GetConfig(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.GetSubscription().GetTarget().GetConfig().GetFields()["url"].GetStringValue(); got != "amqp://u:pw2@b/" || len(rec.GetSealedConfig()) != 0 {
-		t.Fatalf("no longer secret: url %q, %d sealed", got, len(rec.GetSealedConfig()))
+	if got := rec.GetSubscription().GetTarget().GetConfig().GetFields()["url"].GetStringValue(); got != RedactedValue || len(rec.GetSealedConfig()) != 1 {
+		t.Fatalf("mask sent back with no secret fields: url %q, %d sealed; want it kept sealed", got, len(rec.GetSealedConfig()))
+	}
+	if sub, err = Prepare(rec, keys); err != nil || sub.Config.GetFields()["url"].GetStringValue() != "amqp://u:pw2@b/" {
+		t.Fatalf("kept sealed: %v, %v", sub.Config, err)
+	}
+	if err := SetConfig(rec, keys, mustStruct(t, map[string]any{"url": "https://example.com/"}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.GetSubscription().GetTarget().GetConfig().GetFields()["url"].GetStringValue(); got != "https://example.com/" || len(rec.GetSealedConfig()) != 0 {
+		t.Fatalf("new clear value of a field that is no secret: url %q, %d sealed", got, len(rec.GetSealedConfig()))
 	}
 }
 
