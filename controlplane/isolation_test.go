@@ -433,6 +433,35 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 				return tailOpens(ctx, c, &hookwirev1.TailDeliveriesRequest{Tenant: o.tenant, SubscriptionId: o.sub})
 			}},
 
+		// --- ClusterService ---
+		hookwirev1.ClusterService_GetClusterStatus_FullMethodName: {access: isoAdminOnly,
+			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {
+				return hookwirev1.NewClusterServiceClient(c).GetClusterStatus(ctx, &hookwirev1.GetClusterStatusRequest{})
+			}},
+		hookwirev1.ClusterService_RemovePeer_FullMethodName: {access: isoAdminOnly, adminCode: codes.NotFound,
+			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {
+				return hookwirev1.NewClusterServiceClient(c).RemovePeer(ctx, &hookwirev1.RemovePeerRequest{Id: "no-such-node"})
+			}},
+		hookwirev1.ClusterService_SaveSnapshot_FullMethodName: {access: isoAdminOnly,
+			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {
+				stream, err := hookwirev1.NewClusterServiceClient(c).SaveSnapshot(ctx, &hookwirev1.SaveSnapshotRequest{})
+				if err != nil {
+					return nil, err
+				}
+				return stream.Recv() // the first chunk, or the refusal
+			}},
+		// A body that is not a snapshot: the admin passes authorization
+		// and is told so; nothing is restored.
+		hookwirev1.ClusterService_RestoreSnapshot_FullMethodName: {access: isoAdminOnly, adminCode: codes.InvalidArgument,
+			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {
+				stream, err := hookwirev1.NewClusterServiceClient(c).RestoreSnapshot(ctx)
+				if err != nil {
+					return nil, err
+				}
+				_ = stream.Send(&hookwirev1.SnapshotChunk{Data: []byte("not a snapshot")})
+				return stream.CloseAndRecv()
+			}},
+
 		// --- AuditService ---
 		hookwirev1.AuditService_ListAuditEvents_FullMethodName: {access: isoRead,
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {

@@ -105,7 +105,7 @@ func (s *Server) initMasterKeys(ring *secrets.Keyring) {
 		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hookwire_master_key_resealed_keys_total",
-			Help: "Signing keys and target header values re-sealed under a new master key since start.",
+			Help: "Signing keys, target header values and secret target config values re-sealed under a new master key since start.",
 		}, func() float64 {
 			s.mk.mu.Lock()
 			defer s.mk.mu.Unlock()
@@ -274,8 +274,9 @@ func (s *Server) checkKeyring(ring *secrets.Keyring) error {
 				blocked = true
 			}
 		}
-		// Target header values are sealed the same way (catalog/headers.go).
-		catalog.CheckHeaderKeys(rec, ring, func(sealed []byte, err error) {
+		// Target header values and secret target configuration values are
+		// sealed the same way (catalog/headers.go, catalog/config.go).
+		catalog.CheckTargetKeys(rec, ring, func(sealed []byte, err error) {
 			if errors.Is(err, secrets.ErrUnknownKey) {
 				missing[sealedUnder(sealed)]++
 				blocked = true
@@ -299,7 +300,7 @@ func (s *Server) checkKeyring(ring *secrets.Keyring) error {
 		n += c
 	}
 	sort.Strings(ids)
-	return fmt.Errorf("%d signing keys or header values of %d subscriptions are still sealed under master key %s, which the new configuration does not hold; keep it as --previous-master-key-file until the log reports \"master key rotation done\"; the current keys are unchanged",
+	return fmt.Errorf("%d signing keys, header values or secret target config values of %d subscriptions are still sealed under master key %s, which the new configuration does not hold; keep it as --previous-master-key-file until the log reports \"master key rotation done\"; the current keys are unchanged",
 		n, subs, strings.Join(ids, ", "))
 }
 

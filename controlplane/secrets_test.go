@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/signing"
 	"github.com/hookwire/hookwire/controlplane/signing/verify"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/plugins/builtin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -62,9 +65,30 @@ const (
 	headerSecret2 = "hdr-secret-second-8d2e4f61a7"
 )
 
+// withBuiltinTransports makes a server validate built-in targets and seal
+// the config fields they declare secret, as `hookwire server` does.
+func withBuiltinTransports(cfg controlplane.Config) controlplane.Config {
+	cfg.ValidateTarget = func(ctx context.Context, transport string, config *structpb.Struct) ([]string, bool, error) {
+		tr, ok := builtin.New(transport)
+		if !ok {
+			return nil, false, nil
+		}
+		if c, ok := tr.(io.Closer); ok {
+			defer c.Close()
+		}
+		problems, err := tr.Validate(ctx, config)
+		return problems, true, err
+	}
+	cfg.SecretConfigFields = func(transport string) []string {
+		fields, _ := builtin.SecretFields(transport)
+		return fields
+	}
+	return cfg
+}
+
 func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 	dir := t.TempDir()
-	h := startDelivery(t, dir, controlplane.Config{})
+	h := startDelivery(t, dir, withBuiltinTransports(controlplane.Config{}))
 	sub := h.subscribe(withHeaders(map[string]string{"Authorization": headerSecret, "X-Team": "billing"}))
 	secret := sub.GetSigningSecret()
 	raw, err := signing.ParseSecret(secret)
@@ -99,11 +123,41 @@ func TestSigningKeysAreEncryptedAtRest(t *testing.T) {
 		t.Fatal("GetSubscription shows the signing secret")
 	}
 	shown := headerValuesShown(t, h, sub, ed, rot, got)
+	brokerShown, brokerSecrets := brokerSecretsShown(t, h)
 	h.stop()
 
 	db, err := os.ReadFile(filepath.Join(dir, "hookwire.db"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Broker URLs with credentials (secret config fields of the amqp,
+	// redis, nats and mqtt transports): not in any file of the data
+	// directory, not in any API response or audit record.
+	var files []byte
+	if err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files = append(files, b...)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, value := range brokerSecrets {
+		for form, b := range map[string][]byte{
+			"raw":        []byte(value),
+			"base64":     []byte(base64.StdEncoding.EncodeToString([]byte(value))),
+			"raw base64": []byte(base64.RawStdEncoding.EncodeToString([]byte(value))),
+			"url base64": []byte(base64.RawURLEncoding.EncodeToString([]byte(value))),
+		} {
+			if bytes.Contains(files, b) {
+				t.Errorf("broker secret %q in %s form is in the data directory", value, form)
+			}
+			if bytes.Contains(brokerShown, b) || bytes.Contains(shown, b) {
+				t.Errorf("broker secret %q in %s form is in an API response or audit record", value, form)
+			}
+		}
 	}
 	for name, key := range map[string][]byte{"first": raw, "rotated": rotated} {
 		for form, b := range map[string][]byte{
@@ -294,6 +348,179 @@ func headerValuesShown(t *testing.T, h *deliveryHarness, sub *hookwirev1.Subscri
 		shown = append(shown, body...)
 	}
 	return shown
+}
+
+// brokerTargets are broker subscriptions whose URL carries credentials:
+// by transport, the target config and the password (or token) in it.
+var brokerTargets = map[string]struct {
+	config   map[string]any
+	password string
+}{
+	"amqp":  {map[string]any{"url": "amqp://hook:amqp-pw-41c7e2@broker.internal:5672/vh", "routing_key": "orders"}, "amqp-pw-41c7e2"},
+	"redis": {map[string]any{"url": "redis://default:redis-pw-9b3d11@cache.internal:6379/0", "stream": "events"}, "redis-pw-9b3d11"},
+	"nats":  {map[string]any{"url": "nats://nats-token-5f0a9c@nats.internal:4222", "subject": "orders.created"}, "nats-token-5f0a9c"},
+	"mqtt":  {map[string]any{"url": "mqtt://hook:mqtt-pw-2e8b64@mqtt.internal:1883", "topic": "orders"}, "mqtt-pw-2e8b64"},
+}
+
+// brokerSecretURL2 replaces the amqp subscription's URL in an update.
+const brokerSecretURL2 = "amqp://hook:amqp-pw2-77d1a0@broker.internal:5672/vh"
+
+// brokerSecretsShown creates a subscription per broker transport with
+// credentials in its URL, exercises every API that shows it (create, get,
+// list, update, the audit log; gRPC and REST), checks that responses show
+// the URL as "<redacted>" and other fields as given, and that an agent's
+// assignment carries the real URL; it returns everything the API answered
+// and the secrets that must appear nowhere in it.
+func brokerSecretsShown(t *testing.T, h *deliveryHarness) ([]byte, []string) {
+	t.Helper()
+	subs := hookwirev1.NewSubscriptionServiceClient(h.conn)
+	agent, _ := h.connectAgentFor("broker-agent", 100, []string{"amqp", "mqtt", "nats", "redis"})
+	var shown []byte
+	see := func(m proto.Message) {
+		t.Helper()
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown = append(shown, b...)
+	}
+	masked := func(what string, s *hookwirev1.Subscription, want map[string]any) {
+		t.Helper()
+		got := s.GetTarget().GetConfig().AsMap()
+		if got["url"] != catalogRedacted || len(got) != len(want) {
+			t.Fatalf("%s: config %v, want url %q and the other fields as given", what, got, catalogRedacted)
+		}
+		for k, v := range want {
+			if k != "url" && got[k] != v {
+				t.Fatalf("%s: config field %s = %v, want %v", what, k, got[k], v)
+			}
+		}
+	}
+	// delivers publishes an event for the transport's subscription and
+	// checks that the assignment carries url.
+	delivers := func(transport, url string) {
+		t.Helper()
+		h.publish(transport+".sent", `{}`)
+		a := agent.assignments(t, 1)[0]
+		if got := a.GetRequest().GetConfig().GetFields()["url"].GetStringValue(); a.GetTransport() != transport || got != url {
+			t.Fatalf("%s assignment: transport %q, url %q; want the stored url", transport, a.GetTransport(), got)
+		}
+		agent.report(t, ok(a))
+	}
+	var secrets []string
+	ids := map[string]string{}
+	var amqpSub *hookwirev1.Subscription // as Get shows it
+	for _, transport := range []string{"amqp", "mqtt", "nats", "redis"} {
+		bt := brokerTargets[transport]
+		secrets = append(secrets, bt.config["url"].(string), bt.password)
+		cfg, err := structpb.NewStruct(bt.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := subs.CreateSubscription(h.ctx(), &hookwirev1.CreateSubscriptionRequest{Tenant: "acme", Subscription: &hookwirev1.Subscription{
+			EventTypes: []string{transport + ".sent"}, Target: &hookwirev1.Target{Transport: transport, Config: cfg}}})
+		if err != nil {
+			t.Fatalf("create %s subscription: %v", transport, err)
+		}
+		see(sub)
+		masked(transport+" create response", sub, bt.config)
+		ids[transport] = sub.GetId()
+		delivers(transport, bt.config["url"].(string))
+		got, err := subs.GetSubscription(h.ctx(), &hookwirev1.GetSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		see(got)
+		masked(transport+" get response", got, bt.config)
+
+		// A full update that sends the target back as shown keeps the
+		// URL (and validates with it: "<redacted>" is no amqp:// URL).
+		got.SigningPublicKey = ""
+		upd, err := subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{Tenant: "acme", Subscription: got,
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target", "description"}}})
+		if err != nil {
+			t.Fatalf("%s: update sending the shown target back: %v", transport, err)
+		}
+		see(upd)
+		masked(transport+" update response", upd, bt.config)
+		if transport == "amqp" {
+			amqpSub = upd
+		}
+		delivers(transport, bt.config["url"].(string))
+	}
+	secrets = append(secrets, brokerSecretURL2, "amqp-pw2-77d1a0")
+	// A new URL replaces the stored one; it is the last one stored, so the
+	// file check sees it where a clear copy would be.
+	withConfig := func(m map[string]any) *hookwirev1.Subscription {
+		s := proto.Clone(amqpSub).(*hookwirev1.Subscription)
+		s.SigningPublicKey = ""
+		cfg, err := structpb.NewStruct(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Target.Config = cfg
+		return s
+	}
+	upd, err := subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{Tenant: "acme",
+		Subscription: withConfig(map[string]any{"url": brokerSecretURL2, "routing_key": "orders"}),
+		UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"target.config"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(upd)
+	delivers("amqp", brokerSecretURL2)
+	// The new value is still validated, and the error shows no password.
+	_, err = subs.UpdateSubscription(h.ctx(), &hookwirev1.UpdateSubscriptionRequest{Tenant: "acme",
+		Subscription: withConfig(map[string]any{"url": "http://hook:amqp-pw-41c7e2@broker.internal/", "routing_key": "orders"}),
+		UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"target.config"}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "amqp://") {
+		t.Fatalf("update to an invalid amqp url: %v, want InvalidArgument saying what a url looks like", err)
+	}
+	shown = append(shown, err.Error()...)
+	// The mask cannot stand for a URL that was never stored.
+	masks, _ := structpb.NewStruct(map[string]any{"url": catalogRedacted, "subject": "x"})
+	_, err = subs.CreateSubscription(h.ctx(), &hookwirev1.CreateSubscriptionRequest{Tenant: "acme", Subscription: &hookwirev1.Subscription{
+		EventTypes: []string{"x"}, Target: &hookwirev1.Target{Transport: "nats", Config: masks}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "send the field's real value") {
+		t.Fatalf("create with a masked url: %v, want InvalidArgument", err)
+	}
+
+	list, err := subs.ListSubscriptions(h.ctx(), &hookwirev1.ListSubscriptionsRequest{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	see(list)
+	audit := hookwirev1.NewAuditServiceClient(h.conn)
+	for _, scope := range []string{"acme", "-"} {
+		resp, err := audit.ListAuditEvents(h.ctx(), &hookwirev1.ListAuditEventsRequest{Tenant: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		see(resp)
+		for _, ev := range resp.GetAuditEvents() {
+			if ev.GetResource() == "tenants/acme/subscriptions/"+ids["amqp"] && ev.GetAfter() != nil {
+				url := ev.GetAfter().GetFields()["target"].GetStructValue().GetFields()["config"].GetStructValue().GetFields()["url"].GetStringValue()
+				if url != catalogRedacted {
+					t.Fatalf("audit %s after-snapshot url %q, want %q", ev.GetAction(), url, catalogRedacted)
+				}
+			}
+		}
+	}
+	paths := []string{"/v1/tenants/acme/subscriptions", "/v1/tenants/acme/audit-events", "/v1/tenants/-/audit-events"}
+	for _, id := range ids {
+		paths = append(paths, "/v1/tenants/acme/subscriptions/"+id)
+	}
+	for _, path := range paths {
+		body, code := h.restRaw("GET", path, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d %s", path, code, body)
+		}
+		if strings.Contains(path, "/subscriptions/") && !strings.Contains(string(body), `"url":"\u003credacted\u003e"`) && !strings.Contains(string(body), `"url":"<redacted>"`) {
+			t.Fatalf("GET %s shows no redacted url: %s", path, body)
+		}
+		shown = append(shown, body...)
+	}
+	return shown, secrets
 }
 
 // catalogRedacted is how the API shows a stored header value.
@@ -503,8 +730,30 @@ func TestMasterKeyRotationResealsInBackground(t *testing.T) {
 	}
 
 	// Subscriptions sealed under the old key, more than one re-seal batch.
-	h := start(t, dir, controlplane.Config{MasterKey: oldKey})
+	h := start(t, dir, withBuiltinTransports(controlplane.Config{MasterKey: oldKey}))
 	first := h.setup("acme")
+	// A broker subscription: its URL (a secret config field) is sealed
+	// under the master key as well, and re-sealed with the signing keys.
+	broker := brokerTargets["amqp"]
+	brokerCfg, _ := structpb.NewStruct(broker.config)
+	if _, err := hookwirev1.NewSubscriptionServiceClient(h.conn).CreateSubscription(h.ctx(), &hookwirev1.CreateSubscriptionRequest{
+		Tenant: "acme", Subscription: &hookwirev1.Subscription{EventTypes: []string{"broker.sent"},
+			Target: &hookwirev1.Target{Transport: "amqp", Config: brokerCfg}}}); err != nil {
+		t.Fatal(err)
+	}
+	brokerReceivesURL := func(h *harness) {
+		t.Helper()
+		agent, _ := h.connectAgentFor("broker-agent", 10, []string{"amqp"})
+		if _, err := hookwirev1.NewEventServiceClient(h.conn).PublishEvent(h.ctx(), &hookwirev1.PublishEventRequest{
+			Tenant: "acme", Event: &hookwirev1.Event{Type: "broker.sent", Payload: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		a := agent.assignments(t, 1)[0]
+		if got := a.GetRequest().GetConfig().GetFields()["url"].GetStringValue(); got != broker.config["url"] {
+			t.Fatalf("broker assignment url %q, want the stored one", got)
+		}
+		agent.report(t, ok(a))
+	}
 	cfg, _ := structpb.NewStruct(map[string]any{"url": "http://127.0.0.1:1/hook"})
 	keys := map[string]string{"order.created": first.GetSigningSecret()} // by event type
 	for i := range 70 {
@@ -529,7 +778,7 @@ func TestMasterKeyRotationResealsInBackground(t *testing.T) {
 	}
 
 	// With the old key as previous, keys still sign during the rotation.
-	h = start(t, dir, controlplane.Config{MasterKey: newKey, PreviousMasterKeys: []*controlplane.MasterKey{oldKey}})
+	h = start(t, dir, withBuiltinTransports(controlplane.Config{MasterKey: newKey, PreviousMasterKeys: []*controlplane.MasterKey{oldKey}}))
 	agent, _ := h.connectAgent("agent-1", 100)
 	checkSigns := func(h *harness, agent *fakeAgent) {
 		t.Helper()
@@ -557,7 +806,72 @@ func TestMasterKeyRotationResealsInBackground(t *testing.T) {
 	h.stop()
 
 	// Every key is re-sealed: the new key alone now suffices.
-	h = start(t, dir, controlplane.Config{MasterKey: newKey})
+	h = start(t, dir, withBuiltinTransports(controlplane.Config{MasterKey: newKey}))
 	agent, _ = h.connectAgent("agent-1", 100)
 	checkSigns(h, agent)
+	brokerReceivesURL(h)
+}
+
+// TestClearSecretConfigIsSealedAtStart: a subscription stored while the
+// server did not know its transport's secret fields (written before they
+// were sealed, or a third-party plugin the server learns about later) has
+// them sealed when a server that knows them starts, and shown masked.
+func TestClearSecretConfigIsSealedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, controlplane.Config{}) // knows no transport's schema
+	if _, err := hookwirev1.NewTenantServiceClient(h.conn).CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	broker := brokerTargets["redis"]
+	cfg, _ := structpb.NewStruct(broker.config)
+	sub, err := hookwirev1.NewSubscriptionServiceClient(h.conn).CreateSubscription(h.ctx(), &hookwirev1.CreateSubscriptionRequest{
+		Tenant: "acme", Subscription: &hookwirev1.Subscription{EventTypes: []string{"broker.sent"},
+			Target: &hookwirev1.Target{Transport: "redis", Config: cfg}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sub.GetTarget().GetConfig().GetFields()["url"].GetStringValue(); got != broker.config["url"] {
+		t.Fatalf("a server that knows no schema shows url %q, want it as given", got)
+	}
+	h.stop()
+
+	h = start(t, dir, withBuiltinTransports(controlplane.Config{}))
+	got, err := hookwirev1.NewSubscriptionServiceClient(h.conn).GetSubscription(h.ctx(), &hookwirev1.GetSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url := got.GetTarget().GetConfig().GetFields()["url"].GetStringValue(); url != catalogRedacted {
+		t.Fatalf("after a start that knows the schema: url shown as %q, want %q", url, catalogRedacted)
+	}
+	agent, _ := h.connectAgentFor("broker-agent", 10, []string{"redis"})
+	if _, err := hookwirev1.NewEventServiceClient(h.conn).PublishEvent(h.ctx(), &hookwirev1.PublishEventRequest{
+		Tenant: "acme", Event: &hookwirev1.Event{Type: "broker.sent", Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	a := agent.assignments(t, 1)[0]
+	if url := a.GetRequest().GetConfig().GetFields()["url"].GetStringValue(); url != broker.config["url"] {
+		t.Fatalf("assignment url %q, want the stored one", url)
+	}
+	agent.report(t, ok(a))
+	h.stop()
+	// The stored record keeps the url sealed: a server that knows no
+	// schema any more shows the mask, and still delivers with the url.
+	h = start(t, dir, controlplane.Config{})
+	got, err = hookwirev1.NewSubscriptionServiceClient(h.conn).GetSubscription(h.ctx(), &hookwirev1.GetSubscriptionRequest{Tenant: "acme", Id: sub.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url := got.GetTarget().GetConfig().GetFields()["url"].GetStringValue(); url != catalogRedacted {
+		t.Fatalf("stored record after sealing: url shown as %q, want %q", url, catalogRedacted)
+	}
+	agent, _ = h.connectAgentFor("broker-agent", 10, []string{"redis"})
+	if _, err := hookwirev1.NewEventServiceClient(h.conn).PublishEvent(h.ctx(), &hookwirev1.PublishEventRequest{
+		Tenant: "acme", Event: &hookwirev1.Event{Type: "broker.sent", Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	a = agent.assignments(t, 1)[0]
+	if url := a.GetRequest().GetConfig().GetFields()["url"].GetStringValue(); url != broker.config["url"] {
+		t.Fatalf("assignment url without the schema %q, want the stored one", url)
+	}
+	agent.report(t, ok(a))
 }

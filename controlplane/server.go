@@ -74,7 +74,13 @@ type Config struct {
 	// ValidateTarget checks subscription targets; known=false accepts the
 	// target unchecked (a transport only agents know).
 	ValidateTarget TargetValidator
-	Logger         *slog.Logger
+	// SecretConfigFields names the target configuration fields each
+	// transport declares secret (its Describe: sdk.Info.SecretFields). Their
+	// values are sealed at rest under the master key, shown only as
+	// "<redacted>", and opened only for the agent's assignment. Nil, or nil
+	// for a transport: none (its configuration is stored and shown as given).
+	SecretConfigFields func(transport string) []string
+	Logger             *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
 	// Clock, if set, is the clock with timers (tests: a fake clock they
@@ -271,7 +277,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	svc, err := api.New(api.Config{
 		Store: st, Catalog: cat, Logger: cfg.Logger, Now: cfg.Now,
-		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate,
+		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate, SecretFields: cfg.SecretConfigFields,
 		Keyring: keyring, Metrics: s.metrics,
 		RateLimit: cfg.APIRateLimit, RateBurst: cfg.APIRateBurst,
 	})

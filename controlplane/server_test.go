@@ -201,14 +201,24 @@ type fakeAgent struct {
 
 func (h *harness) connectAgent(id string, credit uint32, held ...string) (*fakeAgent, *hookwirev1.Welcome) {
 	h.t.Helper()
+	return h.connectAgentFor(id, credit, []string{"http"}, held...)
+}
+
+// connectAgentFor is connectAgent for an agent that runs the given
+// transports.
+func (h *harness) connectAgentFor(id string, credit uint32, transports []string, held ...string) (*fakeAgent, *hookwirev1.Welcome) {
+	h.t.Helper()
+	infos := make([]*hookwirev1.TransportInfo, len(transports))
+	for i, name := range transports {
+		infos[i] = &hookwirev1.TransportInfo{Name: name, ApiVersions: []uint32{1}}
+	}
 	ctx, cancel := context.WithCancel(authed(context.Background(), adminKey))
 	stream, err := hookwirev1.NewAgentServiceClient(h.conn).Connect(ctx)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	if err := stream.Send(&hookwirev1.AgentMessage{Msg: &hookwirev1.AgentMessage_Hello{Hello: &hookwirev1.Hello{
-		AgentId: id, MaxInFlight: credit, HeldLeaseIds: held,
-		Transports: []*hookwirev1.TransportInfo{{Name: "http", ApiVersions: []uint32{1}}},
+		AgentId: id, MaxInFlight: credit, HeldLeaseIds: held, Transports: infos,
 	}}}); err != nil {
 		h.t.Fatal(err)
 	}

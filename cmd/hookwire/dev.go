@@ -91,6 +91,11 @@ as HOOKWIRE_DEV_<FLAG> or from a --config file, as for "hookwire server".`,
 			}
 			warnPlaintext(log, sf.grpcAddr, sf.httpAddr)
 			cfg := sf.config(log, key)
+			// The server seals what the agent's plugins declare secret.
+			pf := serverPluginFlags{dir: af.pluginDir, pins: af.pluginPins}
+			if cfg.SecretConfigFields, err = pf.secretConfigFields(cmd.Context(), log); err != nil {
+				return err
+			}
 			if cfg.MasterKey, err = devMasterKey(sf.dataDir); err != nil {
 				return err
 			}

@@ -83,9 +83,11 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		AdminKey:        adminKey,
 		Logger:          log,
 		ValidateTarget:  validateBuiltinTarget,
-		AllowNewStore:   f.allowNewStore,
-		Listeners:       f.limits,
-		Cluster:         f.cluster,
+		// Built-ins only; the commands add --plugin-dir's plugins.
+		SecretConfigFields: builtinSecretFields,
+		AllowNewStore:      f.allowNewStore,
+		Listeners:          f.limits,
+		Cluster:            f.cluster,
 	}
 }
 
@@ -93,6 +95,13 @@ func (f *serverFlags) retryOptions() controlplane.RetryOptions {
 	o := controlplane.DefaultRetryOptions()
 	o.ThrottleMin = f.throttleMin
 	return o
+}
+
+// builtinSecretFields names the secret target config fields of the
+// built-in transports.
+func builtinSecretFields(transport string) []string {
+	fields, _ := builtin.SecretFields(transport)
+	return fields
 }
 
 // validateBuiltinTarget checks targets of built-in transports in-process;
@@ -111,6 +120,7 @@ func newServerCmd() *cobra.Command {
 	var lf logFlags
 	var mf masterKeyFlags
 	var tf serverTLSFlags
+	var pf serverPluginFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (gRPC API, REST gateway, store, dispatcher)",
@@ -138,6 +148,9 @@ unknown key in the file is an error.`,
 			}
 			cfg := sf.config(log, os.Getenv("HOOKWIRE_ADMIN_KEY"))
 			if cfg.TLS, err = tf.config(log, sf.grpcAddr, sf.httpAddr); err != nil {
+				return err
+			}
+			if cfg.SecretConfigFields, err = pf.secretConfigFields(cmd.Context(), log); err != nil {
 				return err
 			}
 			if cfg.MasterKey, cfg.PreviousMasterKeys, err = mf.load(); err != nil {
@@ -185,6 +198,7 @@ unknown key in the file is an error.`,
 	lf.register(cmd.Flags())
 	mf.register(cmd.Flags())
 	tf.register(cmd.Flags())
+	pf.register(cmd.Flags())
 	configurable(cmd, serverEnvPrefix, nil)
 	return cmd
 }

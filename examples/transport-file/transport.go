@@ -43,6 +43,11 @@ const targetSchema = `{
   "additionalProperties": false
 }`
 
+// configFields describes the one field, which is no secret. A transport
+// whose configuration carries a credential marks that property
+// "writeOnly": true in its schema, and the control plane seals it.
+var configFields = sdk.MustConfigFields(targetSchema)
+
 // fileTransport appends deliveries to files under one directory.
 type fileTransport struct {
 	dir     string
@@ -75,7 +80,7 @@ func newTransport(dir string) *fileTransport {
 
 // Describe reports the transport's identity.
 func (t *fileTransport) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: name, Version: version, APIVersions: []uint32{sdk.APIVersion}, TargetSchema: targetSchema}, nil
+	return sdk.Info{Name: name, Version: version, APIVersions: []uint32{sdk.APIVersion}, TargetSchema: targetSchema, ConfigFields: configFields}, nil
 }
 
 // Validate checks a file target configuration.

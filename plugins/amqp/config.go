@@ -18,7 +18,8 @@ const targetSchema = `{
   "properties": {
     "url": {
       "type": "string",
-      "description": "AMQP 0-9-1 broker URL with credentials and vhost: amqp://user:password@host:5672/vhost or amqps:// for TLS. Percent-encode special characters in the password.",
+      "writeOnly": true,
+      "description": "AMQP 0-9-1 broker URL with credentials and vhost: amqp://user:password@host:5672/vhost or amqps:// for TLS. Percent-encode special characters in the password. A secret (it may carry credentials): the control plane stores it encrypted and shows it as <redacted>; send <redacted> back to keep the stored URL.",
       "examples": ["amqp://guest:guest@127.0.0.1:5672/"]
     },
     "exchange": {

@@ -8,11 +8,13 @@
 package builtin
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	amqptransport "github.com/hookwire/hookwire/plugins/amqp"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
@@ -43,6 +45,32 @@ func Names() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// secretFields maps each built-in to the config fields its Describe marks
+// secret; computed once.
+var secretFields = sync.OnceValue(func() map[string][]string {
+	out := make(map[string][]string, len(registry))
+	for name, newFn := range registry {
+		t := newFn(sdk.Egress{})
+		info, err := t.Describe(context.Background())
+		if err != nil {
+			panic(fmt.Sprintf("built-in transport %s: describe: %v", name, err)) // in-process, static: a bug
+		}
+		out[name] = info.SecretFields()
+		if c, ok := t.(io.Closer); ok {
+			_ = c.Close() // nothing was opened
+		}
+	}
+	return out
+})
+
+// SecretFields returns the names of the target configuration fields the
+// named built-in transport declares secret (sdk.Info.SecretFields), which
+// the control plane seals, and false if there is no such built-in.
+func SecretFields(name string) ([]string, bool) {
+	f, ok := secretFields()[name]
+	return slices.Clone(f), ok
 }
 
 // New returns a new instance of the named built-in transport under the

@@ -18,6 +18,9 @@ func TestRegistry(t *testing.T) {
 	if want := []string{"amqp", "http", "mqtt", "nats", "redis"}; !slices.Equal(names, want) {
 		t.Fatalf("Names() = %v, want %v", names, want)
 	}
+	if f, ok := builtin.SecretFields("file"); ok || f != nil {
+		t.Errorf("SecretFields of a transport that is no built-in = %v, %v", f, ok)
+	}
 	for _, name := range names {
 		tr, ok := builtin.New(name)
 		if !ok || tr == nil {
@@ -47,6 +50,20 @@ func TestRegistry(t *testing.T) {
 			if _, ok := schema.Properties[req]; !ok {
 				t.Errorf("built-in %q: schema requires %q but does not describe it", name, req)
 			}
+		}
+		// Broker URLs carry credentials: the control plane must seal them.
+		wantSecret := []string{"url"}
+		if name == "http" {
+			wantSecret = nil // credentials go in the sealed target headers
+		}
+		if got := info.SecretFields(); !slices.Equal(got, wantSecret) {
+			t.Errorf("built-in %q: secret config fields %v, want %v", name, got, wantSecret)
+		}
+		if got, ok := builtin.SecretFields(name); !ok || !slices.Equal(got, wantSecret) {
+			t.Errorf("SecretFields(%q) = %v, %v; want %v", name, got, ok, wantSecret)
+		}
+		if len(info.ConfigFields) != len(schema.Properties) {
+			t.Errorf("built-in %q: %d config fields for %d schema properties", name, len(info.ConfigFields), len(schema.Properties))
 		}
 		// An empty configuration is never valid and says what is missing.
 		problems, err := tr.Validate(context.Background(), &structpb.Struct{})

@@ -155,8 +155,13 @@ func (t *Transport) Describe(context.Context) (sdk.Info, error) {
 		Version:      t.version,
 		APIVersions:  []uint32{sdk.APIVersion},
 		TargetSchema: targetSchema,
+		ConfigFields: configFields,
 	}, nil
 }
+
+// configFields has no secret: credentials belong in the subscription's
+// target headers, which the control plane seals (see the schema).
+var configFields = sdk.MustConfigFields(targetSchema)
 
 // Validate checks an http target configuration. It does not apply the
 // egress Policy (see the package documentation): an http:// URL is valid

@@ -20,7 +20,8 @@ const targetSchema = `{
   "properties": {
     "url": {
       "type": "string",
-      "description": "MQTT 5 broker URL: mqtt://[user:password@]host:1883 (tcp:// also accepted) or mqtts://host:8883 (ssl://, tls://) for TLS. The broker must speak MQTT 5: the signature headers travel as MQTT 5 user properties.",
+      "writeOnly": true,
+      "description": "MQTT 5 broker URL: mqtt://[user:password@]host:1883 (tcp:// also accepted) or mqtts://host:8883 (ssl://, tls://) for TLS. The broker must speak MQTT 5: the signature headers travel as MQTT 5 user properties. A secret (it may carry credentials): the control plane stores it encrypted and shows it as <redacted>; send <redacted> back to keep the stored URL.",
       "examples": ["mqtt://127.0.0.1:1883"]
     },
     "topic": {

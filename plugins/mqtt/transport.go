@@ -107,6 +107,10 @@ func (t *Transport) Close() error {
 	return nil
 }
 
+// configFields marks url secret: broker URLs carry user:password (or a
+// token), so the control plane seals them (the schema's "writeOnly").
+var configFields = sdk.MustConfigFields(targetSchema)
+
 // Describe reports the transport's name, version and target schema.
 func (t *Transport) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{
@@ -114,6 +118,7 @@ func (t *Transport) Describe(context.Context) (sdk.Info, error) {
 		Version:      t.version,
 		APIVersions:  []uint32{sdk.APIVersion},
 		TargetSchema: targetSchema,
+		ConfigFields: configFields,
 	}, nil
 }
 

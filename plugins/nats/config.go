@@ -19,7 +19,8 @@ const targetSchema = `{
   "properties": {
     "url": {
       "type": "string",
-      "description": "NATS server URL (nats://, tls://, ws:// or wss://), or several separated by commas for a cluster. Credentials go in the URL: nats://user:password@host:4222 or nats://token@host:4222.",
+      "writeOnly": true,
+      "description": "NATS server URL (nats://, tls://, ws:// or wss://), or several separated by commas for a cluster. Credentials go in the URL: nats://user:password@host:4222 or nats://token@host:4222. A secret (it may carry credentials): the control plane stores it encrypted and shows it as <redacted>; send <redacted> back to keep the stored URL.",
       "examples": ["nats://127.0.0.1:4222"]
     },
     "subject": {

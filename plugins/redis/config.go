@@ -18,7 +18,8 @@ const targetSchema = `{
   "properties": {
     "url": {
       "type": "string",
-      "description": "Redis URL: redis://[user:password@]host:6379/db, rediss:// for TLS, or unix:///path/redis.sock. Standalone Redis only (not Cluster).",
+      "writeOnly": true,
+      "description": "Redis URL: redis://[user:password@]host:6379/db, rediss:// for TLS, or unix:///path/redis.sock. Standalone Redis only (not Cluster). A secret (it may carry credentials): the control plane stores it encrypted and shows it as <redacted>; send <redacted> back to keep the stored URL.",
       "examples": ["redis://127.0.0.1:6379/0"]
     },
     "stream": {

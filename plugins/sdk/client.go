@@ -81,6 +81,7 @@ func (c *Client) Describe(ctx context.Context) (Info, error) {
 		Version:      resp.GetVersion(),
 		APIVersions:  resp.GetApiVersions(),
 		TargetSchema: resp.GetTargetSchema(),
+		ConfigFields: configFieldsFromProto(resp.GetConfigFields()),
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,10 @@ type fakeTransport struct {
 }
 
 func (f *fakeTransport) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "fake", Version: "1.2.3", TargetSchema: `{"type":"object"}`}, nil
+	return sdk.Info{Name: "fake", Version: "1.2.3", TargetSchema: `{"type":"object"}`, ConfigFields: []sdk.ConfigField{
+		{Name: "url", Type: "string", Required: true, Description: "where"},
+		{Name: "token", Type: "string", Secret: true},
+	}}, nil
 }
 
 func (f *fakeTransport) Validate(_ context.Context, cfg *structpb.Struct) ([]string, error) {
@@ -101,6 +105,9 @@ func TestDescribeAndValidate(t *testing.T) {
 	}
 	if info.Name != "fake" || info.Version != "1.2.3" || info.TargetSchema != `{"type":"object"}` {
 		t.Errorf("describe = %+v", info)
+	}
+	if got := info.SecretFields(); !slices.Equal(got, []string{"token"}) || len(info.ConfigFields) != 2 || !info.ConfigFields[0].Required || info.ConfigFields[0].Description != "where" {
+		t.Errorf("config fields over the plugin protocol = %+v (secret %v), want url (required, described) and token (secret)", info.ConfigFields, got)
 	}
 	if len(info.APIVersions) != 1 || info.APIVersions[0] != sdk.APIVersion {
 		t.Errorf("api versions = %v, want [%d] (the default when the plugin lists none)", info.APIVersions, sdk.APIVersion)
@@ -512,5 +519,26 @@ func TestServeRefusesMalformedEgressPolicy(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 ||
 		!strings.Contains(string(out), sdk.EgressEnv) || !strings.Contains(string(out), `"intranet"`) {
 		t.Errorf("Serve with %s=intranet = %v, output %q; want exit status 1 naming the variable and the value", sdk.EgressEnv, err, out)
+	}
+}
+
+func TestConfigFieldsFromSchema(t *testing.T) {
+	fields, err := sdk.ConfigFieldsFromSchema(`{"type":"object","properties":{
+		"url":{"type":"string","writeOnly":true,"description":"broker"},
+		"topic":{"type":"string"},
+		"qos":{"type":"integer"}},"required":["url"]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sdk.ConfigField{
+		{Name: "qos", Type: "integer"},
+		{Name: "topic", Type: "string"},
+		{Name: "url", Type: "string", Secret: true, Required: true, Description: "broker"},
+	}
+	if !slices.Equal(fields, want) {
+		t.Errorf("fields = %+v, want %+v", fields, want)
+	}
+	if _, err := sdk.ConfigFieldsFromSchema("{not json"); err == nil {
+		t.Error("a schema that is not JSON gave no error")
 	}
 }

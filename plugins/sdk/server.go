@@ -64,6 +64,7 @@ func (s *server) Describe(ctx context.Context, _ *transportv1.DescribeRequest) (
 		Version:      info.Version,
 		ApiVersions:  versions,
 		TargetSchema: info.TargetSchema,
+		ConfigFields: configFieldsToProto(info.ConfigFields),
 	}, nil
 }
 

@@ -17,6 +17,12 @@ type Info struct {
 	APIVersions []uint32
 	// TargetSchema is a JSON Schema for the target configuration.
 	TargetSchema string
+	// ConfigFields lists the top-level fields of the target configuration
+	// and marks the secret ones (see ConfigField); derive it from
+	// TargetSchema with ConfigFieldsFromSchema. A transport with a field
+	// that may carry a credential must mark it secret, or the control
+	// plane stores and shows its value in clear.
+	ConfigFields []ConfigField
 }
 
 // Transport is what a transport plugin implements, and also what the agent

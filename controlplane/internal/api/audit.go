@@ -142,7 +142,7 @@ func (s *Services) auditAfter(ctx context.Context, e *auditEntry) {
 // tokens, and stored hashes and sealed keys.
 var secretFields = map[protoreflect.Name]bool{
 	"signing_secret": true, "key": true, "token": true, "hash": true,
-	"sealed_key": true, "signing_keys": true, "sealed_value": true, "sealed_headers": true,
+	"sealed_key": true, "signing_keys": true, "sealed_value": true, "sealed_headers": true, "sealed_config": true,
 }
 
 // maskedMaps name the map fields whose values are secrets but whose keys

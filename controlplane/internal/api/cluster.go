@@ -135,8 +135,13 @@ func (c *clusterService) RestoreSnapshot(stream hookwirev1.ClusterService_Restor
 		m, err := stream.Recv()
 		return m.GetData(), err
 	}})
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeadershipLost),
+		errors.Is(err, cluster.ErrShutdown), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return clusterError(err)
+	default:
+		return status.Errorf(codes.InvalidArgument, "%v (send a file written by 'hookwire operator snapshot save')", err)
 	}
 	c.restored()
 	c.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterRestore, resource: "cluster",

@@ -52,6 +52,10 @@ type Config struct {
 	Now             func() time.Time
 	MaxPayloadBytes int
 	ValidateTarget  TargetValidator
+	// SecretFields names each transport's secret target configuration
+	// fields (its plugin's Describe: transport.v1.ConfigField.secret),
+	// which are sealed at rest and never shown; nil: none known.
+	SecretFields catalog.SecretFields
 	// Metrics counts publishes; nil: none.
 	Metrics *metrics.ControlPlane
 	// RateLimit is the requests per second each API key may make (token
@@ -330,6 +334,35 @@ func (s *Services) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKe
 
 // --- subscriptions ---
 
+// secretFields returns the names of transport's secret configuration
+// fields.
+func (s *Services) secretFields(transport string) []string {
+	if s.cfg.SecretFields == nil {
+		return nil
+	}
+	return s.cfg.SecretFields(transport)
+}
+
+// setConfig makes config (as a request gives it) the target configuration
+// of rec, whose target names its transport: the transport's secret fields
+// are sealed (catalog.SetConfig; "<redacted>" keeps a stored value), and
+// the target is validated with those values opened.
+func (s *Services) setConfig(ctx context.Context, rec *storev1.SubscriptionRecord, keys *secrets.Keyring, config *structpb.Struct) error {
+	t := rec.GetSubscription().GetTarget()
+	opened, err := catalog.OpenConfig(rec, keys, config)
+	if err != nil {
+		return status.Errorf(codes.Internal, "open target config: %v", err)
+	}
+	var ie *catalog.InputError
+	switch err := catalog.SetConfig(rec, keys, config, s.secretFields(t.GetTransport())); {
+	case errors.As(err, &ie):
+		return inputStatus(err)
+	case err != nil:
+		return status.Errorf(codes.Internal, "seal target config: %v", err)
+	}
+	return s.checkTarget(ctx, &hookwirev1.Target{Transport: t.GetTransport(), Config: opened})
+}
+
 func (s *Services) checkTarget(ctx context.Context, t *hookwirev1.Target) error {
 	if s.cfg.ValidateTarget == nil {
 		return nil
@@ -349,9 +382,6 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		return nil, err
 	}
 	in := req.GetSubscription()
-	if err := s.checkTarget(ctx, in.GetTarget()); err != nil {
-		return nil, err
-	}
 	if err := checkSelector(in.GetAgentSelector()); err != nil {
 		return nil, err
 	}
@@ -366,7 +396,7 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 		Tenant:         req.GetTenant(),
 		Description:    in.GetDescription(),
 		EventTypes:     in.GetEventTypes(),
-		Target:         clone(in.GetTarget()), // its headers are replaced by their masked form below
+		Target:         clone(in.GetTarget()), // its headers and secret config fields are replaced by their masked form below
 		Status:         hookwirev1.SubscriptionStatus_SUBSCRIPTION_STATUS_ENABLED,
 		Metadata:       in.GetMetadata(),
 		CreateTime:     now,
@@ -387,6 +417,10 @@ func (s *Services) CreateSubscription(ctx context.Context, req *hookwirev1.Creat
 	}
 	rec := &storev1.SubscriptionRecord{Subscription: sub, SigningKeys: []*storev1.SigningKey{sealed}}
 	if err := setHeaders(rec, keys, in.GetTarget().GetHeaders()); err != nil {
+		return nil, err
+	}
+	// Validates the target too, with its secret fields as given.
+	if err := s.setConfig(ctx, rec, keys, in.GetTarget().GetConfig()); err != nil {
 		return nil, err
 	}
 	prepared, err := catalog.Prepare(rec, keys)
@@ -465,60 +499,40 @@ func (s *Services) UpdateSubscription(ctx context.Context, req *hookwirev1.Updat
 		return nil, status.Error(codes.InvalidArgument, "nothing to update: name the fields to change in update_mask (REST: ?update_mask=description,filter), or send them in the subscription; over gRPC an empty or default value (e.g. an empty description) needs the mask")
 	}
 	what := "subscription " + quote(in.GetId())
-	for range changeTries {
+	if len(mask.paths) == 0 {
+		// Only fields that cannot change, named with the values they
+		// have: nothing to write.
 		cur, err := s.cfg.Store.GetSubscription(req.GetTenant(), in.GetId())
 		if err != nil {
 			return nil, storeError(err, what)
 		}
-		after, err := s.checkUpdate(mask, cur.GetSubscription(), in)
-		if err != nil {
+		if _, err := s.checkUpdate(mask, cur.GetSubscription(), in); err != nil {
 			return nil, err
 		}
-		if mask.target {
-			if err := s.checkTarget(ctx, after.GetTarget()); err != nil {
-				return nil, err
-			}
-		}
-		if len(mask.paths) == 0 {
-			// Only fields that cannot change, named with the values
-			// they have: nothing to write.
-			return s.present(clone(cur.GetSubscription())), nil
-		}
-		stale := false
-		out, err := s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
-			if !proto.Equal(r, cur) {
-				again, err := s.checkUpdate(mask, r.GetSubscription(), in)
-				if err != nil {
-					return err
-				}
-				if mask.target && !sameTarget(again.GetTarget(), after.GetTarget()) {
-					stale = true // the transport checked another target
-					return errStaleRead
-				}
-			}
-			mask.apply(r.GetSubscription(), in)
-			if mask.headers {
-				// The whole set is replaced; a value of "<redacted>"
-				// keeps the stored value of that header.
-				return setHeaders(r, keys, in.GetTarget().GetHeaders())
-			}
-			return nil
-		})
-		if stale {
-			continue
-		}
-		return out, err
+		return s.present(clone(cur.GetSubscription())), nil
 	}
-	return nil, status.Errorf(codes.Aborted, "%s kept changing while it was being updated; try again", what)
-}
-
-// errStaleRead stops a write decided on a record that has changed since.
-var errStaleRead = errors.New("subscription changed since it was read")
-
-// sameTarget reports whether two targets are the same for the transport's
-// check (transport and config).
-func sameTarget(a, b *hookwirev1.Target) bool {
-	return a.GetTransport() == b.GetTransport() && proto.Equal(a.GetConfig(), b.GetConfig())
+	// changeRecord runs the change on the record as stored, again if it
+	// changed meanwhile: the checks see what the write replaces.
+	return s.changeRecord(withAuditAction(ctx, auditSubscriptionUpdate), req.GetTenant(), in.GetId(), func(r *storev1.SubscriptionRecord, keys *secrets.Keyring) error {
+		if _, err := s.checkUpdate(mask, r.GetSubscription(), in); err != nil {
+			return err
+		}
+		mask.apply(r.GetSubscription(), in)
+		if mask.headers {
+			// The whole set is replaced; a value of "<redacted>" keeps
+			// the stored value of that header.
+			if err := setHeaders(r, keys, in.GetTarget().GetHeaders()); err != nil {
+				return err
+			}
+		}
+		if mask.target {
+			// Seals the secret fields of the target's config, keeps those
+			// sent back as "<redacted>", and has the transport check the
+			// result with the stored secrets opened.
+			return s.setConfig(ctx, r, keys, r.GetSubscription().GetTarget().GetConfig())
+		}
+		return nil
+	})
 }
 
 // checkUpdate returns the subscription an update would make of cur (with
@@ -702,10 +716,11 @@ func (s *Services) ResumeSubscription(ctx context.Context, req *hookwirev1.Resum
 }
 
 // present fills a subscription's output-only runtime fields and masks its
-// header values (stored masked already; this also covers records written
-// before header values were sealed).
+// header values and secret config fields (stored masked already; this also
+// covers records written before they were sealed).
 func (s *Services) present(sub *hookwirev1.Subscription) *hookwirev1.Subscription {
 	catalog.MaskHeaders(sub)
+	catalog.MaskConfig(sub, s.secretFields(sub.GetTarget().GetTransport()))
 	if sub.GetCircuitBreaker() != nil {
 		if id, err := ids.Parse(ids.Subscription, sub.GetId()); err == nil {
 			if d := s.disp.Load(); d != nil {

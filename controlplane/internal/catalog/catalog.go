@@ -93,7 +93,8 @@ func New(limits filter.Limits) *Catalog {
 func (c *Catalog) FilterLimits() filter.Limits { return c.limits }
 
 // Prepare builds a Sub from its stored record, opening its sealed signing
-// keys and header values with keys (the master keyring).
+// keys, header values and secret target configuration values with keys
+// (the master keyring).
 func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, error) {
 	sub := rec.GetSubscription()
 	id, err := ids.Parse(ids.Subscription, sub.GetId())
@@ -108,6 +109,10 @@ func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, erro
 	if err != nil {
 		return nil, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
 	}
+	config, err := openConfig(rec, keys)
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
+	}
 	timeout := DefaultTimeout
 	if d := sub.GetTarget().GetTimeout(); d != nil && d.AsDuration() > 0 {
 		timeout = d.AsDuration()
@@ -118,7 +123,7 @@ func Prepare(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (*Sub, erro
 		Tenant:    sub.GetTenant(),
 		Status:    sub.GetStatus(),
 		Transport: sub.GetTarget().GetTransport(),
-		Config:    sub.GetTarget().GetConfig(),
+		Config:    config,
 		Timeout:   timeout,
 		Signer:    signer,
 		Headers:   headers,

@@ -162,15 +162,23 @@ func resealHeaders(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (int,
 	return n, nil
 }
 
-// CheckHeaderKeys reports, for every sealed header value of rec that keys
-// cannot open, the sealed bytes (so a caller can name their master key).
-func CheckHeaderKeys(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, unopened func(sealed []byte, err error)) {
+// CheckTargetKeys reports, for every sealed header value and secret
+// target configuration value of rec that keys cannot open, the sealed
+// bytes (so a caller can name their master key).
+func CheckTargetKeys(rec *storev1.SubscriptionRecord, keys *secrets.Keyring, unopened func(sealed []byte, err error)) {
 	sub := rec.GetSubscription()
 	for _, h := range rec.GetSealedHeaders() {
 		raw, err := keys.Open(h.GetSealedValue(), HeaderAAD(sub.GetTenant(), sub.GetId(), h.GetName()))
 		clear(raw)
 		if err != nil {
 			unopened(h.GetSealedValue(), err)
+		}
+	}
+	for _, sc := range rec.GetSealedConfig() {
+		raw, err := keys.Open(sc.GetSealedValue(), ConfigAAD(sub.GetTenant(), sub.GetId(), sc.GetName()))
+		clear(raw)
+		if err != nil {
+			unopened(sc.GetSealedValue(), err)
 		}
 	}
 }

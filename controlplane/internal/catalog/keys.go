@@ -147,9 +147,11 @@ func RotateKeys(rec *storev1.SubscriptionRecord, next *storev1.SigningKey, now t
 	return expire
 }
 
-// ResealKeys re-seals under the keyring's current master key every key
-// and target header value of the record still sealed under another one,
-// and seals header values still kept in clear; it returns how many.
+// ResealKeys re-seals under the keyring's current master key every key,
+// target header value and secret target configuration value of the record
+// still sealed under another one, and seals header values still kept in
+// clear; it returns how many. (Secret configuration values kept in clear
+// need their transport's schema: SealClearConfig.)
 func ResealKeys(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (int, error) {
 	sub := rec.GetSubscription()
 	n, err := resealHeaders(rec, keys)
@@ -161,6 +163,11 @@ func ResealKeys(rec *storev1.SubscriptionRecord, keys *secrets.Keyring) (int, er
 		return n, fmt.Errorf("subscription %s: %w", sub.GetId(), err)
 	}
 	n += clearHeaders
+	config, err := resealConfig(rec, keys)
+	n += config
+	if err != nil {
+		return n, err
+	}
 	for _, sk := range rec.GetSigningKeys() {
 		if !keys.NeedsRotation(sk.GetSealedKey()) {
 			continue

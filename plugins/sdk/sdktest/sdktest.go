@@ -256,6 +256,47 @@ func (s *suite) describe(t *testing.T) {
 	var schema map[string]any
 	if err := json.Unmarshal([]byte(info.TargetSchema), &schema); err != nil {
 		t.Errorf("Describe target schema is not a JSON object (%v): %q", err, info.TargetSchema)
+		return
+	}
+	checkConfigFields(t, info)
+}
+
+// checkConfigFields checks that Info.ConfigFields agrees with the target
+// schema: every field is a property of it, listed once, and every property
+// the schema marks "writeOnly" (a secret) is a secret field, so the
+// control plane seals it.
+func checkConfigFields(t *testing.T, info sdk.Info) {
+	t.Helper()
+	fromSchema, err := sdk.ConfigFieldsFromSchema(info.TargetSchema)
+	if err != nil {
+		t.Errorf("Describe target schema: %v", err)
+		return
+	}
+	inSchema := map[string]sdk.ConfigField{}
+	for _, f := range fromSchema {
+		inSchema[f.Name] = f
+	}
+	seen := map[string]bool{}
+	for _, f := range info.ConfigFields {
+		if seen[f.Name] {
+			t.Errorf("Describe lists config field %q twice", f.Name)
+		}
+		seen[f.Name] = true
+		if _, ok := inSchema[f.Name]; !ok && len(inSchema) > 0 {
+			t.Errorf("Describe config field %q is not a property of the target schema; describe the same fields in both (sdk.ConfigFieldsFromSchema derives one from the other)", f.Name)
+		}
+	}
+	for _, f := range fromSchema {
+		if !f.Secret {
+			continue
+		}
+		declared := false
+		for _, c := range info.ConfigFields {
+			declared = declared || (c.Name == f.Name && c.Secret)
+		}
+		if !declared {
+			t.Errorf("target schema marks %q writeOnly (a secret) but Info.ConfigFields does not mark it secret, so the control plane would store and show it in clear; set ConfigFields: sdk.MustConfigFields(schema)", f.Name)
+		}
 	}
 }
 

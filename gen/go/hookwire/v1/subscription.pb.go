@@ -200,6 +200,13 @@ type Target struct {
 	Transport string `protobuf:"bytes,1,opt,name=transport,proto3" json:"transport,omitempty"`
 	// Transport-specific configuration, validated by the transport. For http:
 	// {"url": "https://example.com/hook"}.
+	//
+	// Fields the transport declares secret (the url of nats, amqp, mqtt and
+	// redis targets, which may carry user:password or a token) are stored
+	// only encrypted under the master key and never shown again: every
+	// response (including the create's) and every audit record shows them as
+	// "<redacted>". Sent back in an update, "<redacted>" keeps the stored
+	// value, so a subscription read with Get can be sent back unchanged.
 	Config *structpb.Struct `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// Upper bound for one attempt. Default 30s, at most 5m.
 	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`

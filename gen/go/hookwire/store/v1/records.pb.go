@@ -116,7 +116,13 @@ type SubscriptionRecord struct {
 	// revision counts the changes made to the record by PutSubscription
 	// commands (0 when created); a put names the revision it was decided
 	// from and is refused when the record has changed since.
-	Revision      uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The values of the target configuration fields the transport declares
+	// secret (transport.v1.ConfigField.secret: broker URLs with credentials,
+	// passwords, tokens), sealed under the master key; each such field of
+	// subscription.target.config holds "<redacted>" (catalog.RedactedValue)
+	// instead.
+	SealedConfig  []*SealedConfigField `protobuf:"bytes,5,rep,name=sealed_config,json=sealedConfig,proto3" json:"sealed_config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +185,70 @@ func (x *SubscriptionRecord) GetRevision() uint64 {
 	return 0
 }
 
+func (x *SubscriptionRecord) GetSealedConfig() []*SealedConfigField {
+	if x != nil {
+		return x.SealedConfig
+	}
+	return nil
+}
+
+// SealedConfigField is one secret field of a target configuration.
+type SealedConfigField struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field name (a key of subscription.target.config).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The field's value, a google.protobuf.Value in its binary encoding,
+	// sealed by the secrets keyring with associated data
+	// "target-config/<tenant>/<subscription id>/<name>".
+	SealedValue   []byte `protobuf:"bytes,2,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedConfigField) Reset() {
+	*x = SealedConfigField{}
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedConfigField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedConfigField) ProtoMessage() {}
+
+func (x *SealedConfigField) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedConfigField.ProtoReflect.Descriptor instead.
+func (*SealedConfigField) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SealedConfigField) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SealedConfigField) GetSealedValue() []byte {
+	if x != nil {
+		return x.SealedValue
+	}
+	return nil
+}
+
 // SealedHeader is one custom target header with its value sealed.
 type SealedHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -193,7 +263,7 @@ type SealedHeader struct {
 
 func (x *SealedHeader) Reset() {
 	*x = SealedHeader{}
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +275,7 @@ func (x *SealedHeader) String() string {
 func (*SealedHeader) ProtoMessage() {}
 
 func (x *SealedHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[2]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +288,7 @@ func (x *SealedHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedHeader.ProtoReflect.Descriptor instead.
 func (*SealedHeader) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SealedHeader) GetName() string {
@@ -255,7 +325,7 @@ type TenantPurge struct {
 
 func (x *TenantPurge) Reset() {
 	*x = TenantPurge{}
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +337,7 @@ func (x *TenantPurge) String() string {
 func (*TenantPurge) ProtoMessage() {}
 
 func (x *TenantPurge) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[3]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +350,7 @@ func (x *TenantPurge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantPurge.ProtoReflect.Descriptor instead.
 func (*TenantPurge) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TenantPurge) GetDeleteUnixNanos() int64 {
@@ -323,7 +393,7 @@ type ApiKeyRecord struct {
 
 func (x *ApiKeyRecord) Reset() {
 	*x = ApiKeyRecord{}
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +405,7 @@ func (x *ApiKeyRecord) String() string {
 func (*ApiKeyRecord) ProtoMessage() {}
 
 func (x *ApiKeyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[4]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +418,7 @@ func (x *ApiKeyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKeyRecord.ProtoReflect.Descriptor instead.
 func (*ApiKeyRecord) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApiKeyRecord) GetApiKey() *v1.ApiKey {
@@ -379,7 +449,7 @@ type TraceContext struct {
 
 func (x *TraceContext) Reset() {
 	*x = TraceContext{}
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +461,7 @@ func (x *TraceContext) String() string {
 func (*TraceContext) ProtoMessage() {}
 
 func (x *TraceContext) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_store_v1_records_proto_msgTypes[5]
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +474,7 @@ func (x *TraceContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceContext.ProtoReflect.Descriptor instead.
 func (*TraceContext) Descriptor() ([]byte, []int) {
-	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TraceContext) GetTraceparent() string {
@@ -433,12 +503,16 @@ const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"sealed_key\x18\x03 \x01(\fR\tsealedKey\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\rR\aversion\x124\n" +
-	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\xf9\x01\n" +
+	"\x06scheme\x18\x05 \x01(\x0e2\x1c.hookwire.v1.SignatureSchemeR\x06schemeJ\x04\b\x01\x10\x02R\x03key\"\xc4\x02\n" +
 	"\x12SubscriptionRecord\x12=\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x19.hookwire.v1.SubscriptionR\fsubscription\x12@\n" +
 	"\fsigning_keys\x18\x02 \x03(\v2\x1d.hookwire.store.v1.SigningKeyR\vsigningKeys\x12F\n" +
 	"\x0esealed_headers\x18\x03 \x03(\v2\x1f.hookwire.store.v1.SealedHeaderR\rsealedHeaders\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x04R\brevision\"E\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\x12I\n" +
+	"\rsealed_config\x18\x05 \x03(\v2$.hookwire.store.v1.SealedConfigFieldR\fsealedConfig\"J\n" +
+	"\x11SealedConfigField\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fsealed_value\x18\x02 \x01(\fR\vsealedValue\"E\n" +
 	"\fSealedHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fsealed_value\x18\x02 \x01(\fR\vsealedValue\"\xa9\x01\n" +
@@ -469,29 +543,31 @@ func file_hookwire_store_v1_records_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_records_proto_rawDescData
 }
 
-var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_hookwire_store_v1_records_proto_goTypes = []any{
 	(*SigningKey)(nil),         // 0: hookwire.store.v1.SigningKey
 	(*SubscriptionRecord)(nil), // 1: hookwire.store.v1.SubscriptionRecord
-	(*SealedHeader)(nil),       // 2: hookwire.store.v1.SealedHeader
-	(*TenantPurge)(nil),        // 3: hookwire.store.v1.TenantPurge
-	(*ApiKeyRecord)(nil),       // 4: hookwire.store.v1.ApiKeyRecord
-	(*TraceContext)(nil),       // 5: hookwire.store.v1.TraceContext
-	(v1.SignatureScheme)(0),    // 6: hookwire.v1.SignatureScheme
-	(*v1.Subscription)(nil),    // 7: hookwire.v1.Subscription
-	(*v1.ApiKey)(nil),          // 8: hookwire.v1.ApiKey
+	(*SealedConfigField)(nil),  // 2: hookwire.store.v1.SealedConfigField
+	(*SealedHeader)(nil),       // 3: hookwire.store.v1.SealedHeader
+	(*TenantPurge)(nil),        // 4: hookwire.store.v1.TenantPurge
+	(*ApiKeyRecord)(nil),       // 5: hookwire.store.v1.ApiKeyRecord
+	(*TraceContext)(nil),       // 6: hookwire.store.v1.TraceContext
+	(v1.SignatureScheme)(0),    // 7: hookwire.v1.SignatureScheme
+	(*v1.Subscription)(nil),    // 8: hookwire.v1.Subscription
+	(*v1.ApiKey)(nil),          // 9: hookwire.v1.ApiKey
 }
 var file_hookwire_store_v1_records_proto_depIdxs = []int32{
-	6, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
-	7, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
+	7, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
+	8, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
 	0, // 2: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
-	2, // 3: hookwire.store.v1.SubscriptionRecord.sealed_headers:type_name -> hookwire.store.v1.SealedHeader
-	8, // 4: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3, // 3: hookwire.store.v1.SubscriptionRecord.sealed_headers:type_name -> hookwire.store.v1.SealedHeader
+	2, // 4: hookwire.store.v1.SubscriptionRecord.sealed_config:type_name -> hookwire.store.v1.SealedConfigField
+	9, // 5: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_records_proto_init() }
@@ -505,7 +581,7 @@ func file_hookwire_store_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_records_proto_rawDesc), len(file_hookwire_store_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -165,7 +165,14 @@ type DescribeResponse struct {
 	// Transport API versions the plugin implements.
 	ApiVersions []uint32 `protobuf:"varint,3,rep,packed,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
 	// JSON Schema of the target configuration, for documentation and UIs.
-	TargetSchema  string `protobuf:"bytes,4,opt,name=target_schema,json=targetSchema,proto3" json:"target_schema,omitempty"`
+	TargetSchema string `protobuf:"bytes,4,opt,name=target_schema,json=targetSchema,proto3" json:"target_schema,omitempty"`
+	// The top-level fields of the target configuration, each marked whether
+	// it holds a secret (a password, a token, a URL that may carry
+	// user:password). The control plane seals secret fields at rest under its
+	// master key and shows them only as "<redacted>"; agents receive the real
+	// values in DeliveryRequest.config. Every field of target_schema's
+	// "properties" should be listed once.
+	ConfigFields  []*ConfigField `protobuf:"bytes,5,rep,name=config_fields,json=configFields,proto3" json:"config_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +235,98 @@ func (x *DescribeResponse) GetTargetSchema() string {
 	return ""
 }
 
+func (x *DescribeResponse) GetConfigFields() []*ConfigField {
+	if x != nil {
+		return x.ConfigFields
+	}
+	return nil
+}
+
+// ConfigField describes one top-level field of a transport's target
+// configuration.
+type ConfigField struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in the target configuration, e.g. "url".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The JSON type of the value: "string", "number", "integer", "boolean",
+	// "object" or "array".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// True when the value is a credential or may contain one. Secret values
+	// are never shown by the control plane's API, audit log or logs.
+	Secret bool `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	// True when a valid configuration must set the field.
+	Required bool `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	// One sentence for users, as in target_schema.
+	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigField) Reset() {
+	*x = ConfigField{}
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigField) ProtoMessage() {}
+
+func (x *ConfigField) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigField.ProtoReflect.Descriptor instead.
+func (*ConfigField) Descriptor() ([]byte, []int) {
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConfigField) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConfigField) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ConfigField) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+func (x *ConfigField) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *ConfigField) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 // ValidateRequest carries a target configuration to check.
 type ValidateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -238,7 +337,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[2]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +349,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[2]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +362,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ValidateRequest) GetConfig() *structpb.Struct {
@@ -284,7 +383,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[3]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +395,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[3]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +408,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ValidateResponse) GetProblems() []string {
@@ -350,7 +449,7 @@ type DeliveryRequest struct {
 
 func (x *DeliveryRequest) Reset() {
 	*x = DeliveryRequest{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[4]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +461,7 @@ func (x *DeliveryRequest) String() string {
 func (*DeliveryRequest) ProtoMessage() {}
 
 func (x *DeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[4]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +474,7 @@ func (x *DeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryRequest.ProtoReflect.Descriptor instead.
 func (*DeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeliveryRequest) GetConfig() *structpb.Struct {
@@ -463,7 +562,7 @@ type DeliveryResult struct {
 
 func (x *DeliveryResult) Reset() {
 	*x = DeliveryResult{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[5]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +574,7 @@ func (x *DeliveryResult) String() string {
 func (*DeliveryResult) ProtoMessage() {}
 
 func (x *DeliveryResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[5]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +587,7 @@ func (x *DeliveryResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryResult.ProtoReflect.Descriptor instead.
 func (*DeliveryResult) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{5}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeliveryResult) GetOutcome() Outcome {
@@ -552,7 +651,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[6]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +663,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[6]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +676,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{6}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeliverRequest) GetRequestId() uint64 {
@@ -605,7 +704,7 @@ type DeliverResponse struct {
 
 func (x *DeliverResponse) Reset() {
 	*x = DeliverResponse{}
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[7]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +716,7 @@ func (x *DeliverResponse) String() string {
 func (*DeliverResponse) ProtoMessage() {}
 
 func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[7]
+	mi := &file_hookwire_transport_v1_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +729,7 @@ func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
 func (*DeliverResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{7}
+	return file_hookwire_transport_v1_transport_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeliverResponse) GetRequestId() uint64 {
@@ -653,12 +752,19 @@ const file_hookwire_transport_v1_transport_proto_rawDesc = "" +
 	"\n" +
 	"%hookwire/transport/v1/transport.proto\x12\x15hookwire.transport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"=\n" +
 	"\x0fDescribeRequest\x12*\n" +
-	"\x11host_api_versions\x18\x01 \x03(\rR\x0fhostApiVersions\"\x88\x01\n" +
+	"\x11host_api_versions\x18\x01 \x03(\rR\x0fhostApiVersions\"\xd1\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
 	"\fapi_versions\x18\x03 \x03(\rR\vapiVersions\x12#\n" +
-	"\rtarget_schema\x18\x04 \x01(\tR\ftargetSchema\"B\n" +
+	"\rtarget_schema\x18\x04 \x01(\tR\ftargetSchema\x12G\n" +
+	"\rconfig_fields\x18\x05 \x03(\v2\".hookwire.transport.v1.ConfigFieldR\fconfigFields\"\x8b\x01\n" +
+	"\vConfigField\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\bR\x06secret\x12\x1a\n" +
+	"\brequired\x18\x04 \x01(\bR\brequired\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\"B\n" +
 	"\x0fValidateRequest\x12/\n" +
 	"\x06config\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06config\".\n" +
 	"\x10ValidateResponse\x12\x1a\n" +
@@ -728,44 +834,46 @@ func file_hookwire_transport_v1_transport_proto_rawDescGZIP() []byte {
 }
 
 var file_hookwire_transport_v1_transport_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookwire_transport_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hookwire_transport_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_hookwire_transport_v1_transport_proto_goTypes = []any{
 	(Outcome)(0),                // 0: hookwire.transport.v1.Outcome
 	(*DescribeRequest)(nil),     // 1: hookwire.transport.v1.DescribeRequest
 	(*DescribeResponse)(nil),    // 2: hookwire.transport.v1.DescribeResponse
-	(*ValidateRequest)(nil),     // 3: hookwire.transport.v1.ValidateRequest
-	(*ValidateResponse)(nil),    // 4: hookwire.transport.v1.ValidateResponse
-	(*DeliveryRequest)(nil),     // 5: hookwire.transport.v1.DeliveryRequest
-	(*DeliveryResult)(nil),      // 6: hookwire.transport.v1.DeliveryResult
-	(*DeliverRequest)(nil),      // 7: hookwire.transport.v1.DeliverRequest
-	(*DeliverResponse)(nil),     // 8: hookwire.transport.v1.DeliverResponse
-	nil,                         // 9: hookwire.transport.v1.DeliveryRequest.HeadersEntry
-	nil,                         // 10: hookwire.transport.v1.DeliveryResult.ResponseHeadersEntry
-	(*structpb.Struct)(nil),     // 11: google.protobuf.Struct
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*ConfigField)(nil),         // 3: hookwire.transport.v1.ConfigField
+	(*ValidateRequest)(nil),     // 4: hookwire.transport.v1.ValidateRequest
+	(*ValidateResponse)(nil),    // 5: hookwire.transport.v1.ValidateResponse
+	(*DeliveryRequest)(nil),     // 6: hookwire.transport.v1.DeliveryRequest
+	(*DeliveryResult)(nil),      // 7: hookwire.transport.v1.DeliveryResult
+	(*DeliverRequest)(nil),      // 8: hookwire.transport.v1.DeliverRequest
+	(*DeliverResponse)(nil),     // 9: hookwire.transport.v1.DeliverResponse
+	nil,                         // 10: hookwire.transport.v1.DeliveryRequest.HeadersEntry
+	nil,                         // 11: hookwire.transport.v1.DeliveryResult.ResponseHeadersEntry
+	(*structpb.Struct)(nil),     // 12: google.protobuf.Struct
+	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
 }
 var file_hookwire_transport_v1_transport_proto_depIdxs = []int32{
-	11, // 0: hookwire.transport.v1.ValidateRequest.config:type_name -> google.protobuf.Struct
-	11, // 1: hookwire.transport.v1.DeliveryRequest.config:type_name -> google.protobuf.Struct
-	9,  // 2: hookwire.transport.v1.DeliveryRequest.headers:type_name -> hookwire.transport.v1.DeliveryRequest.HeadersEntry
-	12, // 3: hookwire.transport.v1.DeliveryRequest.timeout:type_name -> google.protobuf.Duration
-	0,  // 4: hookwire.transport.v1.DeliveryResult.outcome:type_name -> hookwire.transport.v1.Outcome
-	10, // 5: hookwire.transport.v1.DeliveryResult.response_headers:type_name -> hookwire.transport.v1.DeliveryResult.ResponseHeadersEntry
-	12, // 6: hookwire.transport.v1.DeliveryResult.latency:type_name -> google.protobuf.Duration
-	12, // 7: hookwire.transport.v1.DeliveryResult.retry_after:type_name -> google.protobuf.Duration
-	5,  // 8: hookwire.transport.v1.DeliverRequest.request:type_name -> hookwire.transport.v1.DeliveryRequest
-	6,  // 9: hookwire.transport.v1.DeliverResponse.result:type_name -> hookwire.transport.v1.DeliveryResult
-	1,  // 10: hookwire.transport.v1.TransportService.Describe:input_type -> hookwire.transport.v1.DescribeRequest
-	3,  // 11: hookwire.transport.v1.TransportService.Validate:input_type -> hookwire.transport.v1.ValidateRequest
-	7,  // 12: hookwire.transport.v1.TransportService.Deliver:input_type -> hookwire.transport.v1.DeliverRequest
-	2,  // 13: hookwire.transport.v1.TransportService.Describe:output_type -> hookwire.transport.v1.DescribeResponse
-	4,  // 14: hookwire.transport.v1.TransportService.Validate:output_type -> hookwire.transport.v1.ValidateResponse
-	8,  // 15: hookwire.transport.v1.TransportService.Deliver:output_type -> hookwire.transport.v1.DeliverResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 0: hookwire.transport.v1.DescribeResponse.config_fields:type_name -> hookwire.transport.v1.ConfigField
+	12, // 1: hookwire.transport.v1.ValidateRequest.config:type_name -> google.protobuf.Struct
+	12, // 2: hookwire.transport.v1.DeliveryRequest.config:type_name -> google.protobuf.Struct
+	10, // 3: hookwire.transport.v1.DeliveryRequest.headers:type_name -> hookwire.transport.v1.DeliveryRequest.HeadersEntry
+	13, // 4: hookwire.transport.v1.DeliveryRequest.timeout:type_name -> google.protobuf.Duration
+	0,  // 5: hookwire.transport.v1.DeliveryResult.outcome:type_name -> hookwire.transport.v1.Outcome
+	11, // 6: hookwire.transport.v1.DeliveryResult.response_headers:type_name -> hookwire.transport.v1.DeliveryResult.ResponseHeadersEntry
+	13, // 7: hookwire.transport.v1.DeliveryResult.latency:type_name -> google.protobuf.Duration
+	13, // 8: hookwire.transport.v1.DeliveryResult.retry_after:type_name -> google.protobuf.Duration
+	6,  // 9: hookwire.transport.v1.DeliverRequest.request:type_name -> hookwire.transport.v1.DeliveryRequest
+	7,  // 10: hookwire.transport.v1.DeliverResponse.result:type_name -> hookwire.transport.v1.DeliveryResult
+	1,  // 11: hookwire.transport.v1.TransportService.Describe:input_type -> hookwire.transport.v1.DescribeRequest
+	4,  // 12: hookwire.transport.v1.TransportService.Validate:input_type -> hookwire.transport.v1.ValidateRequest
+	8,  // 13: hookwire.transport.v1.TransportService.Deliver:input_type -> hookwire.transport.v1.DeliverRequest
+	2,  // 14: hookwire.transport.v1.TransportService.Describe:output_type -> hookwire.transport.v1.DescribeResponse
+	5,  // 15: hookwire.transport.v1.TransportService.Validate:output_type -> hookwire.transport.v1.ValidateResponse
+	9,  // 16: hookwire.transport.v1.TransportService.Deliver:output_type -> hookwire.transport.v1.DeliverResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_transport_v1_transport_proto_init() }
@@ -779,7 +887,7 @@ func file_hookwire_transport_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_transport_v1_transport_proto_rawDesc), len(file_hookwire_transport_v1_transport_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
