@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -51,15 +50,7 @@ type ClusterConfig struct {
 	// Timing overrides (tests); zero: the cluster package's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold, TrailingLogs                       uint64
-	// WALSegmentSize is the size of the raft log's segment files, each
-	// allocated whole (default DefaultWALSegmentSize).
-	WALSegmentSize int
 }
-
-// DefaultWALSegmentSize is the raft log's segment size: raft-wal's 64 MiB
-// is more than a control plane's entries need between snapshots, and each
-// segment is allocated whole, so a small disk would start out full.
-const DefaultWALSegmentSize = 16 << 20
 
 // alone reports whether this server forms a one-server cluster.
 func (c ClusterConfig) alone() bool {
@@ -159,13 +150,13 @@ func (s *Server) startNode() error {
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, TLS: tlsCfg,
 		Logger: s.cfg.Logger.With("component", "cluster"), Leader: s.lead,
 		HeartbeatTimeout: c.HeartbeatTimeout, ElectionTimeout: c.ElectionTimeout, LeaderLeaseTimeout: c.LeaderLeaseTimeout,
-		SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs, WALSegmentSize: cmp.Or(c.WALSegmentSize, DefaultWALSegmentSize),
+		SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 	}, s.store.FSM())
 	if err != nil {
 		return err
 	}
 	s.store.SetProposer(s.node)
-	s.forward = newForwarder(s.node)
+	s.forward = newForwarder(s.node, func() bool { return s.disp.Load() != nil })
 	return nil
 }
 

@@ -45,7 +45,7 @@ func successes(as []*hookwirev1.Assignment) []*hookwirev1.Result {
 // stream, each delivery has exactly one attempt, and work flows again.
 func TestFullDiskHoldsLeasesAndAsksForResultsAgain(t *testing.T) {
 	dir := tmpfstest.Mount(t, 8<<20)
-	h := startDelivery(t, filepath.Join(dir, "data"), controlplane.Config{LeaseGrace: time.Second, Cluster: controlplane.ClusterConfig{WALSegmentSize: 1 << 20}})
+	h := startDelivery(t, filepath.Join(dir, "data"), controlplane.Config{LeaseGrace: time.Second})
 	target, _ := structpb.NewStruct(map[string]any{"url": "http://127.0.0.1:1/hook"})
 	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"},
 		Target: &hookwirev1.Target{Transport: "http", Config: target, Timeout: durationpb.New(time.Second)}})

@@ -43,19 +43,29 @@ const localStatusMethod = "/hookwire.v1.ClusterService/GetClusterStatus"
 
 type forwarder struct {
 	node *cluster.Node
+	// ready reports whether this server, as leader, has loaded what it
+	// serves from (the store caught up, the catalog loaded, the
+	// dispatcher running): raft makes it leader before that.
+	ready func() bool
 	mu   sync.Mutex
 	// conns are gRPC clients of other servers' API, by cluster address.
 	conns map[string]*grpc.ClientConn
 }
 
-func newForwarder(node *cluster.Node) *forwarder {
-	return &forwarder{node: node, conns: map[string]*grpc.ClientConn{}}
+func newForwarder(node *cluster.Node, ready func() bool) *forwarder {
+	return &forwarder{node: node, ready: ready, conns: map[string]*grpc.ClientConn{}}
 }
 
 // target decides where a call runs: "" runs it here; otherwise the
 // leader's cluster address. A call that cannot run anywhere gets an error.
 func (f *forwarder) target(ctx context.Context, method string) (string, error) {
-	if !strings.HasPrefix(method, "/hookwire.v1.") || method == localStatusMethod || f.node.IsLeader() {
+	if !strings.HasPrefix(method, "/hookwire.v1.") || method == localStatusMethod {
+		return "", nil
+	}
+	if f.node.IsLeader() {
+		if !f.ready() {
+			return "", status.Error(codes.Unavailable, "this server was just elected leader and is loading its state; retry")
+		}
 		return "", nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)

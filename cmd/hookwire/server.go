@@ -63,7 +63,6 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.cluster.CertFile, "cluster-tls-cert", "", "PEM certificate for cluster traffic (mutual TLS; required off loopback): valid for the advertised host, with server and client auth usages")
 	fs.StringVar(&f.cluster.KeyFile, "cluster-tls-key", "", "PEM private key of --cluster-tls-cert")
 	fs.StringVar(&f.cluster.CAFile, "cluster-tls-ca", "", "PEM CA bundle that signs every server's cluster certificate")
-	fs.IntVar(&f.cluster.WALSegmentSize, "raft-segment-size", controlplane.DefaultWALSegmentSize, "size in bytes of the raft log's segment files, each allocated whole when created (keep a few free on the data directory's disk)")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {

@@ -53,8 +53,8 @@ type Config struct {
 	NodeID string
 
 	// DataDir is the node's data directory; the package keeps everything it
-	// writes under DataDir/raft: the log and stable store (raft-wal in
-	// raft/wal) and the snapshots (raft/snapshots).
+	// writes under DataDir/raft: the log and stable store (raft.db) and the
+	// snapshots (raft/snapshots).
 	DataDir string
 
 	// BindAddr is the host:port the cluster listener binds ("127.0.0.1:0"
@@ -119,15 +119,8 @@ type Config struct {
 	Dial func(ctx context.Context, address string) (net.Conn, error)
 
 	// logStore, if set, opens the raft log and stable store in dir instead
-	// of raft-wal. Only the log store benchmark sets it (raft-boltdb/v2).
+	// of raft-boltdb/v2. Only the log store benchmark sets it (raft-wal).
 	logStore func(dir string) (logStore, error)
-	// WALSegmentSize overrides raft-wal's segment size (64 MiB; zero: that
-	// default). Segment files are allocated whole when created, so a small
-	// disk needs small segments; log truncation after a snapshot frees
-	// whole segments only, and entries still in the tail segment stay
-	// readable, so a test that needs a follower to catch up by snapshot
-	// makes segments small too.
-	WALSegmentSize int
 }
 
 func (c *Config) setDefaults() error {
@@ -177,6 +170,14 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Dial == nil {
 		var d net.Dialer
+		// A node bound to one address dials from it too, so peers see its
+		// connections come from the cluster interface (and a test on
+		// loopback can tell the nodes apart by source address).
+		if host, _, err := net.SplitHostPort(c.BindAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				d.LocalAddr = &net.TCPAddr{IP: ip}
+			}
+		}
 		c.Dial = func(ctx context.Context, address string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", address)
 		}

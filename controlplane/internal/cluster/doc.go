@@ -27,9 +27,9 @@
 //
 // # Storage
 //
-// Under DataDir/raft: the log and raft's stable store in raft-wal
-// (append-only segment files, fsync per append; chosen over
-// raft-boltdb/v2 by BenchmarkLogStore), snapshots in a
+// Under DataDir/raft: the log and raft's stable store in raft-boltdb/v2
+// (raft.db, fsync per append; raft-wal is faster but its last release
+// corrupts its log on a tail truncation, see logstore.go), snapshots in a
 // raft.FileSnapshotStore, and a lock file. The leader batches concurrent
 // Apply calls (BatchApplyCh, up to MaxAppendEntries entries per append),
 // so many small writes share one fsync. A write is acknowledged once its

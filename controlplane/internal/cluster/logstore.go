@@ -6,12 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/hookwire/hookwire/internal/fsutil"
+	"go.etcd.io/bbolt"
 )
 
 // logCacheSize is how many recent entries raft keeps in memory, so that
@@ -43,26 +44,27 @@ func (s *stores) Close() error {
 }
 
 // HasState reports whether dataDir holds raft state from an earlier start
-// (log segments or snapshots under dataDir/raft), without opening it.
+// (a log or snapshots under dataDir/raft), without opening it.
 func HasState(dataDir string) bool {
-	for _, sub := range []string{"wal", "snapshots"} {
-		entries, err := os.ReadDir(filepath.Join(dataDir, "raft", sub))
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if sub == "snapshots" || filepath.Ext(e.Name()) == ".wal" {
-				return true
-			}
-		}
+	if info, err := os.Stat(filepath.Join(dataDir, "raft", logFileName)); err == nil && info.Size() > 0 {
+		return true
 	}
-	return false
+	entries, err := os.ReadDir(filepath.Join(dataDir, "raft", "snapshots"))
+	return err == nil && len(entries) > 0
 }
 
-// openStores locks dir and opens the log store (raft-wal, chosen over
-// raft-boltdb/v2 by BenchmarkLogStore, unless open is given), the stable
-// store (the same object) and the file snapshot store.
-func openStores(dir string, open func(string) (logStore, error), segmentSize, retain int, logger hclog.Logger) (_ *stores, err error) {
+// openStores locks dir and opens the log store (raft-boltdb/v2 unless open
+// is given), the stable store (the same object) and the file snapshot
+// store.
+//
+// raft-wal appends faster (BenchmarkLogStore), but its last release,
+// v0.4.0, lacks the fix for hashicorp/raft-wal#31: truncating the log's
+// tail, which a follower does when a new leader overrules entries it did
+// not commit, leaves a sealed segment without its index block, and the
+// next start fails with "sealed segment has no index block". Leader kills
+// in this project's cluster tests hit it. raft-boltdb/v2 commits each
+// append with one fsync, and its file grows only as the log does.
+func openStores(dir string, open func(string) (logStore, error), retain int, logger hclog.Logger) (_ *stores, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft directory %s: %w", dir, err)
 	}
@@ -84,31 +86,12 @@ func openStores(dir string, open func(string) (logStore, error), segmentSize, re
 	if !ok {
 		return nil, fmt.Errorf("raft directory %s is in use by another process", dir)
 	}
-
-	var logs logStore
-	if open != nil {
-		if logs, err = open(dir); err != nil {
-			return nil, fmt.Errorf("open raft log in %s: %w", dir, err)
-		}
-	} else {
-		walDir := filepath.Join(dir, "wal")
-		if err := os.MkdirAll(walDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create raft log directory: %w", err)
-		}
-		// WAL.Close leaves its metadata database open (raft-wal v0.4.0),
-		// which would keep the directory locked for a restart in the same
-		// process: own it and close it after the WAL.
-		meta := &metadb.BoltMetaDB{}
-		s.close = append(s.close, meta)
-		size := wal.DefaultSegmentSize
-		if segmentSize > 0 {
-			size = segmentSize
-		}
-		w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(size))
-		if err != nil {
-			return nil, fmt.Errorf("open raft log %s: %w", walDir, err)
-		}
-		logs = w
+	if open == nil {
+		open = openBoltLog
+	}
+	logs, err := open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open raft log in %s: %w", dir, err)
 	}
 	s.close = append(s.close, logs)
 	cache, err := raft.NewLogCache(logCacheSize, logs)
@@ -121,6 +104,14 @@ func openStores(dir string, open func(string) (logStore, error), segmentSize, re
 		return nil, fmt.Errorf("open raft snapshots under %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// logFileName is raft-boltdb's file under the raft directory.
+const logFileName = "raft.db"
+
+func openBoltLog(dir string) (logStore, error) {
+	return raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, logFileName),
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 }
 
 // latestSnapshotIndex reads the header of the newest snapshot: the index of

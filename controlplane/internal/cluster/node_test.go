@@ -270,7 +270,6 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 		cfg.SnapshotThreshold = 64
 		cfg.TrailingLogs = 16
 		cfg.SnapshotInterval = 20 * time.Millisecond
-		cfg.WALSegmentSize = 4096
 	})
 	leader := c.waitLeader(nodes...)
 	down := followers(leader, nodes...)[0]
