@@ -47,7 +47,7 @@ type forwarder struct {
 	// serves from (the store caught up, the catalog loaded, the
 	// dispatcher running): raft makes it leader before that.
 	ready func() bool
-	mu   sync.Mutex
+	mu    sync.Mutex
 	// conns are gRPC clients of other servers' API, by cluster address.
 	conns map[string]*grpc.ClientConn
 }
