@@ -230,7 +230,19 @@ func damagedStoreBase(t *testing.T) (dir string, eventIDs []string) {
 	return dir, eventIDs
 }
 
-// copyDataDir copies the store's files to a new directory.
+// copyWholeDataDir copies a data directory, raft log included.
+func copyWholeDataDir(t *testing.T, from string) string {
+	t.Helper()
+	to := filepath.Join(t.TempDir(), "data")
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+// copyDataDir copies the store's files, without the raft log, to a new
+// directory: a data directory that lost its log (a missing or empty
+// database file is then not rebuilt from it).
 func copyDataDir(t *testing.T, from string) string {
 	t.Helper()
 	to := t.TempDir()
@@ -334,7 +346,7 @@ func TestDamagedOrMissingStoreFileIsRefusedWithOneLine(t *testing.T) {
 // instead of the altered data, and store check names the record.
 func TestFlippedRecordByteIsReportedNotServed(t *testing.T) {
 	base, eventIDs := damagedStoreBase(t)
-	dir := copyDataDir(t, base)
+	dir := copyWholeDataDir(t, base)
 	db := filepath.Join(dir, "hookwire.db")
 	data, err := os.ReadFile(db)
 	if err != nil {

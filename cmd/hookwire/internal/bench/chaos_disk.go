@@ -114,8 +114,8 @@ func chaosTmpfsSize(cfg Config, d time.Duration) int64 {
 	soak := int64(float64(cfg.ChaosRate)*d.Seconds()) * (int64(cfg.PayloadSize) + perDelivery)
 	disk := int64(float64(cfg.ChaosRate)*(diskPre+diskPost+5*time.Second).Seconds()) * (diskPayload + perDelivery)
 	// The raft log holds every write a second time until a snapshot
-	// truncates it, in segments allocated whole (16 MiB by default).
-	want := (soak+disk)*5/2 + 2*16<<20
+	// truncates it.
+	want := (soak + disk) * 5 / 2
 	return max(minTmpfsSize, (want+1<<20-1)&^(1<<20-1))
 }
 
