@@ -50,6 +50,7 @@ type ClusterConfig struct {
 	// Timing overrides (tests); zero: the cluster package's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold, TrailingLogs                       uint64
+	SnapshotInterval                                      time.Duration
 }
 
 // alone reports whether this server forms a one-server cluster.
@@ -150,7 +151,7 @@ func (s *Server) startNode() error {
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, TLS: tlsCfg,
 		Logger: s.cfg.Logger.With("component", "cluster"), Leader: s.lead,
 		HeartbeatTimeout: c.HeartbeatTimeout, ElectionTimeout: c.ElectionTimeout, LeaderLeaseTimeout: c.LeaderLeaseTimeout,
-		SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
+		SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs, SnapshotInterval: c.SnapshotInterval,
 	}, s.store.FSM())
 	if err != nil {
 		return err

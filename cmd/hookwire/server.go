@@ -63,6 +63,9 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.cluster.CertFile, "cluster-tls-cert", "", "PEM certificate for cluster traffic (mutual TLS; required off loopback): valid for the advertised host, with server and client auth usages")
 	fs.StringVar(&f.cluster.KeyFile, "cluster-tls-key", "", "PEM private key of --cluster-tls-cert")
 	fs.StringVar(&f.cluster.CAFile, "cluster-tls-ca", "", "PEM CA bundle that signs every server's cluster certificate")
+	fs.Uint64Var(&f.cluster.SnapshotThreshold, "raft-snapshot-threshold", 32768, "take a raft snapshot (and truncate the log) after this many new log entries")
+	fs.DurationVar(&f.cluster.SnapshotInterval, "raft-snapshot-interval", 60*time.Second, "how often to check --raft-snapshot-threshold (each check waits a random time between this and twice this)")
+	fs.Uint64Var(&f.cluster.TrailingLogs, "raft-trailing-logs", 32768, "log entries kept after a snapshot: a server that falls further behind catches up from a snapshot instead")
 }
 
 func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Config {
