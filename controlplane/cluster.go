@@ -250,7 +250,14 @@ func (s *Server) lead(ctx context.Context) {
 	for {
 		if !s.catalogLoaded.Swap(false) {
 			if err := s.svc.LoadCatalog(); err != nil {
-				log.Error("leading: load subscriptions", "err", err)
+				// Serving with subscriptions missing would publish events
+				// without their deliveries: let a server that can lead.
+				log.Error("cannot lead: loading the subscriptions failed (does this server have the same master keys as the others?); handing leadership to another server", "err", err)
+				if terr := s.node.TransferLeadership(); terr != nil {
+					log.Error("leadership transfer failed; this server answers Unavailable while it leads", "err", terr)
+				}
+				<-ctx.Done()
+				return
 			}
 		}
 		restored := s.leadTerm(ctx, log)

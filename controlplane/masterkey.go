@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -135,6 +136,20 @@ func (s *Server) finishLocked(run *resealRun, err error) {
 	close(run.done)
 }
 
+// stopResealLocked ends the leader's work on run: at shutdown the pass
+// ends with errResealShutdown; when only leadership ends it stays pending,
+// and this server resumes it if it leads again (the new leader runs its
+// own). It takes s.mk.mu.
+func (s *Server) stopResealLocked(run *resealRun) {
+	s.mk.mu.Lock()
+	defer s.mk.mu.Unlock()
+	if s.closing.Load() {
+		s.finishLocked(run, errResealShutdown)
+		return
+	}
+	run.running = false
+}
+
 // masterKeyLoop runs the re-seal passes: the start-up one, and one after
 // every reload with previous keys. It stops with ctx.
 func (s *Server) masterKeyLoop(ctx context.Context) {
@@ -151,9 +166,7 @@ func (s *Server) masterKeyLoop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			s.mk.mu.Lock()
-			s.finishLocked(s.mk.run, errResealShutdown)
-			s.mk.mu.Unlock()
+			s.stopResealLocked(s.mk.run)
 			return
 		case <-s.mk.wake:
 		}
@@ -184,8 +197,12 @@ func (s *Server) reseal(ctx context.Context, run *resealRun) {
 		})
 		s.mk.mu.Lock()
 		if err != nil {
-			if ctx.Err() != nil {
-				err = errResealShutdown
+			if ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) {
+				// Leadership ended (or the store refuses writes for now):
+				// the pass stays pending for this server's next term.
+				s.mk.mu.Unlock()
+				s.stopResealLocked(run)
+				return
 			} else {
 				log.Error("re-sealing signing keys stopped; keep the previous master keys configured and reload (SIGHUP) or restart to resume", "err", err)
 			}
@@ -210,9 +227,7 @@ func (s *Server) reseal(ctx context.Context, run *resealRun) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.mk.mu.Lock()
-			s.finishLocked(run, errResealShutdown)
-			s.mk.mu.Unlock()
+			s.stopResealLocked(run)
 			return
 		case <-t.C:
 		}

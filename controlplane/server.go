@@ -193,6 +193,7 @@ type Server struct {
 	wg            sync.WaitGroup
 	errs          chan error
 	closeOnce     sync.Once
+	closing       atomic.Bool // Close has begun
 	closeErr      error
 	mk            masterKeys
 	health        *health.Server
@@ -442,6 +443,7 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Close stops serving, waits for in-flight calls, and closes the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		if s.health != nil {
 			s.health.Shutdown() // NOT_SERVING from now on
 		}

@@ -404,6 +404,13 @@ func (n *Node) RemovePeer(ctx context.Context, id string) error {
 	return nil
 }
 
+// TransferLeadership asks raft to hand leadership to another voter (the
+// most up to date) and step down: for a leader that finds it cannot serve.
+// Leader only.
+func (n *Node) TransferLeadership() error {
+	return n.translate(n.raft.LeadershipTransfer().Error())
+}
+
 // isMember reports whether this node knows a cluster configuration:
 // bootstrapped, added by a leader, or restarted with state.
 func (n *Node) isMember() bool {
