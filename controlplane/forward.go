@@ -62,14 +62,14 @@ func (f *forwarder) target(ctx context.Context, method string) (string, error) {
 	if !strings.HasPrefix(method, "/hookwire.v1.") || method == localStatusMethod {
 		return "", nil
 	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if staleRead(method, md) {
+		return "", nil
+	}
 	if f.node.IsLeader() {
 		if !f.ready() {
 			return "", status.Error(codes.Unavailable, "this server was just elected leader and is loading its state; retry")
 		}
-		return "", nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if staleRead(method, md) {
 		return "", nil
 	}
 	if len(md.Get(forwardedHeader)) > 0 {
