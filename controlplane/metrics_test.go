@@ -16,6 +16,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane"
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -275,5 +276,31 @@ func TestMetricsPerRPCAndBuildInfo(t *testing.T) {
 	resp.Body.Close()
 	if !regexp.MustCompile(`(?m)^hookwire_build_info\{go_version="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`).Match(body) {
 		t.Errorf("no hookwire_build_info series:\n%s", grepLines(string(body), "build_info"))
+	}
+}
+
+// TestMetricsPassPromlint: what /metrics serves passes the checks of
+// `promtool check metrics` (the same linter, promlint), after deliveries,
+// retries and API calls have made every family show series.
+func TestMetricsPassPromlint(t *testing.T) {
+	h := startDelivery(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	h.subscribe(&hookwirev1.Subscription{EventTypes: []string{"order.*"}})
+	h.publish("order.created", `{"n":1}`)
+	a := h.next()
+	h.agent.report(t, outcome(a, transportv1.Outcome_OUTCOME_FAILED, 0))
+	if _, code, _ := h.restFull("GET", "/v1/tenants/nope", ""); code != 404 {
+		t.Fatalf("get unknown tenant: %d", code)
+	}
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }
