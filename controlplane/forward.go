@@ -224,23 +224,21 @@ func (f *forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	if err != nil {
 		return err
 	}
-	// Client to leader.
-	sendErr := make(chan error, 1)
+	// Client to leader. This goroutine ends when the client's side does, or
+	// when the handler returns (gRPC then ends ss's receive side).
 	go func() {
 		for {
 			m := newIn()
 			if err := ss.RecvMsg(m); err != nil {
 				if errors.Is(err, io.EOF) {
-					sendErr <- cs.CloseSend()
+					_ = cs.CloseSend()
 				} else {
 					cancel()
-					sendErr <- err
 				}
 				return
 			}
 			if err := cs.SendMsg(m); err != nil {
-				sendErr <- nil // the leader's side ended; its status comes from RecvMsg
-				return
+				return // the leader's side ended; its status comes from RecvMsg
 			}
 		}
 	}()

@@ -83,22 +83,11 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 	// file while it cannot write: do not keep the caller meanwhile.
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	_, _, changed := s.Writable()
-	go func() {
-		for {
-			select {
-			case <-pctx.Done():
-				return
-			case <-changed:
-				var ok bool
-				var reason error
-				if ok, reason, changed = s.Writable(); !ok {
-					cancel(fmt.Errorf("%w (the write may still be applied once the store can write again)", unavailable(reason)))
-					return
-				}
-			}
-		}
-	}()
+	refusing := s.state.refusal()
+	stop := context.AfterFunc(refusing, func() {
+		cancel(fmt.Errorf("%w (the write may still be applied once the store can write again)", unavailable(context.Cause(refusing))))
+	})
+	defer stop()
 	resp, err := s.proposer.Apply(pctx, data)
 	var rejected *rejectedError
 	switch {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -103,11 +104,25 @@ type writeState struct {
 	mu      sync.Mutex
 	reason  error
 	changed chan struct{}
+	// refusing is cancelled, with the reason, when the store stops
+	// accepting writes (a fresh one replaces it when it accepts them
+	// again): proposals waiting for the state machine stop waiting.
+	refusing context.Context
+	refuse   context.CancelCauseFunc
 }
 
 func (w *writeState) init() {
 	w.ok.Store(true)
 	w.changed = make(chan struct{})
+	w.refusing, w.refuse = context.WithCancelCause(context.Background())
+}
+
+// refusal returns the context cancelled when the store next stops
+// accepting writes (already cancelled while it refuses them).
+func (w *writeState) refusal() context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refusing
 }
 
 // set records the state; a change (or a new reason) wakes the watchers.
@@ -126,6 +141,12 @@ func (w *writeState) set(ok bool, reason error) {
 	w.reason = reason
 	close(w.changed)
 	w.changed = make(chan struct{})
+	switch {
+	case !ok:
+		w.refuse(reason)
+	case w.refusing.Err() != nil:
+		w.refusing, w.refuse = context.WithCancelCause(context.Background())
+	}
 }
 
 func errorText(err error) string {
