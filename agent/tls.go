@@ -2,10 +2,9 @@ package agent
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/hookwire/hookwire/internal/tlsutil"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -29,13 +28,9 @@ type TLSFiles struct {
 func (f TLSFiles) DialOption() (grpc.DialOption, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
 	if f.CAFile != "" {
-		data, err := os.ReadFile(f.CAFile)
+		pool, err := tlsutil.LoadCAPool(f.CAFile, "TLS CA bundle")
 		if err != nil {
-			return nil, fmt.Errorf("read TLS CA bundle: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("TLS CA bundle %s holds no PEM certificate", f.CAFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}

@@ -3,9 +3,9 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/tlsutil"
 	"io"
 	"log/slog"
 	"net"
@@ -105,13 +105,9 @@ func (c ClusterConfig) tlsConfig(addr string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load cluster TLS certificate %s and key %s: %w", c.CertFile, c.KeyFile, err)
 	}
-	pemData, err := os.ReadFile(c.CAFile)
+	pool, err := tlsutil.LoadCAPool(c.CAFile, "cluster CA bundle")
 	if err != nil {
-		return nil, fmt.Errorf("read cluster CA bundle: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemData) {
-		return nil, fmt.Errorf("cluster CA bundle %s holds no PEM certificate", c.CAFile)
+		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

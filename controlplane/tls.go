@@ -2,10 +2,9 @@ package controlplane
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/hookwire/hookwire/internal/tlsutil"
 )
 
 // TLSConfig makes the control plane serve TLS.
@@ -38,13 +37,9 @@ func loadTLS(c *TLSConfig) (*tlsSetup, error) {
 		http: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
 	if c.ClientCAFile != "" {
-		pemData, err := os.ReadFile(c.ClientCAFile)
+		pool, err := tlsutil.LoadCAPool(c.ClientCAFile, "client CA bundle")
 		if err != nil {
-			return nil, fmt.Errorf("read client CA bundle: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("client CA bundle %s holds no PEM certificate", c.ClientCAFile)
+			return nil, err
 		}
 		setup.grpc.ClientCAs = pool
 		setup.grpc.ClientAuth = tls.RequireAndVerifyClientCert

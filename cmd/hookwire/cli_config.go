@@ -7,9 +7,9 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/tlsutil"
 	"io"
 	"io/fs"
 	"os"
@@ -618,13 +618,12 @@ func completeContexts(*cobra.Command, []string, string) ([]string, cobra.ShellCo
 func (s settings) clientTLS() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.caFile != "" {
-		pem, err := os.ReadFile(s.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
+		pool, err := tlsutil.LoadCAPool(s.caFile, "CA file")
+		if errors.Is(err, tlsutil.ErrNoCertificate) {
+			return nil, usageErrorf("%v", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("CA file %s holds no PEM certificate", s.caFile)
+		if err != nil {
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
