@@ -23,11 +23,13 @@ type Files struct {
 	Cert, Key string
 }
 
-// Set is a CA with one server and one client certificate.
+// Set is a CA with one server and one client certificate, and a peer
+// certificate for servers that are each other's clients (a cluster).
 type Set struct {
 	CA     string // the CA certificate (PEM)
 	Server Files  // for 127.0.0.1, ::1 and localhost
 	Client Files  // client authentication
+	Peer   Files  // server and client authentication, for 127.0.0.1, ::1 and localhost
 }
 
 type issuer struct {
@@ -44,6 +46,7 @@ func New(t testing.TB) Set {
 		CA:     filepath.Join(dir, "ca.pem"),
 		Server: ca.issue(t, dir, "server", false),
 		Client: ca.issue(t, dir, "client", true),
+		Peer:   ca.issue(t, dir, "peer", true, true),
 	}
 }
 
@@ -80,7 +83,9 @@ func newCA(t testing.TB, dir, file, name string) *issuer {
 	return &issuer{cert: cert, key: key}
 }
 
-func (ca *issuer) issue(t testing.TB, dir, name string, client bool) Files {
+// issue writes a certificate: a client certificate, a server certificate
+// for the loopback names, or (client and server) both in one.
+func (ca *issuer) issue(t testing.TB, dir, name string, client bool, server ...bool) Files {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -91,9 +96,10 @@ func (ca *issuer) issue(t testing.TB, dir, name string, client bool) Files {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
 	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if !client || len(server) > 0 && server[0] {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 		tmpl.DNSNames = []string{"localhost"}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	}
