@@ -256,7 +256,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.Logger.Warn("the database file is missing; rebuilding it from the raft log and snapshots", "data_dir", cfg.DataDir)
 		allowNew = true
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{Replicated: true, AllowNewStore: allowNew, Logger: cfg.Logger, OnCommit: s.metrics.Commit})
+	st, err := store.Open(cfg.DataDir, store.Options{Replicated: true, AllowNewStore: allowNew, Logger: cfg.Logger, OnCommit: s.metrics.Commit, OnPropose: s.metrics.Proposed})
 	if err != nil {
 		return nil, err
 	}

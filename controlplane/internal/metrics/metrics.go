@@ -22,6 +22,7 @@ type ControlPlane struct {
 	attemptLatency    prometheus.Histogram
 	finished          *prometheus.CounterVec
 	commitLatency     prometheus.Histogram
+	proposeLatency    prometheus.Histogram
 	commitBatch       prometheus.Histogram
 	tailWatchers      prometheus.Gauge
 	tailDropped       prometheus.Counter
@@ -55,8 +56,12 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 			Name: "hookwire_deliveries_finished_total", Help: "Deliveries that reached a final state, by status.",
 		}, []string{"status"}),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "hookwire_store_commit_duration_seconds", Help: "Time of one group commit, fsync included.",
+			Name: "hookwire_store_commit_duration_seconds", Help: "Time to apply one batch of committed raft log entries to the store (one bbolt transaction, without fsync: the raft log is durable).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		proposeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookwire_cluster_write_duration_seconds", Help: "Time from proposing a store write to the raft log until it is committed on a quorum and applied on the leader (what a publish waits for).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
 		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hookwire_store_commit_batch_writes", Help: "Writes that shared one group commit.",
@@ -79,7 +84,7 @@ func NewControlPlane(queue Queue, storeBytes func() int64) *ControlPlane {
 		m.filterErrors.WithLabelValues(reason) // present from the start, at 0
 	}
 	reg.MustRegister(m.filterErrors)
-	reg.MustRegister(m.eventsPublished, m.deliveriesCreated, m.attempts, m.attemptLatency, m.finished, m.commitLatency, m.commitBatch,
+	reg.MustRegister(m.eventsPublished, m.deliveriesCreated, m.attempts, m.attemptLatency, m.finished, m.commitLatency, m.proposeLatency, m.commitBatch,
 		m.tailWatchers, m.tailDropped, m.notAttempted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
@@ -236,6 +241,14 @@ func (m *ControlPlane) Commit(writes int, took time.Duration) {
 	}
 	m.commitLatency.Observe(took.Seconds())
 	m.commitBatch.Observe(float64(writes))
+}
+
+// Proposed records one store write through the raft log that succeeded.
+func (m *ControlPlane) Proposed(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.proposeLatency.Observe(took.Seconds())
 }
 
 func outcomeLabel(o transportv1.Outcome) string {

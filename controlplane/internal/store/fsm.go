@@ -88,7 +88,11 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 		cancel(fmt.Errorf("%w (the write may still be applied once the store can write again)", unavailable(context.Cause(refusing))))
 	})
 	defer stop()
+	started := time.Now()
 	resp, err := s.proposer.Apply(pctx, data)
+	if err == nil && s.opts.OnPropose != nil {
+		s.opts.OnPropose(time.Since(started))
+	}
 	var rejected *rejectedError
 	switch {
 	case errors.As(err, &rejected):

@@ -145,7 +145,10 @@ type Options struct {
 	// OnCommit, if set, is told the size and duration of every group
 	// commit (metrics).
 	OnCommit func(writes int, took time.Duration)
-	Logger   *slog.Logger
+	// OnPropose, if set, is told how long each successful write of a
+	// replicated store took from proposal to applied (metrics).
+	OnPropose func(took time.Duration)
+	Logger    *slog.Logger
 
 	// faults injects commit failures (tests only; see writable.go).
 	faults func(faultPoint) error
