@@ -284,12 +284,12 @@ func timeoutFrom(ctx context.Context) time.Duration {
 	return 0
 }
 
-// wait waits for a raft future or ctx. A future left behind resolves when
-// raft finishes with it (at the latest on shutdown), ending its goroutine.
-func wait(ctx context.Context, f raft.Future) error {
-	if ctx.Done() == nil {
-		return f.Error()
-	}
+// wait waits for a raft future, ctx, or the node's shutdown. A future left
+// behind resolves when raft finishes with it, ending its goroutine; one
+// raft had queued but not started when it shut down never resolves, and
+// its goroutine stays until the process exits (one per write in flight at
+// that moment).
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
@@ -297,6 +297,13 @@ func wait(ctx context.Context, f raft.Future) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-n.shutdownCh:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ErrShutdown
+		}
 	}
 }
 
@@ -310,7 +317,7 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 		return nil, n.notLeader()
 	}
 	f := n.raft.Apply(cmd, timeoutFrom(ctx))
-	if err := wait(ctx, f); err != nil {
+	if err := n.wait(ctx, f); err != nil {
 		return nil, n.translate(err)
 	}
 	resp := f.Response()
@@ -323,13 +330,13 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 // Barrier returns once every entry committed before it has been applied to
 // this node's FSM. Leader only.
 func (n *Node) Barrier(ctx context.Context) error {
-	return n.translate(wait(ctx, n.raft.Barrier(timeoutFrom(ctx))))
+	return n.translate(n.wait(ctx, n.raft.Barrier(timeoutFrom(ctx))))
 }
 
 // VerifyLeader confirms with a quorum that this node still leads: a read
 // served after it is linearizable. Leader only.
 func (n *Node) VerifyLeader(ctx context.Context) error {
-	return n.translate(wait(ctx, n.raft.VerifyLeader()))
+	return n.translate(n.wait(ctx, n.raft.VerifyLeader()))
 }
 
 // IsLeader reports whether raft believes this node leads right now.
@@ -357,7 +364,7 @@ type Peer struct {
 // (operator raft list-peers), sorted by id.
 func (n *Node) Peers(ctx context.Context) ([]Peer, error) {
 	f := n.raft.GetConfiguration()
-	if err := wait(ctx, f); err != nil {
+	if err := n.wait(ctx, f); err != nil {
 		return nil, n.translate(err)
 	}
 	_, leader := n.raft.LeaderWithID()
@@ -387,7 +394,7 @@ func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 	} else {
 		f = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.Address), 0, timeoutFrom(ctx))
 	}
-	if err := n.translate(wait(ctx, f)); err != nil {
+	if err := n.translate(n.wait(ctx, f)); err != nil {
 		return fmt.Errorf("add peer %s at %s: %w", p.ID, p.Address, err)
 	}
 	return nil
@@ -398,7 +405,7 @@ func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 // change commits. Leader only.
 func (n *Node) RemovePeer(ctx context.Context, id string) error {
 	f := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx))
-	if err := n.translate(wait(ctx, f)); err != nil {
+	if err := n.translate(n.wait(ctx, f)); err != nil {
 		return fmt.Errorf("remove peer %s: %w", id, err)
 	}
 	return nil

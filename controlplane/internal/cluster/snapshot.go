@@ -52,7 +52,7 @@ func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) (SnapshotInfo, err
 		rc   io.ReadCloser
 	)
 	f := n.raft.Snapshot()
-	err := wait(ctx, f)
+	err := n.wait(ctx, f)
 	switch {
 	case errors.Is(err, raft.ErrNothingNewToSnapshot):
 		list, lerr := n.stores.snaps.List()
