@@ -7,8 +7,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
-	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/selector"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -70,7 +68,7 @@ func (a *authenticator) authenticateJoin(ctx context.Context, method, token stri
 	if exp := t.GetExpireTime(); exp != nil && !a.now().Before(exp.AsTime()) {
 		return nil, errJoinTokenExpired(t)
 	}
-	return context.WithValue(ctx, principalKey{}, &principal{keyID: id, joinToken: t}), nil
+	return withPrincipal(ctx, &principal{keyID: id, joinToken: t}), nil
 }
 
 // errJoinTokenExpired is what an agent gets for a join token past its expiry,
@@ -79,46 +77,22 @@ func errJoinTokenExpired(t *hookwirev1.JoinToken) error {
 	return status.Errorf(codes.Unauthenticated, "join token %s expired at %s; create a new one", t.GetId(), t.GetExpireTime().AsTime().UTC().Format("2006-01-02T15:04:05Z"))
 }
 
-// connectAdmission checks the caller of AgentService.Connect (admin key or
-// join token) and says how it was admitted.
-func connectAdmission(ctx context.Context) (context.Context, error) {
-	p := principalFrom(ctx)
-	if p != nil && p.joinToken != nil {
-		return dispatch.WithAdmission(ctx, dispatch.Admission{JoinToken: p.joinToken.GetId(), RequiredLabels: p.joinToken.GetLabels()}), nil
-	}
-	if err := requireAdmin(ctx); err != nil {
-		if status.Code(err) == codes.PermissionDenied {
-			return nil, status.Error(codes.Unauthenticated, "agents connect with the admin key or a join token (hwj_...); this API key is neither")
-		}
-		return nil, err
-	}
-	return ctx, nil
-}
-
-// admittedStream carries the admission in its context.
-type admittedStream struct {
-	hookwirev1.AgentService_ConnectServer
-	ctx context.Context
-}
-
-func (s *admittedStream) Context() context.Context { return s.ctx }
-
 // agentAdmin implements AgentAdminService.
 type agentAdmin struct {
 	hookwirev1.UnimplementedAgentAdminServiceServer
-	s *Services
+	*Services
 }
 
 // RegisterAgentAdmin adds AgentAdminService to g.
 func (s *Services) RegisterAgentAdmin(g grpc.ServiceRegistrar) {
-	hookwirev1.RegisterAgentAdminServiceServer(g, &agentAdmin{s: s})
+	hookwirev1.RegisterAgentAdminServiceServer(g, s.agentAdmin)
 }
 
 func (a *agentAdmin) ListAgents(ctx context.Context, _ *hookwirev1.ListAgentsRequest) (*hookwirev1.ListAgentsResponse, error) {
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	d, err := a.s.leading()
+	d, err := a.leading()
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +120,14 @@ func (a *agentAdmin) DrainAgent(ctx context.Context, req *hookwirev1.DrainAgentR
 	if reason == "" {
 		reason = "drained by an operator"
 	}
-	d, err := a.s.leading()
+	d, err := a.leading()
 	if err != nil {
 		return nil, err
 	}
 	if !d.Drain(req.GetId(), reason) {
 		return nil, status.Errorf(codes.NotFound, "agent %q is not connected (ListAgents shows the connected agents)", req.GetId())
 	}
-	a.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditAgentDrain, resource: agentResource(req.GetId()), details: map[string]any{"reason": reason}})
+	a.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditAgentDrain, resource: agentResource(req.GetId()), details: map[string]any{"reason": reason}})
 	return &hookwirev1.DrainAgentResponse{}, nil
 }
 
@@ -161,7 +135,7 @@ func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.Create
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	now := a.s.cfg.Now()
+	now := a.cfg.Now()
 	if exp := req.GetExpireTime(); exp != nil && !exp.AsTime().After(now) {
 		return nil, status.Error(codes.InvalidArgument, "expire_time is in the past; give a future time or none")
 	}
@@ -176,11 +150,11 @@ func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.Create
 		return nil, status.Errorf(codes.Internal, "generate join token: %v", err)
 	}
 	t := &hookwirev1.JoinToken{Id: id, Name: req.GetName(), Labels: req.GetLabels(), CreateTime: timestamppb.New(now), ExpireTime: req.GetExpireTime()}
-	audit, err := a.s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenCreate, resource: joinTokenResource(id), after: t})
+	audit, err := a.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenCreate, resource: joinTokenResource(id), after: t})
 	if err != nil {
 		return nil, err
 	}
-	if err := a.s.cfg.Store.PutJoinToken(ctx, t, hashKey(token), audit); err != nil {
+	if err := a.cfg.Store.PutJoinToken(ctx, t, hashKey(token), audit); err != nil {
 		return nil, storeError(err, "join token")
 	}
 	out := proto.Clone(t).(*hookwirev1.JoinToken)
@@ -192,7 +166,7 @@ func (a *agentAdmin) ListJoinTokens(ctx context.Context, _ *hookwirev1.ListJoinT
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	list, err := a.s.cfg.Store.ListJoinTokens()
+	list, err := a.cfg.Store.ListJoinTokens()
 	if err != nil {
 		return nil, storeError(err, "join tokens")
 	}
@@ -205,42 +179,24 @@ func (a *agentAdmin) RevokeJoinToken(ctx context.Context, req *hookwirev1.Revoke
 	}
 	// The snapshot is read before the write; a revoke changes only revoked.
 	var audit *hookwirev1.AuditEvent
-	if before, _, err := a.s.cfg.Store.GetJoinToken(req.GetId()); err == nil {
+	if before, _, err := a.cfg.Store.GetJoinToken(req.GetId()); err == nil {
 		after := clone(before)
 		after.Revoked = true
-		if audit, err = a.s.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenRevoke, resource: joinTokenResource(req.GetId()), before: before, after: after}); err != nil {
+		if audit, err = a.auditEvent(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditJoinTokenRevoke, resource: joinTokenResource(req.GetId()), before: before, after: after}); err != nil {
 			return nil, err
 		}
 	}
-	t, err := a.s.cfg.Store.RevokeJoinToken(ctx, req.GetId(), audit)
+	t, err := a.cfg.Store.RevokeJoinToken(ctx, req.GetId(), audit)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, status.Errorf(codes.NotFound, "join token %q not found (ListJoinTokens shows the ids)", req.GetId())
 		}
 		return nil, storeError(err, "join token "+quote(req.GetId()))
 	}
-	if d := a.s.disp.Load(); d == nil {
+	if d := a.disp.Load(); d == nil {
 		// Not leading: no agent is connected here.
 	} else if n := d.Disconnect(t.GetId()); n > 0 {
-		a.s.cfg.Logger.Info("join token revoked; disconnected its agents", "join_token", t.GetId(), "streams", n)
+		a.cfg.Logger.Info("join token revoked; disconnected its agents", "join_token", t.GetId(), "streams", n)
 	}
 	return t, nil
-}
-
-// explainWaiting fills waiting_reason of pending deliveries that have none
-// stored, from what the dispatcher knows now (paused, open circuit, no
-// agent hosting the transport or matching the selector).
-func (s *Services) explainWaiting(list ...*hookwirev1.Delivery) {
-	for _, d := range list {
-		if d.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING || d.GetWaitingReason() != "" {
-			continue
-		}
-		id, err := ids.Parse(ids.Subscription, d.GetSubscriptionId())
-		if err != nil {
-			continue
-		}
-		if disp := s.disp.Load(); disp != nil {
-			d.WaitingReason = disp.WaitingReason(s.cfg.Catalog.Get(id))
-		}
-	}
 }

@@ -71,20 +71,10 @@ type auditEntry struct {
 	details                  map[string]any
 }
 
-type auditActionKey struct{}
-
-// withAuditAction names the action a change made through a shared path
-// (changeSubscription, changeOne) is recorded as. Changes made through
-// those paths without one (bookkeeping such as failing_since) are not
-// configuration changes and are not recorded.
-func withAuditAction(ctx context.Context, action string) context.Context {
-	return context.WithValue(ctx, auditActionKey{}, action)
-}
-
-func auditActionFrom(ctx context.Context) string {
-	a, _ := ctx.Value(auditActionKey{}).(string)
-	return a
-}
+// noAudit is the action given to a shared change path
+// (changeSubscription) for a change that is bookkeeping, such as
+// failing_since, rather than a configuration change: it is not recorded.
+const noAudit = ""
 
 // auditActor is who is calling: an API key (by id) or Hookwire itself.
 func auditActor(ctx context.Context) *hookwirev1.AuditActor {
@@ -223,12 +213,12 @@ func clone[T proto.Message](m T) T { return proto.Clone(m).(T) }
 // auditService implements AuditService.
 type auditService struct {
 	hookwirev1.UnimplementedAuditServiceServer
-	s *Services
+	*Services
 }
 
 // RegisterAudit adds AuditService to g.
 func (s *Services) RegisterAudit(g grpc.ServiceRegistrar) {
-	hookwirev1.RegisterAuditServiceServer(g, &auditService{s: s})
+	hookwirev1.RegisterAuditServiceServer(g, s.audit)
 }
 
 func (a *auditService) ListAuditEvents(ctx context.Context, req *hookwirev1.ListAuditEventsRequest) (*hookwirev1.ListAuditEventsResponse, error) {
@@ -240,7 +230,7 @@ func (a *auditService) ListAuditEvents(ctx context.Context, req *hookwirev1.List
 		}
 	} else if err := authorize(ctx, tenant, accessRead); err != nil {
 		return nil, err
-	} else if _, err := a.s.cfg.Store.GetTenant(tenant); err != nil {
+	} else if _, err := a.cfg.Store.GetTenant(tenant); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, status.Errorf(codes.NotFound, `tenant %q not found (the admin key lists every tenant's audit records, deleted tenants' included, with tenant "-")`, tenant)
 		}
@@ -267,7 +257,7 @@ func (a *auditService) ListAuditEvents(ctx context.Context, req *hookwirev1.List
 		}
 		before = &id
 	}
-	list, next, err := a.s.cfg.Store.ListAudit(tenant, all, f, before, pageSize(req.GetPageSize()), auditScan)
+	list, next, err := a.cfg.Store.ListAudit(tenant, all, f, before, pageSize(req.GetPageSize()), auditScan)
 	if err != nil {
 		return nil, storeError(err, "audit events")
 	}

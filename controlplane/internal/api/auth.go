@@ -104,6 +104,11 @@ func (p *principal) admin() bool {
 
 type principalKey struct{}
 
+// withPrincipal is ctx with p as the caller.
+func withPrincipal(ctx context.Context, p *principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
 func principalFrom(ctx context.Context) *principal {
 	p, _ := ctx.Value(principalKey{}).(*principal)
 	return p
@@ -205,7 +210,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	if exp := k.GetExpireTime(); exp != nil && !a.now().Before(exp.AsTime()) {
 		return nil, status.Error(codes.Unauthenticated, "API key has expired")
 	}
-	return context.WithValue(ctx, principalKey{}, &principal{keyID: k.GetId(), tenant: k.GetTenant(), scope: k.GetScope()}), nil
+	return withPrincipal(ctx, &principal{keyID: k.GetId(), tenant: k.GetTenant(), scope: k.GetScope()}), nil
 }
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

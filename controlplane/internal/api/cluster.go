@@ -27,7 +27,7 @@ type ClusterNode interface {
 // clusterService implements hookwire.v1.ClusterService.
 type clusterService struct {
 	hookwirev1.UnimplementedClusterServiceServer
-	s    *Services
+	*Services
 	node ClusterNode
 	// restored is told after a snapshot was restored on this (leading)
 	// server, whose soft state must then be rebuilt from the store.
@@ -46,7 +46,7 @@ const snapshotChunk = 1 << 20
 // RegisterCluster adds the cluster service for node to g; restored is
 // called after a snapshot restore on this server.
 func (s *Services) RegisterCluster(g grpc.ServiceRegistrar, node ClusterNode, restored func()) {
-	hookwirev1.RegisterClusterServiceServer(g, &clusterService{s: s, node: node, restored: restored})
+	hookwirev1.RegisterClusterServiceServer(g, &clusterService{Services: s, node: node, restored: restored})
 }
 
 func (c *clusterService) GetClusterStatus(ctx context.Context, _ *hookwirev1.GetClusterStatusRequest) (*hookwirev1.ClusterStatus, error) {
@@ -104,7 +104,7 @@ func (c *clusterService) RemovePeer(ctx context.Context, req *hookwirev1.RemoveP
 	if err := c.node.RemovePeer(ctx, req.GetId()); err != nil {
 		return nil, clusterError(err)
 	}
-	c.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterRemovePeer, resource: "cluster/peers/" + req.GetId()})
+	c.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterRemovePeer, resource: "cluster/peers/" + req.GetId()})
 	return c.status(ctx)
 }
 
@@ -121,7 +121,7 @@ func (c *clusterService) SaveSnapshot(_ *hookwirev1.SaveSnapshotRequest, stream 
 	if err != nil {
 		return clusterError(err)
 	}
-	c.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterSave, resource: "cluster",
+	c.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterSave, resource: "cluster",
 		details: map[string]any{"index": info.Index, "term": info.Term, "size": info.Size}})
 	return nil
 }
@@ -144,7 +144,7 @@ func (c *clusterService) RestoreSnapshot(stream hookwirev1.ClusterService_Restor
 		return status.Errorf(codes.InvalidArgument, "%v (send a file written by 'hookwire operator snapshot save')", err)
 	}
 	c.restored()
-	c.s.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterRestore, resource: "cluster",
+	c.auditAfter(ctx, &auditEntry{tenant: store.AuditGlobal, action: auditClusterRestore, resource: "cluster",
 		details: map[string]any{"saved_by": info.NodeID, "index": info.Index, "size": info.Size}})
 	return stream.SendAndClose(&hookwirev1.RestoreSnapshotResponse{SavedBy: info.NodeID, Index: info.Index, Term: info.Term,
 		Size: info.Size, CreateTime: timestamppb.New(info.Created)})

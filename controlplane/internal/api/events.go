@@ -1,22 +1,32 @@
 package api
 
-// Reading events back: GetEvent (an event, its deliveries, and why the
-// tenant's other subscriptions got none) and ListEvents.
+// EventService: publishing (an event is acknowledged once it and its
+// fan-out deliveries are durable, then the deliveries go to the
+// dispatcher) and reading events back: GetEvent (an event, its
+// deliveries, and why the tenant's other subscriptions got none) and
+// ListEvents. Filter failures found while publishing are reported by
+// filterreport.go.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"mime"
 	"strings"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
+	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	"github.com/hookwire/hookwire/controlplane/internal/tracing"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -33,7 +43,196 @@ const (
 	eventPageBytes = 3 << 20
 )
 
-func (s *Services) GetEvent(ctx context.Context, req *hookwirev1.GetEventRequest) (*hookwirev1.GetEventResponse, error) {
+// eventService implements EventService; operational events (Emit) are
+// published through it too.
+type eventService struct {
+	hookwirev1.UnimplementedEventServiceServer
+	*Services
+	// filterReports rate-limits reports of filter failures
+	// (filterreport.go).
+	filterReports filterReports
+}
+
+const defaultContentType = "application/json"
+
+func (s *eventService) PublishEvent(ctx context.Context, req *hookwirev1.PublishEventRequest) (*hookwirev1.PublishEventResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	resp, err := s.publish(ctx, req.GetTenant(), []*hookwirev1.Event{req.GetEvent()})
+	if err != nil {
+		return nil, err
+	}
+	return resp[0], nil
+}
+
+func (s *eventService) PublishEvents(ctx context.Context, req *hookwirev1.PublishEventsRequest) (*hookwirev1.PublishEventsResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	resp, err := s.publish(ctx, req.GetTenant(), req.GetEvents())
+	if err != nil {
+		return nil, err
+	}
+	return &hookwirev1.PublishEventsResponse{Results: resp}, nil
+}
+
+// MetadataContentType carries the HTTP Content-Type of a raw publish from
+// the gateway.
+const MetadataContentType = "x-hookwire-content-type"
+
+func (s *eventService) PublishRawEvent(ctx context.Context, req *hookwirev1.PublishRawEventRequest) (*hookwirev1.PublishEventResponse, error) {
+	if err := authorize(ctx, req.GetTenant(), accessPublish); err != nil {
+		return nil, err
+	}
+	ct := req.GetBody().GetContentType()
+	if ct == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get(MetadataContentType); len(v) > 0 {
+				ct = v[0]
+			}
+		}
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	ev := &hookwirev1.Event{Type: req.GetType(), Payload: req.GetBody().GetData(), ContentType: ct}
+	resp, err := s.publish(ctx, req.GetTenant(), []*hookwirev1.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return resp[0], nil
+}
+
+// MetadataIdempotencyKey carries the REST Idempotency-Key header.
+const MetadataIdempotencyKey = "x-hookwire-idempotency-key"
+
+// maxIdempotencyKeyLen is Event.idempotency_key's max_len in event.proto.
+const maxIdempotencyKeyLen = 256
+
+func (s *eventService) publish(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
+	for i, in := range events {
+		if strings.HasPrefix(in.GetType(), catalog.OperationalPrefix) {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: type %q: the %q prefix is reserved for events Hookwire publishes itself", i, in.GetType(), catalog.OperationalPrefix)
+		}
+	}
+	if len(events) == 1 && events[0].GetIdempotencyKey() == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get(MetadataIdempotencyKey); len(v) > 0 && v[0] != "" {
+				// The header skipped protovalidate: apply the field's limit.
+				if len(v[0]) > maxIdempotencyKeyLen {
+					return nil, status.Errorf(codes.InvalidArgument, "Idempotency-Key header is %d bytes; the limit is %d", len(v[0]), maxIdempotencyKeyLen)
+				}
+				events[0].IdempotencyKey = v[0]
+			}
+		}
+	}
+	return s.publishInternal(ctx, tenant, events)
+}
+
+// publishInternal stores events and their fan-out and hands the deliveries
+// to the dispatcher. Operational events come straight here.
+func (s *eventService) publishInternal(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
+	now := s.cfg.Now()
+	nowPB := timestamppb.New(now)
+	batch := make([]*store.NewEvent, len(events))
+	subsOf := make([][]*catalog.Sub, len(events))
+	failedOf := make([][]catalog.FilterFailure, len(events))
+	resp := make([]*hookwirev1.PublishEventResponse, len(events))
+	trace := tracing.EventTrace(ctx) // nil unless a publish span is running
+	for i, in := range events {
+		if n := len(in.GetPayload()); n > s.cfg.MaxPayloadBytes {
+			return nil, payloadTooLarge(n, s.cfg.MaxPayloadBytes)
+		}
+		ct := in.GetContentType()
+		if ct == "" {
+			ct = defaultContentType
+		}
+		if isJSON(ct) && len(in.GetPayload()) == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: payload is empty; send a JSON value as payload (or set content_type for other bytes)", i)
+		}
+		if isJSON(ct) && !json.Valid(in.GetPayload()) {
+			return nil, status.Errorf(codes.InvalidArgument, "event %d: payload is not valid JSON but content_type is %q; send JSON or set content_type to what the payload is", i, ct)
+		}
+		eid := ids.New(now)
+		ev := &hookwirev1.Event{
+			Id: ids.Format(ids.Event, eid), Tenant: tenant, Type: in.GetType(), Payload: in.GetPayload(),
+			ContentType: ct, Metadata: in.GetMetadata(), ReceiveTime: nowPB,
+			IdempotencyKey: in.GetIdempotencyKey(), OrderingKey: in.GetOrderingKey(),
+		}
+		ne := &store.NewEvent{ID: eid, Event: ev, Trace: trace}
+		// Event types and filters, through the catalog's index.
+		match, failed := s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
+		failedOf[i] = failed
+		for _, sub := range match {
+			did := ids.New(now)
+			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{ID: did, SubID: sub.ID, Ordered: sub.Ordered, Delivery: &hookwirev1.Delivery{
+				Id: ids.Format(ids.Delivery, did), Tenant: tenant, EventId: ev.GetId(), SubscriptionId: sub.IDText,
+				EventType: ev.GetType(), Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
+				NextAttemptTime: nowPB, CreateTime: nowPB, UpdateTime: nowPB, OrderingKey: orderingKeyFor(sub, ev),
+			}})
+			subsOf[i] = append(subsOf[i], sub)
+		}
+		batch[i] = ne
+	}
+	if err := s.cfg.Store.Publish(ctx, tenant, batch); err != nil {
+		return nil, storeError(err, "tenant "+quote(tenant))
+	}
+	var ready []dispatch.Ready
+	var failures []filterFailure
+	stored := 0
+	for i, ne := range batch {
+		if ne.DuplicateOf != nil {
+			resp[i] = &hookwirev1.PublishEventResponse{Id: ids.Format(ids.Event, *ne.DuplicateOf), DeliveryCount: int32(ne.DuplicateDeliveries), Duplicate: true}
+			continue
+		}
+		stored++
+		resp[i] = &hookwirev1.PublishEventResponse{Id: ne.Event.GetId(), DeliveryCount: int32(len(ne.Deliveries)), FilterErrors: filterErrors(failedOf[i])}
+		for _, f := range failedOf[i] {
+			failures = append(failures, filterFailure{FilterFailure: f, eventID: ne.Event.GetId(), eventType: ne.Event.GetType()})
+		}
+		for j, nd := range ne.Deliveries {
+			ready = append(ready, dispatch.Ready{ID: nd.ID, Sub: subsOf[i][j], EventID: ne.ID, EventType: ne.Event.GetType(),
+				Payload: ne.Event.GetPayload(), ContentType: ne.Event.GetContentType(), Waiting: nd.Waiting, Trace: trace})
+		}
+	}
+	s.enqueue(ready)
+	s.cfg.Metrics.Published(stored, len(ready))
+	s.reportFilterFailures(tenant, failures)
+	tracing.Published(ctx, resp)
+	return resp, nil
+}
+
+// orderingKeyFor is the ordering key a delivery keeps: only ordered
+// subscriptions group by it.
+func orderingKeyFor(sub *catalog.Sub, ev *hookwirev1.Event) string {
+	if !sub.Ordered {
+		return ""
+	}
+	return ev.GetOrderingKey()
+}
+
+// Emit publishes an operational event into a tenant's stream.
+func (s *Services) Emit(tenant, eventType string, payload map[string]any) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		s.cfg.Logger.Error("encode operational event", "type", eventType, "err", err)
+		return
+	}
+	if _, err := s.events.publishInternal(context.Background(), tenant, []*hookwirev1.Event{{Type: eventType, Payload: data}}); err != nil {
+		s.cfg.Logger.Error("publish operational event", "tenant", tenant, "type", eventType, "err", err)
+	}
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json")
+}
+
+func (s *eventService) GetEvent(ctx context.Context, req *hookwirev1.GetEventRequest) (*hookwirev1.GetEventResponse, error) {
 	// Like a list, an unknown tenant is named as such (and a deleted
 	// tenant's events, still being purged, are not shown).
 	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
@@ -87,7 +286,7 @@ func (s *Services) GetEvent(ctx context.Context, req *hookwirev1.GetEventRequest
 // that are not in matched, each with why it did not take ev: worked out
 // now, from the subscription as it is now (see UnmatchedSubscription in
 // event.proto). It stops after unmatchedShown and reports whether it did.
-func (s *Services) explainUnmatched(ev *hookwirev1.Event, matched map[string]bool) ([]*hookwirev1.UnmatchedSubscription, bool, error) {
+func (s *eventService) explainUnmatched(ev *hookwirev1.Event, matched map[string]bool) ([]*hookwirev1.UnmatchedSubscription, bool, error) {
 	received := ev.GetReceiveTime().AsTime()
 	fev := filter.NewEvent(ev.GetType(), ev.GetContentType(), ev.GetPayload(), ev.GetMetadata())
 	var out []*hookwirev1.UnmatchedSubscription
@@ -115,7 +314,7 @@ func (s *Services) explainUnmatched(ev *hookwirev1.Event, matched map[string]boo
 }
 
 // explainOne says why sub did not take ev.
-func (s *Services) explainOne(ev *hookwirev1.Event, fev *filter.Event, received time.Time, sub *hookwirev1.Subscription) *hookwirev1.UnmatchedSubscription {
+func (s *eventService) explainOne(ev *hookwirev1.Event, fev *filter.Event, received time.Time, sub *hookwirev1.Subscription) *hookwirev1.UnmatchedSubscription {
 	u := &hookwirev1.UnmatchedSubscription{SubscriptionId: sub.GetId()}
 	if created := sub.GetCreateTime().AsTime(); created.After(received) {
 		u.Reason = hookwirev1.NoMatchReason_NO_MATCH_REASON_CREATED_AFTER_EVENT
@@ -174,7 +373,7 @@ func stampText(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-func (s *Services) ListEvents(ctx context.Context, req *hookwirev1.ListEventsRequest) (*hookwirev1.ListEventsResponse, error) {
+func (s *eventService) ListEvents(ctx context.Context, req *hookwirev1.ListEventsRequest) (*hookwirev1.ListEventsResponse, error) {
 	if err := s.authorizeListing(ctx, req.GetTenant()); err != nil {
 		return nil, err
 	}

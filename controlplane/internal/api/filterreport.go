@@ -108,7 +108,7 @@ func filterErrors(failed []catalog.FilterFailure) []*hookwirev1.FilterError {
 
 // reportFilterFailures counts, logs and raises the filter failures of
 // stored events of one tenant (see the notes above).
-func (s *Services) reportFilterFailures(tenant string, failures []filterFailure) {
+func (s *eventService) reportFilterFailures(tenant string, failures []filterFailure) {
 	if len(failures) == 0 {
 		return
 	}

@@ -90,7 +90,7 @@ func newOpID() string { return ids.New(time.Now()).String() }
 
 // --- operator actions ---
 
-func (s *Services) requeue(del *hookwirev1.Delivery, now time.Time) {
+func (s *deliveryService) requeue(del *hookwirev1.Delivery, now time.Time) {
 	del.Status = hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING
 	del.ScheduleBase = del.GetAttemptCount()
 	del.NextAttemptTime = timestamppb.New(now)
@@ -105,9 +105,9 @@ const changeTries = 8
 // changeOne applies apply to one delivery durably: it reads the delivery,
 // lets apply decide on a copy, and stores the result only if the delivery
 // has not changed meanwhile (status, attempt count and update time as
-// read); otherwise it reads and decides again. A change made with
-// withAuditAction is recorded in the audit log in the same write.
-func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
+// read); otherwise it reads and decides again. The change is recorded in
+// the audit log as action by the caller in ctx, in the same write.
+func (s *deliveryService) changeOne(ctx context.Context, tenant, id, action string, apply func(*hookwirev1.Delivery) (bool, error)) (*hookwirev1.Delivery, error) {
 	for range changeTries {
 		del, err := s.cfg.Store.GetDelivery(tenant, id)
 		if err != nil {
@@ -126,11 +126,9 @@ func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(
 		ch := &store.DeliveryChange{DeliveryID: did, Ordered: s.subOrdered(del.GetSubscriptionId()),
 			IfStatus: []hookwirev1.DeliveryStatus{del.GetStatus()}, IfAttemptCount: &count, IfUpdateTime: del.GetUpdateTime(),
 			Fields: store.ChangedFields(del, after), Set: after}
-		if action := auditActionFrom(ctx); action != "" {
-			e := &auditEntry{tenant: tenant, action: action, resource: deliveryResource(tenant, id), before: del, after: after}
-			if ch.Audit, err = s.auditEvent(ctx, e); err != nil {
-				return nil, err
-			}
+		e := &auditEntry{tenant: tenant, action: action, resource: deliveryResource(tenant, id), before: del, after: after}
+		if ch.Audit, err = s.auditEvent(ctx, e); err != nil {
+			return nil, err
 		}
 		if _, err := s.cfg.Store.ChangeDeliveries(ctx, []*store.DeliveryChange{ch}); err != nil {
 			return nil, storeError(err, "delivery "+quote(id))
@@ -147,7 +145,7 @@ func (s *Services) changeOne(ctx context.Context, tenant, id string, apply func(
 	return nil, status.Errorf(codes.Aborted, "delivery %s kept changing while it was being updated; try again", quote(id))
 }
 
-func (s *Services) subOrdered(id string) bool {
+func (s *deliveryService) subOrdered(id string) bool {
 	sid, err := ids.Parse(ids.Subscription, id)
 	if err != nil {
 		return false
@@ -158,7 +156,7 @@ func (s *Services) subOrdered(id string) bool {
 
 // tenantSub is the tenant's subscription id from the catalog; NotFound if
 // it is malformed, unknown or another tenant's.
-func (s *Services) tenantSub(tenant, id string) (*catalog.Sub, error) {
+func (s *deliveryService) tenantSub(tenant, id string) (*catalog.Sub, error) {
 	if sid, err := ids.Parse(ids.Subscription, id); err == nil {
 		if sub := s.cfg.Catalog.Get(sid); sub != nil && sub.Tenant == tenant {
 			return sub, nil
@@ -167,12 +165,12 @@ func (s *Services) tenantSub(tenant, id string) (*catalog.Sub, error) {
 	return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
 }
 
-func (s *Services) RetryDelivery(ctx context.Context, req *hookwirev1.RetryDeliveryRequest) (*hookwirev1.Delivery, error) {
+func (s *deliveryService) RetryDelivery(ctx context.Context, req *hookwirev1.RetryDeliveryRequest) (*hookwirev1.Delivery, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	return s.changeOne(withAuditAction(ctx, auditDeliveryRetry), req.GetTenant(), req.GetId(), func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(ctx, req.GetTenant(), req.GetId(), auditDeliveryRetry, func(d *hookwirev1.Delivery) (bool, error) {
 		switch d.GetStatus() {
 		case hookwirev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
 			if !req.GetForce() {
@@ -188,12 +186,12 @@ func (s *Services) RetryDelivery(ctx context.Context, req *hookwirev1.RetryDeliv
 	})
 }
 
-func (s *Services) CancelDelivery(ctx context.Context, req *hookwirev1.CancelDeliveryRequest) (*hookwirev1.Delivery, error) {
+func (s *deliveryService) CancelDelivery(ctx context.Context, req *hookwirev1.CancelDeliveryRequest) (*hookwirev1.Delivery, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	return s.changeOne(withAuditAction(ctx, auditDeliveryCancel), req.GetTenant(), req.GetId(), func(d *hookwirev1.Delivery) (bool, error) {
+	return s.changeOne(ctx, req.GetTenant(), req.GetId(), auditDeliveryCancel, func(d *hookwirev1.Delivery) (bool, error) {
 		if d.GetStatus() != hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING {
 			return false, status.Errorf(codes.FailedPrecondition, "only pending deliveries can be cancelled; this one is %s", d.GetStatus())
 		}
@@ -205,7 +203,7 @@ func (s *Services) CancelDelivery(ctx context.Context, req *hookwirev1.CancelDel
 	})
 }
 
-func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventRequest) (*hookwirev1.Delivery, error) {
+func (s *deliveryService) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventRequest) (*hookwirev1.Delivery, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
@@ -243,7 +241,7 @@ func (s *Services) ResendEvent(ctx context.Context, req *hookwirev1.ResendEventR
 	return nd.Delivery, nil
 }
 
-func (s *Services) RecoverDeliveries(ctx context.Context, req *hookwirev1.RecoverDeliveriesRequest) (*hookwirev1.Operation, error) {
+func (s *deliveryService) RecoverDeliveries(ctx context.Context, req *hookwirev1.RecoverDeliveriesRequest) (*hookwirev1.Operation, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}
@@ -286,7 +284,7 @@ func (s *Services) RecoverDeliveries(ctx context.Context, req *hookwirev1.Recove
 	return op, nil
 }
 
-func (s *Services) runRecover(opID string, sid ids.ID, ordered bool, from, to time.Time, all bool) {
+func (s *deliveryService) runRecover(opID string, sid ids.ID, ordered bool, from, to time.Time, all bool) {
 	ctx := s.bgCtx
 	var after *ids.ID
 	for ctx.Err() == nil {
@@ -345,7 +343,7 @@ func (s *Services) runRecover(opID string, sid ids.ID, ordered bool, from, to ti
 	s.ops.update(opID, s.cfg.Now(), func(o *hookwirev1.Operation) { o.Done = true })
 }
 
-func (s *Services) GetOperation(ctx context.Context, req *hookwirev1.GetOperationRequest) (*hookwirev1.Operation, error) {
+func (s *deliveryService) GetOperation(ctx context.Context, req *hookwirev1.GetOperationRequest) (*hookwirev1.Operation, error) {
 	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
 		return nil, err
 	}
@@ -356,7 +354,7 @@ func (s *Services) GetOperation(ctx context.Context, req *hookwirev1.GetOperatio
 	return op, nil
 }
 
-func (s *Services) WatchOperation(req *hookwirev1.WatchOperationRequest, stream hookwirev1.DeliveryService_WatchOperationServer) error {
+func (s *deliveryService) WatchOperation(req *hookwirev1.WatchOperationRequest, stream hookwirev1.DeliveryService_WatchOperationServer) error {
 	ctx := stream.Context()
 	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
 		return err

@@ -52,7 +52,7 @@ func shownSecret(key signing.Key) string {
 	return key.Secret()
 }
 
-func (s *Services) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1.RotateSubscriptionSecretRequest) (*hookwirev1.RotateSubscriptionSecretResponse, error) {
+func (s *subscriptionService) RotateSubscriptionSecret(ctx context.Context, req *hookwirev1.RotateSubscriptionSecretRequest) (*hookwirev1.RotateSubscriptionSecretResponse, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ const DefaultTailHeartbeat = 15 * time.Second
 // TailDeliveries streams what happens to a tenant's deliveries from now on.
 // The response headers are sent once the watch is in place, so a client
 // that has them misses nothing published afterwards.
-func (s *Services) TailDeliveries(req *hookwirev1.TailDeliveriesRequest, stream hookwirev1.DeliveryService_TailDeliveriesServer) error {
+func (s *deliveryService) TailDeliveries(req *hookwirev1.TailDeliveriesRequest, stream hookwirev1.DeliveryService_TailDeliveriesServer) error {
 	ctx := stream.Context()
 	if err := authorize(ctx, req.GetTenant(), accessRead); err != nil {
 		return err
