@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -104,6 +105,14 @@ func (b *Bench) cluster(ctx context.Context, s *Scenario) error {
 	}
 	if one > 0 {
 		s.add("ratio_three_to_one", "3 servers ÷ 1 server (delivered/s)", three/one, "ratio", clusterRatioTarget)
+	}
+	// All the servers share this machine's CPUs: the ratio of the two
+	// CPU-bound ceilings is what the CPUs allow, whatever else runs.
+	if c1, ok := s.metric("one_cpu_ceiling"); ok {
+		if c3, ok := s.metric("three_cpu_ceiling"); ok && c1.Value > 0 {
+			s.note("the three servers share this machine's %d CPUs: their CPU-bound ceiling is %.2f× one server's (%s against %s)",
+				runtime.NumCPU(), c3.Value/c1.Value, formatValue(c3.Value, "/s"), formatValue(c1.Value, "/s"))
+		}
 	}
 	if kills > 0 {
 		if err := b.clusterFailover(ctx, s, rig, r, kills); err != nil {
