@@ -114,12 +114,16 @@ func (b *Bench) cluster(ctx context.Context, s *Scenario) error {
 				runtime.NumCPU(), c3.Value/c1.Value, formatValue(c3.Value, "/s"), formatValue(c1.Value, "/s"))
 		}
 	}
+	before := b.sink.tally(1, rig.sq.max(), rig.sq.acked)
 	if kills > 0 {
 		if err := b.clusterFailover(ctx, s, rig, r, kills); err != nil {
 			return err
 		}
 	}
 	t := b.sink.tally(1, rig.sq.max(), rig.sq.acked)
+	if kills > 0 {
+		s.add("failover_duplicates", "failover: duplicates (delivered again after a leader change)", float64(t.Duplicates-before.Duplicates), "", nil)
+	}
 	s.add("delivered_total", "deliveries checked (all phases)", float64(t.Arrived), "", nil)
 	s.add("duplicates", "duplicates (all phases)", float64(dups+t.Duplicates), "", nil)
 	s.add("lost", "lost (acknowledged, never arrived; all phases)", float64(lost+t.Lost), "", atMost(0))
