@@ -4,7 +4,8 @@
 // baseline of what a plain Go HTTP client achieves against the same sink.
 //
 // Every scenario gets a fresh control plane (own data directory, own
-// ports) and its own agents, so scenarios do not disturb each other; all
+// ports; the cluster scenario, one server and then a raft cluster of
+// three on this machine) and its own agents, so scenarios do not disturb each other; all
 // processes are killed when the scenario ends, when the run ends, on
 // Ctrl-C, and (Pdeathsig) if the bench itself dies.
 package bench
