@@ -34,7 +34,8 @@ Progress goes to stderr; the report to stdout.`,
   hookwire bench e2e latency -o json
   hookwire bench e2e-rest                # single-event REST publishes, 32 clients
   hookwire bench backlog --backlog-size 1000000
-  hookwire bench chaos --duration 10m`,
+  hookwire bench chaos --duration 10m
+  hookwire bench cluster                 # 3 servers on this machine vs 1, leader failover`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				cfg.Scenarios = args
@@ -91,7 +92,7 @@ Progress goes to stderr; the report to stdout.`,
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for data directories and logs (default: system temp)")
 	f.StringVar(&cfg.ServerAdminAddr, "server-admin-addr", "", "pass --admin-addr to the local control planes, to profile them at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:9464; one scenario at a time)")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep data directories and process logs")
-	f.DurationVar(&cfg.Duration, "duration", 0, "measured duration of each timed scenario (default per scenario: e2e 15s, e2e-rest 15s saturated and 10s per steady rate, latency 20s, ingest 10s per mode, agents 20s idle window, chaos 60s soak)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "measured duration of each timed scenario (default per scenario: e2e 15s, e2e-rest 15s saturated and 10s per steady rate, cluster 15s saturated per cluster size, latency 20s, ingest 10s per mode, agents 20s idle window, chaos 60s soak)")
 	f.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load before measuring (e2e, e2e-rest, latency; ingest and e2e-rest's steady rates use at most 1s and 2s)")
 	f.DurationVar(&cfg.BaselineDuration, "baseline-duration", cfg.BaselineDuration, "duration of the closed-loop baseline")
 	f.IntVar(&cfg.PayloadSize, "payload-size", cfg.PayloadSize, "event payload size in bytes")
@@ -110,6 +111,8 @@ Progress goes to stderr; the report to stdout.`,
 	f.IntVar(&cfg.BacklogSize, "backlog-size", cfg.BacklogSize, "backlog: pending deliveries (the target is stated for 1000000)")
 	f.DurationVar(&cfg.DrainTimeout, "backlog-drain-timeout", 0, "backlog: longest wait for the drain (default 90s + 0.5ms per delivery); the rate is reported either way")
 	f.IntVar(&cfg.SimAgents, "sim-agents", cfg.SimAgents, "agents: simulated agent streams")
+	f.IntVar(&cfg.ClusterRate, "cluster-rate", cfg.ClusterRate, "cluster: offered events per second (open loop, each retried until acknowledged) while the leader is killed")
+	f.IntVar(&cfg.ClusterKills, "cluster-kills", cfg.ClusterKills, "cluster: SIGKILLs of the leader, each followed by a restart of the killed server (0: no failover phase)")
 	f.IntVar(&cfg.ChaosRate, "chaos-rate", cfg.ChaosRate, "chaos: offered events per second")
 	f.IntVar(&cfg.ChaosAgents, "chaos-agents", cfg.ChaosAgents, "chaos: agent processes")
 	f.IntVar(&cfg.ChaosSubs, "chaos-subs", cfg.ChaosSubs, "chaos: subscriptions (each gets every event)")

@@ -25,7 +25,7 @@ func TestBenchSmoke(t *testing.T) {
 		"--agents", "1", "--rate", "200", "--rest-rates", "50,200",
 		"--ingest-clients", "4", "--batch-size", "50",
 		"--fanout-subs", "20", "--fanout-events", "3", "--match-subs", "50",
-		"--backlog-size", "300", "--sim-agents", "10",
+		"--backlog-size", "300", "--sim-agents", "10", "--cluster-rate", "50", "--cluster-kills", "1",
 		"--chaos-rate", "50", "--chaos-kills", "1", "--chaos-faults", "500,reset,kill-server,kill-plugin,quiet,disk-full", "--chaos-fault-rate", "0.2", "--chaos-settle", "60s")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -96,6 +96,14 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			want("at50_cpu_per_event", func(float64) bool { return true }, "reported")
 			want("lost", zero, "0")
+		case "cluster":
+			for _, k := range []string{"one_delivered", "three_delivered", "ratio_three_to_one", "one_cpu_per_delivery", "three_cpu_per_delivery",
+				"three_publish_ack_p50", "failover_max", "election_max", "failover_acked"} {
+				want(k, positive, "> 0")
+			}
+			want("failovers", func(v float64) bool { return v == 1 }, "1")
+			want("failover_unacked", zero, "0")
+			want("lost", zero, "0")
 		case "ingest":
 			want("rest_single_rate", positive, "> 0")
 			want("grpc_single_rate", positive, "> 0")
@@ -147,7 +155,7 @@ func TestBenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "chaos"} {
+	for _, name := range []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "chaos", "cluster"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing from the report", name)
 		}

@@ -51,17 +51,20 @@ func dialBackoff(addr, key string, base, maxDelay time.Duration) (*grpc.ClientCo
 }
 
 // API is a client of one control plane: gRPC (a few connections, used
-// round robin, so one HTTP/2 connection does not cap the load) and REST.
+// round robin, so one HTTP/2 connection does not cap the load) and REST
+// (to one server, or round robin over several).
 type API struct {
-	conns    []*grpc.ClientConn
-	next     atomic.Uint32
-	restBase string
-	key      string
-	rest     *http.Client
+	conns     []*grpc.ClientConn
+	next      atomic.Uint32
+	restBases []string
+	nextREST  atomic.Uint32
+	key       string
+	rest      *http.Client
 }
 
-func newAPI(grpcAddr, restBase, key string, nconn int) (*API, error) {
-	a := &API{restBase: restBase, key: key}
+// newAPI dials grpcAddr; REST calls go to the restBases in turn.
+func newAPI(grpcAddr string, restBases []string, key string, nconn int) (*API, error) {
+	a := &API{restBases: restBases, key: key}
 	for range max(nconn, 1) {
 		c, err := dial(grpcAddr, key)
 		if err != nil {
@@ -73,6 +76,10 @@ func newAPI(grpcAddr, restBase, key string, nconn int) (*API, error) {
 	a.rest = &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 30 * time.Second}}
 	return a, nil
 }
+
+// hasREST reports whether REST calls have somewhere to go (a remote
+// deployment needs --rest-url).
+func (a *API) hasREST() bool { return len(a.restBases) > 0 && a.restBases[0] != "" }
 
 func (a *API) Close() {
 	for _, c := range a.conns {
@@ -166,20 +173,25 @@ func (a *API) pendingCount(ctx context.Context, tenant string, limit int) (int, 
 	return n, nil
 }
 
-// publishREST publishes one JSON event through the REST gateway.
-func (a *API) publishREST(ctx context.Context, tenant, eventType string, payload []byte) error {
+// publishREST publishes one JSON event through the REST gateway, with an
+// Idempotency-Key header unless idemKey is empty.
+func (a *API) publishREST(ctx context.Context, tenant, eventType, idemKey string, payload []byte) error {
 	body := make([]byte, 0, len(payload)+64)
 	body = append(body, `{"type":`...)
 	body = strconv.AppendQuote(body, eventType)
 	body = append(body, `,"payload":`...)
 	body = append(body, payload...)
 	body = append(body, '}')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.restBase+"/v1/tenants/"+tenant+"/events", bytes.NewReader(body))
+	base := a.restBases[int(a.nextREST.Add(1))%len(a.restBases)]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tenants/"+tenant+"/events", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.key)
 	req.Header.Set("Content-Type", "application/json")
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
 	resp, err := a.rest.Do(req)
 	if err != nil {
 		return err

@@ -4,7 +4,8 @@
 // baseline of what a plain Go HTTP client achieves against the same sink.
 //
 // Every scenario gets a fresh control plane (own data directory, own
-// ports) and its own agents, so scenarios do not disturb each other; all
+// ports; the cluster scenario, one server and then a raft cluster of
+// three on this machine) and its own agents, so scenarios do not disturb each other; all
 // processes are killed when the scenario ends, when the run ends, on
 // Ctrl-C, and (Pdeathsig) if the bench itself dies.
 package bench
@@ -25,7 +26,7 @@ import (
 )
 
 // Scenarios in the order `all` runs them.
-var Scenarios = []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "fairness", "chaos"}
+var Scenarios = []string{"e2e", "e2e-rest", "latency", "ingest", "fanout", "backlog", "agents", "fairness", "chaos", "cluster"}
 
 // Config sizes a run. Zero durations take each scenario's default.
 type Config struct {
@@ -72,6 +73,9 @@ type Config struct {
 
 	SimAgents int
 
+	ClusterRate  int // cluster: offered events/s during the failovers
+	ClusterKills int // cluster: leader kills
+
 	ChaosRate      int
 	ChaosAgents    int
 	ChaosSubs      int
@@ -104,6 +108,8 @@ func Defaults() Config {
 		MatchWild:        0.5,
 		BacklogSize:      100000,
 		SimAgents:        1000,
+		ClusterRate:      200,
+		ClusterKills:     3,
 		ChaosRate:        200,
 		ChaosAgents:      2,
 		ChaosSubs:        2,
@@ -226,6 +232,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			b.runScenario(ctx, name, "", b.fairness)
 		case "chaos":
 			b.runScenario(ctx, name, "", b.chaos)
+		case "cluster":
+			b.runScenario(ctx, name, "", b.cluster)
 		}
 	}
 	b.report.Seconds = time.Since(start).Seconds()

@@ -290,3 +290,23 @@ func TestRoundKeepsCounts(t *testing.T) {
 		t.Errorf("round(0.123456) = %v", got)
 	}
 }
+
+func TestAckLogFirstAfter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	var l ackLog
+	if _, ok := l.firstAfter(t0); ok {
+		t.Fatal("an answer in an empty log")
+	}
+	l.add(at(-50), at(10))  // sent before the kill, answered after: proves nothing
+	l.add(at(700), at(900)) // sent after, answered late
+	l.add(at(800), at(820)) // sent later, answered first
+	l.add(at(-10), at(-5))  // before the kill altogether
+	got, ok := l.firstAfter(t0)
+	if !ok || !got.Equal(at(820)) {
+		t.Errorf("firstAfter = %v %v, want %v", got, ok, at(820))
+	}
+	if _, ok := l.firstAfter(at(801)); ok {
+		t.Error("an answer to an attempt sent before the time asked")
+	}
+}

@@ -202,7 +202,7 @@ func (b *Bench) chaosDisk(ctx context.Context, c *Cluster, fs *tmpfs, tag string
 			return "done"
 		case <-t.C:
 			return "timeout"
-		case <-c.server.Exited():
+		case <-c.server().Exited():
 			return "exited"
 		case <-ctx.Done():
 			return "cancelled"
@@ -238,7 +238,7 @@ func (b *Bench) chaosDisk(ctx context.Context, c *Cluster, fs *tmpfs, tag string
 		case "timeout":
 			r.restarted = fmt.Sprintf("no publish was acknowledged within %s of the space being freed", diskRecoverMax)
 		case "exited":
-			r.restarted = "the control plane exited: " + lastLine(c.server.logTail())
+			r.restarted = "the control plane exited: " + lastLine(c.server().logTail())
 		default:
 			return ctx.Err()
 		}

@@ -36,7 +36,7 @@ func (b *Bench) agents(ctx context.Context, s *Scenario) error {
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
-		rss0 = c.mon.mem(c.server).rss
+		rss0 = c.mon.mem(c.server()).rss
 		s.add("rss_before", "control-plane RSS before agents connect", float64(rss0), "bytes", nil)
 	}
 
@@ -96,7 +96,7 @@ func (b *Bench) agents(ctx context.Context, s *Scenario) error {
 	el := time.Since(t0)
 	c.account(s, cpu0, cpu1)
 	if c.local() {
-		mi := c.mon.mem(c.server)
+		mi := c.mon.mem(c.server())
 		rss := mi.rss
 		s.add("rss", fmt.Sprintf("control-plane RSS with %d agents", connected), float64(rss), "bytes", atMost(250<<20))
 		s.add("peak_rss", "control-plane peak RSS", float64(mi.hwm), "bytes", nil)

@@ -81,7 +81,7 @@ func (b *Bench) backlog(ctx context.Context, s *Scenario) error {
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		mi := c.mon.mem(c.server)
+		mi := c.mon.mem(c.server())
 		s.add("rss_with_backlog", "control-plane RSS with the backlog", float64(mi.rss), "bytes", atMost(300<<20))
 		s.add("anon_rss_with_backlog", "  of which anonymous (heap, stacks; the rest is bbolt's mmap)", float64(mi.anon), "bytes", nil)
 		s.add("peak_rss_fill", "control-plane peak RSS while filling", float64(mi.hwm), "bytes", nil)
@@ -100,7 +100,7 @@ func (b *Bench) backlog(ctx context.Context, s *Scenario) error {
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		mi = c.mon.mem(c.server)
+		mi = c.mon.mem(c.server())
 		s.add("rss_after_restart", "control-plane RSS 1s after restart (backlog on disk)", float64(mi.rss), "bytes", nil)
 		s.add("anon_rss_after_restart", "  of which anonymous", float64(mi.anon), "bytes", nil)
 	} else {
@@ -135,7 +135,7 @@ func (b *Bench) backlog(ctx context.Context, s *Scenario) error {
 		s.note("drain target is the e2e rate with 1 agent; run e2e in the same invocation to compare")
 	}
 	if c.local() {
-		mi := c.mon.mem(c.server)
+		mi := c.mon.mem(c.server())
 		s.add("peak_rss_drain", "control-plane peak RSS after restart, through the drain", float64(mi.hwm), "bytes", atMost(300<<20))
 		s.add("peak_anon_rss_drain", "  peak anonymous RSS (sampled)", float64(mi.peakAnon), "bytes", nil)
 	}

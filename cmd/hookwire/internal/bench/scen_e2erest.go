@@ -149,46 +149,24 @@ func (b *Bench) e2eREST(ctx context.Context, s *Scenario) error {
 		return err
 	}
 	defer c.close()
-	if _, err := c.setup(ctx, tag, tag, 1, subSpec{eventTypes: []string{restEventType}}); err != nil {
-		return err
-	}
-	if err := c.startAgents(1); err != nil {
-		return err
-	}
-	sq := newSeqs(false)
 	errs := newErrTally()
-	publish := func(ctx context.Context, sent time.Time) bool {
-		seq := sq.take(1)
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := c.api.publishREST(pctx, tag, restEventType, restPayload(sent.UnixNano(), seq, cfg.RESTPad)); err != nil {
-			errs.add(restErrKind(err), 1)
-			return false
-		}
-		sq.ack(seq, "")
-		return true
+	rig, err := b.newRESTRig(ctx, c, tag, errs)
+	if err != nil {
+		return err
 	}
-	// Probe: agent and plugin connected and warm before anything is measured.
-	if err := c.api.publishREST(ctx, tag, restEventType, restPayload(time.Now().UnixNano(), sq.take(1), cfg.RESTPad)); err != nil {
-		return c.failure(fmt.Errorf("probe publish: %w", err))
-	}
-	sq.ack(1, "")
-	if !b.sink.await(ctx, 1, 60*time.Second) {
-		return c.failure(errors.New("probe event did not reach the sink within 60s (agent not delivering?)"))
-	}
-
-	if err := b.restSaturation(ctx, s, c, sq, errs, publish, bl, clients, d); err != nil {
+	if _, err := b.restSaturation(ctx, s, rig, restPhase{baseline: bl, cpu: restCPUTarget}, clients, d); err != nil {
 		return err
 	}
 	// The steady phases' workers only carry the schedule: as many as the
 	// latency scenario, so that a slow acknowledgement rarely delays the
 	// next due event (which would then count as its latency anyway).
 	for _, r := range rates {
-		if err := b.restSteady(ctx, s, c, sq, errs, publish, r, max(64, clients), dLow); err != nil {
+		if err := b.restSteady(ctx, s, rig, r, max(64, clients), dLow); err != nil {
 			return err
 		}
 	}
 
+	sq := rig.sq
 	t := b.sink.tally(1, sq.max(), sq.acked)
 	s.add("delivered_total", "deliveries checked (all phases)", float64(t.Arrived), "", nil)
 	s.add("duplicates", "duplicates", float64(t.Duplicates), "", nil)
@@ -197,10 +175,66 @@ func (b *Bench) e2eREST(ctx context.Context, s *Scenario) error {
 	return nil
 }
 
-// restSaturation is the closed-loop phase.
-func (b *Bench) restSaturation(ctx context.Context, s *Scenario, c *Cluster, sq *seqs, errs *errTally,
-	publish func(context.Context, time.Time) bool, bl BaselineResult, clients int, d time.Duration) error {
-	b.logf("e2e-rest: %d REST clients, closed loop, %s warm-up + %s", clients, b.cfg.Warmup, d)
+// restRig is what a phase publishing e2e-rest events needs: a cluster
+// with the tenant, one http subscription to the sink and one agent; the
+// seqs of its publishes and the scenario's error tally.
+type restRig struct {
+	c    *Cluster
+	tag  string
+	pad  int
+	sq   *seqs
+	errs *errTally
+}
+
+// newRESTRig sets c up for e2e-rest publishes (tenant and subscription
+// named tag) and sends a probe event through, so that the agent and its
+// plugin are connected and warm before anything is measured.
+func (b *Bench) newRESTRig(ctx context.Context, c *Cluster, tag string, errs *errTally) (*restRig, error) {
+	if _, err := c.setup(ctx, tag, tag, 1, subSpec{eventTypes: []string{restEventType}}); err != nil {
+		return nil, err
+	}
+	if err := c.startAgents(1); err != nil {
+		return nil, err
+	}
+	r := &restRig{c: c, tag: tag, pad: b.cfg.RESTPad, sq: newSeqs(false), errs: errs}
+	seq := r.sq.take(1)
+	if err := c.api.publishREST(ctx, tag, restEventType, "", restPayload(time.Now().UnixNano(), seq, r.pad)); err != nil {
+		return nil, c.failure(fmt.Errorf("probe publish: %w", err))
+	}
+	r.sq.ack(seq, "")
+	if !b.sink.await(ctx, 1, 60*time.Second) {
+		return nil, c.failure(errors.New("probe event did not reach the sink within 60s (agent not delivering?)"))
+	}
+	return r, nil
+}
+
+// publish publishes one event stamped sent, once, and reports whether it
+// was acknowledged.
+func (r *restRig) publish(ctx context.Context, sent time.Time) bool {
+	seq := r.sq.take(1)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.c.api.publishREST(pctx, r.tag, restEventType, "", restPayload(sent.UnixNano(), seq, r.pad)); err != nil {
+		r.errs.add(restErrKind(err), 1)
+		return false
+	}
+	r.sq.ack(seq, "")
+	return true
+}
+
+// restPhase names the figures of a saturation phase: prefixes of their
+// keys and names ("" in e2e-rest), the plain-client baseline to compare
+// with (none when its Rate is 0), and the CPU target.
+type restPhase struct {
+	key, name string
+	baseline  BaselineResult
+	cpu       *target
+}
+
+// restSaturation is the closed-loop phase; it returns delivered/s.
+func (b *Bench) restSaturation(ctx context.Context, s *Scenario, rig *restRig, ph restPhase, clients int, d time.Duration) (float64, error) {
+	c, sq, publish := rig.c, rig.sq, rig.publish
+	b.logf("%s: %s%d REST clients, closed loop, %s warm-up + %s", s.Name, ph.name, clients, b.cfg.Warmup, d)
 	var (
 		stopped   atomic.Bool // clients finish the request they are in, so every publish is acknowledged or failed
 		published atomic.Int64
@@ -258,53 +292,54 @@ func (b *Bench) restSaturation(ctx context.Context, s *Scenario, c *Cluster, sq 
 	stopped.Store(true)
 	wg.Wait()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	el := t1.Sub(t0)
 	delivered := b.sink.arrivalsBetween(t0, t1)
 	achieved := rate(delivered, el)
 
-	s.add("offered", "publishes acknowledged", rate(p1-p0, el), "/s", nil)
-	s.add("delivered", "delivered (sink arrivals in the window)", achieved, "/s", nil)
-	if bl.Rate > 0 {
-		s.add("baseline", fmt.Sprintf("baseline just before (plain client, %d clients, single POSTs)", clients), bl.Rate, "/s", nil)
-		s.add("ratio_to_baseline", "ratio to baseline", achieved/bl.Rate, "ratio", restRatioTarget)
+	s.add(ph.key+"offered", ph.name+"publishes acknowledged", rate(p1-p0, el), "/s", nil)
+	s.add(ph.key+"delivered", ph.name+"delivered (sink arrivals in the window)", achieved, "/s", nil)
+	if bl := ph.baseline; bl.Rate > 0 {
+		s.add(ph.key+"baseline", ph.name+fmt.Sprintf("baseline just before (plain client, %d clients, single POSTs)", clients), bl.Rate, "/s", nil)
+		s.add(ph.key+"ratio_to_baseline", ph.name+"ratio to baseline", achieved/bl.Rate, "ratio", restRatioTarget)
 	}
 	if c.local() && delivered > 0 {
 		cpu := c.account(s, cpu0, cpu1)
 		per := func(prefix string) float64 { return c.mon.cpuDelta(cpu0, cpu1, prefix) / float64(delivered) * 1000 }
-		s.add("cpu_per_delivery", "CPU per delivered event (all hookwire processes)", cpu/float64(delivered)*1000, "ms", restCPUTarget)
-		s.add("cpu_server_per_delivery", "  of which control plane", per("server"), "ms", nil)
-		s.add("cpu_agent_per_delivery", "  of which agent (without plugins)", per("agent-1")-per("agent-1/"), "ms", nil)
-		s.add("cpu_plugin_per_delivery", "  of which plugins", per("agent-1/"), "ms", nil)
-		s.add("cpu_cores", "CPU used by hookwire processes", cpu/el.Seconds()*100, "%", nil)
-		s.add("cpu_ceiling", fmt.Sprintf("CPU-bound ceiling on %d CPUs (CPUs / CPU per event)", runtime.NumCPU()), float64(runtime.NumCPU())*float64(delivered)/cpu, "/s", nil)
-		s.add("bench_cpu_cores", "CPU used by the bench itself (clients, sink)", (self1-self0)/el.Seconds()*100, "%", nil)
-		otherLoad(s, "other_cpu_cores", "CPU used outside hookwire and the bench (other processes, interrupts)", busy0, busy1, cpu, self1-self0, el)
+		sub := "  " + ph.name // a part of the figure above
+		s.add(ph.key+"cpu_per_delivery", ph.name+"CPU per delivered event (all hookwire processes)", cpu/float64(delivered)*1000, "ms", ph.cpu)
+		s.add(ph.key+"cpu_server_per_delivery", sub+"of which control plane", per("server"), "ms", nil)
+		s.add(ph.key+"cpu_agent_per_delivery", sub+"of which agent (without plugins)", per("agent-1")-per("agent-1/"), "ms", nil)
+		s.add(ph.key+"cpu_plugin_per_delivery", sub+"of which plugins", per("agent-1/"), "ms", nil)
+		s.add(ph.key+"cpu_cores", ph.name+"CPU used by hookwire processes", cpu/el.Seconds()*100, "%", nil)
+		s.add(ph.key+"cpu_ceiling", ph.name+fmt.Sprintf("CPU-bound ceiling on %d CPUs (CPUs / CPU per event)", runtime.NumCPU()), float64(runtime.NumCPU())*float64(delivered)/cpu, "/s", nil)
+		s.add(ph.key+"bench_cpu_cores", ph.name+"CPU used by the bench itself (clients, sink)", (self1-self0)/el.Seconds()*100, "%", nil)
+		otherLoad(s, ph.key+"other_cpu_cores", ph.name+"CPU used outside hookwire and the bench (other processes, interrupts)", busy0, busy1, cpu, self1-self0, el)
 	}
 	if h := float64(held.Load()) / float64(time.Duration(clients)*el); h > 0.01 {
-		s.note("publishers were held back by the %d-event outstanding window %.0f%% of the time: delivery, not ingest, set the pace", restWindow, h*100)
+		s.note("%spublishers were held back by the %d-event outstanding window %.0f%% of the time: delivery, not ingest, set the pace", ph.name, restWindow, h*100)
 	}
 
 	// Everything acknowledged arrives before the next phase starts, so the
 	// latencies below are complete and the steady phases start idle.
 	if !b.sink.awaitAcked(ctx, 1, sq.max(), sq.acked, 60*time.Second) {
-		s.note("not every acknowledged event of the saturation phase arrived within 60s after it")
+		s.note("%snot every acknowledged event of the saturation phase arrived within 60s after it", ph.name)
 	}
 	ack := percentiles(acks)
-	s.add("publish_ack_p50", "publish acknowledged (POST → 200) p50", ack.P50, "ms", nil)
-	s.add("publish_ack_p99", "publish acknowledged p99", ack.P99, "ms", nil)
+	s.add(ph.key+"publish_ack_p50", ph.name+"publish acknowledged (POST → 200) p50", ack.P50, "ms", nil)
+	s.add(ph.key+"publish_ack_p99", ph.name+"publish acknowledged p99", ack.P99, "ms", nil)
 	lat := percentiles(b.sink.latencies(func(a arrival) bool { return a.sent >= t0.UnixNano() && a.sent < t1.UnixNano() }))
-	s.add("latency_p50", "publish→arrival p50", lat.P50, "ms", nil)
-	s.add("latency_p99", "publish→arrival p99", lat.P99, "ms", nil)
-	return nil
+	s.add(ph.key+"latency_p50", ph.name+"publish→arrival p50", lat.P50, "ms", nil)
+	s.add(ph.key+"latency_p99", ph.name+"publish→arrival p99", lat.P99, "ms", nil)
+	return achieved, nil
 }
 
 // restSteady is one open-loop phase at r events/s: event i is due at
 // start + i/r whatever earlier publishes did, and its latencies count from
 // that due time.
-func (b *Bench) restSteady(ctx context.Context, s *Scenario, c *Cluster, sq *seqs, errs *errTally,
-	publish func(context.Context, time.Time) bool, r, workers int, d time.Duration) error {
+func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, workers int, d time.Duration) error {
+	c, sq, publish := rig.c, rig.sq, rig.publish
 	warm := min(b.cfg.Warmup, 2*time.Second)
 	b.logf("e2e-rest: steady %d/s, open loop, %s warm-up + %s", r, warm, d)
 	var (

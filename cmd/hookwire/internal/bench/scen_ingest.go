@@ -45,7 +45,7 @@ func (b *Bench) ingest(ctx context.Context, s *Scenario) error {
 	}
 	modes := []mode{
 		{"rest_single", "REST single event", cfg.IngestClients, 1, atLeast(8000), func(ctx context.Context) error {
-			return c.api.publishREST(ctx, tag, "bench.ingest", payload())
+			return c.api.publishREST(ctx, tag, "bench.ingest", "", payload())
 		}},
 		{"grpc_single", "gRPC PublishEvent", cfg.IngestClients, 1, nil, func(ctx context.Context) error {
 			_, err := c.api.events().PublishEvent(ctx, &hookwirev1.PublishEventRequest{Tenant: tag, Event: &hookwirev1.Event{Type: "bench.ingest", Payload: payload()}})
@@ -64,7 +64,7 @@ func (b *Bench) ingest(ctx context.Context, s *Scenario) error {
 	var total int64
 	var firstCPU, lastCPU CPUSnapshot
 	for _, m := range modes {
-		if c.api.restBase == "" && m.key == "rest_single" {
+		if !c.api.hasREST() && m.key == "rest_single" {
 			s.note("REST mode skipped: no --rest-url")
 			continue
 		}
