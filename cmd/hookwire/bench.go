@@ -84,7 +84,7 @@ Progress goes to stderr; the report to stdout.`,
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&jsonFile, "json-file", "", "also write the JSON report to this file")
-	f.StringVar(&cfg.Server, "server", "", "target an existing control plane at this gRPC address instead of starting one")
+	f.StringVar(&cfg.Server, "server", "", "target an existing control plane at this gRPC address (or several servers of one cluster, comma-separated) instead of starting one")
 	f.StringVar(&cfg.APIKey, "api-key", "", "admin API key of --server")
 	f.StringVar(&cfg.RESTURL, "rest-url", "", "REST base URL of --server (for the REST ingest mode and e2e-rest)")
 	f.StringVar(&cfg.SinkListen, "sink-listen", "127.0.0.1:0", "listen address of the bench's sink")

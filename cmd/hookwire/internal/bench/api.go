@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/multiaddr"
 	"io"
 	"net/http"
 	"strconv"
@@ -47,7 +48,12 @@ func dialBackoff(addr, key string, base, maxDelay time.Duration) (*grpc.ClientCo
 	if key != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(key)))
 	}
-	return grpc.NewClient(addr, opts...)
+	// addr may list several servers of one cluster (a,b,c).
+	target, multi, err := multiaddr.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, append(multi, opts...)...)
 }
 
 // API is a client of one control plane: gRPC (a few connections, used
