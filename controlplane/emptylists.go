@@ -46,8 +46,17 @@ func (m *eventMarshaler) marshalMessage(msg proto.Message) ([]byte, error) {
 // which the caller writes itself.
 func (m *eventMarshaler) marshalWithout(msg proto.Message, skip string) ([]byte, error) {
 	b, err := m.MarshalOptions.Marshal(msg)
-	if err != nil || !m.UseProtoNames || !hasEmptyList(msg.ProtoReflect()) {
+	if err != nil || !m.UseProtoNames {
 		return b, err
+	}
+	top, nested := emptyLists(msg.ProtoReflect())
+	switch {
+	case len(top) == 0 && !nested:
+		return b, nil
+	case !nested:
+		// Only the message's own lists are empty (the common case, such
+		// as a publish answer's filter_errors): add them as members.
+		return appendEmptyMembers(b, top, skip), nil
 	}
 	var tree any
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -95,6 +104,47 @@ func eachChild(m protoreflect.Message, fn func(fd protoreflect.FieldDescriptor, 
 		}
 		return true
 	})
+}
+
+// emptyLists returns the JSON names of m's own empty repeated fields, and
+// whether a message inside m has some too.
+func emptyLists(m protoreflect.Message) (top []string, nested bool) {
+	if ownJSON(m.Descriptor()) {
+		return nil, false
+	}
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.IsList() && !m.Has(fd) {
+			top = append(top, string(fd.Name()))
+		}
+	}
+	eachChild(m, func(_ protoreflect.FieldDescriptor, _ any, child protoreflect.Message) {
+		nested = nested || hasEmptyList(child)
+	})
+	return top, nested
+}
+
+// appendEmptyMembers adds "name":[] for each name but skip before the
+// closing brace of the JSON object b.
+func appendEmptyMembers(b []byte, names []string, skip string) []byte {
+	b = bytes.TrimRight(b, " \n")
+	body := bytes.TrimSpace(b[1 : len(b)-1])
+	out := make([]byte, 0, len(b)+16*len(names))
+	out = append(out, b[:len(b)-1]...)
+	first := len(body) == 0
+	for _, name := range names {
+		if name == skip {
+			continue
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, '"')
+		out = append(out, name...)
+		out = append(out, `":[]`...)
+	}
+	return append(out, '}')
 }
 
 // hasEmptyList reports whether m or a message inside it has an empty
