@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/hookwire/hookwire/controlplane/tlstest"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func freeLoopback(t *testing.T) string {
@@ -97,5 +101,34 @@ func TestClusterRefusesPlaintextOffLoopback(t *testing.T) {
 		MasterKey: mustMasterKey(t, testMasterKey), Cluster: controlplane.ClusterConfig{Addr: "0.0.0.0:0"}})
 	if err == nil || !strings.Contains(err.Error(), "mutual TLS") {
 		t.Fatalf("Start with a cluster address off loopback and no TLS: %v, want a refusal naming mutual TLS", err)
+	}
+}
+
+// TestStartMigratesADataDirectoryFromBeforeClustering: a store written
+// without Raft (by an earlier build) is served after the first start of a
+// clustered server, and handed to Raft as a snapshot, so that servers that
+// join later receive it; it is still there after a restart.
+func TestStartMigratesADataDirectoryFromBeforeClustering(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTenant(context.Background(), &hookwirev1.Tenant{Id: "old", CreateTime: timestamppb.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the migration, then a restart
+		h := start(t, dir, controlplane.Config{})
+		if _, err := hookwirev1.NewTenantServiceClient(h.conn).GetTenant(h.ctx(), &hookwirev1.GetTenantRequest{Id: "old"}); err != nil {
+			t.Fatalf("the tenant of the old store: %v", err)
+		}
+		h.stop()
+		snaps, err := os.ReadDir(filepath.Join(dir, "raft", "snapshots"))
+		if err != nil || len(snaps) == 0 {
+			t.Fatalf("no raft snapshot holds the migrated store: %v %v", snaps, err)
+		}
 	}
 }
