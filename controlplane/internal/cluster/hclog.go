@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -38,8 +39,16 @@ func toSlogLevel(level hclog.Level) slog.Level {
 	}
 }
 
+// routineWarnings are raft warnings that are a normal part of running: a
+// server starting (alone or not) always waits out one heartbeat timeout
+// before its first election. They are logged at Info.
+var routineWarnings = map[string]bool{"heartbeat timeout reached, starting election": true}
+
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	lvl := toSlogLevel(level)
+	if lvl == slog.LevelWarn && routineWarnings[msg] {
+		lvl = slog.LevelInfo
+	}
 	if !a.l.Enabled(context.Background(), lvl) {
 		return
 	}
@@ -48,7 +57,15 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		all = append(all, "component", a.name)
 	}
 	all = append(all, a.args...)
-	all = append(all, args...)
+	for _, v := range args {
+		// hclog.Fmt values carry a format and its arguments.
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				v = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		all = append(all, v)
+	}
 	a.l.Log(context.Background(), lvl, msg, all...)
 }
 
