@@ -117,4 +117,3 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 func authedCtx(ctx context.Context) context.Context {
 	return withBearer(ctx, e2eAdminKey)
 }
-
