@@ -240,22 +240,13 @@ func (a *auditService) ListAuditEvents(ctx context.Context, req *hookwirev1.List
 	if strings.Contains(strings.TrimSuffix(f.Action, ".*"), "*") || f.Action == ".*" {
 		return nil, status.Errorf(codes.InvalidArgument, "action %q: give an action such as \"subscription.update\", or \"subscription.*\" for every action on subscriptions", f.Action)
 	}
-	if t := req.GetStartTime(); t != nil {
-		f.Start = t.AsTime()
+	var err error
+	if f.Start, f.End, err = timeRange(req.GetStartTime(), req.GetEndTime()); err != nil {
+		return nil, err
 	}
-	if t := req.GetEndTime(); t != nil {
-		f.End = t.AsTime()
-	}
-	if !f.Start.IsZero() && !f.End.IsZero() && !f.Start.Before(f.End) {
-		return nil, status.Error(codes.InvalidArgument, "start_time must be before end_time")
-	}
-	var before *ids.ID
-	if v := req.GetPageToken(); v != "" {
-		id, err := ids.Parse(store.AuditIDPrefix, v)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "page_token: %v; pass the next_page_token of the previous page", err)
-		}
-		before = &id
+	before, err := pageBefore(req.GetPageToken(), store.AuditIDPrefix)
+	if err != nil {
+		return nil, err
 	}
 	list, next, err := a.cfg.Store.ListAudit(tenant, all, f, before, pageSize(req.GetPageSize()), auditScan)
 	if err != nil {

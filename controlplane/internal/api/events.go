@@ -385,22 +385,13 @@ func (s *eventService) ListEvents(ctx context.Context, req *hookwirev1.ListEvent
 	if v := req.GetEventType(); v != "" {
 		f.Type = catalog.CompilePattern(v).Match
 	}
-	if t := req.GetStartTime(); t != nil {
-		f.Start = t.AsTime()
+	var err error
+	if f.Start, f.End, err = timeRange(req.GetStartTime(), req.GetEndTime()); err != nil {
+		return nil, err
 	}
-	if t := req.GetEndTime(); t != nil {
-		f.End = t.AsTime()
-	}
-	if !f.Start.IsZero() && !f.End.IsZero() && !f.Start.Before(f.End) {
-		return nil, status.Error(codes.InvalidArgument, "start_time must be before end_time")
-	}
-	var before *ids.ID
-	if v := req.GetPageToken(); v != "" {
-		id, err := ids.Parse(ids.Event, v)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "page_token: %v; pass the next_page_token of the previous page", err)
-		}
-		before = &id
+	before, err := pageBefore(req.GetPageToken(), ids.Event)
+	if err != nil {
+		return nil, err
 	}
 	list, next, err := s.cfg.Store.ListEvents(req.GetTenant(), f, before, pageSize(req.GetPageSize()), eventScan)
 	if err != nil {
