@@ -292,6 +292,9 @@ func (s *Server) leadTerm(ctx context.Context, log *slog.Logger) (restored bool)
 	case <-s.restored:
 		restored = true
 	}
+	// Not leading (or about to lead again on a replaced store): the
+	// forwarder answers Unavailable until the next term is ready.
+	s.disp.Store(nil)
 	s.svc.SetDispatcher(nil)
 	d.Shutdown()
 	cancel()

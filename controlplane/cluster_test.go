@@ -78,10 +78,44 @@ func TestClusterOverMutualTLS(t *testing.T) {
 			t.Fatalf("read tenant %s through another server: %v", id, err)
 		}
 	}
+	// A follower relaying a stream to the leader stops promptly: the relay
+	// ends instead of holding its graceful stop.
+	var follower *harness
+	live := addrs[0]
+	for i, h := range hs {
+		st, err := hookwirev1.NewClusterServiceClient(h.conn).GetClusterStatus(h.ctx(), &hookwirev1.GetClusterStatusRequest{})
+		if err == nil && st.GetState() == "Follower" && follower == nil {
+			follower = h
+			continue
+		}
+		live = addrs[i]
+	}
+	if follower == nil {
+		t.Fatal("no follower found")
+	}
+	tctx, tcancel := context.WithCancel(follower.ctx())
+	defer tcancel()
+	tail, err := hookwirev1.NewDeliveryServiceClient(follower.conn).TailDeliveries(tctx, &hookwirev1.TailDeliveriesRequest{Tenant: "tenant-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tail.Header(); err != nil {
+		t.Fatalf("tail through a follower: %v", err)
+	}
+	stopped := make(chan error, 1)
+	closeStart := time.Now()
+	go func() { stopped <- follower.srv.Close() }()
+	select {
+	case <-stopped:
+		t.Logf("the follower stopped in %v", time.Since(closeStart).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("a follower relaying a tail stream did not stop within 10s")
+	}
+
 	// The cluster port refuses a TLS client without a cluster certificate.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}).DialContext(ctx, "tcp", addrs[0])
+	conn, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}).DialContext(ctx, "tcp", live)
 	if err == nil {
 		_, err = conn.Write([]byte{'G'})
 		if err == nil {

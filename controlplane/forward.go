@@ -50,11 +50,21 @@ type forwarder struct {
 	mu    sync.Mutex
 	// conns are gRPC clients of other servers' API, by cluster address.
 	conns map[string]*grpc.ClientConn
+	// relays ends every relayed stream when the server stops, so that its
+	// graceful stop does not wait for streams the leader keeps open.
+	relays    context.Context
+	endRelays context.CancelFunc
 }
 
 func newForwarder(node *cluster.Node, ready func() bool) *forwarder {
-	return &forwarder{node: node, ready: ready, conns: map[string]*grpc.ClientConn{}}
+	f := &forwarder{node: node, ready: ready, conns: map[string]*grpc.ClientConn{}}
+	f.relays, f.endRelays = context.WithCancel(context.Background())
+	return f
 }
+
+// stopRelays ends the streams this server relays to the leader (their
+// clients reconnect elsewhere).
+func (f *forwarder) stopRelays() { f.endRelays() }
 
 // target decides where a call runs: "" runs it here; otherwise the
 // leader's cluster address. A call that cannot run anywhere gets an error.
@@ -220,6 +230,7 @@ func (f *forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	}
 	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
+	defer context.AfterFunc(f.relays, cancel)()
 	cs, err := c.NewStream(f.outgoing(ctx), &grpc.StreamDesc{ServerStreams: info.IsServerStream, ClientStreams: info.IsClientStream}, info.FullMethod)
 	if err != nil {
 		return err
@@ -242,17 +253,15 @@ func (f *forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 			}
 		}
 	}()
-	// Leader to client.
-	headerSent := false
+	// Leader to client: its headers as soon as it sends them (a tail
+	// stream is accepted by its headers, long before its first item),
+	// then its messages and trailer.
+	if h, err := cs.Header(); err == nil {
+		_ = ss.SendHeader(h)
+	}
 	for {
 		m := newOut()
 		err := cs.RecvMsg(m)
-		if !headerSent {
-			if h, herr := cs.Header(); herr == nil && len(h) > 0 {
-				_ = ss.SendHeader(h)
-			}
-			headerSent = true
-		}
 		if errors.Is(err, io.EOF) {
 			ss.SetTrailer(cs.Trailer())
 			return nil

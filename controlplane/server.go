@@ -460,6 +460,9 @@ func (s *Server) Close() error {
 		if d := s.disp.Load(); d != nil {
 			d.Shutdown()
 		}
+		if s.forward != nil {
+			s.forward.stopRelays()
+		}
 		if s.grpc != nil {
 			s.grpc.GracefulStop()
 		}
