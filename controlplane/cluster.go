@@ -334,59 +334,72 @@ func (s *Server) newDispatcher() *dispatch.Dispatcher {
 
 // registerClusterMetrics exports the node's raft state at scrape time.
 func (s *Server) registerClusterMetrics(reg prometheus.Registerer) {
-	stat := func() cluster.Stats { return s.node.LocalStats() }
-	gauge := func(name, help string, f func(cluster.Stats) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			if s.node == nil {
-				return 0
-			}
-			return f(stat())
-		})
-	}
-	reg.MustRegister(
-		gauge("hookwire_cluster_leader", "1 while this server leads the cluster.", func(st cluster.Stats) float64 {
+	reg.MustRegister(&clusterCollector{s: s})
+}
+
+// clusterGauge is one gauge of clusterCollector, read from the stats.
+type clusterGauge struct {
+	desc  *prometheus.Desc
+	value func(cluster.Stats) float64
+}
+
+func newClusterGauge(name, help string, value func(cluster.Stats) float64) clusterGauge {
+	return clusterGauge{prometheus.NewDesc(name, help, nil, nil), value}
+}
+
+var (
+	clusterGauges = []clusterGauge{
+		newClusterGauge("hookwire_cluster_leader", "1 while this server leads the cluster.", func(st cluster.Stats) float64 {
 			if st.State == "Leader" {
 				return 1
 			}
 			return 0
 		}),
-		gauge("hookwire_cluster_has_leader", "1 while this server knows a leader (readiness needs one).", func(st cluster.Stats) float64 {
+		newClusterGauge("hookwire_cluster_has_leader", "1 while this server knows a leader (readiness needs one).", func(st cluster.Stats) float64 {
 			if st.Leader.ID != "" {
 				return 1
 			}
 			return 0
 		}),
-		gauge("hookwire_cluster_term", "The current raft term.", func(st cluster.Stats) float64 { return float64(st.Term) }),
-		gauge("hookwire_cluster_last_log_index", "The index of the last entry in this server's raft log.", func(st cluster.Stats) float64 { return float64(st.LastLogIndex) }),
-		gauge("hookwire_cluster_commit_index", "The highest log index known committed.", func(st cluster.Stats) float64 { return float64(st.CommitIndex) }),
-		gauge("hookwire_cluster_applied_index", "The highest log index applied to the store.", func(st cluster.Stats) float64 { return float64(st.AppliedIndex) }),
-		gauge("hookwire_cluster_last_snapshot_index", "The log index of the newest snapshot.", func(st cluster.Stats) float64 { return float64(st.LastSnapshotIndex) }),
-		gauge("hookwire_cluster_voters", "Voting servers in the cluster configuration.", func(st cluster.Stats) float64 { return float64(st.Voters) }),
-		gauge("hookwire_cluster_last_contact_seconds", "On a follower, seconds since it last heard from the leader (-1: never); 0 on the leader.", func(st cluster.Stats) float64 {
+		newClusterGauge("hookwire_cluster_term", "The current raft term.", func(st cluster.Stats) float64 { return float64(st.Term) }),
+		newClusterGauge("hookwire_cluster_last_log_index", "The index of the last entry in this server's raft log.", func(st cluster.Stats) float64 { return float64(st.LastLogIndex) }),
+		newClusterGauge("hookwire_cluster_commit_index", "The highest log index known committed.", func(st cluster.Stats) float64 { return float64(st.CommitIndex) }),
+		newClusterGauge("hookwire_cluster_applied_index", "The highest log index handed to the store to apply.", func(st cluster.Stats) float64 { return float64(st.AppliedIndex) }),
+		newClusterGauge("hookwire_cluster_last_snapshot_index", "The log index of the newest snapshot.", func(st cluster.Stats) float64 { return float64(st.LastSnapshotIndex) }),
+		newClusterGauge("hookwire_cluster_voters", "Voting servers in the cluster configuration.", func(st cluster.Stats) float64 { return float64(st.Voters) }),
+		newClusterGauge("hookwire_cluster_last_contact_seconds", "On a follower, seconds since it last heard from the leader (-1: never); 0 on the leader.", func(st cluster.Stats) float64 {
 			if st.LastContact < 0 {
 				return -1
 			}
 			return st.LastContact.Seconds()
 		}),
-	)
-	reg.MustRegister(&followerLag{s: s})
+	}
+	followerLagDesc = prometheus.NewDesc("hookwire_cluster_follower_lag_entries", "On the leader: how many log entries each follower is behind.", []string{"follower"}, nil)
+)
+
+// clusterCollector reads the node's state once per scrape (on the leader
+// that includes asking each follower for its indexes) and reports every
+// cluster gauge from it.
+type clusterCollector struct{ s *Server }
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range clusterGauges {
+		ch <- g.desc
+	}
+	ch <- followerLagDesc
 }
 
-// followerLag reports, on the leader, how many entries each follower's log
-// is behind.
-type followerLag struct{ s *Server }
-
-var followerLagDesc = prometheus.NewDesc("hookwire_cluster_follower_lag_entries", "On the leader: how many log entries each follower is behind.", []string{"follower"}, nil)
-
-func (f *followerLag) Describe(ch chan<- *prometheus.Desc) { ch <- followerLagDesc }
-
-func (f *followerLag) Collect(ch chan<- prometheus.Metric) {
-	if f.s.node == nil {
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.node == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, fs := range f.s.node.Stats(ctx).Followers {
+	st := c.s.node.Stats(ctx)
+	for _, g := range clusterGauges {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(st))
+	}
+	for _, fs := range st.Followers {
 		if fs.Error == "" {
 			ch <- prometheus.MustNewConstMetric(followerLagDesc, prometheus.GaugeValue, float64(fs.Lag), fs.ID)
 		}

@@ -304,3 +304,26 @@ func TestMetricsPassPromlint(t *testing.T) {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }
+
+// TestClusterMetricsOfAOneServerCluster: a plain server is a cluster of
+// one, and its metrics say so.
+func TestClusterMetricsOfAOneServerCluster(t *testing.T) {
+	h := start(t, t.TempDir(), controlplane.Config{AdminAddr: "127.0.0.1:0"})
+	if _, code, _ := h.restFull("POST", "/v1/tenants", `{"id":"acme"}`); code != 200 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	m := scrape(t, h.srv.AdminAddr())
+	for series, want := range map[string]float64{
+		"hookwire_cluster_leader": 1, "hookwire_cluster_has_leader": 1, "hookwire_cluster_voters": 1, "hookwire_cluster_last_contact_seconds": 0,
+	} {
+		if got := m(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	if term, applied, commit := m("hookwire_cluster_term"), m("hookwire_cluster_applied_index"), m("hookwire_cluster_commit_index"); term < 1 || applied < 1 || commit < applied {
+		t.Errorf("term %v, applied index %v, commit index %v: want a term, writes applied, and commit >= applied", term, applied, commit)
+	}
+	if got := m(`hookwire_cluster_write_duration_seconds_count`); got < 1 {
+		t.Errorf("hookwire_cluster_write_duration_seconds_count = %v, want the writes counted", got)
+	}
+}

@@ -495,9 +495,6 @@ func (n *Node) localStats() Stats {
 	return s
 }
 
-// LocalStats reports this node's raft state without asking the followers.
-func (n *Node) LocalStats() Stats { return n.localStats() }
-
 // Stats reports this node's raft state; on the leader it also asks every
 // other server for its indexes (bounded by ctx and the RPC timeout) to
 // report per-follower lag.
