@@ -143,8 +143,23 @@ func (f *forwarder) outgoing(ctx context.Context) context.Context {
 	return metadata.NewOutgoingContext(ctx, out)
 }
 
+// methodTypes caches messages' answer per method (forwarded calls look
+// the same few methods up again and again).
+var methodTypes sync.Map // full method -> [2]func() proto.Message
+
 // messages returns constructors of a method's request and response types.
 func messages(fullMethod string) (in, out func() proto.Message, err error) {
+	if t, ok := methodTypes.Load(fullMethod); ok {
+		c := t.([2]func() proto.Message)
+		return c[0], c[1], nil
+	}
+	if in, out, err = lookupMessages(fullMethod); err == nil {
+		methodTypes.Store(fullMethod, [2]func() proto.Message{in, out})
+	}
+	return in, out, err
+}
+
+func lookupMessages(fullMethod string) (in, out func() proto.Message, err error) {
 	svc, name, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	if !ok {
 		return nil, nil, status.Errorf(codes.Unimplemented, "method %q", fullMethod)
