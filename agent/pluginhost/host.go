@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/hclogslog"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -292,7 +293,7 @@ func (h *Host) clientConfig(s Spec, checksum []byte) *plugin.ClientConfig {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Managed:          true,
 		StartTimeout:     h.opts.startTimeout,
-		Logger:           newHCLogAdapter(h.logger.With("plugin", s.Name), hclog.Warn),
+		Logger:           hclogslog.New(h.logger.With("plugin", s.Name), "", hclogslog.Options{NameKey: "logger", Level: hclog.Warn}),
 		SyncStderr:       &stderrLogger{logger: h.logger.With("plugin", s.Name)},
 	}
 	if checksum != nil {

@@ -3,7 +3,9 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"github.com/hookwire/hookwire/internal/hclogslog"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -135,4 +137,15 @@ func latestSnapshotIndex(snaps raft.SnapshotStore) (index uint64, ok bool, err e
 		return 0, false, nil
 	}
 	return index, true, nil
+}
+
+// routineWarnings are raft warnings that are a normal part of running: a
+// server starting (alone or not) always waits out one heartbeat timeout
+// before its first election. They are logged at Info.
+var routineWarnings = map[string]bool{"heartbeat timeout reached, starting election": true}
+
+// newHCLog is the hclog.Logger raft, its transport and its stores log
+// through, into the node's slog.Logger.
+func newHCLog(l *slog.Logger, name string) hclog.Logger {
+	return hclogslog.New(l, name, hclogslog.Options{Routine: routineWarnings})
 }
