@@ -1,0 +1,282 @@
+// End-to-end: the SDK, as a user imports it, against a real `hookwire dev`
+// delivering to a webhook receiver in this process.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { Webhook } from "standardwebhooks";
+import {
+  Code,
+  DeliveryStatus,
+  HookwireClient,
+  HookwireError,
+  PublishEventResponseSchema,
+  SubscriptionStatus,
+  type Subscription,
+} from "@hookwire/sdk";
+import {
+  buildHookwire,
+  closedPort,
+  eventually,
+  startDev,
+  startLossyProxy,
+  startReceiver,
+  type DevServer,
+  type Receiver,
+  type ReceivedWebhook,
+} from "./harness.js";
+
+const tenant = "sdk-test";
+
+describe("HookwireClient against hookwire dev", () => {
+  let workDir: string;
+  let dev: DevServer;
+  let receiver: Receiver;
+  let hw: HookwireClient;
+  let sub: Subscription;
+  let webhook: Webhook;
+  const clients: HookwireClient[] = [];
+
+  const newClient = (opts: Partial<ConstructorParameters<typeof HookwireClient>[0]> = {}) => {
+    const c = new HookwireClient({ baseUrl: dev.grpcUrl, apiKey: dev.adminKey, ...opts });
+    clients.push(c);
+    return c;
+  };
+
+  // The webhook carrying payload field n, verified with the standardwebhooks
+  // package and the subscription's secret from the create answer.
+  const verifiedWebhook = async (n: number): Promise<ReceivedWebhook> => {
+    const got = await eventually(`the webhook with n=${n}`, () =>
+      receiver.received.find((w) => (JSON.parse(w.body) as { n?: number }).n === n),
+    );
+    const verified = webhook.verify(got.body, got.headers) as { n: number };
+    assert.equal(verified.n, n);
+    return got;
+  };
+
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "hookwire-sdk-test-"));
+    const bin = await buildHookwire(workDir);
+    dev = await startDev(bin, workDir);
+    receiver = await startReceiver();
+    hw = newClient();
+    await hw.tenants.create(tenant, "SDK test");
+    sub = await hw.subscriptions.create(tenant, {
+      description: "receiver in the test",
+      eventTypes: ["order.*"],
+      target: { transport: "http", config: { url: receiver.url } },
+    });
+    assert.match(sub.signingSecret, /^whsec_/, "the create answer carries the signing secret");
+    webhook = new Webhook(sub.signingSecret);
+  });
+
+  after(async () => {
+    for (const c of clients) {
+      c.close();
+    }
+    await receiver?.close();
+    await dev?.stop();
+    if (workDir) {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  });
+
+  it("publishes an event that arrives signed and ends SUCCEEDED", async () => {
+    const res = await hw.publish(tenant, { type: "order.created", payload: { n: 1, total: "9.99" }, metadata: { region: "eu" } });
+    assert.match(res.id, /^evt_/);
+    assert.equal(res.deliveryCount, 1);
+    assert.equal(res.duplicate, false);
+    assert.ok(res.idempotencyKey.length > 0, "the client sent an idempotency key of its own");
+
+    const got = await verifiedWebhook(1);
+    assert.deepEqual(JSON.parse(got.body), { n: 1, total: "9.99" }, "payload delivered as published");
+    assert.equal(got.headers["content-type"], "application/json");
+
+    const delivery = await eventually("the delivery to succeed", async () => {
+      const page = await hw.deliveries.list(tenant, { eventId: res.id });
+      assert.equal(page.items.length, 1);
+      return page.items[0]!.status === DeliveryStatus.SUCCEEDED ? page.items[0] : undefined;
+    });
+    assert.equal(delivery.subscriptionId, sub.id);
+    assert.equal(got.headers["webhook-id"], delivery.id, "webhook-id is the delivery id");
+
+    const bySubscription = await hw.deliveries.list(tenant, { subscriptionId: sub.id, status: DeliveryStatus.SUCCEEDED });
+    assert.ok(bySubscription.items.some((d) => d.id === delivery.id));
+    const one = await hw.deliveries.get(tenant, delivery.id);
+    assert.equal(one.eventId, res.id);
+    const attempts = await hw.deliveries.listAttempts(tenant, delivery.id);
+    assert.equal(attempts.length, 1);
+    assert.equal(attempts[0]!.statusCode, 204);
+
+    const ev = await hw.events.get(tenant, res.id);
+    assert.equal(ev.event?.idempotencyKey, res.idempotencyKey);
+    assert.equal(ev.event?.metadata["region"], "eu");
+  });
+
+  it("publishes a batch in order, each event delivered", async () => {
+    const results = await hw.publishBatch(tenant, [
+      { type: "order.created", payload: { n: 10 } },
+      { type: "order.paid", payload: { n: 11 }, idempotencyKey: "batch-key-11" },
+      { type: "invoice.sent", payload: { n: 12 } }, // no subscription takes it
+    ]);
+    assert.equal(results.length, 3);
+    assert.equal(new Set(results.map((r) => r.id)).size, 3);
+    assert.deepEqual(
+      results.map((r) => r.deliveryCount),
+      [1, 1, 0],
+    );
+    assert.equal(results[1]!.idempotencyKey, "batch-key-11");
+    await verifiedWebhook(10);
+    await verifiedWebhook(11);
+
+    const again = await hw.publishBatch(tenant, [{ type: "order.paid", payload: { n: 11 }, idempotencyKey: "batch-key-11" }]);
+    assert.equal(again[0]!.id, results[1]!.id);
+    assert.equal(again[0]!.duplicate, true);
+  });
+
+  it("retries a publish whose answer was lost, with the same key: one event, same id", async () => {
+    const proxy = await startLossyProxy(dev.grpcUrl);
+    try {
+      const viaProxy = newClient({ baseUrl: proxy.url, initialBackoffMs: 10 });
+      const publishPath = "/hookwire.v1.EventService/PublishEvent";
+      proxy.dropNext(publishPath);
+      const res = await viaProxy.publish(tenant, { type: "order.created", payload: { n: 20 } });
+
+      const publishes = proxy.calls.filter((c) => c.path === publishPath);
+      assert.equal(publishes.length, 2, "the client retried once after the lost answer");
+      assert.equal(publishes[0]!.dropped, true);
+      const lost = fromBinary(PublishEventResponseSchema, publishes[0]!.answer!);
+      assert.equal(lost.duplicate, false, "the first call made the event");
+      assert.equal(res.id, lost.id, "the retry answered with the event the lost answer named");
+      assert.equal(res.duplicate, true);
+
+      const page = await hw.deliveries.list(tenant, { eventId: res.id });
+      assert.equal(page.items.length, 1, "one event, one delivery: nothing duplicated");
+      await verifiedWebhook(20);
+
+      const explicit = await hw.publish(tenant, { type: "order.created", payload: { n: 20 }, idempotencyKey: res.idempotencyKey });
+      assert.equal(explicit.id, res.id);
+      assert.equal(explicit.duplicate, true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("does not resend an unsafe call whose answer was lost", async () => {
+    const proxy = await startLossyProxy(dev.grpcUrl);
+    try {
+      const viaProxy = newClient({ baseUrl: proxy.url, initialBackoffMs: 10 });
+      const createPath = "/hookwire.v1.SubscriptionService/CreateSubscription";
+      proxy.dropNext(createPath);
+      await assert.rejects(
+        viaProxy.subscriptions.create(tenant, { eventTypes: ["never.*"], target: { transport: "http", config: { url: receiver.url } } }),
+        (err: unknown) => err instanceof HookwireError && err.code === Code.Unavailable && err.attempts === 1,
+      );
+      assert.equal(proxy.calls.filter((c) => c.path === createPath).length, 1, "sent once: a resend could create a second subscription");
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("moves to the next server when one refuses connections", async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const multi = newClient({ baseUrl: `${dead},${dev.grpcUrl}`, initialBackoffMs: 10 });
+    assert.deepEqual(multi.addresses, [dead, dev.grpcUrl]);
+    const res = await multi.publish(tenant, { type: "order.created", payload: { n: 30 } });
+    assert.match(res.id, /^evt_/);
+    await verifiedWebhook(30);
+    // Unsafe calls move on too: a refused connection reached no server.
+    const unsafe = newClient({ baseUrl: [dead, dev.grpcUrl] });
+    const tenantB = await unsafe.tenants.create("sdk-test-b");
+    assert.equal(tenantB.id, "sdk-test-b");
+    await unsafe.tenants.delete("sdk-test-b");
+  });
+
+  it("gives up after the configured retries", async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const c = newClient({ baseUrl: dead, retries: 2, initialBackoffMs: 5 });
+    await assert.rejects(c.deliveries.list(tenant), (err: unknown) => {
+      assert.ok(err instanceof HookwireError);
+      assert.equal(err.code, Code.Unavailable);
+      assert.equal(err.codeName, "Unavailable");
+      assert.equal(err.attempts, 3);
+      return true;
+    });
+  });
+
+  it("maps server errors to HookwireError with the server's code and message", async () => {
+    await assert.rejects(hw.publish(tenant, { type: "order created!", payload: { n: 40 } }), (err: unknown) => {
+      assert.ok(err instanceof HookwireError);
+      assert.equal(err.code, Code.InvalidArgument);
+      assert.equal(err.codeName, "InvalidArgument");
+      assert.match(err.message, /event\.type/, `message names the field: ${err.message}`);
+      assert.equal(err.attempts, 1, "InvalidArgument is not retried");
+      return true;
+    });
+    await assert.rejects(
+      hw.publish(tenant, { type: "order.created", metadata: { "bad key!": "x" } }),
+      (err: unknown) => {
+        assert.ok(err instanceof HookwireError);
+        assert.equal(err.code, Code.InvalidArgument);
+        assert.match(err.message, /metadata/);
+        assert.ok(err.fieldViolations.some((v) => v.field.includes("metadata")), JSON.stringify(err.fieldViolations));
+        return true;
+      },
+    );
+    await assert.rejects(hw.subscriptions.get(tenant, "sub_doesnotexist"), (err: unknown) => {
+      assert.ok(err instanceof HookwireError);
+      assert.equal(err.code, Code.NotFound);
+      assert.ok(err.message.length > 0);
+      return true;
+    });
+    const wrongKey = newClient({ apiKey: "hw_wrong_key" });
+    await assert.rejects(wrongKey.deliveries.list(tenant), (err: unknown) => err instanceof HookwireError && err.code === Code.Unauthenticated);
+    assert.throws(() => newClient({ baseUrl: "ftp://x" }), /scheme ftp: is not http/);
+  });
+
+  it("manages subscriptions: get, list, update, pause, resume, delete", async () => {
+    const created = await hw.subscriptions.create(tenant, {
+      eventTypes: ["user.*"],
+      target: { transport: "http", config: { url: receiver.url } },
+    });
+    assert.equal((await hw.subscriptions.get(tenant, created.id)).id, created.id);
+    assert.equal((await hw.subscriptions.get(tenant, created.id)).signingSecret, "", "the secret is shown once only");
+    const page = await hw.subscriptions.list(tenant, { pageSize: 1000 });
+    assert.ok(page.items.some((s) => s.id === created.id) && page.items.some((s) => s.id === sub.id));
+
+    const updated = await hw.subscriptions.update(tenant, { id: created.id, description: "renamed", eventTypes: ["user.created"] }, [
+      "description",
+      "event_types",
+    ]);
+    assert.equal(updated.description, "renamed");
+    assert.deepEqual(updated.eventTypes, ["user.created"]);
+
+    assert.equal((await hw.subscriptions.pause(tenant, created.id)).status, SubscriptionStatus.PAUSED);
+    assert.equal((await hw.subscriptions.resume(tenant, created.id)).status, SubscriptionStatus.ENABLED);
+    await hw.subscriptions.delete(tenant, created.id);
+    await assert.rejects(hw.subscriptions.get(tenant, created.id), (err: unknown) => err instanceof HookwireError && err.code === Code.NotFound);
+  });
+
+  it("retries a delivery on request", async () => {
+    const res = await hw.publish(tenant, { type: "order.created", payload: { n: 50 } });
+    const delivery = await eventually("the delivery to succeed", async () => {
+      const d = (await hw.deliveries.list(tenant, { eventId: res.id })).items[0];
+      return d?.status === DeliveryStatus.SUCCEEDED ? d : undefined;
+    });
+    await hw.deliveries.retry(tenant, delivery.id, { force: true });
+    const attempts = await eventually("a second attempt", async () => {
+      const a = await hw.deliveries.listAttempts(tenant, delivery.id);
+      return a.length === 2 ? a : undefined;
+    });
+    assert.equal(attempts[1]!.statusCode, 204);
+    const deliveredTwice = await eventually("the webhook twice", () => {
+      const got = receiver.received.filter((w) => w.headers["webhook-id"] === delivery.id);
+      return got.length === 2 ? got : undefined;
+    });
+    for (const w of deliveredTwice) {
+      webhook.verify(w.body, w.headers);
+    }
+  });
+});
