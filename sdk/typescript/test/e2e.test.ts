@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Webhook } from "standardwebhooks";
 import {
@@ -30,8 +33,21 @@ import {
 
 const tenant = "sdk-test";
 
+// One hookwire binary and one scratch directory for the whole file.
+let workDir: string | undefined;
+let binary: Promise<string> | undefined;
+const hookwireBinary = async (): Promise<string> => {
+  workDir ??= await mkdtemp(join(tmpdir(), "hookwire-sdk-test-"));
+  binary ??= buildHookwire(workDir);
+  return binary;
+};
+after(async () => {
+  if (workDir) {
+    await rm(workDir, { recursive: true, force: true });
+  }
+});
+
 describe("HookwireClient against hookwire dev", () => {
-  let workDir: string;
   let dev: DevServer;
   let receiver: Receiver;
   let hw: HookwireClient;
@@ -57,9 +73,7 @@ describe("HookwireClient against hookwire dev", () => {
   };
 
   before(async () => {
-    workDir = await mkdtemp(join(tmpdir(), "hookwire-sdk-test-"));
-    const bin = await buildHookwire(workDir);
-    dev = await startDev(bin, workDir);
+    dev = await startDev(await hookwireBinary(), workDir!);
     receiver = await startReceiver();
     hw = newClient();
     await hw.tenants.create(tenant, "SDK test");
@@ -78,9 +92,6 @@ describe("HookwireClient against hookwire dev", () => {
     }
     await receiver?.close();
     await dev?.stop();
-    if (workDir) {
-      await rm(workDir, { recursive: true, force: true });
-    }
   });
 
   it("publishes an event that arrives signed and ends SUCCEEDED", async () => {
@@ -113,6 +124,22 @@ describe("HookwireClient against hookwire dev", () => {
     const ev = await hw.events.get(tenant, res.id);
     assert.equal(ev.event?.idempotencyKey, res.idempotencyKey);
     assert.equal(ev.event?.metadata["region"], "eu");
+  });
+
+  it("runs the example", async () => {
+    const example = fileURLToPath(new URL("../examples/publish.js", import.meta.url));
+    const env = { ...process.env, HOOKWIRE_ADDR: dev.grpcUrl, HOOKWIRE_API_KEY: dev.adminKey, HOOKWIRE_TENANT: tenant };
+    const { stdout } = await promisify(execFile)(process.execPath, [example], { env });
+    const id = /^published (evt_\S+) to 1 subscription\(s\)$/m.exec(stdout)?.[1];
+    assert.ok(id, `example printed: ${stdout}`);
+    assert.equal((await hw.events.get(tenant, id)).event?.type, "order.created");
+
+    const refused = await promisify(execFile)(process.execPath, [example], { env: { ...env, HOOKWIRE_TENANT: "no-such-tenant" } }).then(
+      () => assert.fail("the example succeeded with a bad tenant"),
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr ?? "", /^publish failed: NotFound: tenant "no-such-tenant" not found$/m);
   });
 
   it("publishes a batch in order, each event delivered", async () => {
@@ -278,5 +305,46 @@ describe("HookwireClient against hookwire dev", () => {
     for (const w of deliveredTwice) {
       webhook.verify(w.body, w.headers);
     }
+  });
+});
+
+describe("HookwireClient against a rate-limited server", () => {
+  let dev: DevServer;
+  const clients: HookwireClient[] = [];
+  const newClient = (opts: Partial<ConstructorParameters<typeof HookwireClient>[0]> = {}) => {
+    const c = new HookwireClient({ baseUrl: dev.grpcUrl, apiKey: dev.adminKey, ...opts });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    dev = await startDev(await hookwireBinary(), workDir!, ["--api-rate-limit", "1", "--api-rate-burst", "1"]);
+  });
+  after(async () => {
+    for (const c of clients) {
+      c.close();
+    }
+    await dev?.stop();
+  });
+
+  it("waits the server's retry-after on ResourceExhausted, then succeeds", async () => {
+    const noRetries = newClient({ retries: 0 });
+    // The bucket holds one call: the second within a second is refused.
+    await noRetries.tenants.list().catch(() => undefined);
+    const refused = await noRetries.tenants.list().then(
+      () => assert.fail("a second call within the second was accepted"),
+      (err: unknown) => err,
+    );
+    assert.ok(refused instanceof HookwireError);
+    assert.equal(refused.code, Code.ResourceExhausted);
+    assert.equal(refused.metadata.get("retry-after"), "1");
+    assert.match(refused.message, /over its rate limit/);
+
+    const patient = newClient({ initialBackoffMs: 1 });
+    const start = Date.now();
+    await patient.tenants.list(); // refused (bucket empty), waits ~1s, accepted
+    const page = await patient.tenants.list();
+    assert.ok(Array.isArray(page.items));
+    assert.ok(Date.now() - start >= 900, `took ${Date.now() - start}ms: the client waited the retry-after`);
   });
 });

@@ -72,12 +72,12 @@ export interface DevServer {
  * the kernel, reads the addresses it prints, and polls /readyz on its
  * admin address until the server is ready.
  */
-export async function startDev(bin: string, workDir: string): Promise<DevServer> {
+export async function startDev(bin: string, workDir: string, extraArgs: string[] = []): Promise<DevServer> {
   const dataDir = await mkdtemp(join(workDir, "data-"));
   const adminKey = "hw_sdk_test_admin_key_0123456789";
   const child = spawn(
     bin,
-    ["dev", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "off", "--admin-addr", "127.0.0.1:0", "--log-level", "warn"],
+    ["dev", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "off", "--admin-addr", "127.0.0.1:0", "--log-level", "warn", ...extraArgs],
     { env: { ...process.env, HOOKWIRE_ADMIN_KEY: adminKey }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
