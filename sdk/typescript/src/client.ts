@@ -4,7 +4,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import type { DescService, MessageInitShape } from "@bufbuild/protobuf";
 import { HookwireError } from "./errors.js";
 import { backoffMs, defaultRetryPolicy, retryable, retryAfterMs, sleep, type Idempotency, type RetryPolicy } from "./retry.js";
-import { EventService, type Event, type GetEventResponse, type PublishEventResponse } from "./gen/hookwire/v1/event_pb.js";
+import { EventService, type EventSchema, type GetEventResponse, type PublishEventResponse } from "./gen/hookwire/v1/event_pb.js";
 import {
   SubscriptionService,
   type Subscription,
@@ -387,7 +387,7 @@ export class Events {
   }
 }
 
-type EventInit = MessageInitShape<typeof import("./gen/hookwire/v1/event_pb.js").EventSchema> & { idempotencyKey: string };
+type EventInit = MessageInitShape<typeof EventSchema> & { idempotencyKey: string };
 
 function toEvent(input: PublishInput): EventInit {
   let payload: Uint8Array;
@@ -465,5 +465,3 @@ export function parseAddresses(baseUrl: string | string[]): string[] {
   }
   return urls;
 }
-
-export type { Event };
