@@ -221,6 +221,24 @@ describe("HookwireClient against hookwire dev", () => {
     await unsafe.tenants.delete("sdk-test-b");
   });
 
+  it("moves to the next server when one answers Unavailable, and stays there", async () => {
+    const proxy = await startLossyProxy(dev.grpcUrl);
+    try {
+      const listPath = "/hookwire.v1.DeliveryService/ListDeliveries";
+      const c = newClient({ baseUrl: [proxy.url, dev.grpcUrl], initialBackoffMs: 60_000, maxBackoffMs: 60_000 });
+      proxy.dropNext(listPath); // as a follower that lost its leader answers
+      const start = Date.now();
+      const page = await c.deliveries.list(tenant, { subscriptionId: sub.id });
+      assert.ok(page.items.length > 0);
+      assert.ok(Date.now() - start < 30_000, "moved on at once, without backing off");
+      assert.equal(proxy.calls.length, 1, "the first server was asked once");
+      await c.deliveries.list(tenant, { subscriptionId: sub.id });
+      assert.equal(proxy.calls.length, 1, "the next call went to the server that answered");
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("gives up after the configured retries", async () => {
     const dead = `http://127.0.0.1:${await closedPort()}`;
     const c = newClient({ baseUrl: dead, retries: 2, initialBackoffMs: 5 });
