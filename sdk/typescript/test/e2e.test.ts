@@ -10,6 +10,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Webhook } from "standardwebhooks";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService } from "@hookwire/sdk/gen/hookwire/v1/cluster_pb.js";
 import {
   Code,
   DeliveryStatus,
@@ -23,9 +26,11 @@ import {
   buildHookwire,
   closedPort,
   eventually,
+  startCluster,
   startDev,
   startLossyProxy,
   startReceiver,
+  type ClusterNode,
   type DevServer,
   type Receiver,
   type ReceivedWebhook,
@@ -368,5 +373,64 @@ describe("HookwireClient against a rate-limited server", () => {
     const page = await patient.tenants.list();
     assert.ok(Array.isArray(page.items));
     assert.ok(Date.now() - start >= 900, `took ${Date.now() - start}ms: the client waited the retry-after`);
+  });
+});
+
+describe("HookwireClient against a three-server cluster", () => {
+  const adminKey = "hw_sdk_test_admin_key_0123456789";
+  let nodes: ClusterNode[] = [];
+  let hw: HookwireClient | undefined;
+
+  before(async () => {
+    nodes = await startCluster(await hookwireBinary(), workDir!, adminKey, 3);
+  });
+  after(async () => {
+    hw?.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it("keeps publishing when the server it uses crashes", async () => {
+    // Patient enough for an election (about a second or two).
+    hw = new HookwireClient({
+      baseUrl: nodes.map((n) => n.grpcUrl).join(","),
+      apiKey: adminKey,
+      retries: 12,
+      initialBackoffMs: 50,
+      maxBackoffMs: 1000,
+    });
+    await eventually("the cluster to elect a leader", () => hw!.tenants.list(), 60_000);
+    await hw.tenants.create("cluster");
+
+    // Put the leader first: the client uses it, and its crash leaves the
+    // others without a leader (Unavailable) until they elect one.
+    const status = createClient(
+      ClusterService,
+      createGrpcTransport({
+        baseUrl: nodes[0]!.grpcUrl,
+        interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminKey}`), next(req))],
+      }),
+    );
+    const leaderId = (await status.getClusterStatus({})).leaderId;
+    const leader = nodes[Number(leaderId.slice(1)) - 1]!;
+    const ordered = [leader, ...nodes.filter((n) => n !== leader)];
+    hw.close();
+    hw = new HookwireClient({
+      baseUrl: ordered.map((n) => n.grpcUrl),
+      apiKey: adminKey,
+      retries: 12,
+      initialBackoffMs: 50,
+      maxBackoffMs: 1000,
+    });
+    const first = await hw.publish("cluster", { type: "order.created", payload: { n: 1 }, idempotencyKey: "cluster-1" });
+
+    await leader.kill();
+    const second = await hw.publish("cluster", { type: "order.created", payload: { n: 2 } });
+    assert.match(second.id, /^evt_/);
+    assert.notEqual(second.id, first.id);
+
+    const again = await hw.publish("cluster", { type: "order.created", payload: { n: 1 }, idempotencyKey: "cluster-1" });
+    assert.equal(again.id, first.id, "the surviving servers know the first event's key");
+    assert.equal(again.duplicate, true);
+    assert.equal((await hw.events.get("cluster", second.id)).event?.id, second.id);
   });
 });

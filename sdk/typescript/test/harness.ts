@@ -7,7 +7,6 @@ import { existsSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -292,4 +291,99 @@ export async function startLossyProxy(upstreamUrl: string): Promise<LossyProxy> 
       await closed;
     },
   };
+}
+
+/** One `hookwire server` of a test cluster. */
+export interface ClusterNode {
+  grpcUrl: string;
+  /** Kills the process at once (SIGKILL), as a crash would. */
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/**
+ * startCluster runs `count` `hookwire server`s on loopback forming one
+ * Raft cluster (--bootstrap-expect) with one master key and admin key. It
+ * returns once each has printed its gRPC address; callers poll the API
+ * for a leader.
+ */
+export async function startCluster(bin: string, workDir: string, adminKey: string, count = 3): Promise<ClusterNode[]> {
+  const dir = await mkdtemp(join(workDir, "cluster-"));
+  const masterKey = join(dir, "master.key");
+  await promisify(execFile)(bin, ["keygen", "--out", masterKey]);
+  const clusterAddrs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    clusterAddrs.push(`127.0.0.1:${await closedPort()}`);
+  }
+  const nodes: ClusterNode[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      nodes.push(
+        await startProcess(
+          bin,
+          [
+            "server",
+            "--node-id", `n${i + 1}`,
+            "--data-dir", join(dir, `n${i + 1}`),
+            "--master-key-file", masterKey,
+            "--grpc-addr", "127.0.0.1:0",
+            "--http-addr", "off",
+            "--admin-addr", "off",
+            "--cluster-addr", clusterAddrs[i]!,
+            "--bootstrap-expect", String(count),
+            "--join", clusterAddrs.join(","),
+            "--log-level", "warn",
+          ],
+          { HOOKWIRE_ADMIN_KEY: adminKey },
+        ),
+      );
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
+  }
+  return nodes;
+}
+
+async function startProcess(bin: string, args: string[], env: Record<string, string>): Promise<ClusterNode> {
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let exited: string | undefined;
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.on("exit", (code, signal) => (exited = `hookwire ${args[0]} exited (code ${code}, signal ${signal})`));
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  const stop = async () => {
+    process.removeListener("exit", killOnExit);
+    await stopChild(child);
+  };
+  try {
+    const grpc = await eventually(
+      `hookwire ${args[0]} to print its gRPC address`,
+      () => {
+        if (exited) {
+          throw new Error(`${exited}:\n${out}`);
+        }
+        return /^gRPC (\S+)/m.exec(out)?.[1];
+      },
+      60_000,
+    );
+    return {
+      grpcUrl: `http://${grpc}`,
+      output: () => out,
+      stop,
+      kill: async () => {
+        const done = new Promise<void>((r) => child.once("exit", () => r()));
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGKILL");
+          await done;
+        }
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
