@@ -254,6 +254,14 @@ describe("HookwireClient against hookwire dev", () => {
       assert.equal(err.attempts, 3);
       return true;
     });
+    // A caller's signal also ends the wait between attempts.
+    const slow = newClient({ baseUrl: dead, retries: 5, initialBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    const start = Date.now();
+    await assert.rejects(
+      slow.deliveries.list(tenant, {}, { signal: AbortSignal.timeout(200) }),
+      (err: unknown) => err instanceof HookwireError && err.code === Code.Canceled,
+    );
+    assert.ok(Date.now() - start < 20_000, "cancelled during the backoff, not after it");
   });
 
   it("maps server errors to HookwireError with the server's code and message", async () => {
