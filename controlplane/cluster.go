@@ -283,6 +283,7 @@ func (s *Server) leadTerm(ctx context.Context, log *slog.Logger) (restored bool)
 		}
 	})
 	run(func() { s.purgeLoop(termCtx) })
+	run(func() { s.statsLoop(termCtx, d) })
 	run(func() { s.masterKeyLoop(termCtx) })
 	run(func() { s.svc.RunTenantPurges(termCtx) })
 	log.Info("leading the cluster: dispatcher running")
