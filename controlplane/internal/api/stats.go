@@ -75,14 +75,19 @@ func statsWindowOf(req *hookwirev1.GetDeliveryStatsRequest, now time.Time) (stat
 	if start.Unix() < 0 {
 		return statsWindow{}, status.Errorf(codes.InvalidArgument, "start_time %s is before 1970", start.UTC().Format(time.RFC3339))
 	}
-	// Buckets are aligned to step since the Unix epoch.
-	start = time.Unix(start.Unix()-start.Unix()%int64(step.Seconds()), 0).UTC()
 	span := end.Sub(start)
-	n := int((span + step - 1) / step)
-	if n > MaxStatsBuckets {
+	if span > MaxStatsBuckets*step {
 		least := (span + MaxStatsBuckets*time.Minute - 1) / (MaxStatsBuckets * time.Minute) * time.Minute
-		return statsWindow{}, status.Errorf(codes.InvalidArgument, "the window from %s to %s holds %d buckets of %s, more than %d: use step %ds or more, or a shorter window",
-			start.Format(time.RFC3339), end.UTC().Format(time.RFC3339), n, step, MaxStatsBuckets, int64(least.Seconds()))
+		return statsWindow{}, status.Errorf(codes.InvalidArgument, "the window from %s to %s is %s long, more than %d steps of %s: use step %ds or more, or a shorter window",
+			start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), span, MaxStatsBuckets, step, int64(least.Seconds()))
+	}
+	// Buckets are aligned to step since the Unix epoch; when that adds a
+	// bucket, the oldest one goes.
+	start = time.Unix(start.Unix()-start.Unix()%int64(step.Seconds()), 0).UTC()
+	n := int((end.Sub(start) + step - 1) / step)
+	if n > MaxStatsBuckets {
+		start = start.Add(time.Duration(n-MaxStatsBuckets) * step)
+		n = MaxStatsBuckets
 	}
 	return statsWindow{start: start, step: step, n: n}, nil
 }
