@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"math"
+	"sort"
 	"sync"
 	"time"
 
@@ -291,7 +292,32 @@ func (d *Dispatcher) FlushStats(ctx context.Context) error {
 		r.pending[k] = m
 		r.tenants[k.sub] = tenants[k.sub]
 	}
+	if dropped := r.trimLocked(statsPendingCap); dropped > 0 {
+		d.log.Warn("delivery statistics: the store has not taken them for a while; dropped the oldest", "subscription_minutes", dropped)
+	}
 	return err
+}
+
+// statsPendingCap bounds the subscription-minutes held while the store
+// does not take them (a few hundred bytes each).
+const statsPendingCap = 100_000
+
+// trimLocked drops the oldest pending minutes beyond max and returns how
+// many it dropped.
+func (r *statsRecorder) trimLocked(max int) int {
+	if len(r.pending) <= max {
+		return 0
+	}
+	keys := make([]statsKey, 0, len(r.pending))
+	for k := range r.pending {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].minute < keys[j].minute })
+	n := len(keys) - max
+	for _, k := range keys[:n] {
+		delete(r.pending, k)
+	}
+	return n
 }
 
 // ReadStats runs read (a read of the stored statistics) and then returns
