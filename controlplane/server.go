@@ -391,7 +391,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.inproc = newInproc(unary, stream)
 		svc.Register(s.inproc)
 		svc.RegisterAudit(s.inproc)
-	svc.RegisterStats(s.inproc)
+		svc.RegisterStats(s.inproc)
 		svc.RegisterCluster(s.inproc, s.node, s.noteRestored)
 		gw, err := newGateway(runCtx, s.inproc.conn, int64(msgLimit))
 		if err != nil {

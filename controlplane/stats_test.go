@@ -363,5 +363,3 @@ func checkPercentiles(t *testing.T, h *statsHarness, subID string, st *hookwirev
 		}
 	}
 }
-
-

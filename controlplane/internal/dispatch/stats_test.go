@@ -3,7 +3,6 @@ package dispatch
 import (
 	"testing"
 	"time"
-
 )
 
 func TestLatencyBuckets(t *testing.T) {
