@@ -15,8 +15,10 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane"
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
+	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -362,4 +364,97 @@ func checkPercentiles(t *testing.T, h *statsHarness, subID string, st *hookwirev
 			t.Errorf("p%v = %v, want within (%v, %v], the bucket of the true %v", c.q*100, c.got, lo, hi, truth)
 		}
 	}
+}
+
+// TestDeliveryStatsAcrossLeaderChange counts attempts on the leader of a
+// three-server cluster, reads them through a follower (forwarded, and
+// from its own copy), then stops the leader: the counts, including those
+// counted after the last periodic flush, are what the new leader answers.
+func TestDeliveryStatsAcrossLeaderChange(t *testing.T) {
+	addrs := []string{freeLoopback(t), freeLoopback(t), freeLoopback(t)}
+	var hs []*harness
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var join []string
+		for j, a := range addrs {
+			if j != i {
+				join = append(join, a)
+			}
+		}
+		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: controlplane.ClusterConfig{NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join}}))
+	}
+	leaderOf := func(among []*harness) (leader *harness, others []*harness) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			leader, others = nil, nil
+			for _, h := range among {
+				st, err := hookwirev1.NewClusterServiceClient(h.conn).GetClusterStatus(h.ctx(), &hookwirev1.GetClusterStatusRequest{})
+				if err == nil && st.GetState() == "Leader" {
+					leader = h
+				} else {
+					others = append(others, h)
+				}
+			}
+			if leader != nil {
+				if _, err := hookwirev1.NewTenantServiceClient(leader.conn).ListTenants(leader.ctx(), &hookwirev1.ListTenantsRequest{}); err == nil {
+					return leader, others // elected and serving
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no serving leader within 20s")
+			}
+			time.Sleep(20 * time.Millisecond) // polling an election
+		}
+	}
+	leader, followers := leaderOf(hs)
+	sub := leader.setup("acme")
+	agent, _ := leader.connectAgent("agent-1", 10)
+	events := hookwirev1.NewEventServiceClient(leader.conn)
+	for range 3 {
+		if _, err := events.PublishEvent(leader.ctx(), &hookwirev1.PublishEventRequest{Tenant: "acme", Event: &hookwirev1.Event{Type: "order.created", Payload: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := agent.assignments(t, 3)
+	withLatency := func(r *hookwirev1.Result, d time.Duration) *hookwirev1.Result {
+		r.Result.Latency = durationpb.New(d)
+		return r
+	}
+	agent.report(t, withLatency(ok(as[0]), 30*time.Millisecond), withLatency(outcome(as[1], transportv1.Outcome_OUTCOME_FAILED, 0), 3*time.Second))
+	if err := leader.srv.FlushStats(leader.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	agent.report(t, withLatency(ok(as[2]), 30*time.Millisecond)) // counted after the flush: Close writes it
+
+	totals := func(h *harness, staleOK bool) string {
+		ctx := h.ctx()
+		if staleOK {
+			ctx = metadata.AppendToOutgoingContext(ctx, "hookwire-stale-ok", "true")
+		}
+		st, err := hookwirev1.NewStatsServiceClient(h.conn).GetDeliveryStats(ctx, &hookwirev1.GetDeliveryStatsRequest{Tenant: "acme", SubscriptionId: sub.GetId()})
+		if err != nil {
+			return err.Error()
+		}
+		s := st.GetSubscriptions()[0]
+		return fmt.Sprintf("created=%d attempts=%d ok=%d retrying=%d dead=%d p99=%v", s.GetCreated(), s.GetAttempts(), s.GetSucceeded(), s.GetRetrying(), s.GetDead(), s.GetLatency().GetP99().AsDuration())
+	}
+	want := totals(leader, false)
+	if !strings.HasPrefix(want, "created=3 attempts=3 ok=2 retrying=1 dead=0 p99=") {
+		t.Fatalf("on the leader: %s", want)
+	}
+	if got := totals(followers[0], false); got != want {
+		t.Fatalf("through a follower: %s, want %s", got, want)
+	}
+	// The follower's own copy has the flushed counts (the replicated
+	// RecordStats), not the one counted since.
+	waitFor(t, "the follower's copy", func() (bool, string) {
+		got := totals(followers[1], true)
+		return strings.HasPrefix(got, "created=3 attempts=2 ok=1 retrying=1 dead=0"), got
+	})
+
+	leader.stop()
+	next, _ := leaderOf(followers)
+	waitFor(t, "the new leader's counts", func() (bool, string) {
+		got := totals(next, false)
+		return got == want, got + ", want " + want
+	})
 }
