@@ -114,13 +114,18 @@ type statsRecorder struct {
 	mu      sync.Mutex
 	pending map[statsKey]*storev1.StatsMinute
 	tenants map[ids.ID]string
-	// queued: subscriptions whose last queue sample was not zero (their
-	// next zero sample is recorded, so the stored queue goes back to 0).
-	queued map[ids.ID]bool
+	// sampled: the last queue sample recorded of each subscription whose
+	// queue was not empty then.
+	sampled map[ids.ID]queueSample
+}
+
+// queueSample is a subscription's queue as sampled in a minute.
+type queueSample struct {
+	minute, retry, agent int64
 }
 
 func newStatsRecorder() *statsRecorder {
-	return &statsRecorder{pending: map[statsKey]*storev1.StatsMinute{}, tenants: map[ids.ID]string{}, queued: map[ids.ID]bool{}}
+	return &statsRecorder{pending: map[statsKey]*storev1.StatsMinute{}, tenants: map[ids.ID]string{}, sampled: map[ids.ID]queueSample{}}
 }
 
 // minuteOf is t's minute since the Unix epoch.
@@ -230,30 +235,35 @@ func (d *Dispatcher) QueueDepths() map[ids.ID]QueueDepth {
 	return out
 }
 
-// sampleQueue records the queue of every subscription with one (and a
-// zero of those that had one at the last sample) in now's minute.
+// sampleQueue records the queue of every subscription with one in now's
+// minute: once a minute while it stays the same, again when it changes,
+// and a last zero when it empties (a minute without a sample reads as an
+// empty queue).
 func (d *Dispatcher) sampleQueue(now time.Time) {
 	depths := d.QueueDepths()
 	r := d.stats
 	minute := minuteOf(now)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, q := range depths {
-		m := r.minuteLocked(q.Tenant, id, minute)
-		m.QueueSampled, m.WaitingRetry, m.WaitingAgent = true, int64(q.WaitingRetry), int64(q.WaitingAgent)
-		r.queued[id] = true
+	record := func(tenant string, id ids.ID, q queueSample) {
+		if last, ok := r.sampled[id]; ok && last == q {
+			return
+		}
+		m := r.minuteLocked(tenant, id, minute)
+		m.QueueSampled, m.WaitingRetry, m.WaitingAgent = true, q.retry, q.agent
+		r.sampled[id] = q
 	}
-	for id := range r.queued {
+	for id, q := range depths {
+		record(q.Tenant, id, queueSample{minute: minute, retry: int64(q.WaitingRetry), agent: int64(q.WaitingAgent)})
+	}
+	for id := range r.sampled {
 		if _, ok := depths[id]; ok {
 			continue
 		}
-		delete(r.queued, id)
-		sub := d.cfg.Catalog.Get(id)
-		if sub == nil {
-			continue
+		if sub := d.cfg.Catalog.Get(id); sub != nil {
+			record(sub.Tenant, id, queueSample{minute: minute})
 		}
-		m := r.minuteLocked(sub.Tenant, id, minute)
-		m.QueueSampled, m.WaitingRetry, m.WaitingAgent = true, 0, 0
+		delete(r.sampled, id)
 	}
 }
 
