@@ -39,8 +39,8 @@ type GetDeliveryStatsRequest struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// The window's end (exclusive); default now.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	// The width of a bucket: a whole number of minutes; default 60s. An
-	// answer holds at most 1440 buckets.
+	// The width of a bucket: a whole number of minutes from 60s to 30
+	// days; default 60s. A window may span at most 1440 steps.
 	Step          *durationpb.Duration `protobuf:"bytes,5,opt,name=step,proto3" json:"step,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -542,14 +542,14 @@ var File_hookwire_v1_stats_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_stats_proto_rawDesc = "" +
 	"\n" +
-	"\x17hookwire/v1/stats.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n" +
+	"\x17hookwire/v1/stats.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n" +
 	"\x17GetDeliveryStatsRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x120\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\x0esubscriptionId\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12-\n" +
-	"\x04step\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04step\"\xa2\x02\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12@\n" +
+	"\x04step\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\v\"\x05\b\x80\x9a\x9e\x012\x02\b<R\x04step\"\xa2\x02\n" +
 	"\rDeliveryStats\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12-\n" +
