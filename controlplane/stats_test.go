@@ -458,3 +458,40 @@ func TestDeliveryStatsAcrossLeaderChange(t *testing.T) {
 		return got == want, got + ", want " + want
 	})
 }
+
+// TestDeliveryStatsRetention: the hourly purge drops the minutes older
+// than --stats-retention and keeps the others.
+func TestDeliveryStatsRetention(t *testing.T) {
+	m0 := time.Now().Truncate(time.Minute).Add(10 * time.Minute)
+	h := startStats(t, t.TempDir(), m0.Add(5*time.Second))
+	sub := h.setup("acme")
+	agent, _ := h.connectAgent("agent-1", 10)
+	if _, err := hookwirev1.NewEventServiceClient(h.conn).PublishEvent(h.ctx(), &hookwirev1.PublishEventRequest{Tenant: "acme", Event: &hookwirev1.Event{Type: "order.created", Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	agent.report(t, ok(agent.assignments(t, 1)[0]))
+	if err := h.srv.FlushStats(h.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	attempts := func() int64 {
+		st := h.stats("acme", &hookwirev1.GetDeliveryStatsRequest{SubscriptionId: sub.GetId(), StartTime: timestamppb.New(m0), EndTime: timestamppb.New(m0.Add(time.Minute))})
+		return st.GetSubscriptions()[0].GetAttempts()
+	}
+	if got := attempts(); got != 1 {
+		t.Fatalf("before any purge: %d attempts", got)
+	}
+	h.clock.Advance(controlplane.DefaultStatsRetention - time.Minute)
+	if _, _, _, err := h.srv.Purge(h.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got := attempts(); got != 1 {
+		t.Fatalf("a minute short of the retention: %d attempts, want the minute kept", got)
+	}
+	h.clock.Advance(2 * time.Minute)
+	if _, _, _, err := h.srv.Purge(h.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got := attempts(); got != 0 {
+		t.Fatalf("past the retention: %d attempts, want the minute purged", got)
+	}
+}
