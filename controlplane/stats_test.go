@@ -217,6 +217,7 @@ func TestDeliveryStats(t *testing.T) {
 		want string
 	}{
 		{&hookwirev1.GetDeliveryStatsRequest{Step: durationpb.New(90 * time.Second)}, url.Values{"step": {"90s"}}, "whole number of minutes"},
+		{&hookwirev1.GetDeliveryStatsRequest{Step: durationpb.New(30 * time.Second)}, url.Values{"step": {"30s"}}, "step: must be greater than or equal to 60s"},
 		{&hookwirev1.GetDeliveryStatsRequest{StartTime: timestamppb.New(m0.Add(-48 * time.Hour)), EndTime: timestamppb.New(m0)},
 			url.Values{"start_time": {m0.Add(-48 * time.Hour).UTC().Format(time.RFC3339)}, "end_time": {m0.UTC().Format(time.RFC3339)}}, "use step 120s or more"},
 		{&hookwirev1.GetDeliveryStatsRequest{StartTime: timestamppb.New(m0), EndTime: timestamppb.New(m0)},
