@@ -218,6 +218,16 @@ func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (R
 	case *storev1.Command_PurgeTenantStep:
 		st, done, err := s.applyPurgeTenantStep(tx, k.PurgeTenantStep)
 		return Result{TenantPurged: st, TenantPurgedDone: done}, err
+	case *storev1.Command_PutEventType:
+		return Result{}, applyPutEventType(tx, k.PutEventType)
+	case *storev1.Command_DeleteEventType:
+		return Result{}, applyDeleteEventType(tx, k.DeleteEventType)
+	case *storev1.Command_PutPortalSettings:
+		return Result{}, applyPutPortalSettings(tx, k.PutPortalSettings)
+	case *storev1.Command_PutPortalSession:
+		return Result{}, applyPutPortalSession(tx, k.PutPortalSession)
+	case *storev1.Command_RevokePortalSession:
+		return Result{}, applyRevokePortalSession(tx, k.RevokePortalSession)
 	case nil:
 		return Result{}, fmt.Errorf("apply command: no kind set")
 	default:
@@ -697,6 +707,9 @@ func applyDeleteTenant(tx *bolt.Tx, c *storev1.DeleteTenant) error {
 		return ErrTenantNotEmpty
 	}
 	if _, err := deleteTenantAPIKeys(tx, id); err != nil {
+		return err
+	}
+	if err := deleteTenantPortal(tx, id); err != nil {
 		return err
 	}
 	var created int64 // the Unix epoch for a tenant stored without one

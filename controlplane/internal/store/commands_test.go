@@ -68,6 +68,16 @@ func commandSequence(t *testing.T) []*storev1.Command {
 			return &storev1.Command{Kind: &storev1.Command_PurgeAudit{PurgeAudit: k}}
 		case *storev1.PurgeTenantStep:
 			return &storev1.Command{Kind: &storev1.Command_PurgeTenantStep{PurgeTenantStep: k}}
+		case *storev1.PutEventType:
+			return &storev1.Command{Kind: &storev1.Command_PutEventType{PutEventType: k}}
+		case *storev1.DeleteEventType:
+			return &storev1.Command{Kind: &storev1.Command_DeleteEventType{DeleteEventType: k}}
+		case *storev1.PutPortalSettings:
+			return &storev1.Command{Kind: &storev1.Command_PutPortalSettings{PutPortalSettings: k}}
+		case *storev1.PutPortalSession:
+			return &storev1.Command{Kind: &storev1.Command_PutPortalSession{PutPortalSession: k}}
+		case *storev1.RevokePortalSession:
+			return &storev1.Command{Kind: &storev1.Command_RevokePortalSession{RevokePortalSession: k}}
 		}
 		t.Fatalf("no command for %T", c)
 		return nil
@@ -149,6 +159,24 @@ func commandSequence(t *testing.T) []*storev1.Command {
 		&storev1.RevokeApiKey{Tenant: "acme", Id: "k1", Audit: audit("acme", "api_key.revoke")},
 		&storev1.RevokeApiKey{Tenant: "beta", Id: "k1"}, // fails: another tenant's
 		&storev1.AppendAudit{Event: audit("acme", "agent.drain")})
+
+	// The tenant portal: catalog, settings, sessions (beta's are deleted
+	// with it below).
+	add(&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created", ExamplePayload: `{"id":1}`, CreateTime: at(0)}, Create: true, Audit: audit("acme", "event_type.create")},
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created"}, Create: true}, // fails: exists
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.paid"}},                 // fails: no such type
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "beta", Name: "x.y"}, Create: true},
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.gone"}, Create: true},
+		&storev1.DeleteEventType{Tenant: "acme", Name: "order.gone", Audit: audit("acme", "event_type.delete")},
+		&storev1.DeleteEventType{Tenant: "acme", Name: "order.gone"}, // fails: gone
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "acme", FrameAncestors: []string{"https://a.example"}, PrimaryColor: "#112233"}},
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "beta"}},
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "nobody"}}, // fails: no tenant
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_1", Tenant: "acme", Labels: map[string]string{"c": "1", "a": "2"}, ExpireTime: at(time.Hour)}, Hash: []byte("ph")}},
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_1", Tenant: "acme"}}}, // fails: exists
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_2", Tenant: "beta"}}},
+		&storev1.RevokePortalSession{Tenant: "acme", Id: "hwp_1", Audit: audit("acme", "portal_session.revoke")},
+		&storev1.RevokePortalSession{Tenant: "beta", Id: "hwp_1"}) // fails: another tenant's
 
 	// Deletions and purges.
 	add(&storev1.DeleteSubscription{Tenant: "acme", Id: ordered[:], Revision: 0, Audit: audit("acme", "subscription.delete")},
@@ -233,11 +261,11 @@ func TestCommandsApplyDeterministically(t *testing.T) {
 			failed++
 		}
 	}
-	if failed != 8 {
-		t.Errorf("%d commands failed, the sequence has 8 that must: %q", failed, outA)
+	if failed != 14 {
+		t.Errorf("%d commands failed, the sequence has 14 that must: %q", failed, outA)
 	}
 	da, db := dump(t, a), dump(t, b)
-	for _, name := range []string{"tenants", "apikeys", "subscriptions", "events", "deliveries", "attempts", "due", "ordered", "audit", "join_tokens", "tenant_purges"} {
+	for _, name := range []string{"tenants", "apikeys", "subscriptions", "events", "deliveries", "attempts", "due", "ordered", "audit", "join_tokens", "tenant_purges", "event_types", "portal_settings", "portal_sessions"} {
 		if len(da[name]) == 0 && name != "tenant_purges" {
 			t.Errorf("bucket %s is empty: the sequence should leave records there", name)
 		}

@@ -111,6 +111,11 @@ type Command struct {
 	//	*Command_PurgeEvents
 	//	*Command_PurgeAudit
 	//	*Command_PurgeTenantStep
+	//	*Command_PutEventType
+	//	*Command_DeleteEventType
+	//	*Command_PutPortalSettings
+	//	*Command_PutPortalSession
+	//	*Command_RevokePortalSession
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -297,6 +302,51 @@ func (x *Command) GetPurgeTenantStep() *PurgeTenantStep {
 	return nil
 }
 
+func (x *Command) GetPutEventType() *PutEventType {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutEventType); ok {
+			return x.PutEventType
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteEventType() *DeleteEventType {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_DeleteEventType); ok {
+			return x.DeleteEventType
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPutPortalSettings() *PutPortalSettings {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutPortalSettings); ok {
+			return x.PutPortalSettings
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPutPortalSession() *PutPortalSession {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutPortalSession); ok {
+			return x.PutPortalSession
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokePortalSession() *RevokePortalSession {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_RevokePortalSession); ok {
+			return x.RevokePortalSession
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -365,6 +415,26 @@ type Command_PurgeTenantStep struct {
 	PurgeTenantStep *PurgeTenantStep `protobuf:"bytes,16,opt,name=purge_tenant_step,json=purgeTenantStep,proto3,oneof"`
 }
 
+type Command_PutEventType struct {
+	PutEventType *PutEventType `protobuf:"bytes,17,opt,name=put_event_type,json=putEventType,proto3,oneof"`
+}
+
+type Command_DeleteEventType struct {
+	DeleteEventType *DeleteEventType `protobuf:"bytes,18,opt,name=delete_event_type,json=deleteEventType,proto3,oneof"`
+}
+
+type Command_PutPortalSettings struct {
+	PutPortalSettings *PutPortalSettings `protobuf:"bytes,19,opt,name=put_portal_settings,json=putPortalSettings,proto3,oneof"`
+}
+
+type Command_PutPortalSession struct {
+	PutPortalSession *PutPortalSession `protobuf:"bytes,20,opt,name=put_portal_session,json=putPortalSession,proto3,oneof"`
+}
+
+type Command_RevokePortalSession struct {
+	RevokePortalSession *RevokePortalSession `protobuf:"bytes,21,opt,name=revoke_portal_session,json=revokePortalSession,proto3,oneof"`
+}
+
 func (*Command_PublishEvents) isCommand_Kind() {}
 
 func (*Command_AddDeliveries) isCommand_Kind() {}
@@ -396,6 +466,16 @@ func (*Command_PurgeEvents) isCommand_Kind() {}
 func (*Command_PurgeAudit) isCommand_Kind() {}
 
 func (*Command_PurgeTenantStep) isCommand_Kind() {}
+
+func (*Command_PutEventType) isCommand_Kind() {}
+
+func (*Command_DeleteEventType) isCommand_Kind() {}
+
+func (*Command_PutPortalSettings) isCommand_Kind() {}
+
+func (*Command_PutPortalSession) isCommand_Kind() {}
+
+func (*Command_RevokePortalSession) isCommand_Kind() {}
 
 // PublishEvents stores events of one tenant with their deliveries. Fails
 // (not found) when the tenant does not exist. An event whose idempotency
@@ -1593,13 +1673,308 @@ func (x *PurgeTenantStep) GetBatch() uint32 {
 	return 0
 }
 
+// PutEventType stores an event type of a tenant's catalog. With create it
+// fails (already exists) when the name is taken, else (not found) when it
+// is not. Fails (not found) when the tenant does not exist.
+type PutEventType struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventType     *v1.EventType          `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Create        bool                   `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutEventType) Reset() {
+	*x = PutEventType{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutEventType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutEventType) ProtoMessage() {}
+
+func (x *PutEventType) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutEventType.ProtoReflect.Descriptor instead.
+func (*PutEventType) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PutEventType) GetEventType() *v1.EventType {
+	if x != nil {
+		return x.EventType
+	}
+	return nil
+}
+
+func (x *PutEventType) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+func (x *PutEventType) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// DeleteEventType removes a type from a tenant's catalog. Fails (not
+// found) when it is not there.
+type DeleteEventType struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEventType) Reset() {
+	*x = DeleteEventType{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEventType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEventType) ProtoMessage() {}
+
+func (x *DeleteEventType) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEventType.ProtoReflect.Descriptor instead.
+func (*DeleteEventType) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteEventType) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *DeleteEventType) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteEventType) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PutPortalSettings stores (replaces) a tenant's portal settings. Fails
+// (not found) when the tenant does not exist.
+type PutPortalSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *v1.PortalSettings     `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPortalSettings) Reset() {
+	*x = PutPortalSettings{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPortalSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPortalSettings) ProtoMessage() {}
+
+func (x *PutPortalSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPortalSettings.ProtoReflect.Descriptor instead.
+func (*PutPortalSettings) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PutPortalSettings) GetSettings() *v1.PortalSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *PutPortalSettings) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PutPortalSession stores a new portal session. Fails (not found) when
+// its tenant does not exist, (already exists) when the id is taken.
+type PutPortalSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *PortalSessionRecord   `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPortalSession) Reset() {
+	*x = PutPortalSession{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPortalSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPortalSession) ProtoMessage() {}
+
+func (x *PutPortalSession) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPortalSession.ProtoReflect.Descriptor instead.
+func (*PutPortalSession) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PutPortalSession) GetRecord() *PortalSessionRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *PutPortalSession) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// RevokePortalSession marks a tenant's portal session revoked. Fails (not
+// found) when it does not exist or is another tenant's.
+type RevokePortalSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePortalSession) Reset() {
+	*x = RevokePortalSession{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePortalSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePortalSession) ProtoMessage() {}
+
+func (x *RevokePortalSession) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePortalSession.ProtoReflect.Descriptor instead.
+func (*RevokePortalSession) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RevokePortalSession) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RevokePortalSession) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokePortalSession) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
+	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x1chookwire/v1/event_type.proto\x1a\x18hookwire/v1/portal.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
 	"\bProposal\x126\n" +
-	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd2\t\n" +
+	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xf8\f\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1618,7 +1993,12 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\fpurge_events\x18\x0e \x01(\v2\x1e.hookwire.store.v1.PurgeEventsH\x00R\vpurgeEvents\x12@\n" +
 	"\vpurge_audit\x18\x0f \x01(\v2\x1d.hookwire.store.v1.PurgeAuditH\x00R\n" +
 	"purgeAudit\x12P\n" +
-	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStepB\x06\n" +
+	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStep\x12G\n" +
+	"\x0eput_event_type\x18\x11 \x01(\v2\x1f.hookwire.store.v1.PutEventTypeH\x00R\fputEventType\x12P\n" +
+	"\x11delete_event_type\x18\x12 \x01(\v2\".hookwire.store.v1.DeleteEventTypeH\x00R\x0fdeleteEventType\x12V\n" +
+	"\x13put_portal_settings\x18\x13 \x01(\v2$.hookwire.store.v1.PutPortalSettingsH\x00R\x11putPortalSettings\x12S\n" +
+	"\x12put_portal_session\x18\x14 \x01(\v2#.hookwire.store.v1.PutPortalSessionH\x00R\x10putPortalSession\x12\\\n" +
+	"\x15revoke_portal_session\x18\x15 \x01(\v2&.hookwire.store.v1.RevokePortalSessionH\x00R\x13revokePortalSessionB\x06\n" +
 	"\x04kind\"\\\n" +
 	"\rPublishEvents\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -1703,7 +2083,26 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x05batch\x18\x02 \x01(\rR\x05batch\"?\n" +
 	"\x0fPurgeTenantStep\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x05batch\x18\x02 \x01(\rR\x05batch\"\x8c\x01\n" +
+	"\fPutEventType\x125\n" +
+	"\n" +
+	"event_type\x18\x01 \x01(\v2\x16.hookwire.v1.EventTypeR\teventType\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"l\n" +
+	"\x0fDeleteEventType\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"{\n" +
+	"\x11PutPortalSettings\x127\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1b.hookwire.v1.PortalSettingsR\bsettings\x12-\n" +
+	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"\x81\x01\n" +
+	"\x10PutPortalSession\x12>\n" +
+	"\x06record\x18\x01 \x01(\v2&.hookwire.store.v1.PortalSessionRecordR\x06record\x12-\n" +
+	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"l\n" +
+	"\x13RevokePortalSession\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05auditB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_commands_proto_rawDescOnce sync.Once
@@ -1717,7 +2116,7 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*Proposal)(nil),              // 0: hookwire.store.v1.Proposal
 	(*Command)(nil),               // 1: hookwire.store.v1.Command
@@ -1740,18 +2139,26 @@ var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*PurgeEvents)(nil),           // 18: hookwire.store.v1.PurgeEvents
 	(*PurgeAudit)(nil),            // 19: hookwire.store.v1.PurgeAudit
 	(*PurgeTenantStep)(nil),       // 20: hookwire.store.v1.PurgeTenantStep
-	(*v1.Event)(nil),              // 21: hookwire.v1.Event
-	(*TraceContext)(nil),          // 22: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 23: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 24: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 25: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 28: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 29: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 30: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 31: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 32: hookwire.v1.JoinToken
+	(*PutEventType)(nil),          // 21: hookwire.store.v1.PutEventType
+	(*DeleteEventType)(nil),       // 22: hookwire.store.v1.DeleteEventType
+	(*PutPortalSettings)(nil),     // 23: hookwire.store.v1.PutPortalSettings
+	(*PutPortalSession)(nil),      // 24: hookwire.store.v1.PutPortalSession
+	(*RevokePortalSession)(nil),   // 25: hookwire.store.v1.RevokePortalSession
+	(*v1.Event)(nil),              // 26: hookwire.v1.Event
+	(*TraceContext)(nil),          // 27: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 28: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 29: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 30: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 32: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 33: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 34: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 35: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 36: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 37: hookwire.v1.JoinToken
+	(*v1.EventType)(nil),          // 38: hookwire.v1.EventType
+	(*v1.PortalSettings)(nil),     // 39: hookwire.v1.PortalSettings
+	(*PortalSessionRecord)(nil),   // 40: hookwire.store.v1.PortalSessionRecord
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: hookwire.store.v1.Proposal.commands:type_name -> hookwire.store.v1.Command
@@ -1771,40 +2178,53 @@ var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	18, // 14: hookwire.store.v1.Command.purge_events:type_name -> hookwire.store.v1.PurgeEvents
 	19, // 15: hookwire.store.v1.Command.purge_audit:type_name -> hookwire.store.v1.PurgeAudit
 	20, // 16: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
-	3,  // 17: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	21, // 18: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	4,  // 19: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	22, // 20: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	23, // 21: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	4,  // 22: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	24, // 23: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	7,  // 24: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	25, // 25: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	26, // 26: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	27, // 27: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	23, // 28: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	28, // 29: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	24, // 30: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 31: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	24, // 32: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	30, // 33: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	24, // 34: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	31, // 35: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	24, // 36: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	32, // 37: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	24, // 38: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 39: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 40: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	31, // 41: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	24, // 42: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 43: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 44: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 45: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	21, // 17: hookwire.store.v1.Command.put_event_type:type_name -> hookwire.store.v1.PutEventType
+	22, // 18: hookwire.store.v1.Command.delete_event_type:type_name -> hookwire.store.v1.DeleteEventType
+	23, // 19: hookwire.store.v1.Command.put_portal_settings:type_name -> hookwire.store.v1.PutPortalSettings
+	24, // 20: hookwire.store.v1.Command.put_portal_session:type_name -> hookwire.store.v1.PutPortalSession
+	25, // 21: hookwire.store.v1.Command.revoke_portal_session:type_name -> hookwire.store.v1.RevokePortalSession
+	3,  // 22: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	26, // 23: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	4,  // 24: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	27, // 25: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	28, // 26: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	4,  // 27: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	29, // 28: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	7,  // 29: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	30, // 30: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	31, // 31: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	32, // 32: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	28, // 33: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	33, // 34: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	29, // 35: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	34, // 36: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	29, // 37: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	35, // 38: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	29, // 39: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	36, // 40: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	29, // 41: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	37, // 42: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	29, // 43: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 44: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 45: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	36, // 46: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	29, // 47: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 48: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 49: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 50: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	38, // 51: hookwire.store.v1.PutEventType.event_type:type_name -> hookwire.v1.EventType
+	29, // 52: hookwire.store.v1.PutEventType.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 53: hookwire.store.v1.DeleteEventType.audit:type_name -> hookwire.v1.AuditEvent
+	39, // 54: hookwire.store.v1.PutPortalSettings.settings:type_name -> hookwire.v1.PortalSettings
+	29, // 55: hookwire.store.v1.PutPortalSettings.audit:type_name -> hookwire.v1.AuditEvent
+	40, // 56: hookwire.store.v1.PutPortalSession.record:type_name -> hookwire.store.v1.PortalSessionRecord
+	29, // 57: hookwire.store.v1.PutPortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	29, // 58: hookwire.store.v1.RevokePortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -1830,6 +2250,11 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PurgeEvents)(nil),
 		(*Command_PurgeAudit)(nil),
 		(*Command_PurgeTenantStep)(nil),
+		(*Command_PutEventType)(nil),
+		(*Command_DeleteEventType)(nil),
+		(*Command_PutPortalSettings)(nil),
+		(*Command_PutPortalSession)(nil),
+		(*Command_RevokePortalSession)(nil),
 	}
 	file_hookwire_store_v1_commands_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
@@ -1838,7 +2263,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
