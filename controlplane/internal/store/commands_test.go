@@ -164,7 +164,7 @@ func commandSequence(t *testing.T) []*storev1.Command {
 	// with it below).
 	add(&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created", ExamplePayload: `{"id":1}`, CreateTime: at(0)}, Create: true, Audit: audit("acme", "event_type.create")},
 		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created"}, Create: true}, // fails: exists
-		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.paid"}},                 // fails: no such type
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.paid"}},                  // fails: no such type
 		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "beta", Name: "x.y"}, Create: true},
 		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.gone"}, Create: true},
 		&storev1.DeleteEventType{Tenant: "acme", Name: "order.gone", Audit: audit("acme", "event_type.delete")},
