@@ -35,29 +35,29 @@ import (
 type isoAccess int
 
 const (
-	isoAdminOnly isoAccess = iota // the admin key only
-	isoRead                       // any key of the tenant but publish-only
-	isoWrite                      // a tenant-admin key of the tenant
-	isoPublish                    // a tenant-admin or publish-only key of the tenant
-	isoAgent                      // the admin key or a join token (agents)
-	isoPortalOnly                 // a portal token only (the portal page)
+	isoAdminOnly  isoAccess = iota // the admin key only
+	isoRead                        // any key of the tenant but publish-only
+	isoWrite                       // a tenant-admin key of the tenant
+	isoPublish                     // a tenant-admin or publish-only key of the tenant
+	isoAgent                       // the admin key or a join token (agents)
+	isoPortalOnly                  // a portal token only (the portal page)
 )
 
 // isoCaller is who calls.
 type isoCaller int
 
 const (
-	callerOwn      isoCaller = iota // tenant-admin key of the tenant acted on
-	callerOther                     // tenant-admin key of another tenant
-	callerAdmin                     // the admin key
-	callerNone                      // no key at all
-	callerRevoked                   // a revoked tenant-admin key of the tenant
-	callerExpired                   // an expired tenant-admin key of the tenant
-	callerPublish                   // publish-only key of the tenant
-	callerReadOnly                  // read-only key of the tenant
-	callerPortal                    // portal token of the tenant (whole tenant, every feature)
-	callerPortalRevoked             // revoked portal token of the tenant
-	callerPortalExpired             // expired portal token of the tenant
+	callerOwn           isoCaller = iota // tenant-admin key of the tenant acted on
+	callerOther                          // tenant-admin key of another tenant
+	callerAdmin                          // the admin key
+	callerNone                           // no key at all
+	callerRevoked                        // a revoked tenant-admin key of the tenant
+	callerExpired                        // an expired tenant-admin key of the tenant
+	callerPublish                        // publish-only key of the tenant
+	callerReadOnly                       // read-only key of the tenant
+	callerPortal                         // portal token of the tenant (whole tenant, every feature)
+	callerPortalRevoked                  // revoked portal token of the tenant
+	callerPortalExpired                  // expired portal token of the tenant
 	numCallers
 )
 
@@ -338,7 +338,9 @@ func freshJoinToken(e *isoEnv, tenant string) isoObjects {
 func isoMatrix(e *isoEnv) map[string]isoRow {
 	tenants := func(c *grpc.ClientConn) hookwirev1.TenantServiceClient { return hookwirev1.NewTenantServiceClient(c) }
 	keys := func(c *grpc.ClientConn) hookwirev1.ApiKeyServiceClient { return hookwirev1.NewApiKeyServiceClient(c) }
-	evTypes := func(c *grpc.ClientConn) hookwirev1.EventTypeServiceClient { return hookwirev1.NewEventTypeServiceClient(c) }
+	evTypes := func(c *grpc.ClientConn) hookwirev1.EventTypeServiceClient {
+		return hookwirev1.NewEventTypeServiceClient(c)
+	}
 	portal := func(c *grpc.ClientConn) hookwirev1.PortalServiceClient { return hookwirev1.NewPortalServiceClient(c) }
 	subs := func(c *grpc.ClientConn) hookwirev1.SubscriptionServiceClient {
 		return hookwirev1.NewSubscriptionServiceClient(c)

@@ -21,6 +21,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/metrics"
+	"github.com/hookwire/hookwire/controlplane/internal/portal"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
@@ -68,6 +69,15 @@ type Config struct {
 	// HTTP 429 with Retry-After.
 	APIRateLimit float64
 	APIRateBurst int
+	// PortalURL is the base of the tenant portal's links (scheme and host
+	// as customers' browsers reach the REST listener, e.g.
+	// "https://hooks.example.com"); empty: CreatePortalSession returns a
+	// path ("/portal/<token>") to prefix with that address.
+	PortalURL string
+	// PortalSessionRate and PortalSessionBurst limit how many portal
+	// sessions per second a tenant may create; 0: 5/s, burst 50.
+	PortalSessionRate  float64
+	PortalSessionBurst int
 	// AdminAddr serves /metrics, /debug/pprof/ and /healthz without
 	// authentication; "" or "off" disables it. Keep it private.
 	AdminAddr string
@@ -281,6 +291,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate, SecretFields: cfg.SecretConfigFields,
 		Keyring: keyring, Metrics: s.metrics,
 		RateLimit: cfg.APIRateLimit, RateBurst: cfg.APIRateBurst,
+		PortalURL: cfg.PortalURL, PortalSessionRate: cfg.PortalSessionRate, PortalSessionBurst: cfg.PortalSessionBurst,
 	})
 	if err != nil {
 		return nil, err
@@ -380,6 +391,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// The tenant portal's page (GET /portal/<token>) and its assets;
+		// its JSON calls go through the gateway like any other.
+		gw = portal.Handler(svc.LookupPortalSession, cfg.Logger, gw)
 		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}

@@ -126,22 +126,33 @@ func (g *portalGrant) covers(sub *hookwirev1.Subscription) bool {
 // can reports whether the session has feature.
 func (g *portalGrant) can(feature string) bool { return g.features[feature] }
 
-// LookupPortalSession resolves a portal token to its session, for the
-// page handler: nil when the token is malformed, unknown, revoked or
-// expired (the page answers the same for all of them).
-func (s *Services) LookupPortalSession(token string) (*hookwirev1.PortalSession, *hookwirev1.PortalSettings, error) {
-	sess, err := s.auth.portalSession(token)
-	if err != nil {
-		if status.Code(err) == codes.Unauthenticated {
-			return nil, nil, nil
-		}
-		return nil, nil, err
+// LookupPortalSession resolves a portal token for the page handler. It
+// returns the session and its tenant's portal settings, and whether the
+// token may be used now; a token that names no session gives nil, nil,
+// false. A revoked or expired session comes back unusable, so the page
+// can still honour its tenant's frame-ancestors while it says so.
+func (s *Services) LookupPortalSession(token string) (*hookwirev1.PortalSession, *hookwirev1.PortalSettings, bool, error) {
+	id := portalTokenID(token)
+	if id == "" {
+		return nil, nil, false, nil
 	}
+	rec, err := s.cfg.Store.GetPortalSession(id)
+	if errorsIsNotFound(err) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if subtle.ConstantTimeCompare(rec.GetHash(), hashKey(token)) != 1 {
+		return nil, nil, false, nil
+	}
+	sess := rec.GetSession()
 	ps, err := s.portalSettings(sess.GetTenant())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return sess, ps, nil
+	usable := !sess.GetRevoked() && s.cfg.Now().Before(sess.GetExpireTime().AsTime())
+	return sess, ps, usable, nil
 }
 
 // portalSession checks a portal token against the store.
