@@ -419,3 +419,12 @@ func TestPortalAPIIsNotOpenToCSRF(t *testing.T) {
 		t.Errorf("CSP %q: want form-action 'none' and connect-src 'self'", csp)
 	}
 }
+
+func TestPortalURLIsChecked(t *testing.T) {
+	for _, bad := range []string{"hooks.example.com", "ftp://hooks.example.com", "https://user:pw@hooks.example.com", "https://hooks.example.com/?x=1"} {
+		_, err := controlplane.Start(t.Context(), controlplane.Config{DataDir: t.TempDir(), PortalURL: bad, MasterKey: mustMasterKey(t, testMasterKey)})
+		if err == nil || !strings.Contains(err.Error(), "--portal-url") {
+			t.Errorf("PortalURL %q: %v, want an error naming --portal-url", bad, err)
+		}
+	}
+}

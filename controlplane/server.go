@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,6 +214,9 @@ type Server struct {
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("control plane needs a data directory")
+	}
+	if err := checkPortalURL(cfg.PortalURL); err != nil {
+		return nil, err
 	}
 	if cfg.MasterKey == nil {
 		return nil, errors.New("control plane needs a master key to encrypt signing keys: create one with `hookwire keygen --out FILE` and pass it with --master-key-file FILE (or put its contents in " + MasterKeyEnv + ")")
@@ -541,8 +545,28 @@ func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, e
 	} else if n > 0 {
 		s.cfg.Logger.Info("purged expired audit events", "before", auditCutoff, "audit_events", n)
 	}
+	// Expired portal sessions are kept an hour (their page still says
+	// "expired" rather than "unknown"), then removed.
+	if n, perr := s.store.PurgePortalSessions(ctx, s.cfg.Now().Add(-time.Hour), 500); perr != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("purge expired portal sessions", "err", perr)
+	} else if n > 0 {
+		s.cfg.Logger.Info("purged expired portal sessions", "portal_sessions", n)
+	}
 	return st.Events, st.Deliveries, st.Attempts, err
 }
 
 // StoreSize reports the store file's size in bytes.
 func (s *Server) StoreSize() int64 { return s.store.Size() }
+
+// checkPortalURL checks --portal-url: empty, or an http(s) URL of a host,
+// optionally with a path prefix, without credentials, query or fragment.
+func checkPortalURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--portal-url %q: give the base URL customers' browsers reach the REST listener at, e.g. https://hooks.example.com", raw)
+	}
+	return nil
+}

@@ -87,9 +87,6 @@ var portalRules = map[string]portalRule{
 	}},
 }
 
-// PortalMethods lists the methods a portal token may call, sorted.
-func PortalMethods() []string { return slices.Sorted(maps.Keys(portalRules)) }
-
 // portalRefused is the answer to a method a portal token cannot call.
 func portalRefused(method string) error {
 	return status.Errorf(codes.PermissionDenied, "portal tokens can only manage the endpoints of their portal session (list, create, edit, delete, rotate secrets, see and resend deliveries, send test events); %s needs an API key", method)

@@ -47,6 +47,8 @@ type Result struct {
 	PurgedLast []byte
 	// PurgeAudit: how many audit events it removed.
 	AuditPurged int
+	// PurgePortalSessions: how many sessions it removed.
+	PortalSessionsPurged int
 	// PurgeTenantStep: what it removed, and whether the purge is finished.
 	TenantPurged     TenantPurgeStats
 	TenantPurgedDone bool
@@ -228,6 +230,9 @@ func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (R
 		return Result{}, applyPutPortalSession(tx, k.PutPortalSession)
 	case *storev1.Command_RevokePortalSession:
 		return Result{}, applyRevokePortalSession(tx, k.RevokePortalSession)
+	case *storev1.Command_PurgePortalSessions:
+		n, err := applyPurgePortalSessions(tx, k.PurgePortalSessions)
+		return Result{PortalSessionsPurged: n}, err
 	case nil:
 		return Result{}, fmt.Errorf("apply command: no kind set")
 	default:

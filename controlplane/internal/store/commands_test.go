@@ -78,6 +78,8 @@ func commandSequence(t *testing.T) []*storev1.Command {
 			return &storev1.Command{Kind: &storev1.Command_PutPortalSession{PutPortalSession: k}}
 		case *storev1.RevokePortalSession:
 			return &storev1.Command{Kind: &storev1.Command_RevokePortalSession{RevokePortalSession: k}}
+		case *storev1.PurgePortalSessions:
+			return &storev1.Command{Kind: &storev1.Command_PurgePortalSessions{PurgePortalSessions: k}}
 		}
 		t.Fatalf("no command for %T", c)
 		return nil
@@ -176,7 +178,9 @@ func commandSequence(t *testing.T) []*storev1.Command {
 		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_1", Tenant: "acme"}}}, // fails: exists
 		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_2", Tenant: "beta"}}},
 		&storev1.RevokePortalSession{Tenant: "acme", Id: "hwp_1", Audit: audit("acme", "portal_session.revoke")},
-		&storev1.RevokePortalSession{Tenant: "beta", Id: "hwp_1"}) // fails: another tenant's
+		&storev1.RevokePortalSession{Tenant: "beta", Id: "hwp_1"}, // fails: another tenant's
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_3", Tenant: "acme", ExpireTime: at(time.Second)}}},
+		&storev1.PurgePortalSessions{CutoffUnixNanos: base.Add(time.Minute).UnixNano(), Batch: 10}) // removes hwp_3, keeps hwp_1
 
 	// Deletions and purges.
 	add(&storev1.DeleteSubscription{Tenant: "acme", Id: ordered[:], Revision: 0, Audit: audit("acme", "subscription.delete")},

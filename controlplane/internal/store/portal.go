@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"time"
 
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -256,6 +257,56 @@ func applyRevokePortalSession(tx *bolt.Tx, c *storev1.RevokePortalSession) error
 		return err
 	}
 	return auditIfSet(tx, c.GetAudit())
+}
+
+// PurgePortalSessions removes the portal sessions that expired before
+// cutoff, at most batch per write, and returns how many it removed.
+func (s *Store) PurgePortalSessions(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	batch = max(batch, 1)
+	total := 0
+	for ctx.Err() == nil {
+		c := &storev1.PurgePortalSessions{CutoffUnixNanos: cutoff.UnixNano(), Batch: uint32(batch)}
+		r, err := s.applyOne(ctx, &storev1.Command{Kind: &storev1.Command_PurgePortalSessions{PurgePortalSessions: c}})
+		if err != nil {
+			return total, err
+		}
+		total += r.PortalSessionsPurged
+		if r.PortalSessionsPurged < batch {
+			return total, nil
+		}
+	}
+	return total, ctx.Err()
+}
+
+func applyPurgePortalSessions(tx *bolt.Tx, c *storev1.PurgePortalSessions) (int, error) {
+	b := tx.Bucket(bucketPortalSessions)
+	if b == nil {
+		return 0, nil
+	}
+	batch := max(int(c.GetBatch()), 1)
+	var doomed [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if len(doomed) >= batch {
+			return nil
+		}
+		rec, err := decode(bucketPortalSessions, k, v, &storev1.PortalSessionRecord{})
+		if err != nil {
+			return err
+		}
+		if exp := rec.GetSession().GetExpireTime(); exp != nil && exp.AsTime().UnixNano() < c.GetCutoffUnixNanos() {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
 }
 
 // deleteTenantPortal deletes a tenant's event types, portal settings and

@@ -116,6 +116,7 @@ type Command struct {
 	//	*Command_PutPortalSettings
 	//	*Command_PutPortalSession
 	//	*Command_RevokePortalSession
+	//	*Command_PurgePortalSessions
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -347,6 +348,15 @@ func (x *Command) GetRevokePortalSession() *RevokePortalSession {
 	return nil
 }
 
+func (x *Command) GetPurgePortalSessions() *PurgePortalSessions {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgePortalSessions); ok {
+			return x.PurgePortalSessions
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -435,6 +445,10 @@ type Command_RevokePortalSession struct {
 	RevokePortalSession *RevokePortalSession `protobuf:"bytes,21,opt,name=revoke_portal_session,json=revokePortalSession,proto3,oneof"`
 }
 
+type Command_PurgePortalSessions struct {
+	PurgePortalSessions *PurgePortalSessions `protobuf:"bytes,22,opt,name=purge_portal_sessions,json=purgePortalSessions,proto3,oneof"`
+}
+
 func (*Command_PublishEvents) isCommand_Kind() {}
 
 func (*Command_AddDeliveries) isCommand_Kind() {}
@@ -476,6 +490,8 @@ func (*Command_PutPortalSettings) isCommand_Kind() {}
 func (*Command_PutPortalSession) isCommand_Kind() {}
 
 func (*Command_RevokePortalSession) isCommand_Kind() {}
+
+func (*Command_PurgePortalSessions) isCommand_Kind() {}
 
 // PublishEvents stores events of one tenant with their deliveries. Fails
 // (not found) when the tenant does not exist. An event whose idempotency
@@ -1968,13 +1984,67 @@ func (x *RevokePortalSession) GetAudit() *v1.AuditEvent {
 	return nil
 }
 
+// PurgePortalSessions removes up to batch portal sessions that expired
+// before cutoff (revoked or not).
+type PurgePortalSessions struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CutoffUnixNanos int64                  `protobuf:"varint,1,opt,name=cutoff_unix_nanos,json=cutoffUnixNanos,proto3" json:"cutoff_unix_nanos,omitempty"`
+	Batch           uint32                 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PurgePortalSessions) Reset() {
+	*x = PurgePortalSessions{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgePortalSessions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgePortalSessions) ProtoMessage() {}
+
+func (x *PurgePortalSessions) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgePortalSessions.ProtoReflect.Descriptor instead.
+func (*PurgePortalSessions) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PurgePortalSessions) GetCutoffUnixNanos() int64 {
+	if x != nil {
+		return x.CutoffUnixNanos
+	}
+	return 0
+}
+
+func (x *PurgePortalSessions) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x1chookwire/v1/event_type.proto\x1a\x18hookwire/v1/portal.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
 	"\bProposal\x126\n" +
-	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xf8\f\n" +
+	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd6\r\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1998,7 +2068,8 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x11delete_event_type\x18\x12 \x01(\v2\".hookwire.store.v1.DeleteEventTypeH\x00R\x0fdeleteEventType\x12V\n" +
 	"\x13put_portal_settings\x18\x13 \x01(\v2$.hookwire.store.v1.PutPortalSettingsH\x00R\x11putPortalSettings\x12S\n" +
 	"\x12put_portal_session\x18\x14 \x01(\v2#.hookwire.store.v1.PutPortalSessionH\x00R\x10putPortalSession\x12\\\n" +
-	"\x15revoke_portal_session\x18\x15 \x01(\v2&.hookwire.store.v1.RevokePortalSessionH\x00R\x13revokePortalSessionB\x06\n" +
+	"\x15revoke_portal_session\x18\x15 \x01(\v2&.hookwire.store.v1.RevokePortalSessionH\x00R\x13revokePortalSession\x12\\\n" +
+	"\x15purge_portal_sessions\x18\x16 \x01(\v2&.hookwire.store.v1.PurgePortalSessionsH\x00R\x13purgePortalSessionsB\x06\n" +
 	"\x04kind\"\\\n" +
 	"\rPublishEvents\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -2102,7 +2173,10 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x13RevokePortalSession\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12-\n" +
-	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05auditB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"W\n" +
+	"\x13PurgePortalSessions\x12*\n" +
+	"\x11cutoff_unix_nanos\x18\x01 \x01(\x03R\x0fcutoffUnixNanos\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_commands_proto_rawDescOnce sync.Once
@@ -2116,7 +2190,7 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*Proposal)(nil),              // 0: hookwire.store.v1.Proposal
 	(*Command)(nil),               // 1: hookwire.store.v1.Command
@@ -2144,21 +2218,22 @@ var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*PutPortalSettings)(nil),     // 23: hookwire.store.v1.PutPortalSettings
 	(*PutPortalSession)(nil),      // 24: hookwire.store.v1.PutPortalSession
 	(*RevokePortalSession)(nil),   // 25: hookwire.store.v1.RevokePortalSession
-	(*v1.Event)(nil),              // 26: hookwire.v1.Event
-	(*TraceContext)(nil),          // 27: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 28: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 29: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 30: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 32: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 33: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 34: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 35: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 36: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 37: hookwire.v1.JoinToken
-	(*v1.EventType)(nil),          // 38: hookwire.v1.EventType
-	(*v1.PortalSettings)(nil),     // 39: hookwire.v1.PortalSettings
-	(*PortalSessionRecord)(nil),   // 40: hookwire.store.v1.PortalSessionRecord
+	(*PurgePortalSessions)(nil),   // 26: hookwire.store.v1.PurgePortalSessions
+	(*v1.Event)(nil),              // 27: hookwire.v1.Event
+	(*TraceContext)(nil),          // 28: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 29: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 30: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 31: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 33: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 34: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 35: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 36: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 37: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 38: hookwire.v1.JoinToken
+	(*v1.EventType)(nil),          // 39: hookwire.v1.EventType
+	(*v1.PortalSettings)(nil),     // 40: hookwire.v1.PortalSettings
+	(*PortalSessionRecord)(nil),   // 41: hookwire.store.v1.PortalSessionRecord
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: hookwire.store.v1.Proposal.commands:type_name -> hookwire.store.v1.Command
@@ -2183,48 +2258,49 @@ var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	23, // 19: hookwire.store.v1.Command.put_portal_settings:type_name -> hookwire.store.v1.PutPortalSettings
 	24, // 20: hookwire.store.v1.Command.put_portal_session:type_name -> hookwire.store.v1.PutPortalSession
 	25, // 21: hookwire.store.v1.Command.revoke_portal_session:type_name -> hookwire.store.v1.RevokePortalSession
-	3,  // 22: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	26, // 23: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	4,  // 24: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	27, // 25: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	28, // 26: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	4,  // 27: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	29, // 28: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	7,  // 29: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	30, // 30: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	31, // 31: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	32, // 32: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	28, // 33: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	33, // 34: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	29, // 35: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	34, // 36: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	29, // 37: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	35, // 38: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	29, // 39: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	36, // 40: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	29, // 41: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	37, // 42: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	29, // 43: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 44: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 45: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	36, // 46: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	29, // 47: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 48: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 49: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 50: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
-	38, // 51: hookwire.store.v1.PutEventType.event_type:type_name -> hookwire.v1.EventType
-	29, // 52: hookwire.store.v1.PutEventType.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 53: hookwire.store.v1.DeleteEventType.audit:type_name -> hookwire.v1.AuditEvent
-	39, // 54: hookwire.store.v1.PutPortalSettings.settings:type_name -> hookwire.v1.PortalSettings
-	29, // 55: hookwire.store.v1.PutPortalSettings.audit:type_name -> hookwire.v1.AuditEvent
-	40, // 56: hookwire.store.v1.PutPortalSession.record:type_name -> hookwire.store.v1.PortalSessionRecord
-	29, // 57: hookwire.store.v1.PutPortalSession.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 58: hookwire.store.v1.RevokePortalSession.audit:type_name -> hookwire.v1.AuditEvent
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	26, // 22: hookwire.store.v1.Command.purge_portal_sessions:type_name -> hookwire.store.v1.PurgePortalSessions
+	3,  // 23: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	27, // 24: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	4,  // 25: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	28, // 26: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	29, // 27: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	4,  // 28: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	30, // 29: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	7,  // 30: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	31, // 31: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	32, // 32: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	33, // 33: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	29, // 34: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	34, // 35: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	30, // 36: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	35, // 37: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	30, // 38: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	36, // 39: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	30, // 40: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	37, // 41: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	30, // 42: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	38, // 43: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	30, // 44: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 45: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 46: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	37, // 47: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	30, // 48: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 49: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 50: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 51: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	39, // 52: hookwire.store.v1.PutEventType.event_type:type_name -> hookwire.v1.EventType
+	30, // 53: hookwire.store.v1.PutEventType.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 54: hookwire.store.v1.DeleteEventType.audit:type_name -> hookwire.v1.AuditEvent
+	40, // 55: hookwire.store.v1.PutPortalSettings.settings:type_name -> hookwire.v1.PortalSettings
+	30, // 56: hookwire.store.v1.PutPortalSettings.audit:type_name -> hookwire.v1.AuditEvent
+	41, // 57: hookwire.store.v1.PutPortalSession.record:type_name -> hookwire.store.v1.PortalSessionRecord
+	30, // 58: hookwire.store.v1.PutPortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	30, // 59: hookwire.store.v1.RevokePortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -2255,6 +2331,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PutPortalSettings)(nil),
 		(*Command_PutPortalSession)(nil),
 		(*Command_RevokePortalSession)(nil),
+		(*Command_PurgePortalSessions)(nil),
 	}
 	file_hookwire_store_v1_commands_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
@@ -2263,7 +2340,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
