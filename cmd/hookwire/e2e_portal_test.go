@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/hookwire/hookwire/internal/browsertest"
 )
 
@@ -250,6 +251,16 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("at 360 px the page scrolls sideways by %d px", overflow)
 	}
 
+	// Rotate the secret (confirmed in the page): a new one is shown once.
+	do("rotate", chromedp.Click(xpath("//button[text()='Back']")), chromedp.WaitVisible(css("#add-endpoint")),
+		chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Rotate secret']")),
+		chromedp.WaitVisible(css("#confirm-yes")), chromedp.Click(css("#confirm-yes")),
+		chromedp.WaitVisible(css("#secret-value")))
+	if rotated := str("rotated secret", chromedp.Value(css("#secret-value"))); !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
+		t.Errorf("secret after rotation %q (before %q)", rotated, secret)
+	}
+	do("close the secret", chromedp.Click(xpath("//section[@id='secret']//button[text()='Done']")), chromedp.WaitNotPresent(css("#secret")))
+
 	// The same token against another tenant's and another customer's
 	// data, from the page and over plain HTTP: all look missing.
 	for _, c := range []struct{ method, path string }{
@@ -275,6 +286,22 @@ func TestPortalInBrowser(t *testing.T) {
 	code, body := pageFetch(t, ctx, ps.Token, "GET", "/v1/tenants/acme/subscriptions")
 	if code != 200 || strings.Contains(body, other.ID) || !strings.Contains(body, mine) {
 		t.Errorf("acme's list with the token: %d %s; want only the session's endpoint", code, body)
+	}
+
+	// Delete, from the keyboard: Escape cancels, then the button deletes.
+	do("delete, cancelled", chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Delete']")),
+		chromedp.WaitVisible(css("#confirm-no")), chromedp.KeyEvent(kb.Escape), chromedp.WaitNotPresent(css("#confirm")))
+	if n := num(`document.querySelectorAll("li.endpoint").length`); n != 1 {
+		t.Fatalf("%d endpoints after a cancelled delete, want 1", n)
+	}
+	do("delete", chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Delete']")),
+		chromedp.WaitVisible(css("#confirm-yes")), chromedp.Click(css("#confirm-yes")),
+		chromedp.WaitNotPresent(css("li.endpoint")))
+	if code, _ := bearerCall(t, addr, e2eAdminKey, "GET", "/v1/tenants/acme/subscriptions/"+mine, ""); code != 404 {
+		t.Errorf("the deleted endpoint: HTTP %d, want 404", code)
+	}
+	if code, _ := bearerCall(t, addr, e2eAdminKey, "GET", "/v1/tenants/acme/subscriptions/"+other.ID, ""); code != 200 {
+		t.Errorf("another customer's endpoint after the delete: HTTP %d, want 200", code)
 	}
 
 	// Revoked: refused at once, by the API and by the page.

@@ -212,8 +212,27 @@ function showSecret(secret, heading) {
   box.focus();
 }
 
+// ask shows a confirmation in the page (browsers may block confirm() in a
+// frame of another origin) and resolves to the answer.
+function ask(question, yes, danger = false) {
+  return new Promise((resolve) => {
+    const previous = document.activeElement;
+    const finish = (answer) => { box.remove(); if (previous && previous.focus) previous.focus(); resolve(answer); };
+    const box = el("section", { className: "card confirm", id: "confirm", role: "alertdialog", "aria-labelledby": "confirm-text", tabIndex: -1 },
+      el("p", { id: "confirm-text", text: question }),
+      el("div", { className: "actions" },
+        el("button", { type: "button", id: "confirm-yes", className: danger ? "danger" : "primary", text: yes, onclick: () => finish(true) }),
+        el("button", { type: "button", id: "confirm-no", text: "Cancel", onclick: () => finish(false) })));
+    box.addEventListener("keydown", (ev) => { if (ev.key === "Escape") finish(false); });
+    const old = document.getElementById("confirm");
+    if (old) old.remove();
+    app.prepend(box);
+    box.querySelector("#confirm-no").focus();
+  });
+}
+
 async function remove(sub) {
-  if (!confirm("Delete the endpoint " + (urlOf(sub) || sub.id) + "? Its pending deliveries are cancelled.")) return;
+  if (!await ask("Delete the endpoint " + (urlOf(sub) || sub.id) + "? Its pending deliveries are cancelled.", "Delete", true)) return;
   try {
     await api("DELETE", tenantPath() + "/subscriptions/" + encodeURIComponent(sub.id));
     say("Endpoint deleted.");
@@ -224,7 +243,7 @@ async function remove(sub) {
 }
 
 async function rotate(sub) {
-  if (!confirm("Rotate the signing secret? The old one keeps working for a while, so you can switch.")) return;
+  if (!await ask("Rotate the signing secret? The old one keeps working for a while, so you can switch.", "Rotate")) return;
   try {
     const r = await api("POST", tenantPath() + "/subscriptions/" + encodeURIComponent(sub.id) + ":rotateSecret", {});
     await showEndpoints();
