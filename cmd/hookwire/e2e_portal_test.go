@@ -158,6 +158,9 @@ func TestPortalInBrowser(t *testing.T) {
 	if primary := str("primary", chromedp.Evaluate[string](`getComputedStyle(document.documentElement).getPropertyValue("--primary").trim()`)); !strings.EqualFold(primary, "#aa3300") {
 		t.Errorf("--primary is %q, want the tenant's #AA3300", primary)
 	}
+	if fg := str("button text colour", chromedp.Evaluate[string](`getComputedStyle(document.getElementById("add-endpoint")).color`)); fg != "rgb(255, 255, 255)" {
+		t.Errorf("text on the #AA3300 accent is %s, want white (the better contrast)", fg)
+	}
 	if listed := str("read the list", chromedp.Text(css("#app"))); strings.Contains(listed, "someone else") || strings.Contains(listed, "globex") {
 		t.Fatalf("the page lists another customer's endpoints: %q", listed)
 	}

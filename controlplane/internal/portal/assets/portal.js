@@ -74,6 +74,11 @@ function applyTheme() {
   if (primary && /^#[0-9a-fA-F]{6}$/.test(primary)) {
     // CSSOM, which the page's style-src 'self' allows.
     root.style.setProperty("--primary", primary);
+    // Text on the accent colour: black or white, whichever contrasts more
+    // (WCAG relative luminance).
+    const lin = (i) => { const c = parseInt(primary.slice(i, i + 2), 16) / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    const lum = 0.2126 * lin(1) + 0.7152 * lin(3) + 0.0722 * lin(5);
+    root.style.setProperty("--on-primary", (lum + 0.05) / 0.05 > 1.05 / (lum + 0.05) ? "#000000" : "#ffffff");
   }
 }
 
