@@ -81,7 +81,7 @@ func TestPortalInBrowser(t *testing.T) {
 	browsertest.Require(t)
 	srv := startServerArgs(t, t.TempDir())
 	startAgent(t, srv.grpcAddr, "portal-agent")
-	sk := newSink(t)
+	sk := newMarkupSink(t)
 	addr := srv.httpAddr
 
 	const xss = `<img src=x onerror="window.__xss=1">`
@@ -222,18 +222,30 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	// The attempt appears: the test clicks Refresh, as a user would,
-	// until the row shows the sink's 204.
+	// until the row shows the sink's 200.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		do("refresh deliveries", chromedp.Click(css("#refresh-deliveries")), chromedp.WaitVisible(css("tr.delivery, td.muted")))
 		resp := str("response", chromedp.Evaluate[string](`(document.querySelector("tr.delivery td.response") || {}).textContent || ""`))
-		if resp == "204" {
+		if resp == "200" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the delivery's attempt did not show 204 in the page (last %q)", resp)
+			t.Fatalf("the delivery's attempt did not show 200 in the page (last %q)", resp)
 		}
 		do("pause", chromedp.Sleep(200*time.Millisecond))
+	}
+
+	// The attempt's details show what the endpoint answered, markup as text.
+	do("open the attempts", chromedp.Click(css("tr.attempts summary")), chromedp.WaitVisible(css("tr.attempts pre.body")))
+	if got := str("response body", chromedp.Text(css("tr.attempts pre.body"))); got != markupBody {
+		t.Errorf("the response body shows as %q, want %q as text", got, markupBody)
+	}
+	if got := str("response headers", chromedp.Text(css("tr.attempts pre.headers"))); !strings.Contains(got, markupHeader) {
+		t.Errorf("the response headers show as %q, want %q among them as text", got, markupHeader)
+	}
+	if imgs, flag := num(`document.querySelectorAll("img").length`), num(`window.__xss === undefined ? 0 : 1`); imgs != 0 || flag != 0 {
+		t.Errorf("the endpoint's answer became elements: %d <img>, flag %d", imgs, flag)
 	}
 
 	// Resend: a new delivery reaches the sink.
@@ -417,4 +429,36 @@ func TestPortalFrameAncestorsInBrowser(t *testing.T) {
 	if !framed(t) {
 		t.Errorf("the portal did not load in a frame of %s, which the tenant allows", site)
 	}
+}
+
+// The markup a hostile endpoint answers with; the portal must show it as
+// text.
+const (
+	markupBody   = `<img src=x onerror="window.__xss=4">ok`
+	markupHeader = `<img src=x onerror=window.__xss=5>`
+)
+
+// newMarkupSink is newSink whose answer is 200 with markup in its body and
+// in a header.
+func newMarkupSink(t *testing.T) *sink {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{t: t, url: "http://" + lis.Addr().String() + "/hook", got: map[string][]received{}, hits: make(chan received, 1000)}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec := received{id: r.Header.Get("webhook-id"), path: r.URL.Path, body: body, headers: r.Header.Clone()}
+		s.mu.Lock()
+		s.got[rec.id] = append(s.got[rec.id], rec)
+		s.mu.Unlock()
+		w.Header().Set("X-Note", markupHeader)
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, markupBody)
+		s.hits <- rec
+	})}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Close() })
+	return s
 }

@@ -333,7 +333,35 @@ async function showDeliveries(sub) {
       el("td", { text: last && last.latency ? last.latency : "—" }),
       el("td", {}, el("time", { dateTime: d.create_time || "", text: d.create_time ? new Date(d.create_time).toLocaleString() : "" })),
       el("td", {}, resend)));
+    if (attempts.length > 0) {
+      body.append(el("tr", { className: "attempts" }, el("td", { colSpan: 6 }, attemptDetails(attempts))));
+    }
   }
+}
+
+// bodyText decodes a response body excerpt (base64 in JSON) as UTF-8 text.
+function bodyText(b64) {
+  if (!b64) return "";
+  try {
+    const bin = atob(b64);
+    return new TextDecoder().decode(Uint8Array.from(bin, (ch) => ch.charCodeAt(0)));
+  } catch { return "(binary)"; }
+}
+
+// attemptDetails lists a delivery's attempts: what the endpoint answered,
+// shown as text.
+function attemptDetails(attempts) {
+  const box = el("details", { className: "attempt-details" }, el("summary", { text: "Attempts (" + attempts.length + ")" }));
+  for (const a of attempts) {
+    const headers = Object.entries(a.response_headers || {}).map(([k, v]) => k + ": " + v).join("\n");
+    const text = bodyText(a.response_body);
+    box.append(el("div", { className: "attempt" },
+      el("p", { className: "meta", text: "#" + a.number + " · " + (a.start_time ? new Date(a.start_time).toLocaleString() : "") + " · " +
+        (a.status_code ? "HTTP " + a.status_code : outcomeText(a.outcome)) + (a.latency ? " · " + a.latency : "") + (a.error ? " · " + a.error : "") }),
+      headers ? el("pre", { className: "headers", text: headers }) : null,
+      text ? el("pre", { className: "body", text: text }) : null));
+  }
+  return box;
 }
 
 start();
