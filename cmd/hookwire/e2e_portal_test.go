@@ -205,6 +205,32 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("the secret is still on the page after Done")
 	}
 
+	// Edit the endpoint; pause and resume it.
+	do("edit", chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Edit']")), chromedp.WaitVisible(css("#ep-desc")),
+		chromedp.SetValue(css("#ep-desc"), "Orders and refunds"), chromedp.Click(css("#save-endpoint")),
+		chromedp.WaitVisible(xpath("//li[contains(@class,'endpoint')]//p[@class='description'][text()='Orders and refunds']")))
+	var stored struct {
+		Description string `json:"description"`
+		Status      string `json:"status"`
+		Target      struct {
+			Config struct {
+				URL string `json:"url"`
+			} `json:"config"`
+		} `json:"target"`
+	}
+	restCall(t, addr, "GET", "/v1/tenants/acme/subscriptions/"+mine, "", &stored)
+	if stored.Description != "Orders and refunds" || stored.Target.Config.URL != sk.url {
+		t.Errorf("after the edit the endpoint is %+v", stored)
+	}
+	do("pause", chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Pause']")),
+		chromedp.WaitVisible(xpath("//li[contains(@class,'endpoint')]//button[text()='Resume']")))
+	restCall(t, addr, "GET", "/v1/tenants/acme/subscriptions/"+mine, "", &stored)
+	if stored.Status != "SUBSCRIPTION_STATUS_PAUSED" {
+		t.Errorf("after Pause the endpoint is %s", stored.Status)
+	}
+	do("resume", chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Resume']")),
+		chromedp.WaitVisible(xpath("//li[contains(@class,'endpoint')]//button[text()='Pause']")))
+
 	// Send a test event of the catalog's type: the agent delivers it.
 	do("open send test event",
 		chromedp.Click(xpath("//li[contains(@class,'endpoint')]//button[text()='Send test event']")),
@@ -249,7 +275,7 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 
 	// Resend: a new delivery reaches the sink.
-	do("resend", chromedp.Click(css("button.resend")), chromedp.WaitVisible(css("#refresh-deliveries")))
+	do("resend", chromedp.Click(css("button.resend")), chromedp.WaitVisible(xpath("(//tr[contains(@class,'delivery')])[2]")))
 	sk.await(2, 30*time.Second)
 
 	// Nothing of the markup ran: no image element, no flag.

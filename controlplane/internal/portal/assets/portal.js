@@ -131,6 +131,7 @@ function endpointItem(sub) {
     el("button", { type: "button", text: "Deliveries", onclick: () => showDeliveries(sub) }),
     can("events.test") ? el("button", { type: "button", text: "Send test event", onclick: () => showTest(sub) }) : null,
     can("endpoints.write") ? el("button", { type: "button", text: "Edit", onclick: () => showForm(sub) }) : null,
+    can("endpoints.write") ? el("button", { type: "button", text: sub.status === "SUBSCRIPTION_STATUS_ENABLED" ? "Pause" : "Resume", onclick: () => setPaused(sub, sub.status === "SUBSCRIPTION_STATUS_ENABLED") }) : null,
     can("secrets.rotate") ? el("button", { type: "button", text: "Rotate secret", onclick: () => rotate(sub) }) : null,
     can("endpoints.write") ? el("button", { type: "button", className: "danger", text: "Delete", onclick: () => remove(sub) }) : null);
   return el("li", { className: "card endpoint", "data-id": sub.id },
@@ -236,6 +237,16 @@ function ask(question, yes, danger = false) {
   });
 }
 
+async function setPaused(sub, pause) {
+  try {
+    await api("POST", tenantPath() + "/subscriptions/" + encodeURIComponent(sub.id) + (pause ? ":pause" : ":resume"), {});
+    say(pause ? "Endpoint paused: deliveries wait until you resume it." : "Endpoint resumed.");
+    await showEndpoints();
+  } catch (e) {
+    say("Cannot " + (pause ? "pause" : "resume") + ": " + e.message, true);
+  }
+}
+
 async function remove(sub) {
   if (!await ask("Delete the endpoint " + (urlOf(sub) || sub.id) + "? Its pending deliveries are cancelled.", "Delete", true)) return;
   try {
@@ -315,9 +326,11 @@ async function showDeliveries(sub) {
   }
   const dels = list.deliveries || [];
   if (dels.length === 0) body.append(el("tr", {}, el("td", { colSpan: 6, className: "muted", text: "No deliveries yet." })));
-  for (const d of dels) {
-    let attempts = [];
-    try { attempts = (await api("GET", tenantPath() + "/deliveries/" + encodeURIComponent(d.id) + "/attempts")).attempts || []; } catch { /* shown without */ }
+  // The attempts of every delivery, fetched in parallel.
+  const attemptsOf = await Promise.all(dels.map((d) =>
+    api("GET", tenantPath() + "/deliveries/" + encodeURIComponent(d.id) + "/attempts").then((r) => r.attempts || [], () => [])));
+  dels.forEach((d, i) => {
+    const attempts = attemptsOf[i];
     const last = attempts[attempts.length - 1];
     const resend = can("deliveries.resend") ? el("button", { type: "button", className: "resend", text: "Resend", "aria-label": "Resend event " + d.event_id, onclick: async () => {
       try {
@@ -336,7 +349,7 @@ async function showDeliveries(sub) {
     if (attempts.length > 0) {
       body.append(el("tr", { className: "attempts" }, el("td", { colSpan: 6 }, attemptDetails(attempts))));
     }
-  }
+  });
 }
 
 // bodyText decodes a response body excerpt (base64 in JSON) as UTF-8 text.
