@@ -9,6 +9,7 @@ package controlplane_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -426,5 +427,58 @@ func TestPortalURLIsChecked(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--portal-url") {
 			t.Errorf("PortalURL %q: %v, want an error naming --portal-url", bad, err)
 		}
+	}
+}
+
+// TestPortalRevocationReachesEveryServer: in a three-server cluster, a
+// session created through one server opens on all, and once revoked
+// through another, no server accepts it: API calls at once (they are
+// answered by the leader), the page as soon as the server has applied
+// the revocation.
+func TestPortalRevocationReachesEveryServer(t *testing.T) {
+	addrs := []string{freeLoopback(t), freeLoopback(t), freeLoopback(t)}
+	var hs []*harness
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var join []string
+		for j, a := range addrs {
+			if j != i {
+				join = append(join, a)
+			}
+		}
+		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: controlplane.ClusterConfig{NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join}}))
+	}
+	// Poll until a condition holds: elections and replication take a
+	// moment.
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s", what)
+			}
+			time.Sleep(20 * time.Millisecond) // polling replication
+		}
+	}
+	eventually("create tenant acme", func() bool {
+		code, _, _ := portalREST(t, hs[0], "POST", "/v1/tenants", adminKey, `{"id":"acme"}`)
+		return code == 200
+	})
+	ps := newPortalSession(t, hs[1], "acme", `{}`)
+	for i, h := range hs {
+		eventually(fmt.Sprintf("the page through server %d", i+1), func() bool {
+			code, _, _ := portalREST(t, h, "GET", ps.URL, "", "")
+			return code == 200
+		})
+	}
+	if code, body, _ := portalREST(t, hs[2], "POST", "/v1/tenants/acme/portal-sessions/"+ps.ID+":revoke", adminKey, `{}`); code != 200 {
+		t.Fatalf("revoke through server 3: %d %s", code, body)
+	}
+	for i, h := range hs {
+		if code, body, _ := portalREST(t, h, "GET", "/v1/portal/context", ps.Token, ""); code != 401 {
+			t.Errorf("server %d answered a revoked token: %d %s", i+1, code, body)
+		}
+		eventually(fmt.Sprintf("the revoked page through server %d", i+1), func() bool {
+			code, _, _ := portalREST(t, h, "GET", ps.URL, "", "")
+			return code == 401
+		})
 	}
 }
