@@ -247,6 +247,25 @@ func TestPortalGateLimitsWhatATokenDoes(t *testing.T) {
 		t.Fatalf("create an http endpoint: %d %s; want it tagged with the session's labels and its secret", code, out)
 	}
 	sub := "/v1/tenants/acme/subscriptions/" + made.ID
+	// The endpoint receives only this customer's events (metadata), and
+	// an event without the key is no match rather than a filter error.
+	for _, c := range []struct {
+		metadata string
+		want     bool
+	}{{`{"customer":"cus_1"}`, true}, {`{"customer":"cus_2"}`, false}, {`{}`, false}, {`{"customer":"cus_1\" || true || \""}`, false}} {
+		code, out, _ := portalREST(t, h, "POST", "/v1/tenants/acme/events", adminKey, `{"type":"order.created","payload":{},"metadata":`+c.metadata+`}`)
+		var pub struct {
+			ID           string `json:"id"`
+			FilterErrors []any  `json:"filter_errors"`
+		}
+		if err := json.Unmarshal([]byte(out), &pub); err != nil || code != 200 || len(pub.FilterErrors) != 0 {
+			t.Fatalf("publish with metadata %s: %d %s", c.metadata, code, out)
+		}
+		_, dels, _ := portalREST(t, h, "GET", "/v1/tenants/acme/deliveries?event_id="+pub.ID+"&subscription_id="+made.ID, adminKey, "")
+		if got := strings.Contains(dels, made.ID); got != c.want {
+			t.Errorf("event with metadata %s delivered to the customer's endpoint: %v, want %v (%s)", c.metadata, got, c.want, dels)
+		}
+	}
 	for _, c := range []struct {
 		method, path, body string
 		code               int

@@ -262,7 +262,8 @@ func (s *portalService) CreatePortalSession(ctx context.Context, req *hookwirev1
 	features := slices.Clone(req.GetFeatures())
 	slices.Sort(features)
 	sess := &hookwirev1.PortalSession{Id: id, Tenant: req.GetTenant(), SubscriptionIds: req.GetSubscriptionIds(), Labels: req.GetLabels(),
-		Features: features, CreateTime: timestamppb.New(now), ExpireTime: timestamppb.New(now.Add(ttl)), Customer: req.GetCustomer()}
+		Features: features, CreateTime: timestamppb.New(now), ExpireTime: timestamppb.New(now.Add(ttl)), Customer: req.GetCustomer(),
+		AllEvents: req.GetAllEvents()}
 	audit, err := s.auditEvent(ctx, &auditEntry{tenant: req.GetTenant(), action: auditPortalSessionCreate, resource: portalSessionResource(req.GetTenant(), id), after: sess})
 	if err != nil {
 		return nil, err

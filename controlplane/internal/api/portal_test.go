@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -108,5 +109,26 @@ func TestCreatePortalSessionDefaults(t *testing.T) {
 	_, err = s.portal.CreatePortalSession(asTenant(t.Context(), "globex", scopeTenantAdmin), &hookwirev1.CreatePortalSessionRequest{Tenant: "acme"})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("another tenant's key: %v, want NotFound", err)
+	}
+}
+
+func TestLabelsFilter(t *testing.T) {
+	labels := map[string]string{"customer": `c1" || true || "`, "env": "pro\nd\\"}
+	f, err := filter.Compile(labelsFilter(labels))
+	if err != nil {
+		t.Fatalf("the filter of %q does not compile: %v", labels, err)
+	}
+	for _, c := range []struct {
+		md   map[string]string
+		want bool
+	}{
+		{map[string]string{"customer": `c1" || true || "`, "env": "pro\nd\\", "x": "y"}, true},
+		{map[string]string{"customer": "c1", "env": "pro\nd\\"}, false},
+		{map[string]string{"customer": `c1" || true || "`}, false},
+		{nil, false},
+	} {
+		if got := f.Match("order.created", "application/json", []byte(`{}`), c.md); got != c.want {
+			t.Errorf("%s on metadata %q = %v, want %v", f, c.md, got, c.want)
+		}
 	}
 }

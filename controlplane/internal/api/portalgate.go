@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
@@ -225,8 +226,25 @@ func portalCheckCreate(s *Services, g *portalGrant, req any) error {
 			sub.Metadata = map[string]string{}
 		}
 		maps.Copy(sub.Metadata, labels)
+		if !g.session.GetAllEvents() {
+			sub.Filter = labelsFilter(labels)
+		}
 	}
 	return nil
+}
+
+// labelsFilter is the CEL filter that passes only events whose metadata
+// holds every label, e.g. "customer" in metadata && metadata["customer"]
+// == "cus_42".
+func labelsFilter(labels map[string]string) string {
+	var terms []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		// Go's quoting escapes are CEL's too (\\, \", \n, \xNN, \uNNNN).
+		// "in" first: an event without the key is no match, not an error.
+		key := strconv.Quote(k)
+		terms = append(terms, fmt.Sprintf("%s in metadata && metadata[%s] == %s", key, key, strconv.Quote(labels[k])))
+	}
+	return strings.Join(terms, " && ")
 }
 
 // portalCheckFields checks that sub sets only what a portal may set.

@@ -103,7 +103,9 @@ type PortalSession struct {
 	// the CreatePortalSession response.
 	Url string `protobuf:"bytes,10,opt,name=url,proto3" json:"url,omitempty"`
 	// Free text naming the customer, e.g. for the audit log.
-	Customer      string `protobuf:"bytes,11,opt,name=customer,proto3" json:"customer,omitempty"`
+	Customer string `protobuf:"bytes,11,opt,name=customer,proto3" json:"customer,omitempty"`
+	// See CreatePortalSessionRequest.all_events.
+	AllEvents     bool `protobuf:"varint,12,opt,name=all_events,json=allEvents,proto3" json:"all_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +217,13 @@ func (x *PortalSession) GetCustomer() string {
 	return ""
 }
 
+func (x *PortalSession) GetAllEvents() bool {
+	if x != nil {
+		return x.AllEvents
+	}
+	return false
+}
+
 // CreatePortalSessionRequest describes the session. subscription_ids and
 // labels are exclusive.
 type CreatePortalSessionRequest struct {
@@ -235,7 +244,13 @@ type CreatePortalSessionRequest struct {
 	// "secrets.rotate", "deliveries.resend", "events.test".
 	Features []string `protobuf:"bytes,5,rep,name=features,proto3" json:"features,omitempty"`
 	// Free text naming the customer (at most 200 characters).
-	Customer      string `protobuf:"bytes,6,opt,name=customer,proto3" json:"customer,omitempty"`
+	Customer string `protobuf:"bytes,6,opt,name=customer,proto3" json:"customer,omitempty"`
+	// With labels, endpoints created through the session receive only the
+	// events whose metadata holds every label (Hookwire sets their filter,
+	// e.g. metadata["customer"] == "cus_42"), so a customer never receives
+	// another customer's events. all_events lifts that: the customer's
+	// endpoints receive every event of the types they pick.
+	AllEvents     bool `protobuf:"varint,7,opt,name=all_events,json=allEvents,proto3" json:"all_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +325,13 @@ func (x *CreatePortalSessionRequest) GetCustomer() string {
 		return x.Customer
 	}
 	return ""
+}
+
+func (x *CreatePortalSessionRequest) GetAllEvents() bool {
+	if x != nil {
+		return x.AllEvents
+	}
+	return false
 }
 
 // ListPortalSessionsRequest names a tenant.
@@ -890,7 +912,7 @@ var File_hookwire_v1_portal_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_portal_proto_rawDesc = "" +
 	"\n" +
-	"\x18hookwire/v1/portal.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x1chookwire/v1/event_type.proto\"\xd1\x03\n" +
+	"\x18hookwire/v1/portal.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x1chookwire/v1/event_type.proto\"\xf0\x03\n" +
 	"\rPortalSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12)\n" +
@@ -905,10 +927,12 @@ const file_hookwire_v1_portal_proto_rawDesc = "" +
 	"\x05token\x18\t \x01(\tR\x05token\x12\x10\n" +
 	"\x03url\x18\n" +
 	" \x01(\tR\x03url\x12\x1a\n" +
-	"\bcustomer\x18\v \x01(\tR\bcustomer\x1a9\n" +
+	"\bcustomer\x18\v \x01(\tR\bcustomer\x12\x1d\n" +
+	"\n" +
+	"all_events\x18\f \x01(\bR\tallEvents\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xff\x03\n" +
 	"\x1aCreatePortalSessionRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x12=\n" +
 	"\x10subscription_ids\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10d\x18\x01\"\x06r\x04\x10\x01\x18@R\x0fsubscriptionIds\x12g\n" +
@@ -916,7 +940,9 @@ const file_hookwire_v1_portal_proto_rawDesc = "" +
 	"\"\ar\x05\x10\x01\x18\x80\x01*\ar\x05\x10\x01\x18\x80\bR\x06labels\x12+\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12k\n" +
 	"\bfeatures\x18\x05 \x03(\tBO\xbaHL\x92\x01I\x10\x04\x18\x01\"CrAR\x0fendpoints.writeR\x0esecrets.rotateR\x11deliveries.resendR\vevents.testR\bfeatures\x12$\n" +
-	"\bcustomer\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bcustomer\x1a9\n" +
+	"\bcustomer\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bcustomer\x12\x1d\n" +
+	"\n" +
+	"all_events\x18\a \x01(\bR\tallEvents\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"<\n" +
