@@ -240,13 +240,16 @@ func (c *cli) portalCreateCmd() *cobra.Command {
 	var labels, subs, features []string
 	var ttl time.Duration
 	var customer string
+	var allEvents bool
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a portal session for one customer (its URL and token are shown once)",
 		Long: `Create a portal session: a link to the portal page that lets one customer manage
 the endpoints of the session's scope. Scope with --label (the customer's
 subscriptions carry these metadata pairs; endpoints they create get them) or
---subscription (a fixed list). Without --feature the session is read only.`,
+--subscription (a fixed list). Endpoints created through a --label session
+receive only events whose metadata carries the labels (unless --all-events).
+Without --feature the session is read only.`,
 		Example: `  hookwire portal create --tenant acme --label customer=cus_42 --feature endpoints.write --feature events.test
   URL=$(hookwire portal create --tenant acme --label customer=cus_42 --ttl 15m -o json | jq -r .url)`,
 		Args: c.argNames(),
@@ -260,7 +263,7 @@ subscriptions carry these metadata pairs; endpoints they create get them) or
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
-		req := &hookwirev1.CreatePortalSessionRequest{Tenant: tenant, Labels: lm, SubscriptionIds: subs, Features: features, Customer: customer}
+		req := &hookwirev1.CreatePortalSessionRequest{Tenant: tenant, Labels: lm, SubscriptionIds: subs, Features: features, Customer: customer, AllEvents: allEvents}
 		if ttl != 0 {
 			req.Ttl = durationpb.New(ttl)
 		}
@@ -280,6 +283,7 @@ subscriptions carry these metadata pairs; endpoints they create get them) or
 	f.StringArrayVar(&features, "feature", nil, "endpoints.write, secrets.rotate, deliveries.resend or events.test (repeat; none: read only)")
 	f.DurationVar(&ttl, "ttl", 0, "how long the link works (default 1h, at most 24h)")
 	f.StringVar(&customer, "customer", "", "who the session is for, e.g. the customer's name")
+	f.BoolVar(&allEvents, "all-events", false, "endpoints created through the session receive every event of their types, not only events whose metadata carries the --label pairs")
 	_ = cmd.RegisterFlagCompletionFunc("feature", fixedCompletion("endpoints.write", "secrets.rotate", "deliveries.resend", "events.test"))
 	return cmd
 }
