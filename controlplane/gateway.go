@@ -66,6 +66,8 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit in
 		hookwirev1.RegisterAgentAdminServiceHandlerClient(ctx, mux, hookwirev1.NewAgentAdminServiceClient(conn)),
 		hookwirev1.RegisterAuditServiceHandlerClient(ctx, mux, hookwirev1.NewAuditServiceClient(conn)),
 		hookwirev1.RegisterStatsServiceHandlerClient(ctx, mux, hookwirev1.NewStatsServiceClient(conn)),
+		hookwirev1.RegisterEventTypeServiceHandlerClient(ctx, mux, hookwirev1.NewEventTypeServiceClient(conn)),
+		hookwirev1.RegisterPortalServiceHandlerClient(ctx, mux, hookwirev1.NewPortalServiceClient(conn)),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -34,30 +35,34 @@ import (
 type isoAccess int
 
 const (
-	isoAdminOnly isoAccess = iota // the admin key only
-	isoRead                       // any key of the tenant but publish-only
-	isoWrite                      // a tenant-admin key of the tenant
-	isoPublish                    // a tenant-admin or publish-only key of the tenant
-	isoAgent                      // the admin key or a join token (agents)
+	isoAdminOnly  isoAccess = iota // the admin key only
+	isoRead                        // any key of the tenant but publish-only
+	isoWrite                       // a tenant-admin key of the tenant
+	isoPublish                     // a tenant-admin or publish-only key of the tenant
+	isoAgent                       // the admin key or a join token (agents)
+	isoPortalOnly                  // a portal token only (the portal page)
 )
 
 // isoCaller is who calls.
 type isoCaller int
 
 const (
-	callerOwn      isoCaller = iota // tenant-admin key of the tenant acted on
-	callerOther                     // tenant-admin key of another tenant
-	callerAdmin                     // the admin key
-	callerNone                      // no key at all
-	callerRevoked                   // a revoked tenant-admin key of the tenant
-	callerExpired                   // an expired tenant-admin key of the tenant
-	callerPublish                   // publish-only key of the tenant
-	callerReadOnly                  // read-only key of the tenant
+	callerOwn           isoCaller = iota // tenant-admin key of the tenant acted on
+	callerOther                          // tenant-admin key of another tenant
+	callerAdmin                          // the admin key
+	callerNone                           // no key at all
+	callerRevoked                        // a revoked tenant-admin key of the tenant
+	callerExpired                        // an expired tenant-admin key of the tenant
+	callerPublish                        // publish-only key of the tenant
+	callerReadOnly                       // read-only key of the tenant
+	callerPortal                         // portal token of the tenant (whole tenant, every feature)
+	callerPortalRevoked                  // revoked portal token of the tenant
+	callerPortalExpired                  // expired portal token of the tenant
 	numCallers
 )
 
 func (c isoCaller) String() string {
-	return [...]string{"own-tenant-admin", "other-tenant-admin", "admin", "no-key", "revoked-key", "expired-key", "publish-only", "read-only"}[c]
+	return [...]string{"own-tenant-admin", "other-tenant-admin", "admin", "no-key", "revoked-key", "expired-key", "publish-only", "read-only", "portal", "revoked-portal", "expired-portal"}[c]
 }
 
 // isoKind names the kinds of object ids a request can carry.
@@ -69,21 +74,24 @@ const (
 	kindEvent
 	kindOp
 	kindAPIKey
+	kindPortalSession
 )
 
 func (k isoKind) String() string {
-	return [...]string{"subscription", "delivery", "event", "operation", "api-key"}[k]
+	return [...]string{"subscription", "delivery", "event", "operation", "api-key", "portal-session"}[k]
 }
 
 // isoObjects are the things of one tenant a call acts on.
 type isoObjects struct {
 	tenant                           string
 	sub, delivery, event, op, apiKey string
+	portalSession                    string
 	joinToken                        string // global (admin-only), not a tenant's
+	name                             string // a fresh name (event types)
 }
 
 func (o isoObjects) get(k isoKind) string {
-	return [...]string{o.sub, o.delivery, o.event, o.op, o.apiKey}[k]
+	return [...]string{o.sub, o.delivery, o.event, o.op, o.apiKey, o.portalSession}[k]
 }
 
 func (o isoObjects) with(k isoKind, v string) isoObjects {
@@ -98,6 +106,8 @@ func (o isoObjects) with(k isoKind, v string) isoObjects {
 		o.op = v
 	case kindAPIKey:
 		o.apiKey = v
+	case kindPortalSession:
+		o.portalSession = v
 	}
 	return o
 }
@@ -109,6 +119,9 @@ type isoRow struct {
 	uses []isoKind
 	// adminCode is what the admin key gets (default OK).
 	adminCode codes.Code
+	// portal: a portal token may call it (portalgate.go); every other
+	// RPC must refuse portal tokens with PermissionDenied.
+	portal bool
 	// fresh, if set, makes new objects in tenant for each call, for calls
 	// that use up what they act on (delete, revoke, cancel).
 	fresh func(e *isoEnv, tenant string) isoObjects
@@ -118,9 +131,18 @@ type isoRow struct {
 // expected is the code caller must get from r.
 func (r isoRow) expected(caller isoCaller) codes.Code {
 	switch caller {
-	case callerNone, callerRevoked, callerExpired:
+	case callerNone, callerRevoked, callerExpired, callerPortalRevoked, callerPortalExpired:
 		return codes.Unauthenticated
-	case callerAdmin:
+	case callerPortal:
+		if r.portal {
+			return codes.OK
+		}
+		return codes.PermissionDenied
+	}
+	if r.access == isoPortalOnly {
+		return codes.PermissionDenied
+	}
+	if caller == callerAdmin {
 		return r.adminCode
 	}
 	switch r.access {
@@ -225,6 +247,11 @@ func (e *isoEnv) setupTenant(tenant string) isoObjects {
 	}
 	o.op = op.GetId()
 	o.apiKey = e.newKey(tenant, hookwirev1.ApiKeyScope_API_KEY_SCOPE_READ_ONLY, nil).GetId()
+	if _, err := hookwirev1.NewEventTypeServiceClient(e.h.conn).CreateEventType(e.adminCtx(), &hookwirev1.CreateEventTypeRequest{Tenant: tenant,
+		EventType: &hookwirev1.EventType{Name: "iso.created", ExamplePayload: `{"test":true}`}}); err != nil {
+		e.t.Fatal(err)
+	}
+	o.portalSession = e.newPortalSession(tenant, 0).GetId()
 	return o
 }
 
@@ -246,6 +273,40 @@ func freshDelivery(e *isoEnv, tenant string) isoObjects {
 	o := isoObjects{tenant: tenant}
 	o.event, o.delivery = e.newDelivery(tenant)
 	return o
+}
+
+// freshName: a fresh name (an event type to create).
+func freshName(e *isoEnv, tenant string) isoObjects {
+	return isoObjects{tenant: tenant, name: e.name("type")}
+}
+
+// freshEventType: an event type of its own (to delete).
+func freshEventType(e *isoEnv, tenant string) isoObjects {
+	o := freshName(e, tenant)
+	if _, err := hookwirev1.NewEventTypeServiceClient(e.h.conn).CreateEventType(e.adminCtx(), &hookwirev1.CreateEventTypeRequest{Tenant: tenant, EventType: &hookwirev1.EventType{Name: "iso." + o.name}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return o
+}
+
+// freshPortalSession: a portal session of its own (to revoke).
+func freshPortalSession(e *isoEnv, tenant string) isoObjects {
+	return isoObjects{tenant: tenant, portalSession: e.newPortalSession(tenant, 0).GetId()}
+}
+
+// newPortalSession creates a portal session of the whole tenant with
+// every feature (ttl 0: the default).
+func (e *isoEnv) newPortalSession(tenant string, ttl time.Duration) *hookwirev1.PortalSession {
+	e.t.Helper()
+	req := &hookwirev1.CreatePortalSessionRequest{Tenant: tenant, Features: []string{"endpoints.write", "secrets.rotate", "deliveries.resend", "events.test"}}
+	if ttl > 0 {
+		req.Ttl = durationpb.New(ttl)
+	}
+	ps, err := hookwirev1.NewPortalServiceClient(e.h.conn).CreatePortalSession(e.adminCtx(), req)
+	if err != nil {
+		e.t.Fatalf("create portal session in %s: %v", tenant, err)
+	}
+	return ps
 }
 
 // freshKey: an API key of its own (to revoke).
@@ -277,6 +338,10 @@ func freshJoinToken(e *isoEnv, tenant string) isoObjects {
 func isoMatrix(e *isoEnv) map[string]isoRow {
 	tenants := func(c *grpc.ClientConn) hookwirev1.TenantServiceClient { return hookwirev1.NewTenantServiceClient(c) }
 	keys := func(c *grpc.ClientConn) hookwirev1.ApiKeyServiceClient { return hookwirev1.NewApiKeyServiceClient(c) }
+	evTypes := func(c *grpc.ClientConn) hookwirev1.EventTypeServiceClient {
+		return hookwirev1.NewEventTypeServiceClient(c)
+	}
+	portal := func(c *grpc.ClientConn) hookwirev1.PortalServiceClient { return hookwirev1.NewPortalServiceClient(c) }
 	subs := func(c *grpc.ClientConn) hookwirev1.SubscriptionServiceClient {
 		return hookwirev1.NewSubscriptionServiceClient(c)
 	}
@@ -323,40 +388,40 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 			}},
 
 		// --- SubscriptionService ---
-		hookwirev1.SubscriptionService_CreateSubscription_FullMethodName: {access: isoWrite,
+		hookwirev1.SubscriptionService_CreateSubscription_FullMethodName: {portal: true, access: isoWrite,
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				// An event type nothing publishes, so the fixtures keep
 				// exactly one subscription to iso.*.
 				return subs(c).CreateSubscription(ctx, &hookwirev1.CreateSubscriptionRequest{Tenant: o.tenant,
 					Subscription: &hookwirev1.Subscription{EventTypes: []string{"never.published"}, Target: isoTarget()}})
 			}},
-		hookwirev1.SubscriptionService_GetSubscription_FullMethodName: {access: isoRead, uses: []isoKind{kindSub},
+		hookwirev1.SubscriptionService_GetSubscription_FullMethodName: {portal: true, access: isoRead, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).GetSubscription(ctx, &hookwirev1.GetSubscriptionRequest{Tenant: o.tenant, Id: o.sub})
 			}},
-		hookwirev1.SubscriptionService_ListSubscriptions_FullMethodName: {access: isoRead,
+		hookwirev1.SubscriptionService_ListSubscriptions_FullMethodName: {portal: true, access: isoRead,
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).ListSubscriptions(ctx, &hookwirev1.ListSubscriptionsRequest{Tenant: o.tenant})
 			}},
-		hookwirev1.SubscriptionService_UpdateSubscription_FullMethodName: {access: isoWrite, uses: []isoKind{kindSub},
+		hookwirev1.SubscriptionService_UpdateSubscription_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).UpdateSubscription(ctx, &hookwirev1.UpdateSubscriptionRequest{Tenant: o.tenant,
 					Subscription: &hookwirev1.Subscription{Id: o.sub, Description: "changed", EventTypes: []string{"iso.*"}, Target: isoTarget()},
 					UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
 			}},
-		hookwirev1.SubscriptionService_DeleteSubscription_FullMethodName: {access: isoWrite, uses: []isoKind{kindSub}, fresh: freshSub,
+		hookwirev1.SubscriptionService_DeleteSubscription_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub}, fresh: freshSub,
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).DeleteSubscription(ctx, &hookwirev1.DeleteSubscriptionRequest{Tenant: o.tenant, Id: o.sub})
 			}},
-		hookwirev1.SubscriptionService_PauseSubscription_FullMethodName: {access: isoWrite, uses: []isoKind{kindSub},
+		hookwirev1.SubscriptionService_PauseSubscription_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).PauseSubscription(ctx, &hookwirev1.PauseSubscriptionRequest{Tenant: o.tenant, Id: o.sub})
 			}},
-		hookwirev1.SubscriptionService_ResumeSubscription_FullMethodName: {access: isoWrite, uses: []isoKind{kindSub},
+		hookwirev1.SubscriptionService_ResumeSubscription_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).ResumeSubscription(ctx, &hookwirev1.ResumeSubscriptionRequest{Tenant: o.tenant, Id: o.sub})
 			}},
-		hookwirev1.SubscriptionService_RotateSubscriptionSecret_FullMethodName: {access: isoWrite, uses: []isoKind{kindSub},
+		hookwirev1.SubscriptionService_RotateSubscriptionSecret_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return subs(c).RotateSubscriptionSecret(ctx, &hookwirev1.RotateSubscriptionSecretRequest{Tenant: o.tenant, Id: o.sub})
 			}},
@@ -385,19 +450,19 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 			}},
 
 		// --- DeliveryService ---
-		hookwirev1.DeliveryService_ListDeliveries_FullMethodName: {access: isoRead, uses: []isoKind{kindSub, kindEvent},
+		hookwirev1.DeliveryService_ListDeliveries_FullMethodName: {portal: true, access: isoRead, uses: []isoKind{kindSub, kindEvent},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).ListDeliveries(ctx, &hookwirev1.ListDeliveriesRequest{Tenant: o.tenant, SubscriptionId: o.sub, EventId: o.event})
 			}},
-		hookwirev1.DeliveryService_GetDelivery_FullMethodName: {access: isoRead, uses: []isoKind{kindDelivery},
+		hookwirev1.DeliveryService_GetDelivery_FullMethodName: {portal: true, access: isoRead, uses: []isoKind{kindDelivery},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).GetDelivery(ctx, &hookwirev1.GetDeliveryRequest{Tenant: o.tenant, Id: o.delivery})
 			}},
-		hookwirev1.DeliveryService_ListAttempts_FullMethodName: {access: isoRead, uses: []isoKind{kindDelivery},
+		hookwirev1.DeliveryService_ListAttempts_FullMethodName: {portal: true, access: isoRead, uses: []isoKind{kindDelivery},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).ListAttempts(ctx, &hookwirev1.ListAttemptsRequest{Tenant: o.tenant, DeliveryId: o.delivery})
 			}},
-		hookwirev1.DeliveryService_RetryDelivery_FullMethodName: {access: isoWrite, uses: []isoKind{kindDelivery},
+		hookwirev1.DeliveryService_RetryDelivery_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindDelivery},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).RetryDelivery(ctx, &hookwirev1.RetryDeliveryRequest{Tenant: o.tenant, Id: o.delivery})
 			}},
@@ -405,7 +470,7 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).CancelDelivery(ctx, &hookwirev1.CancelDeliveryRequest{Tenant: o.tenant, Id: o.delivery})
 			}},
-		hookwirev1.DeliveryService_ResendEvent_FullMethodName: {access: isoWrite, uses: []isoKind{kindEvent, kindSub},
+		hookwirev1.DeliveryService_ResendEvent_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindEvent, kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return dels(c).ResendEvent(ctx, &hookwirev1.ResendEventRequest{Tenant: o.tenant, EventId: o.event, SubscriptionId: o.sub})
 			}},
@@ -431,6 +496,60 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 		hookwirev1.DeliveryService_TailDeliveries_FullMethodName: {access: isoRead, uses: []isoKind{kindSub},
 			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
 				return tailOpens(ctx, c, &hookwirev1.TailDeliveriesRequest{Tenant: o.tenant, SubscriptionId: o.sub})
+			}},
+
+		// --- EventTypeService ---
+		hookwirev1.EventTypeService_CreateEventType_FullMethodName: {access: isoWrite, fresh: freshName,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return evTypes(c).CreateEventType(ctx, &hookwirev1.CreateEventTypeRequest{Tenant: o.tenant, EventType: &hookwirev1.EventType{Name: "iso." + o.name}})
+			}},
+		hookwirev1.EventTypeService_GetEventType_FullMethodName: {portal: true, access: isoRead,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return evTypes(c).GetEventType(ctx, &hookwirev1.GetEventTypeRequest{Tenant: o.tenant, Name: "iso.created"})
+			}},
+		hookwirev1.EventTypeService_ListEventTypes_FullMethodName: {portal: true, access: isoRead,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return evTypes(c).ListEventTypes(ctx, &hookwirev1.ListEventTypesRequest{Tenant: o.tenant})
+			}},
+		hookwirev1.EventTypeService_UpdateEventType_FullMethodName: {access: isoWrite,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return evTypes(c).UpdateEventType(ctx, &hookwirev1.UpdateEventTypeRequest{Tenant: o.tenant,
+					EventType: &hookwirev1.EventType{Name: "iso.created", Description: "changed"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+			}},
+		hookwirev1.EventTypeService_DeleteEventType_FullMethodName: {access: isoWrite, fresh: freshEventType,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return evTypes(c).DeleteEventType(ctx, &hookwirev1.DeleteEventTypeRequest{Tenant: o.tenant, Name: "iso." + o.name})
+			}},
+
+		// --- PortalService ---
+		hookwirev1.PortalService_CreatePortalSession_FullMethodName: {access: isoWrite,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).CreatePortalSession(ctx, &hookwirev1.CreatePortalSessionRequest{Tenant: o.tenant, Labels: map[string]string{"customer": "c1"}})
+			}},
+		hookwirev1.PortalService_ListPortalSessions_FullMethodName: {access: isoRead,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).ListPortalSessions(ctx, &hookwirev1.ListPortalSessionsRequest{Tenant: o.tenant})
+			}},
+		hookwirev1.PortalService_RevokePortalSession_FullMethodName: {access: isoWrite, uses: []isoKind{kindPortalSession}, fresh: freshPortalSession,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).RevokePortalSession(ctx, &hookwirev1.RevokePortalSessionRequest{Tenant: o.tenant, Id: o.portalSession})
+			}},
+		hookwirev1.PortalService_GetPortalSettings_FullMethodName: {access: isoRead,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).GetPortalSettings(ctx, &hookwirev1.GetPortalSettingsRequest{Tenant: o.tenant})
+			}},
+		hookwirev1.PortalService_UpdatePortalSettings_FullMethodName: {access: isoWrite,
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).UpdatePortalSettings(ctx, &hookwirev1.UpdatePortalSettingsRequest{Tenant: o.tenant,
+					Settings: &hookwirev1.PortalSettings{FrameAncestors: []string{"https://app.example.com"}, PrimaryColor: "#336699"}})
+			}},
+		hookwirev1.PortalService_GetPortalContext_FullMethodName: {portal: true, access: isoPortalOnly,
+			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {
+				return portal(c).GetPortalContext(ctx, &hookwirev1.GetPortalContextRequest{})
+			}},
+		hookwirev1.PortalService_SendTestEvent_FullMethodName: {portal: true, access: isoWrite, uses: []isoKind{kindSub},
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return portal(c).SendTestEvent(ctx, &hookwirev1.SendTestEventRequest{Tenant: o.tenant, SubscriptionId: o.sub, EventType: "iso.created"})
 			}},
 
 		// --- ClusterService ---
@@ -640,7 +759,14 @@ func TestIsolationMatrix(t *testing.T) {
 	e.keys[callerRevoked] = revoked.GetKey()
 	// Expires in an hour on the server's clock; then the clock moves two.
 	e.keys[callerExpired] = e.newKey("acme", tenantAdmin, timestamppb.New(c.now().Add(time.Hour))).GetKey()
+	e.keys[callerPortalExpired] = e.newPortalSession("acme", time.Hour).GetToken()
+	revokedPortal := e.newPortalSession("acme", 0)
+	if _, err := hookwirev1.NewPortalServiceClient(h.conn).RevokePortalSession(e.adminCtx(), &hookwirev1.RevokePortalSessionRequest{Tenant: "acme", Id: revokedPortal.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	e.keys[callerPortalRevoked] = revokedPortal.GetToken()
 	c.advance(2 * time.Hour)
+	e.keys[callerPortal] = e.newPortalSession("acme", 24*time.Hour).GetToken()
 
 	// The operations must be done so WatchOperation answers at once.
 	waitOpDone(t, h, acme)
@@ -672,7 +798,7 @@ func TestIsolationMatrix(t *testing.T) {
 				if caller != callerAdmin && caller != callerOwn {
 					assertNothingOf(t, caller.String(), resp, globex)
 				}
-				if caller == callerOther || caller == callerNone || caller == callerRevoked || caller == callerExpired {
+				if caller == callerOther || caller == callerNone || caller == callerRevoked || caller == callerExpired || caller == callerPortalRevoked || caller == callerPortalExpired {
 					assertNothingOf(t, caller.String(), resp, acme)
 				}
 				if caller != callerOther || want != codes.NotFound {
@@ -741,6 +867,8 @@ func randomID(k isoKind) string {
 		return ids.Format(ids.Event, id)
 	case kindOp:
 		return "op_" + id.String()
+	case kindPortalSession:
+		return "hwp_" + strings.ToLower(id.String()[:16])
 	default:
 		return "hwk_" + strings.ToLower(id.String()[:16])
 	}

@@ -25,6 +25,12 @@ var exampleOrder = []string{
 	"TenantService_ListTenants",
 	"ApiKeyService_CreateApiKey",
 	"ApiKeyService_ListApiKeys",
+	"EventTypeService_CreateEventType",
+	"EventTypeService_ListEventTypes",
+	"PortalService_UpdatePortalSettings",
+	"PortalService_GetPortalSettings",
+	"PortalService_CreatePortalSession",
+	"PortalService_ListPortalSessions",
 	"SubscriptionService_ListSubscriptions",
 	"SubscriptionService_CreateSubscription",
 	"SubscriptionService_GetSubscription",
@@ -79,9 +85,10 @@ type docOperation struct {
 }
 
 // documentedID matches the ids Hookwire assigns ("sub_01KBX...", and
-// "hwk_..." / "hwj_..." for API keys and join tokens): an
+// "hwk_..." / "hwj_..." / "hwp_..." for API keys, join tokens and portal
+// sessions): an
 // example's id stands for the one the server assigned in the same place.
-var documentedID = regexp.MustCompile(`^(?:[a-z]+_[0-9A-HJKMNP-TV-Z]{26}|hw[kj]_[a-z2-7]{16})$`)
+var documentedID = regexp.MustCompile(`^(?:[a-z]+_[0-9A-HJKMNP-TV-Z]{26}|hw[kjp]_[a-z2-7]{16})$`)
 
 // TestOpenAPIExamplesReplay sends every request example of the served
 // OpenAPI document to a live server and checks that it gets the documented

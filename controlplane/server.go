@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/dispatch"
 	"github.com/hookwire/hookwire/controlplane/internal/filter"
 	"github.com/hookwire/hookwire/controlplane/internal/metrics"
+	"github.com/hookwire/hookwire/controlplane/internal/portal"
 	"github.com/hookwire/hookwire/controlplane/internal/retry"
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
@@ -69,6 +71,15 @@ type Config struct {
 	// HTTP 429 with Retry-After.
 	APIRateLimit float64
 	APIRateBurst int
+	// PortalURL is the base of the tenant portal's links (scheme and host
+	// as customers' browsers reach the REST listener, e.g.
+	// "https://hooks.example.com"); empty: CreatePortalSession returns a
+	// path ("/portal/<token>") to prefix with that address.
+	PortalURL string
+	// PortalSessionRate and PortalSessionBurst limit how many portal
+	// sessions per second a tenant may create; 0: 5/s, burst 50.
+	PortalSessionRate  float64
+	PortalSessionBurst int
 	// AdminAddr serves /metrics, /debug/pprof/ and /healthz without
 	// authentication; "" or "off" disables it. Keep it private.
 	AdminAddr string
@@ -212,6 +223,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("control plane needs a data directory")
 	}
+	if err := checkPortalURL(cfg.PortalURL); err != nil {
+		return nil, err
+	}
 	if cfg.MasterKey == nil {
 		return nil, errors.New("control plane needs a master key to encrypt signing keys: create one with `hookwire keygen --out FILE` and pass it with --master-key-file FILE (or put its contents in " + MasterKeyEnv + ")")
 	}
@@ -295,6 +309,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxPayloadBytes: cfg.MaxPayloadBytes, ValidateTarget: validate, SecretFields: cfg.SecretConfigFields,
 		Keyring: keyring, Metrics: s.metrics,
 		RateLimit: cfg.APIRateLimit, RateBurst: cfg.APIRateBurst,
+		PortalURL: cfg.PortalURL, PortalSessionRate: cfg.PortalSessionRate, PortalSessionBurst: cfg.PortalSessionBurst,
 	})
 	if err != nil {
 		return nil, err
@@ -397,6 +412,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// The tenant portal's page (GET /portal/<token>) and its assets;
+		// its JSON calls go through the gateway like any other.
+		gw = portal.Handler(svc.LookupPortalSession, cfg.Logger, gw)
 		if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
@@ -557,6 +575,13 @@ func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, e
 	} else if n > 0 {
 		s.cfg.Logger.Info("purged expired audit events", "before", auditCutoff, "audit_events", n)
 	}
+	// Expired portal sessions are kept an hour (their page still says
+	// "expired" rather than "unknown"), then removed.
+	if n, perr := s.store.PurgePortalSessions(ctx, s.cfg.Now().Add(-time.Hour), 500); perr != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("purge expired portal sessions", "err", perr)
+	} else if n > 0 {
+		s.cfg.Logger.Info("purged expired portal sessions", "portal_sessions", n)
+	}
 	return st.Events, st.Deliveries, st.Attempts, err
 }
 
@@ -591,3 +616,16 @@ func (s *Server) statsLoop(ctx context.Context, d *dispatch.Dispatcher) {
 
 // StoreSize reports the store file's size in bytes.
 func (s *Server) StoreSize() int64 { return s.store.Size() }
+
+// checkPortalURL checks --portal-url: empty, or an http(s) URL of a host,
+// optionally with a path prefix, without credentials, query or fragment.
+func checkPortalURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--portal-url %q: give the base URL customers' browsers reach the REST listener at, e.g. https://hooks.example.com", raw)
+	}
+	return nil
+}

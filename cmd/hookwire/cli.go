@@ -41,8 +41,8 @@ const (
 )
 
 const exitCodesText = `Exit codes of the client commands (tenants, api-keys, subscriptions, events,
-deliveries, attempts, operations, agents, join-tokens, audit, context, listen,
-tail):
+event-types, portal, deliveries, attempts, operations, agents, join-tokens,
+audit, context, listen, tail):
 
   0    success
   1    any other error, including an operation that failed (operations watch,
@@ -85,6 +85,7 @@ func (c *cli) commands() []*cobra.Command {
 	deliveries.AddCommand(c.deliveriesRetryCmd(), c.deliveriesCancelCmd())
 	cmds := []*cobra.Command{
 		c.tenantsCmd(), c.apiKeysCmd(), subs, events,
+		c.eventTypesCmd(), c.portalCmd(),
 		deliveries, c.attemptsCmd(), c.operationsCmd(), c.agentsCmd(), c.joinTokensCmd(), c.operatorCmd(), c.contextCmd(),
 		c.listenCmd(),
 		newDocsCmd(),

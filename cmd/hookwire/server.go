@@ -33,6 +33,7 @@ type serverFlags struct {
 	fairShareWindow time.Duration
 	apiRateLimit    float64
 	apiRateBurst    int
+	portalURL       string
 	allowNewStore   bool
 	limits          controlplane.ListenerLimits
 	cluster         controlplane.ClusterConfig
@@ -52,6 +53,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.DurationVar(&f.fairShareWindow, "fair-share-window", 10*time.Second, "a subscription counts as active on an agent for this long after its last assignment there; active subscriptions share the agent's slots fairly (0: the default; negative: fair share off, plain round-robin)")
 	fs.Float64Var(&f.apiRateLimit, "api-rate-limit", 0, "API requests per second allowed per API key, over which calls get ResourceExhausted / HTTP 429 with Retry-After (0: unlimited)")
 	fs.IntVar(&f.apiRateBurst, "api-rate-burst", 0, "burst above --api-rate-limit (default: the rate, at least 1)")
+	fs.StringVar(&f.portalURL, "portal-url", "", `base URL of the tenant portal's links, as customers' browsers reach the REST listener (e.g. "https://hooks.example.com"; empty: portal sessions return the path "/portal/<token>")`)
 	fs.DurationVar(&f.limits.HTTPBodyTimeout, "http-body-timeout", 60*time.Second, "longest a REST client may take to send a request body")
 	fs.DurationVar(&f.limits.HTTPIdleTimeout, "http-idle-timeout", 120*time.Second, "close a keep-alive REST connection idle this long")
 	fs.DurationVar(&f.limits.GRPCMaxConnectionIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection with no call open for this long (clients reconnect by themselves)")
@@ -79,6 +81,7 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		AdminAddr:       f.adminAddr,
 		APIRateLimit:    f.apiRateLimit,
 		APIRateBurst:    f.apiRateBurst,
+		PortalURL:       f.portalURL,
 		Retention:       f.retention,
 		AuditRetention:  f.auditRetention,
 		StatsRetention:  f.statsRetention,

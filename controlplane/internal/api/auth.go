@@ -93,6 +93,9 @@ type principal struct {
 	scope  hookwirev1.ApiKeyScope
 	// joinToken is set when an agent authenticated with a join token.
 	joinToken *hookwirev1.JoinToken
+	// portal is set when the portal page authenticated with a portal
+	// token: the caller is then confined by portalGate (portalgate.go).
+	portal *portalGrant
 }
 
 // admin reports whether p holds an admin key. A key bound to a tenant is
@@ -136,6 +139,11 @@ func authorize(ctx context.Context, tenant string, a access) error {
 	}
 	if p.tenant != tenant {
 		return status.Errorf(codes.NotFound, "tenant %q not found", tenant)
+	}
+	if p.portal != nil {
+		// portalGate let the call through: it checked the method, the
+		// subscriptions it touches and the session's features.
+		return nil
 	}
 	switch p.scope {
 	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_TENANT_ADMIN:
@@ -193,6 +201,13 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	}
 	if strings.HasPrefix(key, joinTokenPrefix) {
 		return a.authenticateJoin(ctx, method, key)
+	}
+	if strings.HasPrefix(key, portalTokenPrefix) {
+		sess, err := a.portalSession(key)
+		if err != nil {
+			return nil, err
+		}
+		return withPrincipal(ctx, &principal{keyID: sess.GetId(), tenant: sess.GetTenant(), portal: newPortalGrant(sess)}), nil
 	}
 	rec, err := a.store.GetAPIKey(keyID(key))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -133,6 +133,13 @@ func (s *eventService) publish(ctx context.Context, tenant string, events []*hoo
 // publishInternal stores events and their fan-out and hands the deliveries
 // to the dispatcher. Operational events come straight here.
 func (s *eventService) publishInternal(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
+	return s.publishRouted(ctx, tenant, events, nil)
+}
+
+// publishRouted is publishInternal, but when only is set each event goes
+// to that subscription alone, whatever its types and filter say (a test
+// event, SendTestEvent).
+func (s *eventService) publishRouted(ctx context.Context, tenant string, events []*hookwirev1.Event, only *catalog.Sub) ([]*hookwirev1.PublishEventResponse, error) {
 	now := s.cfg.Now()
 	nowPB := timestamppb.New(now)
 	batch := make([]*store.NewEvent, len(events))
@@ -162,7 +169,15 @@ func (s *eventService) publishInternal(ctx context.Context, tenant string, event
 		}
 		ne := &store.NewEvent{ID: eid, Event: ev, Trace: trace}
 		// Event types and filters, through the catalog's index.
-		match, failed := s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
+		var (
+			match  []*catalog.Sub
+			failed []catalog.FilterFailure
+		)
+		if only != nil {
+			match = []*catalog.Sub{only}
+		} else {
+			match, failed = s.cfg.Catalog.MatchEvent(tenant, filter.NewEvent(ev.GetType(), ct, ev.GetPayload(), ev.GetMetadata()))
+		}
 		failedOf[i] = failed
 		for _, sub := range match {
 			did := ids.New(now)

@@ -52,6 +52,14 @@ type Config struct {
 	RateBurst int
 	// Keyring seals and opens subscription signing keys. Required.
 	Keyring *secrets.Keyring
+	// PortalURL is the base URL of the portal page's links (scheme and
+	// host of the REST listener as customers reach it, e.g.
+	// "https://hooks.example.com"); empty: links are relative paths.
+	PortalURL string
+	// PortalSessionRate is how many portal sessions per second a tenant
+	// may create (token bucket with PortalSessionBurst); 0: 5/s, burst 50.
+	PortalSessionRate  float64
+	PortalSessionBurst int
 }
 
 // Services holds what the control plane's gRPC services share (the
@@ -97,6 +105,8 @@ type Services struct {
 	agents        *agentService
 	agentAdmin    *agentAdmin
 	audit         *auditService
+	portal        *portalService
+	eventTypes    *eventTypeService
 }
 
 // Close stops background operations.
@@ -133,12 +143,15 @@ func New(cfg Config) (*Services, error) {
 	s.agents = &agentService{Services: s}
 	s.agentAdmin = &agentAdmin{Services: s}
 	s.audit = &auditService{Services: s}
+	s.portal = newPortalService(s)
+	s.eventTypes = &eventTypeService{Services: s}
 	s.SetDispatcher(cfg.Dispatcher)
 	return s, nil
 }
 
 // Register adds TenantService, ApiKeyService, SubscriptionService,
-// EventService, DeliveryService, AgentService and AgentAdminService to g.
+// EventService, DeliveryService, AgentService, PortalService,
+// EventTypeService and AgentAdminService to g.
 func (s *Services) Register(g grpc.ServiceRegistrar) {
 	hookwirev1.RegisterTenantServiceServer(g, s.tenants)
 	hookwirev1.RegisterApiKeyServiceServer(g, s.apiKeys)
@@ -146,6 +159,8 @@ func (s *Services) Register(g grpc.ServiceRegistrar) {
 	hookwirev1.RegisterEventServiceServer(g, s.events)
 	hookwirev1.RegisterDeliveryServiceServer(g, s.deliveries)
 	hookwirev1.RegisterAgentServiceServer(g, s.agents)
+	hookwirev1.RegisterPortalServiceServer(g, s.portal)
+	hookwirev1.RegisterEventTypeServiceServer(g, s.eventTypes)
 	s.RegisterAgentAdmin(g)
 }
 
@@ -161,14 +176,14 @@ func (s *Services) ServerOptions() []grpc.ServerOption {
 // order (authentication, validation of server-streaming requests), for
 // callers that run streams in process.
 func (s *Services) StreamInterceptors() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{s.auth.stream, s.valid.stream}
+	return []grpc.StreamServerInterceptor{s.auth.stream, portalGateStream, s.valid.stream}
 }
 
 // UnaryInterceptors are the unary interceptors of ServerOptions, in order
-// (authentication, rate limit, validation), for callers that run unary
+// (authentication, the portal tokens' gate, rate limit, validation), for callers that run unary
 // methods in process (the REST gateway).
 func (s *Services) UnaryInterceptors() []grpc.UnaryServerInterceptor {
-	unary := []grpc.UnaryServerInterceptor{s.auth.unary}
+	unary := []grpc.UnaryServerInterceptor{s.auth.unary, s.portalGate}
 	if s.limit != nil {
 		unary = append(unary, s.limit.unary)
 	}

@@ -47,6 +47,8 @@ type Result struct {
 	PurgedLast []byte
 	// PurgeAudit: how many audit events it removed.
 	AuditPurged int
+	// PurgePortalSessions: how many sessions it removed.
+	PortalSessionsPurged int
 	// PurgeTenantStep: what it removed, and whether the purge is finished.
 	TenantPurged     TenantPurgeStats
 	TenantPurgedDone bool
@@ -226,6 +228,19 @@ func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (R
 	case *storev1.Command_PurgeStats:
 		n, last, err := applyPurgeStats(tx, k.PurgeStats)
 		return Result{StatsPurged: n, PurgedLast: last}, err
+	case *storev1.Command_PutEventType:
+		return Result{}, applyPutEventType(tx, k.PutEventType)
+	case *storev1.Command_DeleteEventType:
+		return Result{}, applyDeleteEventType(tx, k.DeleteEventType)
+	case *storev1.Command_PutPortalSettings:
+		return Result{}, applyPutPortalSettings(tx, k.PutPortalSettings)
+	case *storev1.Command_PutPortalSession:
+		return Result{}, applyPutPortalSession(tx, k.PutPortalSession)
+	case *storev1.Command_RevokePortalSession:
+		return Result{}, applyRevokePortalSession(tx, k.RevokePortalSession)
+	case *storev1.Command_PurgePortalSessions:
+		n, err := applyPurgePortalSessions(tx, k.PurgePortalSessions)
+		return Result{PortalSessionsPurged: n}, err
 	case nil:
 		return Result{}, fmt.Errorf("apply command: no kind set")
 	default:
@@ -708,6 +723,9 @@ func applyDeleteTenant(tx *bolt.Tx, c *storev1.DeleteTenant) error {
 		return ErrTenantNotEmpty
 	}
 	if _, err := deleteTenantAPIKeys(tx, id); err != nil {
+		return err
+	}
+	if err := deleteTenantPortal(tx, id); err != nil {
 		return err
 	}
 	var created int64 // the Unix epoch for a tenant stored without one

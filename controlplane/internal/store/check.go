@@ -182,17 +182,20 @@ func (r *CheckReport) describeMeta(fm *fileMeta) {
 
 // recordTypes are the messages of the sealed buckets that hold protobuf.
 var recordTypes = map[string]func() proto.Message{
-	string(bucketTenants):       func() proto.Message { return &hookwirev1.Tenant{} },
-	string(bucketAPIKeys):       func() proto.Message { return &storev1.ApiKeyRecord{} },
-	string(bucketSubscriptions): func() proto.Message { return &storev1.SubscriptionRecord{} },
-	string(bucketEvents):        func() proto.Message { return &hookwirev1.Event{} },
-	string(bucketDeliveries):    func() proto.Message { return &hookwirev1.Delivery{} },
-	string(bucketAttempts):      func() proto.Message { return &hookwirev1.Attempt{} },
-	string(bucketEventTraces):   func() proto.Message { return &storev1.TraceContext{} },
-	string(bucketTenantPurges):  func() proto.Message { return &storev1.TenantPurge{} },
-	string(bucketAudit):         func() proto.Message { return &hookwirev1.AuditEvent{} },
-	string(bucketJoinTokens):    func() proto.Message { return &hookwirev1.JoinToken{} },
-	string(bucketDeliveryStats): func() proto.Message { return &storev1.StatsMinute{} },
+	string(bucketTenants):        func() proto.Message { return &hookwirev1.Tenant{} },
+	string(bucketAPIKeys):        func() proto.Message { return &storev1.ApiKeyRecord{} },
+	string(bucketSubscriptions):  func() proto.Message { return &storev1.SubscriptionRecord{} },
+	string(bucketEvents):         func() proto.Message { return &hookwirev1.Event{} },
+	string(bucketDeliveries):     func() proto.Message { return &hookwirev1.Delivery{} },
+	string(bucketAttempts):       func() proto.Message { return &hookwirev1.Attempt{} },
+	string(bucketEventTraces):    func() proto.Message { return &storev1.TraceContext{} },
+	string(bucketTenantPurges):   func() proto.Message { return &storev1.TenantPurge{} },
+	string(bucketAudit):          func() proto.Message { return &hookwirev1.AuditEvent{} },
+	string(bucketJoinTokens):     func() proto.Message { return &hookwirev1.JoinToken{} },
+	string(bucketEventTypes):     func() proto.Message { return &hookwirev1.EventType{} },
+	string(bucketPortalSettings): func() proto.Message { return &hookwirev1.PortalSettings{} },
+	string(bucketPortalSessions): func() proto.Message { return &storev1.PortalSessionRecord{} },
+	string(bucketDeliveryStats):  func() proto.Message { return &storev1.StatsMinute{} },
 }
 
 // indexBuckets hold only keys.

@@ -72,6 +72,18 @@ func commandSequence(t *testing.T) []*storev1.Command {
 			return &storev1.Command{Kind: &storev1.Command_RecordStats{RecordStats: k}}
 		case *storev1.PurgeStats:
 			return &storev1.Command{Kind: &storev1.Command_PurgeStats{PurgeStats: k}}
+		case *storev1.PutEventType:
+			return &storev1.Command{Kind: &storev1.Command_PutEventType{PutEventType: k}}
+		case *storev1.DeleteEventType:
+			return &storev1.Command{Kind: &storev1.Command_DeleteEventType{DeleteEventType: k}}
+		case *storev1.PutPortalSettings:
+			return &storev1.Command{Kind: &storev1.Command_PutPortalSettings{PutPortalSettings: k}}
+		case *storev1.PutPortalSession:
+			return &storev1.Command{Kind: &storev1.Command_PutPortalSession{PutPortalSession: k}}
+		case *storev1.RevokePortalSession:
+			return &storev1.Command{Kind: &storev1.Command_RevokePortalSession{RevokePortalSession: k}}
+		case *storev1.PurgePortalSessions:
+			return &storev1.Command{Kind: &storev1.Command_PurgePortalSessions{PurgePortalSessions: k}}
 		}
 		t.Fatalf("no command for %T", c)
 		return nil
@@ -172,6 +184,25 @@ func commandSequence(t *testing.T) []*storev1.Command {
 	}
 	add(&storev1.PurgeStats{BeforeMinute: minute + 1, Batch: 1},
 		&storev1.PurgeStats{BeforeMinute: minute + 1, Batch: 100})
+	// The tenant portal: catalog, settings, sessions (beta's are deleted
+	// with it below).
+	add(&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created", ExamplePayload: `{"id":1}`, CreateTime: at(0)}, Create: true, Audit: audit("acme", "event_type.create")},
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.created"}, Create: true}, // fails: exists
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.paid"}},                  // fails: no such type
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "beta", Name: "x.y"}, Create: true},
+		&storev1.PutEventType{EventType: &hookwirev1.EventType{Tenant: "acme", Name: "order.gone"}, Create: true},
+		&storev1.DeleteEventType{Tenant: "acme", Name: "order.gone", Audit: audit("acme", "event_type.delete")},
+		&storev1.DeleteEventType{Tenant: "acme", Name: "order.gone"}, // fails: gone
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "acme", FrameAncestors: []string{"https://a.example"}, PrimaryColor: "#112233"}},
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "beta"}},
+		&storev1.PutPortalSettings{Settings: &hookwirev1.PortalSettings{Tenant: "nobody"}}, // fails: no tenant
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_1", Tenant: "acme", Labels: map[string]string{"c": "1", "a": "2"}, ExpireTime: at(time.Hour)}, Hash: []byte("ph")}},
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_1", Tenant: "acme"}}}, // fails: exists
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_2", Tenant: "beta"}}},
+		&storev1.RevokePortalSession{Tenant: "acme", Id: "hwp_1", Audit: audit("acme", "portal_session.revoke")},
+		&storev1.RevokePortalSession{Tenant: "beta", Id: "hwp_1"}, // fails: another tenant's
+		&storev1.PutPortalSession{Record: &storev1.PortalSessionRecord{Session: &hookwirev1.PortalSession{Id: "hwp_3", Tenant: "acme", ExpireTime: at(time.Second)}}},
+		&storev1.PurgePortalSessions{CutoffUnixNanos: base.Add(time.Minute).UnixNano(), Batch: 10}) // removes hwp_3, keeps hwp_1
 
 	// Deletions and purges.
 	add(&storev1.DeleteSubscription{Tenant: "acme", Id: ordered[:], Revision: 0, Audit: audit("acme", "subscription.delete")},
@@ -256,11 +287,11 @@ func TestCommandsApplyDeterministically(t *testing.T) {
 			failed++
 		}
 	}
-	if failed != 8 {
-		t.Errorf("%d commands failed, the sequence has 8 that must: %q", failed, outA)
+	if failed != 14 {
+		t.Errorf("%d commands failed, the sequence has 14 that must: %q", failed, outA)
 	}
 	da, db := dump(t, a), dump(t, b)
-	for _, name := range []string{"tenants", "apikeys", "subscriptions", "events", "deliveries", "attempts", "due", "ordered", "audit", "join_tokens", "tenant_purges"} {
+	for _, name := range []string{"tenants", "apikeys", "subscriptions", "events", "deliveries", "attempts", "due", "ordered", "audit", "join_tokens", "tenant_purges", "event_types", "portal_settings", "portal_sessions"} {
 		if len(da[name]) == 0 && name != "tenant_purges" {
 			t.Errorf("bucket %s is empty: the sequence should leave records there", name)
 		}

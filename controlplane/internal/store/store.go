@@ -36,6 +36,8 @@
 //	idempotency          tenant 0x00 idempotency key -> event ulid(16)
 //	audit, audit_by_time the audit log (see audit.go)
 //	join_tokens, join_token_hashes  agent join tokens (see jointokens.go)
+//	event_types, portal_settings, portal_sessions  the tenant portal (see
+//	                     portal.go)
 //	event_traces         event ulid(16) -> hookwire.store.v1.TraceContext
 //	                     (only events published while tracing was on)
 //	tenant_purges        tenant id -> hookwire.store.v1.TenantPurge: the

@@ -113,6 +113,12 @@ type Command struct {
 	//	*Command_PurgeTenantStep
 	//	*Command_RecordStats
 	//	*Command_PurgeStats
+	//	*Command_PutEventType
+	//	*Command_DeleteEventType
+	//	*Command_PutPortalSettings
+	//	*Command_PutPortalSession
+	//	*Command_RevokePortalSession
+	//	*Command_PurgePortalSessions
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -317,6 +323,60 @@ func (x *Command) GetPurgeStats() *PurgeStats {
 	return nil
 }
 
+func (x *Command) GetPutEventType() *PutEventType {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutEventType); ok {
+			return x.PutEventType
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteEventType() *DeleteEventType {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_DeleteEventType); ok {
+			return x.DeleteEventType
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPutPortalSettings() *PutPortalSettings {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutPortalSettings); ok {
+			return x.PutPortalSettings
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPutPortalSession() *PutPortalSession {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PutPortalSession); ok {
+			return x.PutPortalSession
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokePortalSession() *RevokePortalSession {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_RevokePortalSession); ok {
+			return x.RevokePortalSession
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPurgePortalSessions() *PurgePortalSessions {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgePortalSessions); ok {
+			return x.PurgePortalSessions
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -393,6 +453,30 @@ type Command_PurgeStats struct {
 	PurgeStats *PurgeStats `protobuf:"bytes,18,opt,name=purge_stats,json=purgeStats,proto3,oneof"`
 }
 
+type Command_PutEventType struct {
+	PutEventType *PutEventType `protobuf:"bytes,19,opt,name=put_event_type,json=putEventType,proto3,oneof"`
+}
+
+type Command_DeleteEventType struct {
+	DeleteEventType *DeleteEventType `protobuf:"bytes,20,opt,name=delete_event_type,json=deleteEventType,proto3,oneof"`
+}
+
+type Command_PutPortalSettings struct {
+	PutPortalSettings *PutPortalSettings `protobuf:"bytes,21,opt,name=put_portal_settings,json=putPortalSettings,proto3,oneof"`
+}
+
+type Command_PutPortalSession struct {
+	PutPortalSession *PutPortalSession `protobuf:"bytes,22,opt,name=put_portal_session,json=putPortalSession,proto3,oneof"`
+}
+
+type Command_RevokePortalSession struct {
+	RevokePortalSession *RevokePortalSession `protobuf:"bytes,23,opt,name=revoke_portal_session,json=revokePortalSession,proto3,oneof"`
+}
+
+type Command_PurgePortalSessions struct {
+	PurgePortalSessions *PurgePortalSessions `protobuf:"bytes,24,opt,name=purge_portal_sessions,json=purgePortalSessions,proto3,oneof"`
+}
+
 func (*Command_PublishEvents) isCommand_Kind() {}
 
 func (*Command_AddDeliveries) isCommand_Kind() {}
@@ -428,6 +512,18 @@ func (*Command_PurgeTenantStep) isCommand_Kind() {}
 func (*Command_RecordStats) isCommand_Kind() {}
 
 func (*Command_PurgeStats) isCommand_Kind() {}
+
+func (*Command_PutEventType) isCommand_Kind() {}
+
+func (*Command_DeleteEventType) isCommand_Kind() {}
+
+func (*Command_PutPortalSettings) isCommand_Kind() {}
+
+func (*Command_PutPortalSession) isCommand_Kind() {}
+
+func (*Command_RevokePortalSession) isCommand_Kind() {}
+
+func (*Command_PurgePortalSessions) isCommand_Kind() {}
 
 // PublishEvents stores events of one tenant with their deliveries. Fails
 // (not found) when the tenant does not exist. An event whose idempotency
@@ -1738,14 +1834,362 @@ func (x *PurgeStats) GetBatch() uint32 {
 	return 0
 }
 
+// PutEventType stores an event type of a tenant's catalog. With create it
+// fails (already exists) when the name is taken, else (not found) when it
+// is not. Fails (not found) when the tenant does not exist.
+type PutEventType struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventType     *v1.EventType          `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Create        bool                   `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutEventType) Reset() {
+	*x = PutEventType{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutEventType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutEventType) ProtoMessage() {}
+
+func (x *PutEventType) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutEventType.ProtoReflect.Descriptor instead.
+func (*PutEventType) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PutEventType) GetEventType() *v1.EventType {
+	if x != nil {
+		return x.EventType
+	}
+	return nil
+}
+
+func (x *PutEventType) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+func (x *PutEventType) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// DeleteEventType removes a type from a tenant's catalog. Fails (not
+// found) when it is not there.
+type DeleteEventType struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEventType) Reset() {
+	*x = DeleteEventType{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEventType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEventType) ProtoMessage() {}
+
+func (x *DeleteEventType) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEventType.ProtoReflect.Descriptor instead.
+func (*DeleteEventType) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeleteEventType) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *DeleteEventType) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteEventType) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PutPortalSettings stores (replaces) a tenant's portal settings. Fails
+// (not found) when the tenant does not exist.
+type PutPortalSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *v1.PortalSettings     `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPortalSettings) Reset() {
+	*x = PutPortalSettings{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPortalSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPortalSettings) ProtoMessage() {}
+
+func (x *PutPortalSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPortalSettings.ProtoReflect.Descriptor instead.
+func (*PutPortalSettings) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PutPortalSettings) GetSettings() *v1.PortalSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *PutPortalSettings) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PutPortalSession stores a new portal session. Fails (not found) when
+// its tenant does not exist, (already exists) when the id is taken.
+type PutPortalSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *PortalSessionRecord   `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPortalSession) Reset() {
+	*x = PutPortalSession{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPortalSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPortalSession) ProtoMessage() {}
+
+func (x *PutPortalSession) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPortalSession.ProtoReflect.Descriptor instead.
+func (*PutPortalSession) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PutPortalSession) GetRecord() *PortalSessionRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *PutPortalSession) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// RevokePortalSession marks a tenant's portal session revoked. Fails (not
+// found) when it does not exist or is another tenant's.
+type RevokePortalSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Audit         *v1.AuditEvent         `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePortalSession) Reset() {
+	*x = RevokePortalSession{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePortalSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePortalSession) ProtoMessage() {}
+
+func (x *RevokePortalSession) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePortalSession.ProtoReflect.Descriptor instead.
+func (*RevokePortalSession) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RevokePortalSession) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RevokePortalSession) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokePortalSession) GetAudit() *v1.AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// PurgePortalSessions removes up to batch portal sessions that expired
+// before cutoff (revoked or not).
+type PurgePortalSessions struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CutoffUnixNanos int64                  `protobuf:"varint,1,opt,name=cutoff_unix_nanos,json=cutoffUnixNanos,proto3" json:"cutoff_unix_nanos,omitempty"`
+	Batch           uint32                 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PurgePortalSessions) Reset() {
+	*x = PurgePortalSessions{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgePortalSessions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgePortalSessions) ProtoMessage() {}
+
+func (x *PurgePortalSessions) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgePortalSessions.ProtoReflect.Descriptor instead.
+func (*PurgePortalSessions) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PurgePortalSessions) GetCutoffUnixNanos() int64 {
+	if x != nil {
+		return x.CutoffUnixNanos
+	}
+	return 0
+}
+
+func (x *PurgePortalSessions) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/store/v1/stats.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
+	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/store/v1/stats.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x1chookwire/v1/event_type.proto\x1a\x18hookwire/v1/portal.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
 	"\bProposal\x126\n" +
-	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd9\n" +
-	"\n" +
+	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xdd\x0e\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1767,7 +2211,13 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStep\x12C\n" +
 	"\frecord_stats\x18\x11 \x01(\v2\x1e.hookwire.store.v1.RecordStatsH\x00R\vrecordStats\x12@\n" +
 	"\vpurge_stats\x18\x12 \x01(\v2\x1d.hookwire.store.v1.PurgeStatsH\x00R\n" +
-	"purgeStatsB\x06\n" +
+	"purgeStats\x12G\n" +
+	"\x0eput_event_type\x18\x13 \x01(\v2\x1f.hookwire.store.v1.PutEventTypeH\x00R\fputEventType\x12P\n" +
+	"\x11delete_event_type\x18\x14 \x01(\v2\".hookwire.store.v1.DeleteEventTypeH\x00R\x0fdeleteEventType\x12V\n" +
+	"\x13put_portal_settings\x18\x15 \x01(\v2$.hookwire.store.v1.PutPortalSettingsH\x00R\x11putPortalSettings\x12S\n" +
+	"\x12put_portal_session\x18\x16 \x01(\v2#.hookwire.store.v1.PutPortalSessionH\x00R\x10putPortalSession\x12\\\n" +
+	"\x15revoke_portal_session\x18\x17 \x01(\v2&.hookwire.store.v1.RevokePortalSessionH\x00R\x13revokePortalSession\x12\\\n" +
+	"\x15purge_portal_sessions\x18\x18 \x01(\v2&.hookwire.store.v1.PurgePortalSessionsH\x00R\x13purgePortalSessionsB\x06\n" +
 	"\x04kind\"\\\n" +
 	"\rPublishEvents\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -1859,7 +2309,29 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"PurgeStats\x12#\n" +
 	"\rbefore_minute\x18\x01 \x01(\x03R\fbeforeMinute\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\fR\x05after\x12\x14\n" +
-	"\x05batch\x18\x03 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x05batch\x18\x03 \x01(\rR\x05batch\"\x8c\x01\n" +
+	"\fPutEventType\x125\n" +
+	"\n" +
+	"event_type\x18\x01 \x01(\v2\x16.hookwire.v1.EventTypeR\teventType\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"l\n" +
+	"\x0fDeleteEventType\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"{\n" +
+	"\x11PutPortalSettings\x127\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1b.hookwire.v1.PortalSettingsR\bsettings\x12-\n" +
+	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"\x81\x01\n" +
+	"\x10PutPortalSession\x12>\n" +
+	"\x06record\x18\x01 \x01(\v2&.hookwire.store.v1.PortalSessionRecordR\x06record\x12-\n" +
+	"\x05audit\x18\x02 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"l\n" +
+	"\x13RevokePortalSession\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12-\n" +
+	"\x05audit\x18\x03 \x01(\v2\x17.hookwire.v1.AuditEventR\x05audit\"W\n" +
+	"\x13PurgePortalSessions\x12*\n" +
+	"\x11cutoff_unix_nanos\x18\x01 \x01(\x03R\x0fcutoffUnixNanos\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_commands_proto_rawDescOnce sync.Once
@@ -1873,7 +2345,7 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*Proposal)(nil),              // 0: hookwire.store.v1.Proposal
 	(*Command)(nil),               // 1: hookwire.store.v1.Command
@@ -1898,19 +2370,28 @@ var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*PurgeTenantStep)(nil),       // 20: hookwire.store.v1.PurgeTenantStep
 	(*RecordStats)(nil),           // 21: hookwire.store.v1.RecordStats
 	(*PurgeStats)(nil),            // 22: hookwire.store.v1.PurgeStats
-	(*v1.Event)(nil),              // 23: hookwire.v1.Event
-	(*TraceContext)(nil),          // 24: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 25: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 26: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 27: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 29: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 30: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 31: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 32: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 33: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 34: hookwire.v1.JoinToken
-	(*StatsDelta)(nil),            // 35: hookwire.store.v1.StatsDelta
+	(*PutEventType)(nil),          // 23: hookwire.store.v1.PutEventType
+	(*DeleteEventType)(nil),       // 24: hookwire.store.v1.DeleteEventType
+	(*PutPortalSettings)(nil),     // 25: hookwire.store.v1.PutPortalSettings
+	(*PutPortalSession)(nil),      // 26: hookwire.store.v1.PutPortalSession
+	(*RevokePortalSession)(nil),   // 27: hookwire.store.v1.RevokePortalSession
+	(*PurgePortalSessions)(nil),   // 28: hookwire.store.v1.PurgePortalSessions
+	(*v1.Event)(nil),              // 29: hookwire.v1.Event
+	(*TraceContext)(nil),          // 30: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 31: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 32: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 33: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 36: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 37: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 38: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 39: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 40: hookwire.v1.JoinToken
+	(*StatsDelta)(nil),            // 41: hookwire.store.v1.StatsDelta
+	(*v1.EventType)(nil),          // 42: hookwire.v1.EventType
+	(*v1.PortalSettings)(nil),     // 43: hookwire.v1.PortalSettings
+	(*PortalSessionRecord)(nil),   // 44: hookwire.store.v1.PortalSessionRecord
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: hookwire.store.v1.Proposal.commands:type_name -> hookwire.store.v1.Command
@@ -1932,41 +2413,55 @@ var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	20, // 16: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
 	21, // 17: hookwire.store.v1.Command.record_stats:type_name -> hookwire.store.v1.RecordStats
 	22, // 18: hookwire.store.v1.Command.purge_stats:type_name -> hookwire.store.v1.PurgeStats
-	3,  // 19: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	23, // 20: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	4,  // 21: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	24, // 22: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	25, // 23: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	4,  // 24: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	26, // 25: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	7,  // 26: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	27, // 27: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	28, // 28: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	29, // 29: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	25, // 30: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	30, // 31: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	26, // 32: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	31, // 33: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	26, // 34: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	32, // 35: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	26, // 36: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	33, // 37: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	26, // 38: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	34, // 39: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	26, // 40: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	26, // 41: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	26, // 42: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	33, // 43: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	26, // 44: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	26, // 45: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	26, // 46: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	26, // 47: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
-	35, // 48: hookwire.store.v1.RecordStats.deltas:type_name -> hookwire.store.v1.StatsDelta
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	23, // 19: hookwire.store.v1.Command.put_event_type:type_name -> hookwire.store.v1.PutEventType
+	24, // 20: hookwire.store.v1.Command.delete_event_type:type_name -> hookwire.store.v1.DeleteEventType
+	25, // 21: hookwire.store.v1.Command.put_portal_settings:type_name -> hookwire.store.v1.PutPortalSettings
+	26, // 22: hookwire.store.v1.Command.put_portal_session:type_name -> hookwire.store.v1.PutPortalSession
+	27, // 23: hookwire.store.v1.Command.revoke_portal_session:type_name -> hookwire.store.v1.RevokePortalSession
+	28, // 24: hookwire.store.v1.Command.purge_portal_sessions:type_name -> hookwire.store.v1.PurgePortalSessions
+	3,  // 25: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	29, // 26: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	4,  // 27: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	30, // 28: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	31, // 29: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	4,  // 30: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	32, // 31: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	7,  // 32: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	33, // 33: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	34, // 34: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	35, // 35: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	31, // 36: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	36, // 37: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	32, // 38: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	37, // 39: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	32, // 40: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	38, // 41: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	32, // 42: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	39, // 43: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	32, // 44: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	40, // 45: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	32, // 46: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 47: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 48: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	39, // 49: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	32, // 50: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 51: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 52: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 53: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	41, // 54: hookwire.store.v1.RecordStats.deltas:type_name -> hookwire.store.v1.StatsDelta
+	42, // 55: hookwire.store.v1.PutEventType.event_type:type_name -> hookwire.v1.EventType
+	32, // 56: hookwire.store.v1.PutEventType.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 57: hookwire.store.v1.DeleteEventType.audit:type_name -> hookwire.v1.AuditEvent
+	43, // 58: hookwire.store.v1.PutPortalSettings.settings:type_name -> hookwire.v1.PortalSettings
+	32, // 59: hookwire.store.v1.PutPortalSettings.audit:type_name -> hookwire.v1.AuditEvent
+	44, // 60: hookwire.store.v1.PutPortalSession.record:type_name -> hookwire.store.v1.PortalSessionRecord
+	32, // 61: hookwire.store.v1.PutPortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 62: hookwire.store.v1.RevokePortalSession.audit:type_name -> hookwire.v1.AuditEvent
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -1995,6 +2490,12 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PurgeTenantStep)(nil),
 		(*Command_RecordStats)(nil),
 		(*Command_PurgeStats)(nil),
+		(*Command_PutEventType)(nil),
+		(*Command_DeleteEventType)(nil),
+		(*Command_PutPortalSettings)(nil),
+		(*Command_PutPortalSession)(nil),
+		(*Command_RevokePortalSession)(nil),
+		(*Command_PurgePortalSessions)(nil),
 	}
 	file_hookwire_store_v1_commands_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
@@ -2003,7 +2504,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

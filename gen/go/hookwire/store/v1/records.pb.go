@@ -491,11 +491,66 @@ func (x *TraceContext) GetTracestate() string {
 	return ""
 }
 
+// PortalSessionRecord is a portal session with the hash of its token.
+type PortalSessionRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session as the API shows it, without token and url.
+	Session *v1.PortalSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// SHA-256 of the whole token ("hwp_<id>_<secret>").
+	Hash          []byte `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalSessionRecord) Reset() {
+	*x = PortalSessionRecord{}
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalSessionRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalSessionRecord) ProtoMessage() {}
+
+func (x *PortalSessionRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_records_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalSessionRecord.ProtoReflect.Descriptor instead.
+func (*PortalSessionRecord) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_records_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PortalSessionRecord) GetSession() *v1.PortalSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *PortalSessionRecord) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 var File_hookwire_store_v1_records_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookwire/store/v1/records.proto\x12\x11hookwire.store.v1\x1a\x18hookwire/v1/apikey.proto\x1a\x1ehookwire/v1/subscription.proto\"\xa7\x01\n" +
+	"\x1fhookwire/store/v1/records.proto\x12\x11hookwire.store.v1\x1a\x18hookwire/v1/apikey.proto\x1a\x18hookwire/v1/portal.proto\x1a\x1ehookwire/v1/subscription.proto\"\xa7\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1f\n" +
 	"\vexpire_unix\x18\x02 \x01(\x03R\n" +
@@ -529,7 +584,10 @@ const file_hookwire_store_v1_records_proto_rawDesc = "" +
 	"\vtraceparent\x18\x01 \x01(\tR\vtraceparent\x12\x1e\n" +
 	"\n" +
 	"tracestate\x18\x02 \x01(\tR\n" +
-	"tracestateB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"tracestate\"_\n" +
+	"\x13PortalSessionRecord\x124\n" +
+	"\asession\x18\x01 \x01(\v2\x1a.hookwire.v1.PortalSessionR\asession\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hashB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_records_proto_rawDescOnce sync.Once
@@ -543,31 +601,34 @@ func file_hookwire_store_v1_records_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_records_proto_rawDescData
 }
 
-var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hookwire_store_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hookwire_store_v1_records_proto_goTypes = []any{
-	(*SigningKey)(nil),         // 0: hookwire.store.v1.SigningKey
-	(*SubscriptionRecord)(nil), // 1: hookwire.store.v1.SubscriptionRecord
-	(*SealedConfigField)(nil),  // 2: hookwire.store.v1.SealedConfigField
-	(*SealedHeader)(nil),       // 3: hookwire.store.v1.SealedHeader
-	(*TenantPurge)(nil),        // 4: hookwire.store.v1.TenantPurge
-	(*ApiKeyRecord)(nil),       // 5: hookwire.store.v1.ApiKeyRecord
-	(*TraceContext)(nil),       // 6: hookwire.store.v1.TraceContext
-	(v1.SignatureScheme)(0),    // 7: hookwire.v1.SignatureScheme
-	(*v1.Subscription)(nil),    // 8: hookwire.v1.Subscription
-	(*v1.ApiKey)(nil),          // 9: hookwire.v1.ApiKey
+	(*SigningKey)(nil),          // 0: hookwire.store.v1.SigningKey
+	(*SubscriptionRecord)(nil),  // 1: hookwire.store.v1.SubscriptionRecord
+	(*SealedConfigField)(nil),   // 2: hookwire.store.v1.SealedConfigField
+	(*SealedHeader)(nil),        // 3: hookwire.store.v1.SealedHeader
+	(*TenantPurge)(nil),         // 4: hookwire.store.v1.TenantPurge
+	(*ApiKeyRecord)(nil),        // 5: hookwire.store.v1.ApiKeyRecord
+	(*TraceContext)(nil),        // 6: hookwire.store.v1.TraceContext
+	(*PortalSessionRecord)(nil), // 7: hookwire.store.v1.PortalSessionRecord
+	(v1.SignatureScheme)(0),     // 8: hookwire.v1.SignatureScheme
+	(*v1.Subscription)(nil),     // 9: hookwire.v1.Subscription
+	(*v1.ApiKey)(nil),           // 10: hookwire.v1.ApiKey
+	(*v1.PortalSession)(nil),    // 11: hookwire.v1.PortalSession
 }
 var file_hookwire_store_v1_records_proto_depIdxs = []int32{
-	7, // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
-	8, // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
-	0, // 2: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
-	3, // 3: hookwire.store.v1.SubscriptionRecord.sealed_headers:type_name -> hookwire.store.v1.SealedHeader
-	2, // 4: hookwire.store.v1.SubscriptionRecord.sealed_config:type_name -> hookwire.store.v1.SealedConfigField
-	9, // 5: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: hookwire.store.v1.SigningKey.scheme:type_name -> hookwire.v1.SignatureScheme
+	9,  // 1: hookwire.store.v1.SubscriptionRecord.subscription:type_name -> hookwire.v1.Subscription
+	0,  // 2: hookwire.store.v1.SubscriptionRecord.signing_keys:type_name -> hookwire.store.v1.SigningKey
+	3,  // 3: hookwire.store.v1.SubscriptionRecord.sealed_headers:type_name -> hookwire.store.v1.SealedHeader
+	2,  // 4: hookwire.store.v1.SubscriptionRecord.sealed_config:type_name -> hookwire.store.v1.SealedConfigField
+	10, // 5: hookwire.store.v1.ApiKeyRecord.api_key:type_name -> hookwire.v1.ApiKey
+	11, // 6: hookwire.store.v1.PortalSessionRecord.session:type_name -> hookwire.v1.PortalSession
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_records_proto_init() }
@@ -581,7 +642,7 @@ func file_hookwire_store_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_records_proto_rawDesc), len(file_hookwire_store_v1_records_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
