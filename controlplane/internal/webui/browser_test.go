@@ -1,0 +1,339 @@
+package webui_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/hookwire/hookwire/internal/browsertest"
+)
+
+// ScreenshotsEnv names a directory: when set, the browser tests write
+// PNGs of the console's main pages there (scripts/screenshots.sh).
+const ScreenshotsEnv = "HOOKWIRE_CONSOLE_SCREENSHOTS"
+
+// tab drives one browser tab on the console of e.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+	e   *env
+}
+
+func newTab(t *testing.T, e *env, o browsertest.Options) *tab {
+	return &tab{t: t, ctx: browsertest.NewWith(t, o), e: e}
+}
+
+func (b *tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func eval[T any](b *tab, js string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// wait polls a JavaScript condition until it is true.
+func (b *tab) wait(what, js string, d time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(d))); err != nil {
+		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("waiting for %s: %v\npage text:\n%s", what, err, body)
+	}
+}
+
+// text is the main region's visible text.
+func (b *tab) text() string { return eval[string](b, `document.getElementById('main').innerText`) }
+
+// shot writes a screenshot of the page when ScreenshotsEnv is set.
+func (b *tab) shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv(ScreenshotsEnv)
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *tab) go_(hash string) {
+	b.t.Helper()
+	b.do(chromedp.Evaluate[chromedp.Void](`location.hash = ` + jsString(hash)))
+}
+
+func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// signIn signs in through the form.
+func (b *tab) signIn(key, tenant string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.e.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
+	b.shot("signin")
+	b.do(chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.SendKeys(chromedp.CSS("#tenant"), tenant),
+		chromedp.Click(chromedp.CSS("form.signin button[type=submit]")))
+	b.wait("signed in", `!!document.querySelector('#who button')`, 10*time.Second)
+}
+
+// TestConsoleDeliveryFlow is the operator's path: sign in, create a
+// subscription, publish, watch the delivery and its failed attempt appear
+// live, open it, retry it and see it succeed.
+func TestConsoleDeliveryFlow(t *testing.T) {
+	e := startEnv(t, true)
+	e.tenant("acme")
+	e.recv.status.Store(500)
+	e.recv.mu.Lock()
+	e.recv.body = `{"error":"database locked"}`
+	e.recv.mu.Unlock()
+	b := newTab(t, e, browsertest.Options{})
+	b.signIn(adminKey, "acme")
+	b.wait("overview", `location.hash.includes('/t/acme/overview')`, 5*time.Second)
+
+	// Create a subscription.
+	b.go_("#/t/acme/subscriptions/new")
+	b.do(chromedp.WaitVisible(chromedp.CSS("input[name=event_types]")),
+		chromedp.SendKeys(chromedp.CSS("input[name=description]"), "Orders to billing"),
+		chromedp.SendKeys(chromedp.CSS("input[name=event_types]"), "order.*"),
+		chromedp.SendKeys(chromedp.CSS("input[name=url]"), e.recv.URL+"/hook"))
+	b.shot("subscription-new")
+	b.do(chromedp.Click(chromedp.CSS("form.form button[type=submit]")))
+	b.wait("the new subscription's page", `location.hash.includes('/subscriptions/sub_') && document.querySelector('h1 code') !== null`, 10*time.Second)
+	subID := eval[string](b, `document.querySelector('h1 code').textContent`)
+	if n := eval[string](b, `document.getElementById('notice').innerText`); !strings.Contains(n, "whsec_") {
+		t.Fatalf("the signing secret is not shown once after create: %q", n)
+	}
+	b.shot("subscription")
+
+	// The live view, then a publish: the delivery and its attempt appear.
+	b.go_("#/t/acme/live")
+	b.wait("the live stream to open", `document.querySelector('[role=status][data-connected]') !== null`, 15*time.Second)
+	evID := e.publish("acme", "order.created", `{"id":42,"total":"9.99"}`)
+	b.wait("the created delivery, live", `!!document.querySelector('#live-rows tr.k-created')`, 10*time.Second)
+	b.wait("the failed attempt, live", `[...document.querySelectorAll('#live-rows tr.k-attempt')].some(r => r.innerText.includes('500'))`, 15*time.Second)
+	b.shot("live")
+	dlvID := eval[string](b, `document.querySelector('#live-rows tr.k-attempt').dataset.delivery`)
+	if !strings.HasPrefix(dlvID, "dlv_") {
+		t.Fatalf("delivery id %q", dlvID)
+	}
+	row := eval[string](b, `document.querySelector('#live-rows tr.k-attempt').innerText`)
+	for _, want := range []string{"order.created", subID, "agent-1", "failed"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("live attempt row %q lacks %q", row, want)
+		}
+	}
+
+	// The deliveries list, filtered by subscription, shows it.
+	b.go_("#/t/acme/deliveries?subscription_id=" + subID)
+	b.wait("the deliveries list", `!!document.querySelector('#delivery-list table')`, 10*time.Second)
+	if txt := b.text(); !strings.Contains(txt, dlvID) || !strings.Contains(txt, "pending") {
+		t.Fatalf("deliveries list: %s", txt)
+	}
+	b.shot("deliveries")
+
+	// Its page: the attempt with status, response body and agent.
+	b.do(chromedp.Click(chromedp.CSS(`a[href$="/deliveries/` + dlvID + `"]`)))
+	b.wait("the delivery page", `document.querySelectorAll('.attempt').length >= 1`, 10*time.Second)
+	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('details').forEach(d => d.open = true)`))
+	txt := b.text()
+	for _, want := range []string{"HTTP 500", "agent-1", "database locked", "webhook-signature", evID} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("delivery page lacks %q:\n%s", want, txt)
+		}
+	}
+	b.shot("delivery")
+
+	// The receiver recovers; Retry now sends it again at once.
+	e.recv.status.Store(200)
+	b.do(chromedp.Click(chromedp.CSS(`.actions button`))) // "Retry now" is the first action
+	b.wait("the retry to be queued", `document.getElementById('notice').innerText.includes('Retry queued')`, 10*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b.go_("#/t/acme/deliveries/" + dlvID + "?r=" + fmt.Sprint(time.Now().UnixNano()))
+		b.wait("the delivery page", `document.querySelectorAll('.attempt').length >= 1`, 10*time.Second)
+		if strings.Contains(b.text(), "succeeded") && eval[bool](b, `[...document.querySelectorAll('.attempt h3')].some(h => h.innerText.includes('success'))`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the retried delivery did not succeed:\n%s", b.text())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The event browser shows the payload and which subscription matched.
+	b.go_("#/t/acme/events/" + evID)
+	b.wait("the event page", `!!document.getElementById('payload')`, 10*time.Second)
+	if p := eval[string](b, `document.getElementById('payload').textContent`); !strings.Contains(p, "\"total\": \"9.99\"") {
+		t.Fatalf("payload not pretty-printed: %q", p)
+	}
+	if !strings.Contains(b.text(), subID) || !strings.Contains(b.text(), "matched at publish") {
+		t.Fatalf("event page: %s", b.text())
+	}
+	b.shot("event")
+
+	// Agents: the real agent, connected, with its labels and transport.
+	b.go_("#/agents")
+	b.wait("the agents page", `document.getElementById('main').innerText.includes('agent-1')`, 10*time.Second)
+	if txt := b.text(); !strings.Contains(txt, "connected") || !strings.Contains(txt, "region=test") || !strings.Contains(txt, "http") {
+		t.Fatalf("agents page: %s", txt)
+	}
+	b.shot("agents")
+
+	// Pause from the subscription page: a new delivery waits, and says why.
+	b.go_("#/t/acme/subscriptions/" + subID)
+	b.wait("the subscription page", `[...document.querySelectorAll('.actions button')].some(x => x.innerText === 'Pause')`, 10*time.Second)
+	b.do(chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('.actions button')].find(x => x.innerText === 'Pause').click()`))
+	b.wait("paused", `[...document.querySelectorAll('.actions button')].some(x => x.innerText === 'Resume')`, 10*time.Second)
+	e.publish("acme", "order.updated", `{"id":43}`)
+	b.go_("#/t/acme/deliveries?status=DELIVERY_STATUS_PENDING")
+	b.wait("the waiting reason", `!!document.querySelector('#delivery-list .waiting')`, 10*time.Second)
+	if w := eval[string](b, `document.querySelector('#delivery-list .waiting').textContent`); !strings.Contains(w, "paused") {
+		t.Fatalf("waiting reason %q", w)
+	}
+	b.shot("deliveries-waiting")
+}
+
+// TestConsoleXSS puts markup into every place data reaches the page: a
+// payload, a description, event metadata, response headers and body. It
+// must show as text and never run.
+func TestConsoleXSS(t *testing.T) {
+	e := startEnv(t, true)
+	e.tenant("acme")
+	const xss = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
+	e.recv.mu.Lock()
+	e.recv.body = xss
+	e.recv.header = `<svg onload="window.__pwned=3">`
+	e.recv.mu.Unlock()
+	code, body, _ := e.rest("POST", "/v1/tenants/acme/subscriptions",
+		`{"description":"<img src=x onerror=\"window.__pwned=4\">","event_types":["x.*"],"target":{"transport":"http","config":{"url":"`+e.recv.URL+`/hook"}}}`,
+		map[string]string{"Authorization": "Bearer " + adminKey})
+	if code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	evID := e.publish("acme", "x.y", `{"html":"<img src=x onerror=\"window.__pwned=5\">","s":"</pre><script>window.__pwned=6</script>"}`)
+	waitFor(t, "the delivery", 15*time.Second, func() bool { return e.recv.count() >= 1 })
+
+	b := newTab(t, e, browsertest.Options{})
+	b.signIn(adminKey, "acme")
+	check := func(where string) {
+		t.Helper()
+		if v := eval[any](b, `window.__pwned === undefined ? null : window.__pwned`); v != nil {
+			t.Fatalf("%s: injected script ran (%v)", where, v)
+		}
+		if n := eval[int](b, `document.querySelectorAll('main img, main script, main svg[onload], main [onerror]').length`); n != 0 {
+			t.Fatalf("%s: %d injected elements in the page", where, n)
+		}
+	}
+	b.go_("#/t/acme/subscriptions")
+	b.wait("subscriptions", `document.getElementById('main').innerText.includes('onerror')`, 10*time.Second)
+	check("subscriptions")
+	b.go_("#/t/acme/events/" + evID)
+	b.wait("event", `!!document.getElementById('payload')`, 10*time.Second)
+	if p := eval[string](b, `document.getElementById('payload').textContent`); !strings.Contains(p, `<script>window.__pwned=6</script>`) {
+		t.Fatalf("payload not shown as text: %q", p)
+	}
+	check("event")
+	b.go_("#/t/acme/deliveries")
+	b.wait("deliveries", `!!document.querySelector('#delivery-list a[href*="/deliveries/dlv_"]')`, 10*time.Second)
+	b.do(chromedp.Click(chromedp.CSS(`#delivery-list a[href*="/deliveries/dlv_"]`)))
+	b.wait("attempt", `document.querySelectorAll('.attempt').length >= 1`, 10*time.Second)
+	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('details').forEach(d => d.open = true)`))
+	if txt := b.text(); !strings.Contains(txt, `<svg onload="window.__pwned=3">`) || !strings.Contains(txt, `<img src=x onerror="window.__pwned=1">`) {
+		t.Fatalf("response header and body not shown as text:\n%s", txt)
+	}
+	check("delivery")
+}
+
+// TestConsoleCSRFAndFraming runs an attacker page on another origin of the
+// same site (same host, other port: SameSite does not stop the cookie
+// there) while the victim is signed in.
+func TestConsoleCSRFAndFraming(t *testing.T) {
+	e := startEnv(t, false)
+	e.tenant("acme")
+	target := e.base
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		switch r.URL.Path {
+		case "/frame":
+			fmt.Fprintf(w, `<!doctype html><iframe id="f" src="%s/console/"></iframe>`, target)
+		case "/form":
+			// A text/plain form makes a body the gateway would parse as JSON.
+			fmt.Fprintf(w, `<!doctype html><form id="f" method="POST" enctype="text/plain" action="%s/v1/tenants"><input name='{"id":"pwned","x":"' value='"}'></form>`, target)
+		case "/fetch":
+			fmt.Fprintf(w, `<!doctype html><script>
+window.results = [];
+fetch(%[1]q + "/v1/tenants", {method: "POST", mode: "no-cors", credentials: "include", body: '{"id":"pwned2"}'}).then(() => results.push("no-cors sent"), e => results.push("no-cors " + e));
+fetch(%[1]q + "/v1/tenants", {method: "POST", credentials: "include", headers: {"X-Hookwire-Console": "1", "Content-Type": "application/json"}, body: '{"id":"pwned3"}'}).then(r => results.push("cors " + r.status), e => results.push("cors blocked"));
+fetch(%[1]q + "/console/session", {credentials: "include", headers: {"X-Hookwire-Console": "1"}}).then(r => r.text()).then(t => results.push("read " + t), e => results.push("read blocked"));
+</script>`, target)
+		}
+	}))
+	t.Cleanup(evil.Close)
+
+	b := newTab(t, e, browsertest.Options{})
+	b.signIn(adminKey, "acme")
+	if c := eval[string](b, `document.cookie`); strings.Contains(c, "hw_console") {
+		t.Fatalf("the session cookie is readable by scripts: %q", c)
+	}
+	if s := eval[string](b, `JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + location.href`); strings.Contains(s, adminKey) {
+		t.Fatalf("the key leaked into storage or the URL: %s", s)
+	}
+
+	// Cross-origin form POST with the cookie: refused.
+	b.do(chromedp.Navigate(evil.URL+"/form"), chromedp.WaitVisible(chromedp.CSS("#f")), chromedp.Evaluate[chromedp.Void](`document.getElementById('f').submit()`))
+	b.wait("the form's answer", `location.href.startsWith(`+jsString(target)+`) && document.body.innerText.includes('API key')`, 10*time.Second)
+	// Cross-origin fetches: the no-cors one goes out without the header,
+	// the one with the header is stopped by the preflight.
+	b.do(chromedp.Navigate(evil.URL + "/fetch"))
+	b.wait("the fetches", `window.results && window.results.length === 3`, 10*time.Second)
+	res := eval[string](b, `window.results.join(' | ')`)
+	if !strings.Contains(res, "cors blocked") || !strings.Contains(res, "read blocked") {
+		t.Fatalf("cross-origin fetches: %s", res)
+	}
+	for _, id := range []string{"pwned", "pwned2", "pwned3"} {
+		if code, _, _ := e.rest("GET", "/v1/tenants/"+id, "", map[string]string{"Authorization": "Bearer " + adminKey}); code != 404 {
+			t.Fatalf("a cross-site request created tenant %s (%d)", id, code)
+		}
+	}
+
+	// Framing: Chromium refuses to render the console in the frame.
+	b.do(chromedp.Navigate(evil.URL + "/frame"))
+	var child *cdp.Frame
+	deadline := time.Now().Add(10 * time.Second)
+	for child == nil || (child.URL == "about:blank" && child.UnreachableURL == "") {
+		tree, err := chromedp.Run(b.ctx, chromedp.Action[*page.FrameTree](func(ctx context.Context, tg *chromedp.Target) (*page.FrameTree, error) {
+			r, err := cdp.Call(ctx, tg, page.GetFrameTree, cdp.Empty{})
+			return r.FrameTree, err
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tree.ChildFrames) == 1 {
+			child = tree.ChildFrames[0].Frame
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the frame did not load: %+v", child)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.HasPrefix(child.URL, target) && child.UnreachableURL == "" {
+		t.Fatalf("the console rendered inside a cross-origin frame: %+v", child)
+	}
+}
