@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -8,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +62,7 @@ type Console struct {
 
 type asset struct {
 	body        []byte
+	gz          []byte // body gzipped, when that is smaller
 	etag        string
 	contentType string
 }
@@ -85,7 +89,15 @@ var loadAssets = sync.OnceValue(func() map[string]asset {
 		case ".svg":
 			ct = "image/svg+xml"
 		}
-		out[strings.TrimPrefix(p, "console/")] = asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+		a := asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		if buf.Len() < len(body) {
+			a.gz = buf.Bytes()
+		}
+		out[strings.TrimPrefix(p, "console/")] = a
 		return nil
 	})
 	return out
@@ -102,14 +114,18 @@ func New(cfg Config) *Console {
 	return &Console{cfg: cfg, static: loadAssets()}
 }
 
-// AssetBytes is the total size of the embedded assets (the whole console,
-// uncompressed), for documentation and tests.
-func AssetBytes() int {
-	n := 0
+// AssetBytes is the total size of the embedded assets (the whole
+// console), as stored and as sent gzipped, for documentation and tests.
+func AssetBytes() (raw, gzipped int) {
 	for _, a := range loadAssets() {
-		n += len(a.body)
+		raw += len(a.body)
+		if a.gz != nil {
+			gzipped += len(a.gz)
+		} else {
+			gzipped += len(a.body)
+		}
 	}
-	return n
+	return raw, gzipped
 }
 
 // Wrap serves /console/ and lets the console's REST calls through to next
@@ -176,12 +192,30 @@ func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request, name string
 	// Revalidate every time: the files change with the binary and a 304 is
 	// cheap.
 	h.Set("Cache-Control", "no-cache")
+	h.Set("Vary", "Accept-Encoding")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == a.etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	body := a.body
+	if a.gz != nil && acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		body = a.gz
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if r.Method == http.MethodHead {
 		return
 	}
-	_, _ = w.Write(a.body)
+	_, _ = w.Write(body)
+}
+
+// acceptsGzip reports whether the client takes gzip (every browser does).
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(name) == "gzip" && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }

@@ -14,8 +14,8 @@ function s(tag, attrs, ...children) {
   return el;
 }
 
-const W = 640;
-const H = 220;
+const W = 480;
+const H = 200;
 const PAD = { l: 48, r: 12, t: 12, b: 28 };
 
 function frame(title, summary) {
@@ -37,10 +37,13 @@ function hhmm(t) {
 
 function axes(svg, max, times, fmt) {
   const x0 = PAD.l, x1 = W - PAD.r, y0 = H - PAD.b, y1 = PAD.t;
-  for (let i = 0; i <= 4; i++) {
-    const y = y0 - ((y0 - y1) * i) / 4;
+  // Gridlines at round values: 2, 20, 200 split in 4; 1, 5, 10, 50 in 5.
+  const mant = max / Math.pow(10, Math.floor(Math.log10(max)));
+  const n = Math.abs(mant - 2) < 1e-9 ? 4 : 5;
+  for (let i = 0; i <= n; i++) {
+    const y = y0 - ((y0 - y1) * i) / n;
     svg.appendChild(s('line', { x1: x0, x2: x1, y1: y, y2: y, class: 'grid' }));
-    svg.appendChild(s('text', { x: x0 - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, fmt((max * i) / 4)));
+    svg.appendChild(s('text', { x: x0 - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, fmt((max * i) / n)));
   }
   if (times.length) {
     const n = times.length;
@@ -109,7 +112,7 @@ export function meters(title, items) {
   const rowH = 26;
   const hgt = Math.max(rowH, items.length * rowH) + 8;
   const svg = s('svg', { viewBox: `0 0 ${W} ${hgt}`, class: 'chart meters', role: 'img', 'aria-label': `${title}. ${items.map((it) => `${it.label}: ${(it.value * 100).toFixed(1)}%`).join('; ')}` }, s('title', null, title));
-  const lx = 200, rx = W - 70;
+  const lx = 170, rx = W - 56;
   items.forEach((it, i) => {
     const y = 4 + i * rowH;
     svg.appendChild(s('text', { x: lx - 8, y: y + 16, class: 'tick', 'text-anchor': 'end' }, it.label));

@@ -88,6 +88,7 @@ export async function deliveries(ctx) {
     next.addEventListener('click', () => { page++; show().catch(fail); });
     replace(pager, prev, h('span', { class: 'muted' }, ` page ${page + 1} · ${list.length} shown · ${Math.round(performance.now() - t0)} ms `), next);
     listBox.dataset.page = String(page + 1);
+    performance.mark('hw:deliveries-page');
   };
   const fail = (e) => notice(e.message, 'error');
   await show();

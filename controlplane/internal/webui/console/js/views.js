@@ -60,7 +60,7 @@ export function statsCharts(stats, subNames) {
         { name: 'waiting for retry', points: buckets.map((b) => (b.queue ? int(b.queue.waiting_retry) : null)) },
         { name: 'waiting for an agent', points: buckets.map((b) => (b.queue ? int(b.queue.waiting_agent) : null)) }], (v) => String(Math.round(v))),
       legend(['waiting for retry', 'waiting for an agent'])),
-    h('section', { class: 'card', 'aria-labelledby': 'c-subs' }, h('h2', { id: 'c-subs' }, 'Success rate per subscription'),
+    h('section', { class: 'card wide', 'aria-labelledby': 'c-subs' }, h('h2', { id: 'c-subs' }, 'Success rate per subscription'),
       subs.length ? meters('Success rate per subscription', subs) : h('p', { class: 'muted' }, 'No attempts in this period.'),
       subs.length ? table(null, ['Subscription', 'Attempts', 'Succeeded', 'Retrying', 'Dead', 'Success', 'p50', 'p90', 'p99'], subs.map(({ label, s }) => h('tr', null,
         h('td', null, label), h('td', { class: 'num' }, String(int(s.attempts))), h('td', { class: 'num' }, String(int(s.succeeded))),
@@ -88,7 +88,7 @@ export async function overview(ctx) {
     const stats = await api('GET', tp(ctx.tenant, `/stats${qs({ start_time: new Date(now - span).toISOString(), end_time: new Date(now).toISOString(), step })}`), undefined, ctx.signal);
     replace(body, statsCharts(stats, subNames));
   } catch (e) {
-    if (e.status === 404 && !e.code) {
+    if (e.status === 404 && e.message === 'Not Found') { // the route itself is missing
       replace(body, h('p', { class: 'muted' }, 'This server does not serve statistics (GET /v1/tenants/{tenant}/stats).'));
     } else {
       replace(body, h('p', { class: 'error', role: 'alert' }, `Statistics: ${e.message}`));
