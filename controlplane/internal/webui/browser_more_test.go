@@ -13,8 +13,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/hookwire/hookwire/controlplane/internal/webui"
-	"github.com/hookwire/hookwire/internal/browsertest"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
+	"github.com/hookwire/hookwire/internal/browsertest"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 

@@ -233,6 +233,41 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		t.Fatalf("waiting reason %q", w)
 	}
 	b.shot("deliveries-waiting")
+
+	// Tenants: create one from the console.
+	b.go_("#/tenants")
+	b.wait("the tenants page", `!!document.querySelector('form[aria-label="New tenant"]')`, 10*time.Second)
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[name=id]`), "globex"), chromedp.SendKeys(chromedp.CSS(`input[name=display_name]`), "Globex"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New tenant"] button[type=submit]`)))
+	b.wait("the new tenant's overview", `location.hash.includes('/t/globex/overview')`, 10*time.Second)
+	if code, _, _ := e.rest("GET", "/v1/tenants/globex", "", map[string]string{"Authorization": "Bearer " + adminKey}); code != 200 {
+		t.Fatalf("tenant created in the console: %d", code)
+	}
+
+	// Join tokens and draining an agent.
+	b.go_("#/agents")
+	b.wait("the agents page", `!!document.querySelector('form[aria-label="New join token"]')`, 10*time.Second)
+	b.do(chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="New join token"] input[name=name]`), "edge"),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="New join token"] input[name=labels]`), "region=eu"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New join token"] button[type=submit]`)))
+	b.wait("the join token, shown once", `document.getElementById('notice').innerText.includes('hwj_')`, 10*time.Second)
+	if txt := b.text(); !strings.Contains(txt, "edge") || !strings.Contains(txt, "region=eu") {
+		t.Fatalf("join token list: %s", txt)
+	}
+	b.do(chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('main button')].find(x => x.innerText === 'Drain').click()`))
+	b.wait("the drain", `document.getElementById('notice').innerText.includes('draining')`, 10*time.Second)
+	waitFor(t, "the agent to leave", 15*time.Second, func() bool {
+		_, body, _ := e.rest("GET", "/v1/agents", "", map[string]string{"Authorization": "Bearer " + adminKey})
+		return !strings.Contains(body, "AGENT_STATE_CONNECTED")
+	})
+
+	// Sign out: the cookie is gone and the API refuses the console.
+	b.do(chromedp.Click(chromedp.CSS(`#who button`)))
+	b.wait("the sign-in form", `!!document.getElementById('key')`, 10*time.Second)
+	if st := eval[int](b, `fetch('/v1/tenants', {headers: {'X-Hookwire-Console': '1'}}).then(r => r.status)`); st != 401 {
+		t.Fatalf("after sign-out the API answered %d", st)
+	}
 }
 
 // TestConsoleXSS puts markup into every place data reaches the page: a
