@@ -130,7 +130,7 @@ func TestConsolePerformance(t *testing.T) {
 	if txt := b.text(); !strings.Contains(txt, "no connected agent") {
 		t.Fatalf("waiting deliveries do not say why: %s", txt[:min(len(txt), 2000)])
 	}
-	b.shot("deliveries-10k")
+	b.shotViewport("deliveries-10k")
 }
 
 // statsFixture is a DeliveryStats answer as the stats API sends it

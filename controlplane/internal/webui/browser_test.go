@@ -101,6 +101,22 @@ func (b *tab) shot(name string) {
 	}
 }
 
+// shotViewport is shot of what the window shows, for long pages.
+func (b *tab) shotViewport(name string) {
+	b.t.Helper()
+	dir := os.Getenv(ScreenshotsEnv)
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 func (b *tab) go_(hash string) {
 	b.t.Helper()
 	b.do(chromedp.Evaluate[chromedp.Void](`location.hash = ` + jsString(hash)))

@@ -4,6 +4,11 @@ import { api, qs, stream, tp } from './api.js';
 import { stackedBars, lines, meters, legend } from './charts.js';
 import { toRFC3339 } from './deliveries.js';
 
+// kv is a description list of the pairs whose value is not empty.
+function kv(pairs) {
+  return h('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== '' && v !== undefined && v !== null).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+}
+
 function link(ctx, rest, text) {
   return h('a', { href: `#/t/${encodeURIComponent(ctx.tenant)}/${rest}` }, text);
 }
@@ -186,7 +191,7 @@ async function subscription(ctx) {
   const again = () => subscriptions(ctx);
   const paused = s.status === 'SUBSCRIPTION_STATUS_PAUSED' || s.status === 'SUBSCRIPTION_STATUS_DISABLED';
   const w = !ctx.canWrite;
-  const testType = h('input', { name: 'test_type', value: (s.event_types || []).find((t) => !t.includes('*')) || 'console.test', spellcheck: 'false' });
+  const testType = h('input', { name: 'test_type', value: (s.event_types || []).find((t) => !t.includes('*')) || ((s.event_types || [])[0] || 'console.test').replace(/\*/g, 'test'), spellcheck: 'false' });
   const testPayload = h('textarea', { name: 'test_payload', rows: '3', spellcheck: 'false' });
   testPayload.value = '{"test": true}';
   const since = h('input', { type: 'datetime-local', name: 'since' });
@@ -196,15 +201,20 @@ async function subscription(ctx) {
   replace(ctx.main,
     h('p', null, link(ctx, 'subscriptions', '← Subscriptions')),
     h('h1', null, s.description || 'Subscription', ' ', h('code', null, s.id)),
-    h('dl', { class: 'kv' },
-      h('dt', null, 'Status'), h('dd', null, subStatus(s), s.disabled_reason ? ` ${s.disabled_reason}` : ''),
-      h('dt', null, 'Event types'), h('dd', null, (s.event_types || []).join(', ')),
-      h('dt', null, 'Target'), h('dd', null, targetText(s.target)),
-      h('dt', null, 'Headers'), h('dd', null, Object.keys((s.target && s.target.headers) || {}).map((k) => `${k}: <redacted>`).join(', ')),
-      h('dt', null, 'Signature'), h('dd', null, enumName(s.signature_scheme, 'SIGNATURE_SCHEME_')),
-      h('dt', null, 'Circuit'), h('dd', null, enumName(s.circuit_state, 'CIRCUIT_STATE_')),
-      h('dt', null, 'Failing since'), h('dd', null, fmtTime(s.failing_since)),
-      h('dt', null, 'Created'), h('dd', null, fmtTime(s.create_time))),
+    kv([
+      ['Status', [subStatus(s), s.disabled_reason ? ` ${s.disabled_reason}` : '']],
+      ['Event types', (s.event_types || []).join(', ')],
+      ['Target', targetText(s.target)],
+      ['Headers', Object.keys((s.target && s.target.headers) || {}).map((k) => `${k}: <redacted>`).join(', ')],
+      ['Filter', s.filter],
+      ['Agent selector', s.agent_selector],
+      ['Signature', enumName(s.signature_scheme, 'SIGNATURE_SCHEME_')],
+      ['Signing public key', s.signing_public_key],
+      ['Circuit', enumName(s.circuit_state, 'CIRCUIT_STATE_')],
+      ['Failing since', fmtTime(s.failing_since)],
+      ['Created', fmtTime(s.create_time)],
+      ['Updated', fmtTime(s.update_time)],
+    ]),
     h('div', { class: 'actions' },
       paused ? button('Resume', async () => { await api('POST', `${base}:resume`, {}); await again(); return 'Resumed.'; }, { disabled: w })
         : button('Pause', async () => { await api('POST', `${base}:pause`, {}); await again(); return 'Paused: deliveries wait until you resume.'; }, { disabled: w }),
