@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,7 @@ type pageLoad struct {
 	Encoded          int     `json:"encoded"`  // bodies as sent (gzipped)
 	Decoded          int     `json:"decoded"`  // bodies unpacked
 	Requests         int     `json:"requests"`
+	ListAPI          float64 `json:"api"` // ms the ListDeliveries call took (request to last byte)
 }
 
 const measureJS = `(() => {
@@ -48,9 +50,10 @@ const measureJS = `(() => {
   const res = performance.getEntriesByType('resource');
   const marks = performance.getEntriesByName('hw:deliveries-page');
   let t = nav.transferSize, e = nav.encodedBodySize, d = nav.decodedBodySize;
-  for (const r of res) { t += r.transferSize; e += r.encodedBodySize; d += r.decodedBodySize; }
+  let api = -1;
+  for (const r of res) { t += r.transferSize; e += r.encodedBodySize; d += r.decodedBodySize; if (r.name.includes('/deliveries?')) api = r.duration; }
   return JSON.stringify({dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, list: marks.length ? marks[0].startTime : -1,
-    transfer: t, encoded: e, decoded: d, requests: res.length + 1});
+    transfer: t, encoded: e, decoded: d, requests: res.length + 1, api});
 })()`
 
 // TestConsolePerformance measures first loads in headless Chromium: the
@@ -90,8 +93,8 @@ func TestConsolePerformance(t *testing.T) {
 		if err := json.Unmarshal([]byte(eval[string](b, measureJS)), &pl); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("PERF %s: DOMContentLoaded %.0f ms, load %.0f ms, list drawn %.0f ms, %d requests, %d bytes transferred (%d B bodies gzipped, %d B unpacked)",
-			name, pl.DOMContentLoaded, pl.Load, pl.ListShown, pl.Requests, pl.Transferred, pl.Encoded, pl.Decoded)
+		t.Logf("PERF %s: DOMContentLoaded %.0f ms, load %.0f ms, list drawn %.0f ms (its API call %.0f ms), %d requests, %d bytes transferred (%d B bodies gzipped, %d B unpacked)",
+			name, pl.DOMContentLoaded, pl.Load, pl.ListShown, pl.ListAPI, pl.Requests, pl.Transferred, pl.Encoded, pl.Decoded)
 		return pl
 	}
 	raw, gz := webui.AssetBytes()
@@ -113,14 +116,17 @@ func TestConsolePerformance(t *testing.T) {
 	b.do(chromedp.Navigate(e.base + "/console/#/t/acme/deliveries"))
 	b.wait("page 1", `document.getElementById('delivery-list') && document.getElementById('delivery-list').dataset.page === '1'`, 20*time.Second)
 	var worst float64
+	var all []float64
 	for p := 2; p <= 6; p++ {
 		start := eval[float64](b, `performance.now()`)
 		b.do(chromedp.Click(chromedp.CSS(`.pager button:last-child`)))
 		b.wait(fmt.Sprint("page ", p), fmt.Sprintf(`document.getElementById('delivery-list').dataset.page === '%d'`, p), 10*time.Second)
 		took := eval[float64](b, `performance.getEntriesByName('hw:deliveries-page').at(-1).startTime`) - start
 		worst = max(worst, took)
+		all = append(all, took)
 	}
-	t.Logf("PERF deliveries, next page (50 of 10,000): worst of 5 %.0f ms", worst)
+	slices.Sort(all)
+	t.Logf("PERF deliveries, next page (50 of 10,000): median of 5 %.0f ms, worst %.0f ms", all[2], worst)
 	if n := eval[int](b, `document.querySelectorAll('#delivery-list tbody tr').length`); n != 50 {
 		t.Fatalf("page 6 has %d rows", n)
 	}
@@ -199,6 +205,15 @@ func TestConsoleCharts(t *testing.T) {
 		t.Fatalf("chart labels: %q", r.Labels)
 	}
 	b.shot("overview")
+	b.checkA11y("overview")
+	// The check itself finds an unlabelled control and faint text.
+	f := eval[string](b, `(() => { const m = document.getElementById('main');
+	  const i = document.createElement('input'); m.appendChild(i);
+	  const p = document.createElement('p'); p.textContent = 'faint text'; p.style.color = '#bbbbbb'; m.appendChild(p);
+	  const f = (`+a11yJSExpr+`)(); i.remove(); p.remove(); return f; })()`)
+	if !strings.Contains(f, "unlabelled <input") || !strings.Contains(f, `contrast 1.`) {
+		t.Fatalf("the accessibility check misses faults: %q", f)
+	}
 	if os.Getenv(ScreenshotsEnv) != "" {
 		m := newTab(t, e, browsertest.Options{Width: 360, Height: 740})
 		m.do(chromedp.EmulateViewport(360, 740))
@@ -252,6 +267,7 @@ func TestConsoleSubscriptionActions(t *testing.T) {
 		t.Fatalf("recover progress: %s", p)
 	}
 	b.shot("subscription-actions")
+	b.checkA11y("subscription")
 
 	// Test-send: lands on the new delivery, which succeeds.
 	before := e.recv.count()

@@ -82,6 +82,48 @@ func (b *tab) poll(what, js string, d time.Duration) string {
 	}
 }
 
+// a11yJS lists accessibility faults of the page: form controls without a
+// label, buttons and links without a name, charts without a label, and
+// text whose contrast with its background is under WCAG AA (4.5:1; 3:1
+// for large text).
+const a11yJS = `(` + a11yJSExpr + `)()`
+
+const a11yJSExpr = `(() => {
+  const faults = [];
+  const name = (el) => (el.getAttribute('aria-label') || el.innerText || el.textContent || '').trim();
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) faults.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) if (!name(el)) faults.push('nameless ' + el.outerHTML.slice(0, 80));
+  for (const el of document.querySelectorAll('svg[role=img]')) if (!el.getAttribute('aria-label')) faults.push('unlabelled chart');
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (el) => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c; } return [255, 255, 255]; };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || seen.has(el) || el.closest('svg') || !el.offsetParent) continue;
+    seen.add(el);
+    const st = getComputedStyle(el);
+    if (parseFloat(st.opacity) < 1 || el.closest('button:disabled')) continue;
+    const a = lum(rgb(st.color)), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.66 && parseInt(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) faults.push('contrast ' + ratio.toFixed(2) + ' ' + el.tagName + ' "' + n.textContent.trim().slice(0, 30) + '"');
+  }
+  if (document.querySelectorAll('h1').length !== 1) faults.push(document.querySelectorAll('h1').length + ' h1 elements');
+  return faults.join('\n');
+})`
+
+// checkA11y fails the test on the page's accessibility faults.
+func (b *tab) checkA11y(where string) {
+	b.t.Helper()
+	if f := eval[string](b, a11yJS); f != "" {
+		b.t.Errorf("%s: accessibility faults:\n%s", where, f)
+	}
+}
+
 // text is the main region's visible text.
 func (b *tab) text() string { return eval[string](b, `document.getElementById('main').innerText`) }
 
@@ -129,6 +171,7 @@ func (b *tab) signIn(key, tenant string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.e.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
 	b.shot("signin")
+	b.checkA11y("sign in")
 	b.do(chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.SendKeys(chromedp.CSS("#tenant"), tenant),
 		chromedp.Click(chromedp.CSS("form.signin button[type=submit]")))
 	b.wait("signed in", `!!document.querySelector('#who button')`, 10*time.Second)
@@ -155,6 +198,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("input[name=event_types]"), "order.*"),
 		chromedp.SendKeys(chromedp.CSS("input[name=url]"), e.recv.URL+"/hook"))
 	b.shot("subscription-new")
+	b.checkA11y("new subscription")
 	b.do(chromedp.Click(chromedp.CSS("form.form button[type=submit]")))
 	b.wait("the new subscription's page", `location.hash.includes('/subscriptions/sub_') && document.querySelector('h1 code') !== null`, 10*time.Second)
 	subID := eval[string](b, `document.querySelector('h1 code').textContent`)
@@ -170,6 +214,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 	b.wait("the created delivery, live", `!!document.querySelector('#live-rows tr.k-created')`, 10*time.Second)
 	b.wait("the failed attempt, live", `[...document.querySelectorAll('#live-rows tr.k-attempt')].some(r => r.innerText.includes('500'))`, 15*time.Second)
 	b.shot("live")
+	b.checkA11y("live")
 	dlvID := eval[string](b, `document.querySelector('#live-rows tr.k-attempt').dataset.delivery`)
 	if !strings.HasPrefix(dlvID, "dlv_") {
 		t.Fatalf("delivery id %q", dlvID)
@@ -188,6 +233,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		t.Fatalf("deliveries list: %s", txt)
 	}
 	b.shot("deliveries")
+	b.checkA11y("deliveries")
 
 	// Its page: the attempt with status, response body and agent.
 	b.do(chromedp.Click(chromedp.CSS(`a[href$="/deliveries/` + dlvID + `"]`)))
@@ -200,6 +246,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		}
 	}
 	b.shot("delivery")
+	b.checkA11y("delivery")
 
 	// The receiver recovers; Retry now sends it again at once.
 	e.recv.status.Store(200)
@@ -228,6 +275,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		t.Fatalf("event page: %s", b.text())
 	}
 	b.shot("event")
+	b.checkA11y("event")
 
 	// Agents: the real agent, connected, with its labels and transport.
 	b.go_("#/agents")
@@ -236,6 +284,7 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		t.Fatalf("agents page: %s", txt)
 	}
 	b.shot("agents")
+	b.checkA11y("agents")
 
 	// Pause from the subscription page: a new delivery waits, and says why.
 	b.go_("#/t/acme/subscriptions/" + subID)
