@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/hookwire/hookwire/controlplane/internal/webui"
@@ -206,10 +207,21 @@ func TestConsoleCharts(t *testing.T) {
 	}
 	b.shot("overview")
 	b.checkA11y("overview")
+	// The dark theme (prefers-color-scheme: dark) passes the same check.
+	if _, err := chromedp.Run(b.ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+		return cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if !eval[bool](b, `matchMedia('(prefers-color-scheme: dark)').matches`) {
+		t.Fatal("dark scheme not emulated")
+	}
+	b.checkA11y("overview, dark")
+	b.shot("overview-dark")
 	// The check itself finds an unlabelled control and faint text.
 	f := eval[string](b, `(() => { const m = document.getElementById('main');
 	  const i = document.createElement('input'); m.appendChild(i);
-	  const p = document.createElement('p'); p.textContent = 'faint text'; p.style.color = '#bbbbbb'; m.appendChild(p);
+	  const p = document.createElement('p'); p.textContent = 'faint text'; p.style.color = getComputedStyle(document.documentElement).backgroundColor; m.appendChild(p);
 	  const f = (`+a11yJSExpr+`)(); i.remove(); p.remove(); return f; })()`)
 	if !strings.Contains(f, "unlabelled <input") || !strings.Contains(f, `contrast 1.`) {
 		t.Fatalf("the accessibility check misses faults: %q", f)
@@ -269,11 +281,24 @@ func TestConsoleSubscriptionActions(t *testing.T) {
 	b.shot("subscription-actions")
 	b.checkA11y("subscription")
 
+	// A live view of successful attempts only, in another browser.
+	lv := newTab(t, e, browsertest.Options{})
+	lv.signIn(key, "acme")
+	lv.go_("#/t/acme/live?result=TAIL_RESULT_SUCCEEDED&subscription_id=" + sub.GetId())
+	lv.wait("the live stream to open", `document.querySelector('[role=status][data-connected]') !== null`, 15*time.Second)
+	if v := eval[string](lv, `document.querySelector('select[name=result]').value`); v != "TAIL_RESULT_SUCCEEDED" {
+		t.Fatalf("live filter shows %q", v)
+	}
+
 	// Test-send: lands on the new delivery, which succeeds.
 	before := e.recv.count()
 	b.do(chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('button')].find(x => x.innerText === 'Send test event').click()`))
 	b.wait("the test delivery's page", `location.hash.includes('/deliveries/dlv_')`, 10*time.Second)
 	waitFor(t, "the test delivery at the receiver", 15*time.Second, func() bool { return e.recv.count() > before })
+	lv.wait("the successful attempt, live", `[...document.querySelectorAll('#live-rows tr.k-attempt')].some(r => r.innerText.includes('success'))`, 15*time.Second)
+	if n := eval[int](lv, `document.querySelectorAll('#live-rows tr.k-created').length`); n != 0 {
+		t.Fatalf("the attempts-only live view shows %d created rows", n)
+	}
 
 	// A read-only key: same pages, no working buttons.
 	ro := e.apiKey("acme", hookwirev1.ApiKeyScope_API_KEY_SCOPE_READ_ONLY)

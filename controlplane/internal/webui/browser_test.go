@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/hookwire/hookwire/internal/browsertest"
 )
 
@@ -413,7 +414,13 @@ fetch(%[1]q + "/console/session", {credentials: "include", headers: {"X-Hookwire
 	t.Cleanup(evil.Close)
 
 	b := newTab(t, e, browsertest.Options{})
-	b.signIn(adminKey, "acme")
+	// Keyboard only: type the key, Tab to the tenant, Enter submits.
+	b.do(chromedp.Navigate(e.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
+	if f := eval[string](b, `document.activeElement.id`); f != "key" {
+		t.Fatalf("the key field does not have the focus: %q", f)
+	}
+	b.do(chromedp.KeyEvent(adminKey+kb.Tab+"acme"+kb.Enter))
+	b.wait("signed in by keyboard", `!!document.querySelector('#who button')`, 10*time.Second)
 	if c := eval[string](b, `document.cookie`); strings.Contains(c, "hw_console") {
 		t.Fatalf("the session cookie is readable by scripts: %q", c)
 	}

@@ -179,18 +179,20 @@ export async function live(ctx) {
   const status = h('p', { class: 'muted', role: 'status' }, 'Connecting…');
   const subIn = h('input', { name: 'subscription_id', value: ctx.query.get('subscription_id') || '', placeholder: 'sub_…', spellcheck: 'false' });
   const typeIn = h('input', { name: 'event_type', value: ctx.query.get('event_type') || '', placeholder: 'order.*', spellcheck: 'false' });
-  const form = h('form', { class: 'filters', 'aria-label': 'Filter the live view' }, field('Subscription', subIn), field('Event type', typeIn),
+  const results = [['', 'everything'], ['TAIL_RESULT_SUCCEEDED', 'successful attempts'], ['TAIL_RESULT_FAILED', 'failed attempts'], ['TAIL_RESULT_RETRYING', 'failures to retry'], ['TAIL_RESULT_DEAD', 'failures, now dead']];
+  const resultSel = h('select', { name: 'result' }, results.map(([v, t]) => h('option', { value: v, selected: v === (ctx.query.get('result') || '') }, t)));
+  const form = h('form', { class: 'filters', 'aria-label': 'Filter the live view' }, field('Subscription', subIn), field('Event type', typeIn), field('Show', resultSel),
     h('div', { class: 'field actions' }, h('button', { type: 'submit' }, 'Apply')));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    location.hash = `#/t/${encodeURIComponent(ctx.tenant)}/live${qs({ subscription_id: subIn.value.trim(), event_type: typeIn.value.trim() })}`;
+    location.hash = `#/t/${encodeURIComponent(ctx.tenant)}/live${qs({ subscription_id: subIn.value.trim(), event_type: typeIn.value.trim(), result: resultSel.value })}`;
   });
   replace(ctx.main, h('h1', null, 'Live'), form, status,
     h('div', { class: 'table-wrap' }, h('table', { 'aria-describedby': 'live-h' },
       h('caption', { id: 'live-h' }, 'Newest first; the last 200 are kept'),
       h('thead', null, h('tr', null, ['Time', 'What', 'Delivery', 'Event type', 'Subscription', 'Status', 'Attempt', 'Outcome', 'Latency', 'Agent'].map((t) => h('th', { scope: 'col' }, t)))),
       rows)));
-  const path = tp(ctx.tenant, `/deliveries:tail${qs({ subscription_id: ctx.query.get('subscription_id'), event_type: ctx.query.get('event_type'), heartbeat_interval: '5s' })}`);
+  const path = tp(ctx.tenant, `/deliveries:tail${qs({ subscription_id: ctx.query.get('subscription_id'), event_type: ctx.query.get('event_type'), result: ctx.query.get('result'), heartbeat_interval: '5s' })}`);
   let seen = 0;
   const onItem = (ev) => {
     const kind = enumName(ev.kind, 'TAIL_EVENT_KIND_');
