@@ -300,6 +300,24 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 	}
 	b.shot("deliveries-waiting")
 
+	// The overview from the real stats API, where this server has it.
+	b.go_("#/t/acme/overview")
+	b.wait("the statistics", `document.getElementById('stats') && !document.getElementById('stats').innerText.includes('Loading')`, 10*time.Second)
+	if strings.Contains(b.text(), "does not serve statistics") {
+		t.Log("this server has no stats API (GET /v1/tenants/{tenant}/stats): the overview's charts are tested with canned data only (TestConsoleCharts)")
+	} else {
+		if n := eval[int](b, `document.querySelectorAll('#stats svg').length`); n < 3 {
+			t.Fatalf("overview from the stats API: %d charts:\n%s", n, b.text())
+		}
+		if n := eval[int](b, `document.querySelectorAll('#stats svg:first-of-type rect').length`); n == 0 {
+			t.Fatalf("no attempt bars from the stats API after two attempts:\n%s", b.text())
+		}
+		if !strings.Contains(b.text(), subID) {
+			t.Fatalf("no success rate for %s from the stats API:\n%s", subID, b.text())
+		}
+		b.shot("overview-live")
+	}
+
 	// Tenants: create one from the console.
 	b.go_("#/tenants")
 	b.wait("the tenants page", `!!document.querySelector('form[aria-label="New tenant"]')`, 10*time.Second)
