@@ -437,7 +437,10 @@ fetch(%[1]q + "/console/session", {credentials: "include", headers: {"X-Hookwire
 	if f := eval[string](b, `document.activeElement.id`); f != "key" {
 		t.Fatalf("the key field does not have the focus: %q", f)
 	}
-	b.do(chromedp.KeyEvent(adminKey + kb.Tab + "acme" + kb.Enter))
+	b.do(chromedp.KeyEvent("not-a-key" + kb.Enter))
+	b.wait("the sign-in error", `document.querySelector('form.signin [role=alert]').innerText.includes('invalid API key')`, 10*time.Second)
+	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("key").value = ""`), chromedp.Focus(chromedp.CSS("#key")),
+		chromedp.KeyEvent(adminKey+kb.Tab+"acme"+kb.Enter))
 	b.wait("signed in by keyboard", `!!document.querySelector('#who button')`, 10*time.Second)
 	if c := eval[string](b, `document.cookie`); strings.Contains(c, "hw_console") {
 		t.Fatalf("the session cookie is readable by scripts: %q", c)

@@ -28,7 +28,9 @@ export async function api(method, path, body, signal) {
   }
   if (!resp.ok) {
     const e = new ApiError(resp.status, data && data.code, (data && data.message) || `${resp.status} ${resp.statusText}`);
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent('hw-unauthenticated', { detail: e }));
+    // A 401 from the API means the session ended; from the session
+    // endpoint itself it is the sign-in form's business.
+    if (resp.status === 401 && !path.startsWith('/console/session')) window.dispatchEvent(new CustomEvent('hw-unauthenticated', { detail: e }));
     throw e;
   }
   return data;
