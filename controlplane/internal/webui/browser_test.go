@@ -208,6 +208,12 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 	}
 	b.shot("subscription")
 
+	// A second subscription the event will not match.
+	if code, body, _ := e.rest("POST", "/v1/tenants/acme/subscriptions", `{"description":"Invoices","event_types":["invoice.*"],"target":{"transport":"http","config":{"url":"`+e.recv.URL+`/invoices"}}}`,
+		map[string]string{"Authorization": "Bearer " + adminKey}); code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+
 	// The live view, then a publish: the delivery and its attempt appear.
 	b.go_("#/t/acme/live")
 	b.wait("the live stream to open", `document.querySelector('[role=status][data-connected]') !== null`, 15*time.Second)
@@ -272,8 +278,9 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 	if p := eval[string](b, `document.getElementById('payload').textContent`); !strings.Contains(p, "\"total\": \"9.99\"") {
 		t.Fatalf("payload not pretty-printed: %q", p)
 	}
-	if !strings.Contains(b.text(), subID) || !strings.Contains(b.text(), "matched at publish") {
-		t.Fatalf("event page: %s", b.text())
+	if txt := b.text(); !strings.Contains(txt, subID) || !strings.Contains(txt, "matched at publish") ||
+		!strings.Contains(txt, `event type "order.created" matches none of its event types ("invoice.*")`) {
+		t.Fatalf("event page: %s", txt)
 	}
 	b.shot("event")
 	b.checkA11y("event")
