@@ -1,10 +1,17 @@
 package webui_test
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/hookwire/hookwire/controlplane"
+	"github.com/hookwire/hookwire/controlplane/tlstest"
 
 	"github.com/hookwire/hookwire/controlplane/internal/webui"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -186,5 +193,43 @@ func TestConsoleSignIn(t *testing.T) {
 	pub := e.apiKey("acme", hookwirev1.ApiKeyScope_API_KEY_SCOPE_PUBLISH)
 	if code, body, _ := e.rest("POST", "/console/session", `{"key":"`+pub+`","tenant":"acme"}`, consoleHdr); code != 403 || !strings.Contains(body, "only publish") {
 		t.Fatalf("publish key: %d %s", code, body)
+	}
+}
+
+// TestConsoleSecureCookieOverTLS: with TLS on the REST listener the
+// session cookie is Secure.
+func TestConsoleSecureCookieOverTLS(t *testing.T) {
+	certs := tlstest.New(t)
+	mk, err := controlplane.ParseMasterKey(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := controlplane.Start(context.Background(), controlplane.Config{
+		DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", AdminKey: adminKey, MasterKey: mk,
+		TLS: &controlplane.TLSConfig{CertFile: certs.Server.Cert, KeyFile: certs.Server.Key},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("POST", "https://"+srv.HTTPAddr()+"/console/session", strings.NewReader(`{"key":"`+adminKey+`"}`))
+	for k, v := range consoleHdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cks := resp.Cookies()
+	if resp.StatusCode != 200 || len(cks) != 1 || !cks[0].Secure || !cks[0].HttpOnly || cks[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("sign in over TLS: %d %+v", resp.StatusCode, cks)
 	}
 }
