@@ -11,9 +11,8 @@ import (
 	"testing"
 
 	"github.com/hookwire/hookwire/controlplane"
-	"github.com/hookwire/hookwire/controlplane/tlstest"
-
 	"github.com/hookwire/hookwire/controlplane/internal/webui"
+	"github.com/hookwire/hookwire/controlplane/tlstest"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 )
 
