@@ -272,8 +272,14 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	// The event browser shows the payload and which subscription matched.
-	b.go_("#/t/acme/events/" + evID)
+	// The event browser: the list filtered by a pattern, then the event's
+	// payload and which subscriptions matched and why not.
+	b.go_("#/t/acme/events?event_type=order.*")
+	b.wait("the events list", `!!document.querySelector('main table')`, 10*time.Second)
+	if txt := b.text(); !strings.Contains(txt, evID) {
+		t.Fatalf("events list lacks %s: %s", evID, txt)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`main a[href$="/events/` + evID + `"]`)))
 	b.wait("the event page", `!!document.getElementById('payload')`, 10*time.Second)
 	if p := eval[string](b, `document.getElementById('payload').textContent`); !strings.Contains(p, "\"total\": \"9.99\"") {
 		t.Fatalf("payload not pretty-printed: %q", p)
