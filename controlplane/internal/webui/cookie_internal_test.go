@@ -75,3 +75,24 @@ func TestSessionCookie(t *testing.T) {
 		t.Fatalf("expired session: %v", err)
 	}
 }
+
+// TestNoHTMLSinks keeps the console's scripts off the APIs that parse
+// strings as HTML or code: data reaches the page only as text.
+func TestNoHTMLSinks(t *testing.T) {
+	sinks := []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "setTimeout('", "setTimeout(\""}
+	n := 0
+	for name, a := range loadAssets() {
+		if !strings.HasSuffix(name, ".js") && !strings.HasSuffix(name, ".html") {
+			continue
+		}
+		n++
+		for _, s := range sinks {
+			if strings.Contains(string(a.body), s) {
+				t.Errorf("%s uses %s", name, s)
+			}
+		}
+	}
+	if n < 6 {
+		t.Fatalf("checked %d files", n)
+	}
+}
