@@ -283,6 +283,7 @@ func (s *Server) leadTerm(ctx context.Context, log *slog.Logger) (restored bool)
 		}
 	})
 	run(func() { s.purgeLoop(termCtx) })
+	run(func() { s.statsLoop(termCtx, d) })
 	run(func() { s.masterKeyLoop(termCtx) })
 	run(func() { s.svc.RunTenantPurges(termCtx) })
 	log.Info("leading the cluster: dispatcher running")
@@ -297,6 +298,15 @@ func (s *Server) leadTerm(ctx context.Context, log *slog.Logger) (restored bool)
 	s.disp.Store(nil)
 	s.svc.SetDispatcher(nil)
 	d.Shutdown()
+	if restored {
+		// Still leading: the counts since the last flush go into the
+		// restored store.
+		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := d.FlushStats(fctx); err != nil {
+			log.Warn("write delivery statistics before restarting the dispatcher", "err", err)
+		}
+		fcancel()
+	}
 	cancel()
 	wg.Wait()
 	if !restored {

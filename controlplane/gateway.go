@@ -65,6 +65,7 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit in
 		hookwirev1.RegisterDeliveryServiceHandlerClient(ctx, mux, hookwirev1.NewDeliveryServiceClient(conn)),
 		hookwirev1.RegisterAgentAdminServiceHandlerClient(ctx, mux, hookwirev1.NewAgentAdminServiceClient(conn)),
 		hookwirev1.RegisterAuditServiceHandlerClient(ctx, mux, hookwirev1.NewAuditServiceClient(conn)),
+		hookwirev1.RegisterStatsServiceHandlerClient(ctx, mux, hookwirev1.NewStatsServiceClient(conn)),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)

@@ -468,6 +468,12 @@ func isoMatrix(e *isoEnv) map[string]isoRow {
 				return hookwirev1.NewAuditServiceClient(c).ListAuditEvents(ctx, &hookwirev1.ListAuditEventsRequest{Tenant: o.tenant})
 			}},
 
+		// --- StatsService ---
+		hookwirev1.StatsService_GetDeliveryStats_FullMethodName: {access: isoRead, uses: []isoKind{kindSub},
+			call: func(ctx context.Context, c *grpc.ClientConn, o isoObjects) (proto.Message, error) {
+				return hookwirev1.NewStatsServiceClient(c).GetDeliveryStats(ctx, &hookwirev1.GetDeliveryStatsRequest{Tenant: o.tenant, SubscriptionId: o.sub})
+			}},
+
 		// --- AgentAdminService ---
 		hookwirev1.AgentAdminService_ListAgents_FullMethodName: {access: isoAdminOnly,
 			call: func(ctx context.Context, c *grpc.ClientConn, _ isoObjects) (proto.Message, error) {

@@ -43,6 +43,7 @@ var exampleOrder = []string{
 	"DeliveryService_ResendEvent",
 	"DeliveryService_RecoverDeliveries",
 	"DeliveryService_GetOperation",
+	"StatsService_GetDeliveryStats",
 	"AuditService_ListAuditEvents",
 	"AgentAdminService_CreateJoinToken",
 	"AgentAdminService_ListJoinTokens",

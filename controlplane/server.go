@@ -44,6 +44,7 @@ const (
 	DefaultGRPCAddr        = "127.0.0.1:7070"
 	DefaultHTTPAddr        = "127.0.0.1:8080"
 	DefaultMaxPayloadBytes = 1 << 20
+	DefaultStatsRetention  = 48 * time.Hour
 )
 
 // ErrDataDirInUse is returned by Start when another process holds the data
@@ -111,6 +112,13 @@ type Config struct {
 	// Retention is how long events, deliveries and attempts are kept.
 	// Default 30 days.
 	Retention time.Duration
+	// StatsRetention is how long per-minute delivery statistics are kept
+	// (StatsService). Default DefaultStatsRetention (48h).
+	StatsRetention time.Duration
+	// StatsFlushInterval is how often the leader writes the delivery
+	// statistics counted in memory to the store; a crash loses at most
+	// this much of them. Default 10s.
+	StatsFlushInterval time.Duration
 	// PurgeInterval is how often expired records are purged. Default 1h.
 	PurgeInterval time.Duration
 	// AuditRetention is how long audit events are kept. Default 365 days.
@@ -239,6 +247,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = time.Hour
 	}
+	if cfg.StatsRetention <= 0 {
+		cfg.StatsRetention = DefaultStatsRetention
+	}
+	if cfg.StatsFlushInterval <= 0 {
+		cfg.StatsFlushInterval = 10 * time.Second
+	}
 	var tlsSet *tlsSetup
 	if cfg.TLS != nil {
 		if tlsSet, err = loadTLS(cfg.TLS); err != nil {
@@ -336,6 +350,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.clusterGRPC = grpc.NewServer(opts...)
 	svc.Register(s.clusterGRPC)
 	svc.RegisterAudit(s.clusterGRPC)
+	svc.RegisterStats(s.clusterGRPC)
 	svc.RegisterCluster(s.clusterGRPC, s.node, s.noteRestored)
 	if tlsSet != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsSet.grpc)))
@@ -343,6 +358,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.grpc = grpc.NewServer(opts...)
 	svc.Register(s.grpc)
 	svc.RegisterAudit(s.grpc)
+	svc.RegisterStats(s.grpc)
 	svc.RegisterCluster(s.grpc, s.node, s.noteRestored)
 	hs := health.NewServer()
 	s.health = hs
@@ -376,6 +392,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.inproc = newInproc(unary, stream)
 		svc.Register(s.inproc)
 		svc.RegisterAudit(s.inproc)
+		svc.RegisterStats(s.inproc)
 		svc.RegisterCluster(s.inproc, s.node, s.noteRestored)
 		gw, err := newGateway(runCtx, s.inproc.conn, int64(msgLimit))
 		if err != nil {
@@ -461,6 +478,13 @@ func (s *Server) Close() error {
 		}
 		if d := s.disp.Load(); d != nil {
 			d.Shutdown()
+			// The statistics counted since the last flush, while this
+			// server can still write.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.FlushStats(ctx); err != nil {
+				s.cfg.Logger.Warn("write the last delivery statistics", "err", err)
+			}
+			cancel()
 		}
 		if s.forward != nil {
 			s.forward.stopRelays()
@@ -523,6 +547,12 @@ func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, e
 	if st.Events > 0 || err != nil {
 		s.cfg.Logger.Info("purged expired records", "before", cutoff, "events", st.Events, "deliveries", st.Deliveries, "attempts", st.Attempts, "store_bytes", s.store.Size())
 	}
+	statsCutoff := s.cfg.Now().Add(-s.cfg.StatsRetention)
+	if n, serr := s.store.PurgeStats(ctx, statsCutoff.Unix()/60, 1000); serr != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("purge expired delivery statistics", "err", serr)
+	} else if n > 0 {
+		s.cfg.Logger.Info("purged expired delivery statistics", "before", statsCutoff, "subscription_minutes", n)
+	}
 	auditCutoff := s.cfg.Now().Add(-s.cfg.AuditRetention)
 	if n, aerr := s.store.PurgeAudit(ctx, auditCutoff, 500); aerr != nil && ctx.Err() == nil {
 		s.cfg.Logger.Error("purge expired audit events", "err", aerr)
@@ -530,6 +560,35 @@ func (s *Server) Purge(ctx context.Context) (events, deliveries, attempts int, e
 		s.cfg.Logger.Info("purged expired audit events", "before", auditCutoff, "audit_events", n)
 	}
 	return st.Events, st.Deliveries, st.Attempts, err
+}
+
+// FlushStats writes the delivery statistics counted since the last flush
+// to the store now (the leader does every StatsFlushInterval), with a
+// sample of the queue; nothing when this server does not lead.
+func (s *Server) FlushStats(ctx context.Context) error {
+	if d := s.disp.Load(); d != nil {
+		return d.FlushStats(ctx)
+	}
+	return nil
+}
+
+// statsLoop flushes the delivery statistics every StatsFlushInterval
+// until ctx ends (the term); Close writes the last counts.
+func (s *Server) statsLoop(ctx context.Context, d *dispatch.Dispatcher) {
+	t := time.NewTicker(s.cfg.StatsFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fctx, cancel := context.WithTimeout(ctx, s.cfg.StatsFlushInterval)
+		if err := d.FlushStats(fctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("write delivery statistics (kept for the next flush)", "err", err)
+		}
+		cancel()
+	}
 }
 
 // StoreSize reports the store file's size in bytes.

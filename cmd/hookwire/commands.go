@@ -11,7 +11,7 @@ import "github.com/spf13/cobra"
 // exit-codes and environment (cli*.go).
 func clientCommands() []*cobra.Command {
 	c := &cli{}
-	return append(c.commands(), c.auditCmd(), c.tailCmd())
+	return append(c.commands(), c.auditCmd(), c.tailCmd(), c.statsCmd())
 }
 
 // toolCommands returns operator tools: the benchmark (bench*.go), keygen

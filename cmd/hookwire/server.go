@@ -27,6 +27,7 @@ type serverFlags struct {
 	adminAddr       string
 	retention       time.Duration
 	auditRetention  time.Duration
+	statsRetention  time.Duration
 	disableAfter    time.Duration
 	throttleMin     time.Duration
 	fairShareWindow time.Duration
@@ -45,6 +46,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve /metrics, /debug/pprof/, /healthz (liveness) and /readyz (readiness) here, unauthenticated (e.g. 127.0.0.1:9464; empty: off)")
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "keep events, deliveries and attempts this long")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 365*24*time.Hour, "keep audit log records (configuration changes) this long")
+	fs.DurationVar(&f.statsRetention, "stats-retention", controlplane.DefaultStatsRetention, "keep per-minute delivery statistics (GET /v1/tenants/{tenant}/stats, hookwire stats) this long; older minutes are dropped")
 	fs.DurationVar(&f.disableAfter, "disable-after", 5*24*time.Hour, "disable a subscription whose attempts all failed for this long (negative: never)")
 	fs.DurationVar(&f.throttleMin, "throttle-min", time.Minute, "least wait after a 429/502/503/504 or a timeout")
 	fs.DurationVar(&f.fairShareWindow, "fair-share-window", 10*time.Second, "a subscription counts as active on an agent for this long after its last assignment there; active subscriptions share the agent's slots fairly (0: the default; negative: fair share off, plain round-robin)")
@@ -79,6 +81,7 @@ func (f *serverFlags) config(log *slog.Logger, adminKey string) controlplane.Con
 		APIRateBurst:    f.apiRateBurst,
 		Retention:       f.retention,
 		AuditRetention:  f.auditRetention,
+		StatsRetention:  f.statsRetention,
 		DisableAfter:    f.disableAfter,
 		FairShareWindow: f.fairShareWindow,
 		Retry:           f.retryOptions(),

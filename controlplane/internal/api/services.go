@@ -68,7 +68,7 @@ type Config struct {
 //     tail.go) and agentService (agentstream.go), registered by Register;
 //   - agentAdmin (agents.go), auditService (audit.go) and clusterService
 //     (cluster.go), registered by RegisterAgentAdmin, RegisterAudit and
-//     RegisterCluster.
+//     RegisterCluster, and statsService (stats.go) by RegisterStats.
 type Services struct {
 	cfg   Config
 	auth  *authenticator

@@ -187,6 +187,8 @@ type Dispatcher struct {
 	stopOnce sync.Once
 
 	watch watchHub // live watchers of deliveries (watch.go)
+	// stats are the delivery statistics not yet flushed (stats.go).
+	stats *statsRecorder
 }
 
 // New returns a dispatcher; call Run to start it.
@@ -244,6 +246,7 @@ func New(cfg Config) *Dispatcher {
 		lost:     map[string]AgentInfo{},
 		pumpWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		stats:    newStatsRecorder(),
 	}
 }
 
@@ -344,9 +347,14 @@ type Ready struct {
 // not fit in memory is left to the pump.
 func (d *Dispatcher) Enqueue(list []Ready) {
 	d.noteReady(list)
+	now := d.cfg.Now()
+	created := make([]*catalog.Sub, len(list))
+	for i, r := range list {
+		created[i] = r.Sub
+	}
+	d.countCreated(now, created...)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := d.cfg.Now()
 	// Eligibility scans the connected agents; a batch fans out to the same
 	// subscriptions many times, so decide once per subscription.
 	eligible := map[ids.ID]bool{}

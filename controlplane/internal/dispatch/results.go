@@ -173,14 +173,16 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 			s.releaseProbe()
 			continue
 		}
-		final := ""
+		final, verdict := "", AttemptRetrying
 		switch {
 		case w.v.Done:
-			final = "succeeded"
+			final, verdict = "succeeded", AttemptSucceeded
 		case w.v.Dead:
-			final = "dead"
+			final, verdict = "dead", AttemptDead
 		}
+		outcome, latency := w.change.Attempt.GetOutcome(), w.change.Attempt.GetLatency().AsDuration()
 		d.cfg.Metrics.Attempt(w.res.GetResult().GetOutcome(), w.res.GetResult().GetLatency().AsDuration(), final)
+		d.countAttempt(now, w.change.Result.GetTenant(), w.lease.item.subID, outcome, latency, verdict)
 		after = append(after, d.trackLocked(s, w, now)...)
 	}
 	for _, a := range added {

@@ -281,6 +281,12 @@ func (d *Dispatcher) noteReady(list []Ready) {
 // NoteCreated reports deliveries created outside a publish (a resend),
 // after they are durable.
 func (d *Dispatcher) NoteCreated(dels ...*hookwirev1.Delivery) {
+	now := d.cfg.Now()
+	for _, del := range dels {
+		if id, err := ids.Parse(ids.Subscription, del.GetSubscriptionId()); err == nil {
+			d.countCreated(now, d.cfg.Catalog.Get(id))
+		}
+	}
 	if !d.watch.active() {
 		return
 	}

@@ -50,6 +50,9 @@ type Result struct {
 	// PurgeTenantStep: what it removed, and whether the purge is finished.
 	TenantPurged     TenantPurgeStats
 	TenantPurgedDone bool
+	// PurgeStats: how many minutes of statistics it removed (and, in
+	// PurgedLast, the last key it examined; nil: done).
+	StatsPurged int
 }
 
 // Duplicate is an event a publish found under its idempotency key.
@@ -218,6 +221,11 @@ func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (R
 	case *storev1.Command_PurgeTenantStep:
 		st, done, err := s.applyPurgeTenantStep(tx, k.PurgeTenantStep)
 		return Result{TenantPurged: st, TenantPurgedDone: done}, err
+	case *storev1.Command_RecordStats:
+		return Result{}, applyRecordStats(tx, k.RecordStats)
+	case *storev1.Command_PurgeStats:
+		n, last, err := applyPurgeStats(tx, k.PurgeStats)
+		return Result{StatsPurged: n, PurgedLast: last}, err
 	case nil:
 		return Result{}, fmt.Errorf("apply command: no kind set")
 	default:
@@ -657,6 +665,9 @@ func applyDeleteSubscription(tx *bolt.Tx, c *storev1.DeleteSubscription) error {
 	if err := b.Delete(k); err != nil {
 		return err
 	}
+	if err := deleteSubStats(tx, c.GetTenant(), sid); err != nil {
+		return err
+	}
 	return auditIfSet(tx, c.GetAudit())
 }
 
@@ -831,6 +842,14 @@ func (s *Store) applyPurgeTenantStep(tx *bolt.Tx, cmd *storev1.PurgeTenantStep) 
 	if n, err := purgeTenantAudit(tx, prefix, batch); err != nil || n > 0 {
 		st.AuditEvents = n
 		return st, false, err
+	}
+	if b := tx.Bucket(bucketDeliveryStats); b != nil {
+		// Deleting its subscriptions deleted their statistics already;
+		// the purge makes sure nothing of the tenant is left.
+		if n, err := deletePrefix(b, prefix, batch); err != nil || n > 0 {
+			st.StatsMinutes = n
+			return st, false, err
+		}
 	}
 	// Nothing is left but keys created by a request that raced the
 	// deletion (the check of the tenant and the key's write are two

@@ -192,6 +192,7 @@ var recordTypes = map[string]func() proto.Message{
 	string(bucketTenantPurges):  func() proto.Message { return &storev1.TenantPurge{} },
 	string(bucketAudit):         func() proto.Message { return &hookwirev1.AuditEvent{} },
 	string(bucketJoinTokens):    func() proto.Message { return &hookwirev1.JoinToken{} },
+	string(bucketDeliveryStats): func() proto.Message { return &storev1.StatsMinute{} },
 }
 
 // indexBuckets hold only keys.

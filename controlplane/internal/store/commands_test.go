@@ -68,6 +68,10 @@ func commandSequence(t *testing.T) []*storev1.Command {
 			return &storev1.Command{Kind: &storev1.Command_PurgeAudit{PurgeAudit: k}}
 		case *storev1.PurgeTenantStep:
 			return &storev1.Command{Kind: &storev1.Command_PurgeTenantStep{PurgeTenantStep: k}}
+		case *storev1.RecordStats:
+			return &storev1.Command{Kind: &storev1.Command_RecordStats{RecordStats: k}}
+		case *storev1.PurgeStats:
+			return &storev1.Command{Kind: &storev1.Command_PurgeStats{PurgeStats: k}}
 		}
 		t.Fatalf("no command for %T", c)
 		return nil
@@ -149,6 +153,25 @@ func commandSequence(t *testing.T) []*storev1.Command {
 		&storev1.RevokeApiKey{Tenant: "acme", Id: "k1", Audit: audit("acme", "api_key.revoke")},
 		&storev1.RevokeApiKey{Tenant: "beta", Id: "k1"}, // fails: another tenant's
 		&storev1.AppendAudit{Event: audit("acme", "agent.drain")})
+
+	// Statistics: two flushes into the same minutes (added up), one of a
+	// subscription that does not exist (skipped), then a purge of the
+	// oldest minute; deleting the ordered subscription deletes its own.
+	minute := base.Unix() / 60
+	gone := id()
+	delta := func(sid ids.ID, m int64, add *storev1.StatsMinute) *storev1.StatsDelta {
+		return &storev1.StatsDelta{Tenant: "acme", SubscriptionId: sid[:], Minute: m, Add: add}
+	}
+	for range 2 {
+		add(&storev1.RecordStats{Deltas: []*storev1.StatsDelta{
+			delta(plain, minute, &storev1.StatsMinute{Created: 2, Succeeded: 1, Retrying: 1, Outcomes: []int64{0, 1, 0, 0, 0, 0, 1}, Latency: []int64{0, 3, 1}}),
+			delta(plain, minute+1, &storev1.StatsMinute{Dead: 1, QueueSampled: true, WaitingRetry: 4}),
+			delta(ordered, minute, &storev1.StatsMinute{Created: 1}),
+			delta(gone, minute, &storev1.StatsMinute{Created: 1}),
+		}})
+	}
+	add(&storev1.PurgeStats{BeforeMinute: minute + 1, Batch: 1},
+		&storev1.PurgeStats{BeforeMinute: minute + 1, Batch: 100})
 
 	// Deletions and purges.
 	add(&storev1.DeleteSubscription{Tenant: "acme", Id: ordered[:], Revision: 0, Audit: audit("acme", "subscription.delete")},

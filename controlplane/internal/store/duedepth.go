@@ -27,6 +27,8 @@ type dueDepth struct {
 	later  map[dueSecond]int
 	order  secondHeap // the keys of later, earliest second first
 	nLater int
+	// laterBy counts later's entries per subscription.
+	laterBy map[ids.ID]int
 }
 
 type dueSecond struct {
@@ -35,7 +37,7 @@ type dueSecond struct {
 }
 
 func newDueDepth(now time.Time) *dueDepth {
-	return &dueDepth{mark: now.Unix() + 1, due: map[ids.ID]int{}, later: map[dueSecond]int{}}
+	return &dueDepth{mark: now.Unix() + 1, due: map[ids.ID]int{}, later: map[dueSecond]int{}, laterBy: map[ids.ID]int{}}
 }
 
 // load counts the due bucket; called from Open before the committer runs.
@@ -60,7 +62,7 @@ func (d *dueDepth) reload(tx *bolt.Tx) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.mark, d.due, d.later, d.order, d.nLater = fresh.mark, fresh.due, fresh.later, fresh.order, fresh.nLater
+	d.mark, d.due, d.later, d.order, d.nLater, d.laterBy = fresh.mark, fresh.due, fresh.later, fresh.order, fresh.nLater, fresh.laterBy
 	return nil
 }
 
@@ -92,6 +94,14 @@ func (d *dueDepth) add(sub ids.ID, unixNanos int64, n int) {
 	}
 	d.later[k] = c + n
 	d.nLater += n
+	d.addLaterBy(sub, n)
+}
+
+func (d *dueDepth) addLaterBy(sub ids.ID, n int) {
+	d.laterBy[sub] += n
+	if d.laterBy[sub] <= 0 {
+		delete(d.laterBy, sub)
+	}
 }
 
 // advance moves the watermark past now's second: what is due by the end of
@@ -107,6 +117,7 @@ func (d *dueDepth) advance(now time.Time) {
 		c := d.later[k]
 		delete(d.later, k)
 		d.nLater -= c
+		d.addLaterBy(k.sub, -c)
 		if c != 0 {
 			d.due[k.sub] += c
 			if d.due[k.sub] <= 0 {
@@ -131,6 +142,24 @@ func (s *Store) DueDepth(now time.Time) (due map[ids.ID]int, later int) {
 		due[k] = v
 	}
 	return due, d.nLater
+}
+
+// DueDepthBySub is DueDepth with the deliveries waiting for a retry
+// counted per subscription too.
+func (s *Store) DueDepthBySub(now time.Time) (due, later map[ids.ID]int) {
+	d := s.depth
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance(now)
+	due = make(map[ids.ID]int, len(d.due))
+	for k, v := range d.due {
+		due[k] = v
+	}
+	later = make(map[ids.ID]int, len(d.laterBy))
+	for k, v := range d.laterBy {
+		later[k] = v
+	}
+	return due, later
 }
 
 // putDue writes a due entry and counts it once the write commits.

@@ -41,6 +41,9 @@
 //	tenant_purges        tenant id -> hookwire.store.v1.TenantPurge: the
 //	                     tombstone of a deleted tenant whose records are
 //	                     still being purged (see tenantpurge.go)
+//	delivery_stats       tenant 0x00 sub ulid(16) minute(u32) ->
+//	                     hookwire.store.v1.StatsMinute: per-minute delivery
+//	                     statistics (see deliverystats.go)
 //
 // The due bucket holds the pending deliveries that may be attempted, per
 // subscription in the order their next attempt is due; it is the

@@ -44,6 +44,7 @@ const eventScanFactor = 16
 // TenantPurgeStats counts what purging a deleted tenant removed.
 type TenantPurgeStats struct {
 	Events, Deliveries, Attempts, IdempotencyKeys, AuditEvents, APIKeys int
+	StatsMinutes                                                        int
 }
 
 func (a *TenantPurgeStats) add(b TenantPurgeStats) {
@@ -53,6 +54,7 @@ func (a *TenantPurgeStats) add(b TenantPurgeStats) {
 	a.IdempotencyKeys += b.IdempotencyKeys
 	a.AuditEvents += b.AuditEvents
 	a.APIKeys += b.APIKeys
+	a.StatsMinutes += b.StatsMinutes
 }
 
 // TenantPurges returns the ids of deleted tenants whose purge is unfinished.

@@ -33,7 +33,7 @@ var sealedBuckets = [][]byte{
 	bucketTenants, bucketAPIKeys, bucketSubscriptions, bucketEvents,
 	bucketDeliveries, bucketAttempts, bucketIdempotency, bucketEventTraces,
 	bucketTenantPurges, bucketAudit, bucketAuditByTime, bucketJoinTokens,
-	bucketJoinTokenHashes,
+	bucketJoinTokenHashes, bucketDeliveryStats,
 }
 
 // ErrCorrupt means the store file is damaged: a record failed its

@@ -111,6 +111,8 @@ type Command struct {
 	//	*Command_PurgeEvents
 	//	*Command_PurgeAudit
 	//	*Command_PurgeTenantStep
+	//	*Command_RecordStats
+	//	*Command_PurgeStats
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -297,6 +299,24 @@ func (x *Command) GetPurgeTenantStep() *PurgeTenantStep {
 	return nil
 }
 
+func (x *Command) GetRecordStats() *RecordStats {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_RecordStats); ok {
+			return x.RecordStats
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPurgeStats() *PurgeStats {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_PurgeStats); ok {
+			return x.PurgeStats
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -365,6 +385,14 @@ type Command_PurgeTenantStep struct {
 	PurgeTenantStep *PurgeTenantStep `protobuf:"bytes,16,opt,name=purge_tenant_step,json=purgeTenantStep,proto3,oneof"`
 }
 
+type Command_RecordStats struct {
+	RecordStats *RecordStats `protobuf:"bytes,17,opt,name=record_stats,json=recordStats,proto3,oneof"`
+}
+
+type Command_PurgeStats struct {
+	PurgeStats *PurgeStats `protobuf:"bytes,18,opt,name=purge_stats,json=purgeStats,proto3,oneof"`
+}
+
 func (*Command_PublishEvents) isCommand_Kind() {}
 
 func (*Command_AddDeliveries) isCommand_Kind() {}
@@ -396,6 +424,10 @@ func (*Command_PurgeEvents) isCommand_Kind() {}
 func (*Command_PurgeAudit) isCommand_Kind() {}
 
 func (*Command_PurgeTenantStep) isCommand_Kind() {}
+
+func (*Command_RecordStats) isCommand_Kind() {}
+
+func (*Command_PurgeStats) isCommand_Kind() {}
 
 // PublishEvents stores events of one tenant with their deliveries. Fails
 // (not found) when the tenant does not exist. An event whose idempotency
@@ -1593,13 +1625,127 @@ func (x *PurgeTenantStep) GetBatch() uint32 {
 	return 0
 }
 
+// RecordStats adds per-minute delivery statistics (stats.proto), flushed
+// by the leader every few seconds: each delta's counters are added to the
+// stored minute of its subscription, and its queue sample, if any,
+// replaces the stored one. Deltas of a subscription that no longer
+// exists are skipped (its statistics went with it).
+type RecordStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deltas        []*StatsDelta          `protobuf:"bytes,1,rep,name=deltas,proto3" json:"deltas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordStats) Reset() {
+	*x = RecordStats{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordStats) ProtoMessage() {}
+
+func (x *RecordStats) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordStats.ProtoReflect.Descriptor instead.
+func (*RecordStats) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RecordStats) GetDeltas() []*StatsDelta {
+	if x != nil {
+		return x.Deltas
+	}
+	return nil
+}
+
+// PurgeStats removes statistics of minutes before before_minute: it
+// examines the delivery_stats bucket from the key after after (empty:
+// from the first), skipping over each subscription's kept minutes, and
+// stops after batch keys deleted or subscriptions passed.
+type PurgeStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BeforeMinute  int64                  `protobuf:"varint,1,opt,name=before_minute,json=beforeMinute,proto3" json:"before_minute,omitempty"`
+	After         []byte                 `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	Batch         uint32                 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeStats) Reset() {
+	*x = PurgeStats{}
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeStats) ProtoMessage() {}
+
+func (x *PurgeStats) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_store_v1_commands_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeStats.ProtoReflect.Descriptor instead.
+func (*PurgeStats) Descriptor() ([]byte, []int) {
+	return file_hookwire_store_v1_commands_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PurgeStats) GetBeforeMinute() int64 {
+	if x != nil {
+		return x.BeforeMinute
+	}
+	return 0
+}
+
+func (x *PurgeStats) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *PurgeStats) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 var File_hookwire_store_v1_commands_proto protoreflect.FileDescriptor
 
 const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
+	" hookwire/store/v1/commands.proto\x12\x11hookwire.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookwire/store/v1/records.proto\x1a\x1dhookwire/store/v1/stats.proto\x1a\x1dhookwire/v1/agent_admin.proto\x1a\x17hookwire/v1/audit.proto\x1a\x1ahookwire/v1/delivery.proto\x1a\x17hookwire/v1/event.proto\x1a\x18hookwire/v1/tenant.proto\"B\n" +
 	"\bProposal\x126\n" +
-	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd2\t\n" +
+	"\bcommands\x18\x01 \x03(\v2\x1a.hookwire.store.v1.CommandR\bcommands\"\xd9\n" +
+	"\n" +
 	"\aCommand\x12I\n" +
 	"\x0epublish_events\x18\x01 \x01(\v2 .hookwire.store.v1.PublishEventsH\x00R\rpublishEvents\x12I\n" +
 	"\x0eadd_deliveries\x18\x02 \x01(\v2 .hookwire.store.v1.AddDeliveriesH\x00R\raddDeliveries\x12R\n" +
@@ -1618,7 +1764,10 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\fpurge_events\x18\x0e \x01(\v2\x1e.hookwire.store.v1.PurgeEventsH\x00R\vpurgeEvents\x12@\n" +
 	"\vpurge_audit\x18\x0f \x01(\v2\x1d.hookwire.store.v1.PurgeAuditH\x00R\n" +
 	"purgeAudit\x12P\n" +
-	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStepB\x06\n" +
+	"\x11purge_tenant_step\x18\x10 \x01(\v2\".hookwire.store.v1.PurgeTenantStepH\x00R\x0fpurgeTenantStep\x12C\n" +
+	"\frecord_stats\x18\x11 \x01(\v2\x1e.hookwire.store.v1.RecordStatsH\x00R\vrecordStats\x12@\n" +
+	"\vpurge_stats\x18\x12 \x01(\v2\x1d.hookwire.store.v1.PurgeStatsH\x00R\n" +
+	"purgeStatsB\x06\n" +
 	"\x04kind\"\\\n" +
 	"\rPublishEvents\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -1703,7 +1852,14 @@ const file_hookwire_store_v1_commands_proto_rawDesc = "" +
 	"\x05batch\x18\x02 \x01(\rR\x05batch\"?\n" +
 	"\x0fPurgeTenantStep\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
+	"\x05batch\x18\x02 \x01(\rR\x05batch\"D\n" +
+	"\vRecordStats\x125\n" +
+	"\x06deltas\x18\x01 \x03(\v2\x1d.hookwire.store.v1.StatsDeltaR\x06deltas\"]\n" +
+	"\n" +
+	"PurgeStats\x12#\n" +
+	"\rbefore_minute\x18\x01 \x01(\x03R\fbeforeMinute\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\fR\x05after\x12\x14\n" +
+	"\x05batch\x18\x03 \x01(\rR\x05batchB?Z=github.com/hookwire/hookwire/gen/go/hookwire/store/v1;storev1b\x06proto3"
 
 var (
 	file_hookwire_store_v1_commands_proto_rawDescOnce sync.Once
@@ -1717,7 +1873,7 @@ func file_hookwire_store_v1_commands_proto_rawDescGZIP() []byte {
 	return file_hookwire_store_v1_commands_proto_rawDescData
 }
 
-var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_hookwire_store_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*Proposal)(nil),              // 0: hookwire.store.v1.Proposal
 	(*Command)(nil),               // 1: hookwire.store.v1.Command
@@ -1740,18 +1896,21 @@ var file_hookwire_store_v1_commands_proto_goTypes = []any{
 	(*PurgeEvents)(nil),           // 18: hookwire.store.v1.PurgeEvents
 	(*PurgeAudit)(nil),            // 19: hookwire.store.v1.PurgeAudit
 	(*PurgeTenantStep)(nil),       // 20: hookwire.store.v1.PurgeTenantStep
-	(*v1.Event)(nil),              // 21: hookwire.v1.Event
-	(*TraceContext)(nil),          // 22: hookwire.store.v1.TraceContext
-	(*v1.Delivery)(nil),           // 23: hookwire.v1.Delivery
-	(*v1.AuditEvent)(nil),         // 24: hookwire.v1.AuditEvent
-	(v1.DeliveryStatus)(0),        // 25: hookwire.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
-	(*v1.Attempt)(nil),            // 28: hookwire.v1.Attempt
-	(*v1.Tenant)(nil),             // 29: hookwire.v1.Tenant
-	(*ApiKeyRecord)(nil),          // 30: hookwire.store.v1.ApiKeyRecord
-	(*SubscriptionRecord)(nil),    // 31: hookwire.store.v1.SubscriptionRecord
-	(*v1.JoinToken)(nil),          // 32: hookwire.v1.JoinToken
+	(*RecordStats)(nil),           // 21: hookwire.store.v1.RecordStats
+	(*PurgeStats)(nil),            // 22: hookwire.store.v1.PurgeStats
+	(*v1.Event)(nil),              // 23: hookwire.v1.Event
+	(*TraceContext)(nil),          // 24: hookwire.store.v1.TraceContext
+	(*v1.Delivery)(nil),           // 25: hookwire.v1.Delivery
+	(*v1.AuditEvent)(nil),         // 26: hookwire.v1.AuditEvent
+	(v1.DeliveryStatus)(0),        // 27: hookwire.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 29: google.protobuf.FieldMask
+	(*v1.Attempt)(nil),            // 30: hookwire.v1.Attempt
+	(*v1.Tenant)(nil),             // 31: hookwire.v1.Tenant
+	(*ApiKeyRecord)(nil),          // 32: hookwire.store.v1.ApiKeyRecord
+	(*SubscriptionRecord)(nil),    // 33: hookwire.store.v1.SubscriptionRecord
+	(*v1.JoinToken)(nil),          // 34: hookwire.v1.JoinToken
+	(*StatsDelta)(nil),            // 35: hookwire.store.v1.StatsDelta
 }
 var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: hookwire.store.v1.Proposal.commands:type_name -> hookwire.store.v1.Command
@@ -1771,40 +1930,43 @@ var file_hookwire_store_v1_commands_proto_depIdxs = []int32{
 	18, // 14: hookwire.store.v1.Command.purge_events:type_name -> hookwire.store.v1.PurgeEvents
 	19, // 15: hookwire.store.v1.Command.purge_audit:type_name -> hookwire.store.v1.PurgeAudit
 	20, // 16: hookwire.store.v1.Command.purge_tenant_step:type_name -> hookwire.store.v1.PurgeTenantStep
-	3,  // 17: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
-	21, // 18: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
-	4,  // 19: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	22, // 20: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
-	23, // 21: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
-	4,  // 22: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
-	24, // 23: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
-	7,  // 24: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
-	25, // 25: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
-	26, // 26: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
-	27, // 27: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
-	23, // 28: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
-	28, // 29: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
-	24, // 30: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
-	29, // 31: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
-	24, // 32: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
-	30, // 33: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
-	24, // 34: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	31, // 35: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	24, // 36: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	32, // 37: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
-	24, // 38: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 39: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 40: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
-	31, // 41: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
-	24, // 42: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 43: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 44: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
-	24, // 45: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	21, // 17: hookwire.store.v1.Command.record_stats:type_name -> hookwire.store.v1.RecordStats
+	22, // 18: hookwire.store.v1.Command.purge_stats:type_name -> hookwire.store.v1.PurgeStats
+	3,  // 19: hookwire.store.v1.PublishEvents.events:type_name -> hookwire.store.v1.NewEvent
+	23, // 20: hookwire.store.v1.NewEvent.event:type_name -> hookwire.v1.Event
+	4,  // 21: hookwire.store.v1.NewEvent.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	24, // 22: hookwire.store.v1.NewEvent.trace:type_name -> hookwire.store.v1.TraceContext
+	25, // 23: hookwire.store.v1.NewDelivery.delivery:type_name -> hookwire.v1.Delivery
+	4,  // 24: hookwire.store.v1.AddDeliveries.deliveries:type_name -> hookwire.store.v1.NewDelivery
+	26, // 25: hookwire.store.v1.AddDeliveries.audit:type_name -> hookwire.v1.AuditEvent
+	7,  // 26: hookwire.store.v1.UpdateDeliveries.updates:type_name -> hookwire.store.v1.DeliveryUpdate
+	27, // 27: hookwire.store.v1.DeliveryUpdate.if_status:type_name -> hookwire.v1.DeliveryStatus
+	28, // 28: hookwire.store.v1.DeliveryUpdate.if_update_time:type_name -> google.protobuf.Timestamp
+	29, // 29: hookwire.store.v1.DeliveryUpdate.mask:type_name -> google.protobuf.FieldMask
+	25, // 30: hookwire.store.v1.DeliveryUpdate.set:type_name -> hookwire.v1.Delivery
+	30, // 31: hookwire.store.v1.DeliveryUpdate.attempt:type_name -> hookwire.v1.Attempt
+	26, // 32: hookwire.store.v1.DeliveryUpdate.audit:type_name -> hookwire.v1.AuditEvent
+	31, // 33: hookwire.store.v1.CreateTenant.tenant:type_name -> hookwire.v1.Tenant
+	26, // 34: hookwire.store.v1.CreateTenant.audit:type_name -> hookwire.v1.AuditEvent
+	32, // 35: hookwire.store.v1.PutApiKey.record:type_name -> hookwire.store.v1.ApiKeyRecord
+	26, // 36: hookwire.store.v1.PutApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	33, // 37: hookwire.store.v1.CreateSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	26, // 38: hookwire.store.v1.CreateSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	34, // 39: hookwire.store.v1.PutJoinToken.token:type_name -> hookwire.v1.JoinToken
+	26, // 40: hookwire.store.v1.PutJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	26, // 41: hookwire.store.v1.RevokeJoinToken.audit:type_name -> hookwire.v1.AuditEvent
+	26, // 42: hookwire.store.v1.AppendAudit.event:type_name -> hookwire.v1.AuditEvent
+	33, // 43: hookwire.store.v1.PutSubscription.record:type_name -> hookwire.store.v1.SubscriptionRecord
+	26, // 44: hookwire.store.v1.PutSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	26, // 45: hookwire.store.v1.DeleteSubscription.audit:type_name -> hookwire.v1.AuditEvent
+	26, // 46: hookwire.store.v1.RevokeApiKey.audit:type_name -> hookwire.v1.AuditEvent
+	26, // 47: hookwire.store.v1.DeleteTenant.audit:type_name -> hookwire.v1.AuditEvent
+	35, // 48: hookwire.store.v1.RecordStats.deltas:type_name -> hookwire.store.v1.StatsDelta
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_store_v1_commands_proto_init() }
@@ -1813,6 +1975,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 		return
 	}
 	file_hookwire_store_v1_records_proto_init()
+	file_hookwire_store_v1_stats_proto_init()
 	file_hookwire_store_v1_commands_proto_msgTypes[1].OneofWrappers = []any{
 		(*Command_PublishEvents)(nil),
 		(*Command_AddDeliveries)(nil),
@@ -1830,6 +1993,8 @@ func file_hookwire_store_v1_commands_proto_init() {
 		(*Command_PurgeEvents)(nil),
 		(*Command_PurgeAudit)(nil),
 		(*Command_PurgeTenantStep)(nil),
+		(*Command_RecordStats)(nil),
+		(*Command_PurgeStats)(nil),
 	}
 	file_hookwire_store_v1_commands_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
@@ -1838,7 +2003,7 @@ func file_hookwire_store_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_store_v1_commands_proto_rawDesc), len(file_hookwire_store_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
