@@ -35,11 +35,12 @@ function hhmm(t) {
   return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
 }
 
-function axes(svg, max, times, fmt) {
+function axes(svg, max, times, fmt, integer) {
   const x0 = PAD.l, x1 = W - PAD.r, y0 = H - PAD.b, y1 = PAD.t;
-  // Gridlines at round values: 2, 20, 200 split in 4; 1, 5, 10, 50 in 5.
+  // Gridlines at round values: 2, 20, 200 split in 4; 1, 5, 10, 50 in 5;
+  // counts under 5 one line per unit.
   const mant = max / Math.pow(10, Math.floor(Math.log10(max)));
-  const n = Math.abs(mant - 2) < 1e-9 ? 4 : 5;
+  const n = integer && max <= 5 ? max : Math.abs(mant - 2) < 1e-9 ? 4 : 5;
   for (let i = 0; i <= n; i++) {
     const y = y0 - ((y0 - y1) * i) / n;
     svg.appendChild(s('line', { x1: x0, x2: x1, y1: y, y2: y, class: 'grid' }));
@@ -67,7 +68,7 @@ export function stackedBars(title, buckets, series) {
   }
   max = niceMax(max);
   const svg = frame(title, `${total} in ${buckets.length} intervals; highest ${max} or less`);
-  axes(svg, max, buckets.map((b) => b.time), (v) => String(Math.round(v)));
+  axes(svg, max, buckets.map((b) => b.time), (v) => String(Math.round(v)), true);
   const x0 = PAD.l, x1 = W - PAD.r, y0 = H - PAD.b, y1 = PAD.t;
   const bw = (x1 - x0) / Math.max(1, buckets.length);
   buckets.forEach((b, i) => {
@@ -86,21 +87,26 @@ export function stackedBars(title, buckets, series) {
 
 // lines draws one polyline per series over the buckets' times.
 // series: [{name, points: [number|null]}], times: [Date], fmt formats values.
-export function lines(title, times, series, fmt) {
+export function lines(title, times, series, fmt, integer) {
   let max = 0;
   for (const se of series) for (const v of se.points) if (v !== null && v > max) max = v;
   max = niceMax(max);
   const svg = frame(title, series.map((se) => `${se.name} up to ${fmt(Math.max(0, ...se.points.filter((v) => v !== null)))}`).join('; '));
-  axes(svg, max, times, fmt);
+  axes(svg, max, times, fmt, integer);
   const x0 = PAD.l, x1 = W - PAD.r, y0 = H - PAD.b, y1 = PAD.t;
   const n = Math.max(1, times.length);
+  const none = (v) => v === null || v === undefined;
   series.forEach((se, si) => {
+    // A gap (no value) breaks the line; a point with no neighbour gets a dot.
     let d = '';
     se.points.forEach((v, i) => {
-      if (v === null || v === undefined) return;
+      if (none(v)) return;
       const x = x0 + ((x1 - x0) * (i + 0.5)) / n;
       const y = y0 - ((y0 - y1) * v) / max;
-      d += `${d ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`;
+      d += `${none(se.points[i - 1]) ? 'M' : 'L'}${x.toFixed(1)},${y.toFixed(1)}`;
+      if (none(se.points[i - 1]) && none(se.points[i + 1])) {
+        svg.appendChild(s('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, class: `s-${si}` }, s('title', null, `${se.name}: ${fmt(v)}`)));
+      }
     });
     if (d) svg.appendChild(s('path', { d, class: `line s-${si}` }));
   });
@@ -115,7 +121,8 @@ export function meters(title, items) {
   const lx = 170, rx = W - 56;
   items.forEach((it, i) => {
     const y = 4 + i * rowH;
-    svg.appendChild(s('text', { x: lx - 8, y: y + 16, class: 'tick', 'text-anchor': 'end' }, it.label));
+    const label = it.label.length > 26 ? `${it.label.slice(0, 25)}…` : it.label;
+    svg.appendChild(s('text', { x: lx - 8, y: y + 16, class: 'tick', 'text-anchor': 'end' }, label, s('title', null, it.label)));
     svg.appendChild(s('rect', { x: lx, y: y + 4, width: rx - lx, height: rowH - 10, class: 'track' }));
     svg.appendChild(s('rect', { x: lx, y: y + 4, width: Math.max(0, (rx - lx) * it.value), height: rowH - 10, class: it.value >= 0.99 ? 's-0' : it.value >= 0.9 ? 's-1' : 's-2' }));
     svg.appendChild(s('text', { x: rx + 6, y: y + 16, class: 'tick' }, `${(it.value * 100).toFixed(1)}%`));

@@ -66,6 +66,7 @@ export function seconds(dur) {
 export function fmtDur(dur) {
   if (!dur) return '';
   const s = seconds(dur);
+  if (s < 0.01) return `${(s * 1000).toFixed(1)} ms`;
   return s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`;
 }
 

@@ -48,7 +48,7 @@ export function statsCharts(stats, subNames) {
   const q = stats.queue || {};
   const subs = (stats.subscriptions || []).map((s) => ({ label: subNames[s.subscription_id] || s.subscription_id, value: Number(s.success_rate || 0), s }));
   const lat = (k) => buckets.map((b) => (b.latency && b.latency[k] ? seconds(b.latency[k]) : null));
-  const ms = (v) => (v < 1 ? `${Math.round(v * 1000)}ms` : `${v.toFixed(1)}s`);
+  const ms = (v) => (v >= 1 ? `${v.toFixed(1)}s` : v >= 0.01 ? `${Math.round(v * 1000)}ms` : `${(v * 1000).toFixed(1)}ms`);
   return h('div', { class: 'charts' },
     h('section', { class: 'card', 'aria-labelledby': 'c-queue' }, h('h2', { id: 'c-queue' }, 'Queue now'),
       h('dl', { class: 'stat-row' },
@@ -63,7 +63,7 @@ export function statsCharts(stats, subNames) {
     h('section', { class: 'card', 'aria-labelledby': 'c-qd' }, h('h2', { id: 'c-qd' }, 'Queue depth'),
       lines('Queue depth', times, [
         { name: 'waiting for retry', points: buckets.map((b) => (b.queue ? int(b.queue.waiting_retry) : null)) },
-        { name: 'waiting for an agent', points: buckets.map((b) => (b.queue ? int(b.queue.waiting_agent) : null)) }], (v) => String(Math.round(v))),
+        { name: 'waiting for an agent', points: buckets.map((b) => (b.queue ? int(b.queue.waiting_agent) : null)) }], (v) => String(Math.round(v)), true),
       legend(['waiting for retry', 'waiting for an agent'])),
     h('section', { class: 'card wide', 'aria-labelledby': 'c-subs' }, h('h2', { id: 'c-subs' }, 'Success rate per subscription'),
       subs.length ? meters('Success rate per subscription', subs) : h('p', { class: 'muted' }, 'No attempts in this period.'),
