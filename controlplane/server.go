@@ -27,6 +27,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/hookwire/hookwire/controlplane/internal/tracing"
+	"github.com/hookwire/hookwire/controlplane/internal/webui"
 	// Registers the "vtproto" codec: agents open AgentService.Connect with
 	// that content-subtype and gRPC then decodes and encodes the stream
 	// with vtprotobuf's generated methods; other calls are unaffected.
@@ -422,7 +423,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if tlsSet != nil {
 			s.httpLis = tls.NewListener(s.httpLis, tlsSet.http)
 		}
-		s.http = limits.httpServer(gw)
+		console := webui.New(webui.Config{Conn: s.inproc.conn, Keyring: s.masterKeyring, Secure: tlsSet != nil})
+		s.http = limits.httpServer(console.Wrap(gw))
 		s.goServe(func() error {
 			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -628,4 +630,12 @@ func checkPortalURL(raw string) error {
 		return fmt.Errorf("--portal-url %q: give the base URL customers' browsers reach the REST listener at, e.g. https://hooks.example.com", raw)
 	}
 	return nil
+}
+
+// masterKeyring is the current master keyring (it changes on reload); the
+// console seals its session cookies with it.
+func (s *Server) masterKeyring() *secrets.Keyring {
+	s.mk.mu.Lock()
+	defer s.mk.mu.Unlock()
+	return s.mk.ring
 }
