@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"net/http"
 	"bytes"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ type restRequest struct {
 	msg  protoreflect.MessageType
 	body string // "*", a field name, or "" (no body: path and query only)
 	path string // URL template, e.g. /v1/tenants/{tenant}/events
+	verb string // HTTP method of path ("" when the RPC has no REST route)
+	rpc  string // the RPC's full name
 }
 
 // restRequests returns the request message of every RPC of every
@@ -48,13 +51,30 @@ func restRequests(t testing.TB) map[string]restRequest {
 					t.Fatalf("%s: %v", md.Input().FullName(), err)
 				}
 				rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-				path := rule.GetGet() + rule.GetPost() + rule.GetPatch() + rule.GetPut() + rule.GetDelete()
-				out[string(md.Input().FullName())] = restRequest{msg: mt, body: rule.GetBody(), path: path}
+				path, verb := httpRoute(rule)
+				out[string(md.Input().FullName())] = restRequest{msg: mt, body: rule.GetBody(), path: path, verb: verb, rpc: string(md.FullName())}
 			}
 		}
 		return true
 	})
 	return out
+}
+
+// httpRoute is the URL template and method of an RPC's REST route.
+func httpRoute(rule *annotations.HttpRule) (path, verb string) {
+	switch {
+	case rule.GetGet() != "":
+		return rule.GetGet(), http.MethodGet
+	case rule.GetPost() != "":
+		return rule.GetPost(), http.MethodPost
+	case rule.GetPatch() != "":
+		return rule.GetPatch(), http.MethodPatch
+	case rule.GetPut() != "":
+		return rule.GetPut(), http.MethodPut
+	case rule.GetDelete() != "":
+		return rule.GetDelete(), http.MethodDelete
+	}
+	return "", ""
 }
 
 // decodeREST decodes body into a new req the way the gateway does for its

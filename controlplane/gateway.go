@@ -66,6 +66,7 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, bodyLimit in
 		hookwirev1.RegisterAgentAdminServiceHandlerClient(ctx, mux, hookwirev1.NewAgentAdminServiceClient(conn)),
 		hookwirev1.RegisterAuditServiceHandlerClient(ctx, mux, hookwirev1.NewAuditServiceClient(conn)),
 		hookwirev1.RegisterStatsServiceHandlerClient(ctx, mux, hookwirev1.NewStatsServiceClient(conn)),
+		hookwirev1.RegisterClusterServiceHandlerClient(ctx, mux, hookwirev1.NewClusterServiceClient(conn)),
 		hookwirev1.RegisterEventTypeServiceHandlerClient(ctx, mux, hookwirev1.NewEventTypeServiceClient(conn)),
 		hookwirev1.RegisterPortalServiceHandlerClient(ctx, mux, hookwirev1.NewPortalServiceClient(conn)),
 	} {
