@@ -1,10 +1,10 @@
 package controlplane
 
 import (
-	"net/http"
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
