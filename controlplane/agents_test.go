@@ -287,6 +287,10 @@ func TestAgentAdminListDrainAndJoinTokens(t *testing.T) {
 	if err != nil || m.GetDrain().GetReason() != "maintenance" {
 		t.Fatalf("want Drain, got %v, %v", m, err)
 	}
+	// Until it disconnects, the agent is listed as draining.
+	if list, err := admin.ListAgents(ctx, &hookwirev1.ListAgentsRequest{}); err != nil || len(list.GetAgents()) != 1 || list.GetAgents()[0].GetState() != hookwirev1.AgentState_AGENT_STATE_DRAINING {
+		t.Fatalf("after DrainAgent, ListAgents = %v, %v; want edge-1 AGENT_STATE_DRAINING", list, err)
+	}
 	if _, err := admin.DrainAgent(ctx, &hookwirev1.DrainAgentRequest{Id: "nope"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("drain unknown agent: %v", err)
 	}

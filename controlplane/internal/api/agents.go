@@ -99,8 +99,11 @@ func (a *agentAdmin) ListAgents(ctx context.Context, _ *hookwirev1.ListAgentsReq
 	resp := &hookwirev1.ListAgentsResponse{}
 	for _, ag := range d.Agents() {
 		state := hookwirev1.AgentState_AGENT_STATE_CONNECTED
-		if !ag.Connected {
+		switch {
+		case !ag.Connected:
 			state = hookwirev1.AgentState_AGENT_STATE_LOST
+		case ag.Draining:
+			state = hookwirev1.AgentState_AGENT_STATE_DRAINING
 		}
 		resp.Agents = append(resp.Agents, &hookwirev1.Agent{
 			Id: ag.ID, Labels: ag.Labels, Transports: ag.Transports, Version: ag.Version,

@@ -58,6 +58,7 @@ type AgentInfo struct {
 	InFlight   int
 	Credit     int
 	Connected  bool // false: lost (silent past the heartbeat deadline)
+	Draining   bool // connected, but taking no new work (DrainAgent or shutdown)
 	LastSeen   time.Time
 	ConnectAt  time.Time
 	JoinToken  string
@@ -70,7 +71,7 @@ func (d *Dispatcher) Agents() []AgentInfo {
 	var out []AgentInfo
 	for c := range d.conns {
 		a := c.info(c.fair.held)
-		a.Credit, a.Connected = c.credit, true
+		a.Credit, a.Connected, a.Draining = c.credit, true, c.drainingLocked()
 		out = append(out, a)
 	}
 	for _, a := range d.lost {

@@ -34,6 +34,10 @@ const (
 	// The agent went silent for three heartbeat intervals and its stream was
 	// closed; its leases expire and their deliveries go to other agents.
 	AgentState_AGENT_STATE_LOST AgentState = 2
+	// The stream is open but the agent is draining (DrainAgent, or the agent
+	// is shutting down): it takes no new work, finishes what it holds, then
+	// disconnects.
+	AgentState_AGENT_STATE_DRAINING AgentState = 3
 )
 
 // Enum value maps for AgentState.
@@ -42,11 +46,13 @@ var (
 		0: "AGENT_STATE_UNSPECIFIED",
 		1: "AGENT_STATE_CONNECTED",
 		2: "AGENT_STATE_LOST",
+		3: "AGENT_STATE_DRAINING",
 	}
 	AgentState_value = map[string]int32{
 		"AGENT_STATE_UNSPECIFIED": 0,
 		"AGENT_STATE_CONNECTED":   1,
 		"AGENT_STATE_LOST":        2,
+		"AGENT_STATE_DRAINING":    3,
 	}
 )
 
@@ -715,12 +721,13 @@ const file_hookwire_v1_agent_admin_proto_rawDesc = "" +
 	"\vjoin_tokens\x18\x01 \x03(\v2\x16.hookwire.v1.JoinTokenR\n" +
 	"joinTokens\"1\n" +
 	"\x16RevokeJoinTokenRequest\x12\x17\n" +
-	"\x02id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id*Z\n" +
+	"\x02id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x02id*t\n" +
 	"\n" +
 	"AgentState\x12\x1b\n" +
 	"\x17AGENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15AGENT_STATE_CONNECTED\x10\x01\x12\x14\n" +
-	"\x10AGENT_STATE_LOST\x10\x022\xbf\x04\n" +
+	"\x10AGENT_STATE_LOST\x10\x02\x12\x18\n" +
+	"\x14AGENT_STATE_DRAINING\x10\x032\xbf\x04\n" +
 	"\x11AgentAdminService\x12a\n" +
 	"\n" +
 	"ListAgents\x12\x1e.hookwire.v1.ListAgentsRequest\x1a\x1f.hookwire.v1.ListAgentsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
