@@ -306,6 +306,21 @@ func TestPortalGateLimitsWhatATokenDoes(t *testing.T) {
 	if code, out := call("POST", sub+":sendTestEvent", `{"event_type":"order.unknown"}`); code != 404 || !strings.Contains(out, "event catalog") {
 		t.Errorf("a type not in the catalog: %d %s", code, out)
 	}
+	// An operator's key (the console) may test-send a type the catalog
+	// does not list; it too reaches only that subscription, even one whose
+	// types do not include it.
+	code, out, _ = portalREST(t, h, "POST", sub+":sendTestEvent", adminKey, `{"event_type":"ops.check","payload":"{\"probe\":1}"}`)
+	if err := json.Unmarshal([]byte(out), &sent); err != nil || code != 200 || sent.Delivery.SubscriptionID != made.ID {
+		t.Fatalf("operator test event of an uncatalogued type: %d %s", code, out)
+	}
+	if _, evDels, _ := portalREST(t, h, "GET", "/v1/tenants/acme/deliveries?event_id="+sent.EventID, adminKey, ""); strings.Count(evDels, `"subscription_id"`) != 1 {
+		t.Errorf("the operator's test event has deliveries %s; want only the one subscription's", evDels)
+	}
+	for _, bad := range []string{`{"event_type":"hookwire.fake"}`, `{"event_type":"no spaces"}`} {
+		if code, out, _ := portalREST(t, h, "POST", sub+":sendTestEvent", adminKey, bad); code != 400 {
+			t.Errorf("operator test event %s: %d %s; want 400", bad, code, out)
+		}
+	}
 
 	// Resending an event of the tenant the endpoint never received would
 	// show the customer another customer's event: it looks missing.

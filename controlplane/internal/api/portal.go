@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
@@ -472,10 +473,17 @@ func (s *portalService) SendTestEvent(ctx context.Context, req *hookwirev1.SendT
 		return nil, err
 	}
 	et, err := s.cfg.Store.GetEventType(req.GetTenant(), req.GetEventType())
-	if errorsIsNotFound(err) {
+	switch {
+	case errorsIsNotFound(err) && principalFrom(ctx).portal == nil:
+		// An operator's key may test any type, listed or not (the console
+		// test-sends the subscription's own types).
+		if strings.HasPrefix(req.GetEventType(), catalog.OperationalPrefix) {
+			return nil, status.Errorf(codes.InvalidArgument, "event_type %s: the %q prefix is reserved for events Hookwire publishes itself", quote(req.GetEventType()), catalog.OperationalPrefix)
+		}
+		et = &hookwirev1.EventType{Name: req.GetEventType()}
+	case errorsIsNotFound(err):
 		return nil, status.Errorf(codes.NotFound, "event type %s is not in the tenant's event catalog; pick one of ListEventTypes (or add it with CreateEventType)", quote(req.GetEventType()))
-	}
-	if err != nil {
+	case err != nil:
 		return nil, storeError(err, "event type")
 	}
 	payload := req.GetPayload()

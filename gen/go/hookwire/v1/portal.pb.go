@@ -789,7 +789,8 @@ type SendTestEventRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Tenant         string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	// A type of the tenant's event catalog.
+	// A type of the tenant's event catalog. An API key (the console) may
+	// also send a type the catalog does not list; a portal token may not.
 	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The JSON payload; empty: the type's example payload (or {}).
 	Payload       string `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
@@ -974,13 +975,12 @@ const file_hookwire_v1_portal_proto_rawDesc = "" +
 	"tenantName\x127\n" +
 	"\bsettings\x18\x03 \x01(\v2\x1b.hookwire.v1.PortalSettingsR\bsettings\x127\n" +
 	"\vevent_types\x18\x04 \x03(\v2\x16.hookwire.v1.EventTypeR\n" +
-	"eventTypes\"\xb9\x01\n" +
+	"eventTypes\"\xde\x01\n" +
 	"\x14SendTestEventRequest\x12\x1f\n" +
 	"\x06tenant\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06tenant\x120\n" +
-	"\x0fsubscription_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x0esubscriptionId\x12)\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x0esubscriptionId\x12N\n" +
 	"\n" +
-	"event_type\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\teventType\x12#\n" +
+	"event_type\x18\x03 \x01(\tB/\xbaH,r*\x10\x01\x18\x80\x012#^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$R\teventType\x12#\n" +
 	"\apayload\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x04R\apayload\"e\n" +
 	"\x15SendTestEventResponse\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x121\n" +

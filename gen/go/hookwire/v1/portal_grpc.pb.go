@@ -63,8 +63,9 @@ type PortalServiceClient interface {
 	// settings, and the tenant's event catalog. Refused for API keys.
 	GetPortalContext(ctx context.Context, in *GetPortalContextRequest, opts ...grpc.CallOption) (*PortalContext, error)
 	// SendTestEvent publishes an event of a catalog type to the tenant that
-	// only this subscription receives (metadata "hookwire-test": "true").
-	// With a tenant-admin key or a portal token with the "events.test"
+	// only this subscription receives (metadata "hookwire-test": "true"),
+	// whatever its event types and filter say; no other subscription gets
+	// it. With a tenant-admin key or a portal token with the "events.test"
 	// feature.
 	SendTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*SendTestEventResponse, error)
 }
@@ -182,8 +183,9 @@ type PortalServiceServer interface {
 	// settings, and the tenant's event catalog. Refused for API keys.
 	GetPortalContext(context.Context, *GetPortalContextRequest) (*PortalContext, error)
 	// SendTestEvent publishes an event of a catalog type to the tenant that
-	// only this subscription receives (metadata "hookwire-test": "true").
-	// With a tenant-admin key or a portal token with the "events.test"
+	// only this subscription receives (metadata "hookwire-test": "true"),
+	// whatever its event types and filter say; no other subscription gets
+	// it. With a tenant-admin key or a portal token with the "events.test"
 	// feature.
 	SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error)
 	mustEmbedUnimplementedPortalServiceServer()

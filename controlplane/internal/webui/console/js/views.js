@@ -230,20 +230,13 @@ async function subscription(ctx) {
     w ? h('p', { class: 'muted' }, 'This key is read-only.') : subscriptionForm(ctx, s),
     h('h2', null, 'Test-send an event'),
     h('form', { class: 'card form', id: 'test-send', 'aria-label': 'Test-send an event' },
-      field('Event type', testType, 'Published to the tenant: other subscriptions matching it get it too. If this one does not match, the event is resent to it.'),
+      field('Event type', testType, 'Sent to this subscription only, whatever its types and filter say; no other subscription gets it.'),
       field('Payload (JSON)', testPayload),
       button('Send test event', async () => {
-        let payload;
-        try { payload = JSON.parse(testPayload.value); } catch (e) { throw new Error(`Payload is not JSON: ${e.message}`); }
-        const r = await api('POST', tp(ctx.tenant, '/events'), { type: testType.value.trim(), payload, metadata: { 'hookwire.console': 'test' } });
-        const ev = await api('GET', tp(ctx.tenant, `/events/${encodeURIComponent(r.id)}`));
-        let d = (ev.deliveries || []).find((x) => x.subscription_id === s.id);
-        if (!d) {
-          const rs = await api('POST', tp(ctx.tenant, `/events/${encodeURIComponent(r.id)}:resend`), { subscription_id: s.id });
-          d = { delivery_id: rs.id };
-        }
-        location.hash = `#/t/${encodeURIComponent(ctx.tenant)}/deliveries/${encodeURIComponent(d.delivery_id)}`;
-        return `Test event ${r.id} sent.`;
+        try { JSON.parse(testPayload.value); } catch (e) { throw new Error(`Payload is not JSON: ${e.message}`); }
+        const r = await api('POST', `${base}:sendTestEvent`, { event_type: testType.value.trim(), payload: testPayload.value });
+        location.hash = `#/t/${encodeURIComponent(ctx.tenant)}/deliveries/${encodeURIComponent(r.delivery.id)}`;
+        return `Test event ${r.event_id} sent.`;
       }, { disabled: !ctx.canWrite, class: 'primary' })),
     h('h2', null, 'Recover'),
     h('form', { class: 'card form', 'aria-label': 'Recover deliveries' },
