@@ -147,6 +147,7 @@ func printQuickstart(w io.Writer, srv *controlplane.Server, key string) {
 	fmt.Fprintf(w, `Hookwire dev is running.
   gRPC API   %s
   REST API   %s
+  console    %s/console/   (sign in with the admin key)
   admin      %s   (/metrics, /healthz, /readyz; no key)
   admin key  %s
 
@@ -158,7 +159,7 @@ Quickstart (in another terminal):
   curl -s -H "Authorization: Bearer $KEY" -d '{"type":"order.created","payload":{"id":42}}' $HW/v1/tenants/acme/events
   curl -s -H "Authorization: Bearer $KEY" $HW/v1/tenants/acme/deliveries
 
-`, srv.GRPCAddr(), api, adminURL(srv), key, api, key)
+`, srv.GRPCAddr(), api, api, adminURL(srv), key, api, key)
 }
 
 func adminURL(srv *controlplane.Server) string {
