@@ -14,6 +14,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -150,6 +153,22 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	xpath := func(x string) chromedp.Search { return chromedp.Search(x) }
+	// shot writes a screenshot for docs/CONSOLE.md when
+	// scripts/screenshots.sh sets HOOKWIRE_CONSOLE_SCREENSHOTS.
+	shot := func(name string) {
+		t.Helper()
+		dir := os.Getenv("HOOKWIRE_CONSOLE_SCREENSHOTS")
+		if dir == "" {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	do("open the portal", chromedp.Navigate("http://"+addr+ps.URL), chromedp.WaitVisible(css("#add-endpoint")))
 	if path := str("path", chromedp.Evaluate[string](`location.pathname`)); path != "/portal/" {
@@ -174,6 +193,7 @@ func TestPortalInBrowser(t *testing.T) {
 		chromedp.Click(css("#save-endpoint")),
 		chromedp.WaitVisible(css("#secret-value")))
 	secret := str("secret", chromedp.Value(css("#secret-value")))
+	shot("portal-secret")
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("secret shown after create: %q", secret)
 	}
@@ -198,6 +218,7 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("the endpoint made in the portal does not carry the session's labels: %+v", subs)
 	}
 	do("close the secret", chromedp.Click(xpath("//section[@id='secret']//button[text()='Done']")), chromedp.WaitNotPresent(css("#secret")))
+	shot("portal-endpoints")
 	if desc := str("description", chromedp.Text(css("li.endpoint .description"))); desc != "Orders "+xss {
 		t.Errorf("the description shows as %q, want the markup as text", desc)
 	}
@@ -264,6 +285,14 @@ func TestPortalInBrowser(t *testing.T) {
 
 	// The attempt's details show what the endpoint answered, markup as text.
 	do("open the attempts", chromedp.Click(css("tr.attempts summary")), chromedp.WaitVisible(css("tr.attempts pre.body")))
+	if lat := str("latency", chromedp.Text(css("tr.delivery td:nth-child(4)"))); !regexp.MustCompile(`^[0-9.]+ (ms|s)$`).MatchString(lat) {
+		t.Errorf("latency shows as %q; want it in ms or s for people", lat)
+	}
+	// Usable at 360 px: nothing on the page is wider than the window.
+	if wide := str("overflow", chromedp.Evaluate[string](`[document.documentElement, ...document.querySelectorAll('#app *')].filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'hidden').map(e => e.tagName + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth).join(', ')`)); wide != "" {
+		t.Errorf("at 360 px these are wider than their box (sideways scrolling): %s", wide)
+	}
+	shot("portal-attempts")
 	if got := str("response body", chromedp.Text(css("tr.attempts pre.body"))); got != markupBody {
 		t.Errorf("the response body shows as %q, want %q as text", got, markupBody)
 	}

@@ -21,6 +21,10 @@ import (
 // the test waits for fails it instead of hanging the suite.
 const DefaultTimeout = 90 * time.Second
 
+// minWindowWidth is the narrowest window headless Chromium makes; a
+// narrower Options.Width is emulated.
+const minWindowWidth = 500
+
 // candidates are where Debian and other distributions put Chromium.
 var candidates = []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"}
 
@@ -60,6 +64,8 @@ func Require(t testing.TB) string {
 // Options changes the browser New starts.
 type Options struct {
 	// Width and Height of the window in CSS pixels; default 1280×900.
+	// Widths under 500 px (a phone's) are emulated, since a headless
+	// window is never narrower.
 	Width, Height int
 	// Timeout bounds the test's browser context; default DefaultTimeout.
 	Timeout time.Duration
@@ -121,6 +127,13 @@ func NewWith(t testing.TB, o Options) context.Context {
 	// message rather than inside the first action of the test.
 	if err := chromedp.Do(tabCtx); err != nil {
 		t.Fatalf("start headless Chromium (%s): %v", exe, err)
+	}
+	if o.Width < minWindowWidth {
+		// A window cannot be narrower than minWindowWidth; a phone's
+		// width is emulated instead (what the page's media queries see).
+		if err := chromedp.Do(tabCtx, chromedp.EmulateViewport(int64(o.Width), int64(o.Height))); err != nil {
+			t.Fatalf("emulate a %d×%d viewport: %v", o.Width, o.Height, err)
+		}
 	}
 	logConsole(t, tabCtx)
 	return tabCtx

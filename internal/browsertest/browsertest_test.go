@@ -32,6 +32,23 @@ func TestNewRendersALoopbackPage(t *testing.T) {
 	}
 }
 
+// TestNarrowWidthIsEmulated: a phone's width, narrower than any headless
+// window, is what the page's layout sees.
+func TestNarrowWidthIsEmulated(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1"><title>t</title><p>narrow</p>`)
+	}))
+	t.Cleanup(srv.Close)
+	ctx := NewWith(t, Options{Width: 360, Height: 740})
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`))
+	if err != nil || w != 360 {
+		t.Fatalf("window.innerWidth = %d, %v; want 360", w, err)
+	}
+}
+
 func TestRequireSkipsLocallyAndFailsInCI(t *testing.T) {
 	t.Setenv("HOOKWIRE_CHROMIUM", "")
 	old := candidates

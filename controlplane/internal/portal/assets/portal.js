@@ -305,6 +305,16 @@ function showTest(sub) {
   select.focus();
 }
 
+// latencyText renders a JSON duration ("0.001020907s") for people: "1.0 ms",
+// "250 ms", "2.41 s".
+function latencyText(d) {
+  const sec = parseFloat(d);
+  if (!d || Number.isNaN(sec)) return "—";
+  if (sec < 0.01) return (sec * 1000).toFixed(1) + " ms";
+  if (sec < 1) return Math.round(sec * 1000) + " ms";
+  return sec.toFixed(2) + " s";
+}
+
 const outcomeText = (o) => (o || "").replace(/^OUTCOME_/, "").toLowerCase().replace(/_/g, " ");
 const deliveryStatus = (s) => (s || "").replace(/^DELIVERY_STATUS_/, "").toLowerCase();
 
@@ -343,7 +353,7 @@ async function showDeliveries(sub) {
       el("td", {}, el("code", { text: d.event_type || "" })),
       el("td", { className: "delivery-status", text: deliveryStatus(d.status) + " (" + (d.attempt_count || 0) + " attempt" + (d.attempt_count === 1 ? "" : "s") + ")" }),
       el("td", { className: "response", text: last ? (last.status_code ? String(last.status_code) : outcomeText(last.outcome)) + (last.error ? " — " + last.error : "") : "—" }),
-      el("td", { text: last && last.latency ? last.latency : "—" }),
+      el("td", { text: last ? latencyText(last.latency) : "—" }),
       el("td", {}, el("time", { dateTime: d.create_time || "", text: d.create_time ? new Date(d.create_time).toLocaleString() : "" })),
       el("td", {}, resend)));
     if (attempts.length > 0) {
@@ -370,7 +380,7 @@ function attemptDetails(attempts) {
     const text = bodyText(a.response_body);
     box.append(el("div", { className: "attempt" },
       el("p", { className: "meta", text: "#" + a.number + " · " + (a.start_time ? new Date(a.start_time).toLocaleString() : "") + " · " +
-        (a.status_code ? "HTTP " + a.status_code : outcomeText(a.outcome)) + (a.latency ? " · " + a.latency : "") + (a.error ? " · " + a.error : "") }),
+        (a.status_code ? "HTTP " + a.status_code : outcomeText(a.outcome)) + (a.latency ? " · " + latencyText(a.latency) : "") + (a.error ? " · " + a.error : "") }),
       headers ? el("pre", { className: "headers", text: headers }) : null,
       text ? el("pre", { className: "body", text: text }) : null));
   }
