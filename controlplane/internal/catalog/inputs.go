@@ -109,6 +109,26 @@ func controlViolation(v string) (int, bool) {
 	return 0, true
 }
 
+// Redacted is what RedactedHeaders puts in place of a subscription's own
+// header values.
+const Redacted = "<redacted>"
+
+// RedactedHeaders is headers (from RequestHeaders) as an attempt records
+// them: the signature headers as they are, the subscription's own headers
+// with their values replaced by Redacted (they often carry credentials),
+// and content-type.
+func (s *Sub) RedactedHeaders(headers map[string]string, contentType string) map[string]string {
+	out := make(map[string]string, len(headers)+1)
+	maps.Copy(out, headers)
+	for k := range s.Headers {
+		out[strings.ToLower(k)] = Redacted
+	}
+	if contentType != "" {
+		out["content-type"] = contentType
+	}
+	return out
+}
+
 // RequestHeaders returns the headers of one attempt: the subscription's
 // custom headers (lower-case names) and the signature headers for msgID,
 // ts and body. The signature headers always win.

@@ -149,6 +149,9 @@ type lease struct {
 	deadline time.Time
 	start    time.Time
 	span     trace.Span // the attempt's "deliver" span; nil when tracing is off
+	// sent are the request headers of the attempt, redacted, as recorded
+	// with its result (Attempt.request_headers). Set by prepare.
+	sent map[string]string
 	// counted is the stream whose slot accounting holds this lease (nil
 	// once its result arrived or it expired: the agent's slot is free).
 	counted *conn
@@ -913,6 +916,8 @@ func (d *Dispatcher) prepare(leases []*lease) []*hookwirev1.Assignment {
 			// lease will expire and the pump will sort it out.
 			continue
 		}
+		headers := sub.RequestHeaders(l.item.idText, l.start, l.item.payload)
+		l.sent = sub.RedactedHeaders(headers, l.item.contentType)
 		out = append(out, &hookwirev1.Assignment{
 			LeaseId:    l.id,
 			LeaseToken: l.token,
@@ -924,7 +929,7 @@ func (d *Dispatcher) prepare(leases []*lease) []*hookwirev1.Assignment {
 				Config:      sub.Config,
 				Body:        l.item.payload,
 				ContentType: l.item.contentType,
-				Headers:     sub.RequestHeaders(l.item.idText, l.start, l.item.payload),
+				Headers:     headers,
 				Timeout:     durationpb.New(sub.Timeout),
 				DeliveryId:  l.item.idText,
 				EventType:   l.item.eventType,

@@ -113,6 +113,7 @@ func (d *Dispatcher) complete(ctx context.Context, c *conn, results []*hookwirev
 			ResponseBody:    res.GetResponseBody(),
 			Error:           res.GetError(),
 			DueTime:         w.lease.item.dueTime(),
+			RequestHeaders:  w.lease.sent,
 		}
 		set := &hookwirev1.Delivery{
 			Status: hookwirev1.DeliveryStatus_DELIVERY_STATUS_PENDING, AttemptCount: n,

@@ -252,6 +252,10 @@ func TestConsoleDeliveryFlow(t *testing.T) {
 			t.Errorf("delivery page lacks %q:\n%s", want, txt)
 		}
 	}
+	// The attempt's own request headers: the signature it went out with.
+	if sig := eval[string](b, `[...document.querySelectorAll('.attempt .request-headers dt')].filter(x => x.innerText === 'webhook-signature').map(x => x.nextElementSibling.innerText).join('')`); !strings.HasPrefix(sig, "v1,") {
+		t.Errorf("the attempt's recorded webhook-signature shows as %q", sig)
+	}
 	b.shot("delivery")
 	b.checkA11y("delivery")
 

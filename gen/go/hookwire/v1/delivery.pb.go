@@ -940,9 +940,16 @@ type Attempt struct {
 	// When the attempt was due: the event's arrival for a first attempt, the
 	// scheduled retry time for later ones. start_time minus due_time is how
 	// late the attempt went out (queueing, rate limits, no agent, lateness).
-	DueTime       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_time,json=dueTime,proto3" json:"due_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DueTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_time,json=dueTime,proto3" json:"due_time,omitempty"`
+	// The headers the control plane prepared for this attempt: the Standard
+	// Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) and
+	// content-type as sent, and the subscription's own headers with their
+	// values replaced by "<redacted>" (they often carry credentials). The
+	// transport may add its own (user-agent, trace context). Empty for
+	// attempts recorded before Hookwire kept them.
+	RequestHeaders map[string]string `protobuf:"bytes,12,rep,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Attempt) Reset() {
@@ -1048,6 +1055,13 @@ func (x *Attempt) GetError() string {
 func (x *Attempt) GetDueTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DueTime
+	}
+	return nil
+}
+
+func (x *Attempt) GetRequestHeaders() map[string]string {
+	if x != nil {
+		return x.RequestHeaders
 	}
 	return nil
 }
@@ -1704,7 +1718,7 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"last_error\x18\f \x01(\tR\tlastError\x12!\n" +
 	"\fordering_key\x18\r \x01(\tR\vorderingKey\x12%\n" +
 	"\x0ewaiting_reason\x18\x0e \x01(\tR\rwaitingReason\x12#\n" +
-	"\rschedule_base\x18\x0f \x01(\x05R\fscheduleBase\"\xb4\x04\n" +
+	"\rschedule_base\x18\x0f \x01(\x05R\fscheduleBase\"\xca\x05\n" +
 	"\aAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x16\n" +
@@ -1720,8 +1734,12 @@ const file_hookwire_v1_delivery_proto_rawDesc = "" +
 	"\rresponse_body\x18\t \x01(\fR\fresponseBody\x12\x14\n" +
 	"\x05error\x18\n" +
 	" \x01(\tR\x05error\x125\n" +
-	"\bdue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\adueTime\x1aB\n" +
+	"\bdue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\adueTime\x12Q\n" +
+	"\x0frequest_headers\x18\f \x03(\v2(.hookwire.v1.Attempt.RequestHeadersEntryR\x0erequestHeaders\x1aB\n" +
 	"\x14ResponseHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13RequestHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x03\n" +
 	"\x15ListDeliveriesRequest\x12\x1f\n" +
@@ -1833,7 +1851,7 @@ func file_hookwire_v1_delivery_proto_rawDescGZIP() []byte {
 }
 
 var file_hookwire_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_hookwire_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_hookwire_v1_delivery_proto_goTypes = []any{
 	(RecoverScope)(0),                // 0: hookwire.v1.RecoverScope
 	(DeliveryStatus)(0),              // 1: hookwire.v1.DeliveryStatus
@@ -1856,65 +1874,67 @@ var file_hookwire_v1_delivery_proto_goTypes = []any{
 	(*TailDeliveriesRequest)(nil),    // 18: hookwire.v1.TailDeliveriesRequest
 	(*TailDeliveriesResponse)(nil),   // 19: hookwire.v1.TailDeliveriesResponse
 	nil,                              // 20: hookwire.v1.Attempt.ResponseHeadersEntry
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
-	(v1.Outcome)(0),                  // 22: hookwire.transport.v1.Outcome
-	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
+	nil,                              // 21: hookwire.v1.Attempt.RequestHeadersEntry
+	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
+	(v1.Outcome)(0),                  // 23: hookwire.transport.v1.Outcome
+	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
 }
 var file_hookwire_v1_delivery_proto_depIdxs = []int32{
-	21, // 0: hookwire.v1.RecoverDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 1: hookwire.v1.RecoverDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	22, // 0: hookwire.v1.RecoverDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 1: hookwire.v1.RecoverDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: hookwire.v1.RecoverDeliveriesRequest.scope:type_name -> hookwire.v1.RecoverScope
-	21, // 3: hookwire.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
-	21, // 4: hookwire.v1.Operation.update_time:type_name -> google.protobuf.Timestamp
+	22, // 3: hookwire.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
+	22, // 4: hookwire.v1.Operation.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: hookwire.v1.Delivery.status:type_name -> hookwire.v1.DeliveryStatus
-	21, // 6: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	21, // 7: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	21, // 8: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	22, // 9: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
-	21, // 10: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	23, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	22, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
+	22, // 6: hookwire.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	22, // 7: hookwire.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	22, // 8: hookwire.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	23, // 9: hookwire.v1.Delivery.last_outcome:type_name -> hookwire.transport.v1.Outcome
+	22, // 10: hookwire.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	24, // 11: hookwire.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	23, // 12: hookwire.v1.Attempt.outcome:type_name -> hookwire.transport.v1.Outcome
 	20, // 13: hookwire.v1.Attempt.response_headers:type_name -> hookwire.v1.Attempt.ResponseHeadersEntry
-	21, // 14: hookwire.v1.Attempt.due_time:type_name -> google.protobuf.Timestamp
-	1,  // 15: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
-	21, // 16: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 17: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	11, // 18: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
-	12, // 19: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
-	2,  // 20: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
-	22, // 21: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
-	23, // 22: hookwire.v1.TailDeliveriesRequest.heartbeat_interval:type_name -> google.protobuf.Duration
-	3,  // 23: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
-	21, // 24: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 25: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
-	22, // 26: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
-	23, // 27: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
-	21, // 28: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
-	13, // 29: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
-	15, // 30: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
-	16, // 31: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
-	4,  // 32: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
-	5,  // 33: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
-	6,  // 34: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
-	7,  // 35: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
-	9,  // 36: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
-	10, // 37: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
-	18, // 38: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
-	14, // 39: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
-	11, // 40: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
-	17, // 41: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
-	11, // 42: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
-	11, // 43: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
-	11, // 44: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
-	8,  // 45: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
-	8,  // 46: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
-	8,  // 47: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
-	19, // 48: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	22, // 14: hookwire.v1.Attempt.due_time:type_name -> google.protobuf.Timestamp
+	21, // 15: hookwire.v1.Attempt.request_headers:type_name -> hookwire.v1.Attempt.RequestHeadersEntry
+	1,  // 16: hookwire.v1.ListDeliveriesRequest.status:type_name -> hookwire.v1.DeliveryStatus
+	22, // 17: hookwire.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 18: hookwire.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	11, // 19: hookwire.v1.ListDeliveriesResponse.deliveries:type_name -> hookwire.v1.Delivery
+	12, // 20: hookwire.v1.ListAttemptsResponse.attempts:type_name -> hookwire.v1.Attempt
+	2,  // 21: hookwire.v1.TailDeliveriesRequest.result:type_name -> hookwire.v1.TailResult
+	23, // 22: hookwire.v1.TailDeliveriesRequest.outcomes:type_name -> hookwire.transport.v1.Outcome
+	24, // 23: hookwire.v1.TailDeliveriesRequest.heartbeat_interval:type_name -> google.protobuf.Duration
+	3,  // 24: hookwire.v1.TailDeliveriesResponse.kind:type_name -> hookwire.v1.TailEventKind
+	22, // 25: hookwire.v1.TailDeliveriesResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 26: hookwire.v1.TailDeliveriesResponse.delivery_status:type_name -> hookwire.v1.DeliveryStatus
+	23, // 27: hookwire.v1.TailDeliveriesResponse.outcome:type_name -> hookwire.transport.v1.Outcome
+	24, // 28: hookwire.v1.TailDeliveriesResponse.latency:type_name -> google.protobuf.Duration
+	22, // 29: hookwire.v1.TailDeliveriesResponse.next_attempt_time:type_name -> google.protobuf.Timestamp
+	13, // 30: hookwire.v1.DeliveryService.ListDeliveries:input_type -> hookwire.v1.ListDeliveriesRequest
+	15, // 31: hookwire.v1.DeliveryService.GetDelivery:input_type -> hookwire.v1.GetDeliveryRequest
+	16, // 32: hookwire.v1.DeliveryService.ListAttempts:input_type -> hookwire.v1.ListAttemptsRequest
+	4,  // 33: hookwire.v1.DeliveryService.RetryDelivery:input_type -> hookwire.v1.RetryDeliveryRequest
+	5,  // 34: hookwire.v1.DeliveryService.CancelDelivery:input_type -> hookwire.v1.CancelDeliveryRequest
+	6,  // 35: hookwire.v1.DeliveryService.ResendEvent:input_type -> hookwire.v1.ResendEventRequest
+	7,  // 36: hookwire.v1.DeliveryService.RecoverDeliveries:input_type -> hookwire.v1.RecoverDeliveriesRequest
+	9,  // 37: hookwire.v1.DeliveryService.GetOperation:input_type -> hookwire.v1.GetOperationRequest
+	10, // 38: hookwire.v1.DeliveryService.WatchOperation:input_type -> hookwire.v1.WatchOperationRequest
+	18, // 39: hookwire.v1.DeliveryService.TailDeliveries:input_type -> hookwire.v1.TailDeliveriesRequest
+	14, // 40: hookwire.v1.DeliveryService.ListDeliveries:output_type -> hookwire.v1.ListDeliveriesResponse
+	11, // 41: hookwire.v1.DeliveryService.GetDelivery:output_type -> hookwire.v1.Delivery
+	17, // 42: hookwire.v1.DeliveryService.ListAttempts:output_type -> hookwire.v1.ListAttemptsResponse
+	11, // 43: hookwire.v1.DeliveryService.RetryDelivery:output_type -> hookwire.v1.Delivery
+	11, // 44: hookwire.v1.DeliveryService.CancelDelivery:output_type -> hookwire.v1.Delivery
+	11, // 45: hookwire.v1.DeliveryService.ResendEvent:output_type -> hookwire.v1.Delivery
+	8,  // 46: hookwire.v1.DeliveryService.RecoverDeliveries:output_type -> hookwire.v1.Operation
+	8,  // 47: hookwire.v1.DeliveryService.GetOperation:output_type -> hookwire.v1.Operation
+	8,  // 48: hookwire.v1.DeliveryService.WatchOperation:output_type -> hookwire.v1.Operation
+	19, // 49: hookwire.v1.DeliveryService.TailDeliveries:output_type -> hookwire.v1.TailDeliveriesResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_delivery_proto_init() }
@@ -1928,7 +1948,7 @@ func file_hookwire_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_delivery_proto_rawDesc), len(file_hookwire_v1_delivery_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -148,16 +148,20 @@ async function delivery(ctx) {
       ['Ordering key', d.ordering_key],
     ]),
     actions,
-    h('h2', null, 'Request headers'),
-    h('p', { class: 'muted' }, 'Every attempt carries the Standard Webhooks headers, signed on the control plane; their values are not stored. Configured headers are secrets and shown redacted.'),
-    dl([...reqHeaders.map((k) => [k, k === 'webhook-id' ? d.id : k === 'content-type' ? 'as published' : '(per attempt)']),
-      ...Object.keys(custom).sort().map((k) => [k, '<redacted>'])]),
+    // Attempts record the headers they were sent with; older ones (or a
+    // delivery not yet attempted) get the shape of what will be sent.
+    attempts.some((a) => a.request_headers) ? null : [
+      h('h2', null, 'Request headers'),
+      h('p', { class: 'muted' }, 'Every attempt carries the Standard Webhooks headers, signed on the control plane when it goes out, and the subscription\'s own headers (shown redacted: they often carry credentials).'),
+      dl([...reqHeaders.map((k) => [k, k === 'webhook-id' ? d.id : k === 'content-type' ? 'as published' : '(per attempt)']),
+        ...Object.keys(custom).sort().map((k) => [k, '<redacted>'])])],
     h('h2', null, `Attempts (${attempts.length})`),
     attempts.length ? h('ol', { class: 'attempts' }, attempts.map((a) => attemptItem(a))) : h('p', { class: 'muted' }, d.waiting_reason ? `No attempt yet: ${d.waiting_reason}.` : 'No attempt yet.'));
 }
 
 function attemptItem(a) {
   const headers = a.response_headers || {};
+  const sent = a.request_headers || {};
   const body = decodeB64(a.response_body);
   const late = a.due_time && a.start_time ? (new Date(a.start_time) - new Date(a.due_time)) / 1000 : null;
   return h('li', { class: 'attempt card' },
@@ -168,6 +172,8 @@ function attemptItem(a) {
       late !== null && late > 1 ? [h('dt', null, 'Went out late by'), h('dd', null, `${late.toFixed(1)} s`)] : null,
       h('dt', null, 'Agent'), h('dd', null, a.agent_id || ''),
       a.error ? [h('dt', null, 'Error'), h('dd', { class: 'error' }, a.error)] : null),
+    Object.keys(sent).length ? h('details', { class: 'request-headers' }, h('summary', null, `Request headers (${Object.keys(sent).length})`),
+      h('dl', { class: 'kv' }, Object.keys(sent).sort().map((k) => [h('dt', null, k), h('dd', null, sent[k])]))) : null,
     Object.keys(headers).length ? h('details', null, h('summary', null, `Response headers (${Object.keys(headers).length})`),
       h('dl', { class: 'kv' }, Object.keys(headers).sort().map((k) => [h('dt', null, k), h('dd', null, headers[k])]))) : null,
     body ? h('details', null, h('summary', null, `Response body (first ${body.length} characters)`), h('pre', { class: 'body' }, body)) : null);
