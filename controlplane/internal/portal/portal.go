@@ -15,16 +15,14 @@ package portal
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"path"
 	"strings"
 
+	"github.com/hookwire/hookwire/controlplane/internal/webassets"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 )
 
@@ -40,42 +38,14 @@ var assets embed.FS
 // the token may be used now (nil session: no such token).
 type Lookup func(token string) (*hookwirev1.PortalSession, *hookwirev1.PortalSettings, bool, error)
 
-// asset is one embedded file, served with an ETag.
-type asset struct {
-	body        []byte
-	etag        string
-	contentType string
-}
-
-var contentTypes = map[string]string{
-	".js":  "text/javascript; charset=utf-8",
-	".css": "text/css; charset=utf-8",
-	".svg": "image/svg+xml",
-}
-
 // Handler serves the portal in front of next (the REST gateway), which
 // gets every other request.
 func Handler(lookup Lookup, logger *slog.Logger, next http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	files := map[string]asset{}
-	_ = fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		ct, ok := contentTypes[path.Ext(p)]
-		if !ok {
-			return nil // the templates are not served as they are
-		}
-		body, err := assets.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		files[strings.TrimPrefix(p, "assets/")] = asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
-		return nil
-	})
+	// The .html files are templates, rendered per request, not assets.
+	files := webassets.MustLoad(assets, "assets", func(name string) bool { return path.Ext(name) != ".html" })
 	page := template.Must(template.ParseFS(assets, "assets/index.html"))
 	gone := template.Must(template.ParseFS(assets, "assets/gone.html"))
 	h := &handler{lookup: lookup, log: logger, files: files, page: page, gone: gone}
@@ -91,7 +61,7 @@ func Handler(lookup Lookup, logger *slog.Logger, next http.Handler) http.Handler
 type handler struct {
 	lookup     Lookup
 	log        *slog.Logger
-	files      map[string]asset
+	files      *webassets.Set
 	page, gone *template.Template
 }
 
@@ -179,18 +149,6 @@ func (h *handler) serveGone(w http.ResponseWriter, settings *hookwirev1.PortalSe
 }
 
 func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
-	a, ok := h.files[name]
 	securityHeaders(w, nil)
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("ETag", a.etag)
-	w.Header().Set("Cache-Control", "no-cache")
-	if r.Header.Get("If-None-Match") == a.etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	w.Header().Set("Content-Type", a.contentType)
-	_, _ = w.Write(a.body)
+	h.files.Serve(w, r, name)
 }

@@ -1,21 +1,14 @@
 package webui
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/secrets"
+	"github.com/hookwire/hookwire/controlplane/internal/webassets"
 	"google.golang.org/grpc"
 )
 
@@ -57,51 +50,10 @@ type Config struct {
 // Console serves the console and its session.
 type Console struct {
 	cfg    Config
-	static map[string]asset
+	static *webassets.Set
 }
 
-type asset struct {
-	body        []byte
-	gz          []byte // body gzipped, when that is smaller
-	etag        string
-	contentType string
-}
-
-var loadAssets = sync.OnceValue(func() map[string]asset {
-	out := map[string]asset{}
-	_ = fs.WalkDir(assets, "console", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := assets.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		ct := mime.TypeByExtension(path.Ext(p))
-		switch path.Ext(p) {
-		case ".js":
-			ct = "text/javascript; charset=utf-8"
-		case ".html":
-			ct = "text/html; charset=utf-8"
-		case ".css":
-			ct = "text/css; charset=utf-8"
-		case ".svg":
-			ct = "image/svg+xml"
-		}
-		a := asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		if buf.Len() < len(body) {
-			a.gz = buf.Bytes()
-		}
-		out[strings.TrimPrefix(p, "console/")] = a
-		return nil
-	})
-	return out
-})
+var loadAssets = sync.OnceValue(func() *webassets.Set { return webassets.MustLoad(assets, "console", nil) })
 
 // New returns the console for cfg.
 func New(cfg Config) *Console {
@@ -116,17 +68,7 @@ func New(cfg Config) *Console {
 
 // AssetBytes is the total size of the embedded assets (the whole
 // console), as stored and as sent gzipped, for documentation and tests.
-func AssetBytes() (raw, gzipped int) {
-	for _, a := range loadAssets() {
-		raw += len(a.body)
-		if a.gz != nil {
-			gzipped += len(a.gz)
-		} else {
-			gzipped += len(a.body)
-		}
-	}
-	return raw, gzipped
-}
+func AssetBytes() (raw, gzipped int) { return loadAssets().Size() }
 
 // Wrap serves /console/ and lets the console's REST calls through to next
 // with the session's key.
@@ -173,49 +115,8 @@ func securityHeaders(h http.Header) {
 }
 
 func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "the console's files support only GET and HEAD", http.StatusMethodNotAllowed)
-		return
-	}
 	if name == "" {
 		name = "index.html"
 	}
-	a, ok := c.static[name]
-	if !ok {
-		http.Error(w, "no console file "+name, http.StatusNotFound)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", a.contentType)
-	h.Set("ETag", a.etag)
-	// Revalidate every time: the files change with the binary and a 304 is
-	// cheap.
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Vary", "Accept-Encoding")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == a.etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	body := a.body
-	if a.gz != nil && acceptsGzip(r) {
-		h.Set("Content-Encoding", "gzip")
-		body = a.gz
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = w.Write(body)
-}
-
-// acceptsGzip reports whether the client takes gzip (every browser does).
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(name) == "gzip" && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
+	c.static.Serve(w, r, name)
 }
