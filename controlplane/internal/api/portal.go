@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane/internal/catalog"
@@ -26,7 +25,6 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -179,42 +177,11 @@ func (a *authenticator) portalSession(token string) (*hookwirev1.PortalSession, 
 	return sess, nil
 }
 
-// portalLimiter limits session creation per tenant.
-type portalLimiter struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
-
-	mu      sync.Mutex
-	tenants map[string]*rate.Limiter
-}
-
-// wait reports how long tenant must wait before its next session (0: go).
-func (l *portalLimiter) wait(tenant string) time.Duration {
-	now := l.now()
-	l.mu.Lock()
-	lim := l.tenants[tenant]
-	if lim == nil {
-		if len(l.tenants) > 100000 { // bounded memory: start afresh
-			clear(l.tenants)
-		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.tenants[tenant] = lim
-	}
-	l.mu.Unlock()
-	r := lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d
-	}
-	return 0
-}
-
 // portalService implements PortalService.
 type portalService struct {
 	hookwirev1.UnimplementedPortalServiceServer
 	*Services
-	limit *portalLimiter
+	limit *keyLimiter // session creation, per tenant
 }
 
 func newPortalService(s *Services) *portalService {
@@ -225,7 +192,7 @@ func newPortalService(s *Services) *portalService {
 	if burst <= 0 {
 		burst = 50
 	}
-	return &portalService{Services: s, limit: &portalLimiter{limit: rate.Limit(perSecond), burst: burst, now: s.cfg.Now, tenants: map[string]*rate.Limiter{}}}
+	return &portalService{Services: s, limit: newKeyLimiter(perSecond, burst, s.cfg.Now)}
 }
 
 func (s *portalService) CreatePortalSession(ctx context.Context, req *hookwirev1.CreatePortalSessionRequest) (*hookwirev1.PortalSession, error) {

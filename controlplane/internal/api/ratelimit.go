@@ -14,8 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// keyLimiter is a token bucket per API key. Agent streams are not limited
-// (they carry their own credit); every unary call is.
+// keyLimiter is a token bucket per key: per API key for every unary call
+// (agent streams are not limited: they carry their own credit), per
+// tenant for portal session creation.
 type keyLimiter struct {
 	limit rate.Limit
 	burst int
@@ -24,6 +25,10 @@ type keyLimiter struct {
 	mu   sync.Mutex
 	keys map[string]*rate.Limiter
 }
+
+// maxLimitedKeys bounds the buckets a keyLimiter keeps; past it they all
+// start afresh (full), which at worst lets a burst through once.
+const maxLimitedKeys = 100000
 
 func newKeyLimiter(perSecond float64, burst int, now func() time.Time) *keyLimiter {
 	if perSecond <= 0 {
@@ -41,6 +46,9 @@ func (l *keyLimiter) wait(keyID string) time.Duration {
 	l.mu.Lock()
 	lim := l.keys[keyID]
 	if lim == nil {
+		if len(l.keys) >= maxLimitedKeys { // bounded memory: start afresh
+			clear(l.keys)
+		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.keys[keyID] = lim
 	}
