@@ -78,7 +78,7 @@ first=${targets%% *}
 sbom="$out/hookwire_${version}.cdx.json"
 serial=$(printf 'hookwire %s %s' "$version" "$commit" | sha256sum | cut -c1-32 |
   sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12})$/\1-\2-5\3-8\4-\5/')
-GOOS=${first%/*} GOARCH=${first#*/} go run "$CYCLONEDX_GOMOD" app -json -licenses=false \
+GOOS=${first%/*} GOARCH=${first#*/} go run "$CYCLONEDX_GOMOD" app -json -std -licenses=false \
   -serial "$serial" -main cmd/hookwire -output "$sbom.tmp" . 
 sed -E 's/"timestamp": *"[^"]*"/"timestamp": "'"$date"'"/' "$sbom.tmp" > "$sbom"
 rm "$sbom.tmp"
