@@ -43,7 +43,7 @@ n=$(wc -l < "$tmp/out1/SHA256SUMS")
 [ "$n" -ge 2 ] || { echo "FAIL: SHA256SUMS lists $n files"; exit 1; }
 (cd "$tmp/out1" && sha256sum -c --quiet SHA256SUMS)
 # The archive's binary says which commit it is.
-commit=$(git rev-parse HEAD)
+commit=$(git -C "$tmp/one/hookwire" rev-parse HEAD)
 host="$(go env GOOS)/$(go env GOARCH)"
 case " ${RELEASE_TARGETS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64} " in
   *" $host "*)
