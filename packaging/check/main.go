@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -68,7 +69,7 @@ func checkK8s(files []string) error {
 		if err != nil {
 			return err
 		}
-		r := utilyaml.NewYAMLReader(bufioReader(data))
+		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 		n := 0
 		for {
 			doc, err := r.Read()
@@ -113,10 +114,6 @@ func checkK8s(files []string) error {
 	}
 	return nil
 }
-
-func bufioReader(b []byte) *bufioR { return &bufioR{bytes.NewReader(b)} }
-
-type bufioR struct{ *bytes.Reader }
 
 // semantic makes the checks the API server makes beyond the schema that
 // most often break charts.
