@@ -78,8 +78,17 @@ first=${targets%% *}
 sbom="$out/hookwire_${version}.cdx.json"
 serial=$(printf 'hookwire %s %s' "$version" "$commit" | sha256sum | cut -c1-32 |
   sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12})$/\1-\2-5\3-8\4-\5/')
+# cyclonedx-gomod reads the commit with go-git, which does not follow a
+# linked work tree's .git file: describe a throwaway clone there instead.
+src=.
+if [ -f .git ]; then
+  src=$(mktemp -d)
+  trap 'rm -rf "$src"' EXIT
+  git clone -q --shared . "$src"
+  git -C "$src" checkout -q "${commit%-dirty}"
+fi
 GOOS=${first%/*} GOARCH=${first#*/} go run "$CYCLONEDX_GOMOD" app -json -std -licenses=false \
-  -serial "$serial" -main cmd/hookwire -output "$sbom.tmp" . 
+  -serial "$serial" -main cmd/hookwire -output "$PWD/$sbom.tmp" "$src"
 sed -E 's/"timestamp": *"[^"]*"/"timestamp": "'"$date"'"/' "$sbom.tmp" > "$sbom"
 rm "$sbom.tmp"
 echo "built $sbom"
