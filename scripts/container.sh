@@ -22,14 +22,21 @@ ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [ -r "$ca" ] || { echo "no CA bundle at $ca (install ca-certificates, or set CA_BUNDLE)" >&2; exit 1; }
 rm -rf dist/container
 mkdir -p dist/container/data dist/container/tmp
+chmod 1777 dist/container/tmp
+chmod 0700 dist/container/data
 cp "$ca" dist/container/ca-certificates.crt
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
 
 builder=${CONTAINER_BUILDER:-buildah build}
 tag="hookwire:$version"
+flags=${CONTAINER_BUILD_FLAGS:-}
+if [ "$builder" = "buildah build" ]; then
+  # Reproducible: every file and the image's created time at SOURCE_DATE_EPOCH.
+  flags="--timestamp $SOURCE_DATE_EPOCH $flags"
+fi
 # shellcheck disable=SC2086 # the builder is a command and its subcommand
 $builder --platform "linux/$arch" --build-arg "VERSION=$version" --build-arg "TARGETARCH=$arch" \
-  -f Containerfile -t "$tag" ${CONTAINER_BUILD_FLAGS:-} .
+  -f Containerfile -t "$tag" $flags .
 if [ "$builder" = "buildah build" ]; then
   buildah push "$tag" "oci-archive:dist/hookwire_${version}_linux_${arch}.oci.tar:$tag" >/dev/null
   echo "wrote dist/hookwire_${version}_linux_${arch}.oci.tar"
