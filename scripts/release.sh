@@ -84,7 +84,7 @@ src=.
 if [ -f .git ]; then
   src=$(mktemp -d)
   trap 'rm -rf "$src"' EXIT
-  git clone -q --shared . "$src"
+  git clone -q . "$src"
   git -C "$src" checkout -q "${commit%-dirty}"
 fi
 GOOS=${first%/*} GOARCH=${first#*/} go run "$CYCLONEDX_GOMOD" app -json -std -licenses=false \
