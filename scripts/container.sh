@@ -21,9 +21,11 @@ fi
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [ -r "$ca" ] || { echo "no CA bundle at $ca (install ca-certificates, or set CA_BUNDLE)" >&2; exit 1; }
 rm -rf dist/container
-mkdir -p dist/container/data dist/container/tmp
-chmod 1777 dist/container/tmp
-chmod 0700 dist/container/data
+# Directories are staged inside a parent: COPY keeps the modes of what is
+# under its source, not of the source directory itself.
+mkdir -p dist/container/tmp/tmp dist/container/data/data
+chmod 1777 dist/container/tmp/tmp
+chmod 0700 dist/container/data/data
 cp "$ca" dist/container/ca-certificates.crt
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
 
