@@ -54,6 +54,7 @@ ldflags="-s -w -X $pkg.version=$version -X $pkg.commit=$commit -X $pkg.date=$dat
 
 rm -rf "$out"
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 echo "hookwire $version  commit $commit  date $date  $(go version | cut -d' ' -f3)"
 
 for target in $targets; do
@@ -67,7 +68,7 @@ for target in $targets; do
   chmod 0644 "$dir/README.md" "$dir/INSTALL.md"
   tar --sort=name --format=gnu --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
     -C "$out" -cf - "$name" | gzip -n -9 > "$out/$name.tar.gz"
-  echo "built $out/$name.tar.gz"
+  echo "built ${out#"$PWD/"}/$name.tar.gz"
 done
 
 # The SBOM lists the modules linked into the binary (the same for every
@@ -88,7 +89,7 @@ if [ -f .git ]; then
   git -C "$src" checkout -q "${commit%-dirty}"
 fi
 GOOS=${first%/*} GOARCH=${first#*/} go run "$CYCLONEDX_GOMOD" app -json -std -licenses=false \
-  -serial "$serial" -main cmd/hookwire -output "$PWD/$sbom.tmp" "$src"
+  -serial "$serial" -main cmd/hookwire -output "$sbom.tmp" "$src"
 sed -E 's/"timestamp": *"[^"]*"/"timestamp": "'"$date"'"/' "$sbom.tmp" > "$sbom"
 rm "$sbom.tmp"
 echo "built $sbom"
