@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -78,14 +79,18 @@ func TestVersionOfReleaseBuild(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	sc := bufio.NewScanner(stderr)
-	var first map[string]any
-	if sc.Scan() {
-		_ = json.Unmarshal(sc.Bytes(), &first)
+	var serving map[string]any
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "control plane serving" {
+			serving = line
+			break
+		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
-	if first["msg"] != "hookwire server starting" || first["version"] != ver || first["commit"] != commit ||
-		first["build_date"] != date || !strings.HasPrefix(first["go_version"].(string), "go1.") {
-		t.Errorf("first log line: %v", first)
+	if serving == nil || serving["version"] != ver || serving["commit"] != commit ||
+		serving["build_date"] != date || !strings.HasPrefix(fmt.Sprint(serving["go_version"]), "go1.") {
+		t.Errorf(`startup line "control plane serving" = %v, want version, commit, build_date and go_version`, serving)
 	}
 	want := `hookwire_build_info{build_date="` + date + `",commit="` + commit + `",goversion="`
 	deadline := time.Now().Add(30 * time.Second)

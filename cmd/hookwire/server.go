@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hookwire/hookwire/controlplane"
-	"github.com/hookwire/hookwire/internal/buildinfo"
 	"github.com/hookwire/hookwire/plugins/builtin"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -149,7 +148,6 @@ unknown key in the file is an error.`,
 			if err != nil {
 				return err
 			}
-			log.Info("hookwire server starting", buildinfo.Get().LogAttrs()...)
 			cfg := sf.config(log, os.Getenv("HOOKWIRE_ADMIN_KEY"))
 			if cfg.TLS, err = tf.config(log, sf.grpcAddr, sf.httpAddr); err != nil {
 				return err
