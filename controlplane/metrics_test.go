@@ -274,7 +274,7 @@ func TestMetricsPerRPCAndBuildInfo(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !regexp.MustCompile(`(?m)^hookwire_build_info\{go_version="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`).Match(body) {
+	if !regexp.MustCompile(`(?m)^hookwire_build_info\{build_date="[^"]+",commit="[^"]+",goversion="go[^"]+",version="[^"]+"\} 1$`).Match(body) {
 		t.Errorf("no hookwire_build_info series:\n%s", grepLines(string(body), "build_info"))
 	}
 }

@@ -2,11 +2,10 @@ package controlplane
 
 import (
 	"context"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/hookwire/hookwire/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -59,26 +58,17 @@ func (m *rpcMetrics) stream(api string) grpc.StreamServerInterceptor {
 	}
 }
 
-// registerBuildInfo exports hookwire_build_info{version, revision,
-// go_version} = 1 from the binary's build information (the module
-// version, "(devel)" for a source build, and the VCS revision the go tool
-// stamped).
+// registerBuildInfo exports hookwire_build_info{version, commit,
+// build_date, goversion} = 1: which build is running (internal/buildinfo:
+// the release build's -ldflags values, or what the go tool stamped).
 func registerBuildInfo(reg prometheus.Registerer) {
-	version, revision := "(devel)", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
+	in := buildinfo.Get()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "hookwire_build_info",
-		Help:        "Always 1; the labels say which build of Hookwire is running.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": runtime.Version()},
+		Name: "hookwire_build_info",
+		Help: "Always 1; the labels say which build of Hookwire is running.",
+		ConstLabels: prometheus.Labels{
+			"version": in.Version, "commit": in.Commit, "build_date": in.BuildDate, "goversion": in.GoVersion,
+		},
 	})
 	g.Set(1)
 	reg.MustRegister(g)

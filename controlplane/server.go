@@ -28,6 +28,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	"github.com/hookwire/hookwire/controlplane/internal/tracing"
 	"github.com/hookwire/hookwire/controlplane/internal/webui"
+	"github.com/hookwire/hookwire/internal/buildinfo"
 	// Registers the "vtproto" codec: agents open AgentService.Connect with
 	// that content-subtype and gRPC then decodes and encodes the stream
 	// with vtprotobuf's generated methods; other calls are unaffected.
@@ -436,7 +437,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.goServe(func() error { s.watchHealth(runCtx, hs); return nil }) // SERVING while the store can write
-	cfg.Logger.Info("control plane serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
+	cfg.Logger.Info("control plane serving", append([]any{"grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir}, buildinfo.Get().LogAttrs()...)...)
 	return s, nil
 }
 

@@ -12,11 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hookwire/hookwire/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -52,9 +50,12 @@ Start everything in one process:  hookwire dev`,
 		SilenceErrors: false,
 		Version:       version,
 	}
+	// --version prints what `hookwire version` prints.
+	root.SetVersionTemplate(buildinfo.Get().String())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newSinkCmd(), newPluginCmd())
 	root.AddCommand(clientCommands()...)
 	root.AddCommand(toolCommands()...)
+	root.AddCommand(newVersionCmd())
 	return root
 }
 
