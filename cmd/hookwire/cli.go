@@ -188,6 +188,21 @@ func (c *cli) runAPI(fn func(cmd *cobra.Command, args []string) error) func(*cob
 	})
 }
 
+// runTenantCall is runAPI for a command on one tenant's resources: fn
+// gets the --tenant value and a context for one API call (with the key
+// and --timeout).
+func (c *cli) runTenantCall(fn func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error) func(*cobra.Command, []string) error {
+	return c.runAPI(func(cmd *cobra.Command, args []string) error {
+		tenant, err := c.tenant()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := c.call(cmd)
+		defer cancel()
+		return fn(ctx, cmd, tenant, args)
+	})
+}
+
 // dial resolves the settings and creates the client connection. gRPC
 // connects on the first call, so a server that is down shows up as an
 // Unavailable error from that call.

@@ -3,6 +3,7 @@ package main
 // deliveries and attempts commands.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -124,13 +125,7 @@ func (c *cli) deliveriesGetCmd() *cobra.Command {
 		Example: "  hookwire deliveries get --tenant acme dlv_01J...\n  hookwire deliveries get --tenant acme dlv_01J... -o json | jq -r .status",
 		Args:    c.argNames("ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		d, err := hookwirev1.NewDeliveryServiceClient(c.conn).GetDelivery(ctx, &hookwirev1.GetDeliveryRequest{Tenant: tenant, Id: args[0]})
 		if err != nil {
 			return notFoundHint(err, "%s", deliveryListHint(tenant))
@@ -182,13 +177,7 @@ func (c *cli) attemptsListCmd() *cobra.Command {
 		Example: "  hookwire attempts list --tenant acme dlv_01J...\n  hookwire attempts list --tenant acme dlv_01J... -o json",
 		Args:    c.argNames("DELIVERY_ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		resp, err := hookwirev1.NewDeliveryServiceClient(c.conn).ListAttempts(ctx, &hookwirev1.ListAttemptsRequest{Tenant: tenant, DeliveryId: args[0]})
 		if err != nil {
 			return notFoundHint(err, "%s", deliveryListHint(tenant))

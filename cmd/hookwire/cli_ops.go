@@ -5,6 +5,7 @@ package main
 // added to the deliveries, events and subscriptions nouns in cli.go.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -48,13 +49,7 @@ receiver sees the same webhook-id again).`,
 		Example: "  hookwire deliveries retry --tenant acme dlv_01J...\n  hookwire deliveries retry --tenant acme --force dlv_01J... -o json",
 		Args:    c.argNames("ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		d, err := hookwirev1.NewDeliveryServiceClient(c.conn).RetryDelivery(ctx, &hookwirev1.RetryDeliveryRequest{Tenant: tenant, Id: args[0], Force: force})
 		if err != nil {
 			err = hintFor(err, codes.FailedPrecondition, "pass --force to send a succeeded delivery again")
@@ -77,13 +72,7 @@ skips a failing head so the deliveries behind it can go out.`,
 		Example: "  hookwire deliveries cancel --tenant acme dlv_01J...",
 		Args:    c.argNames("ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		d, err := hookwirev1.NewDeliveryServiceClient(c.conn).CancelDelivery(ctx, &hookwirev1.CancelDeliveryRequest{Tenant: tenant, Id: args[0]})
 		if err != nil {
 			return notFoundHint(err, "%s", deliveryListHint(tenant))
@@ -246,13 +235,7 @@ func (c *cli) operationsGetCmd() *cobra.Command {
 		Example: "  hookwire operations get --tenant acme op_01J...\n  hookwire operations get --tenant acme op_01J... -o json | jq .requeued",
 		Args:    c.argNames("ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		op, err := hookwirev1.NewDeliveryServiceClient(c.conn).GetOperation(ctx, &hookwirev1.GetOperationRequest{Tenant: tenant, Id: args[0]})
 		if err != nil {
 			return notFoundHint(err, "%s", operationHint(tenant))

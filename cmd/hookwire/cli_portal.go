@@ -4,6 +4,7 @@ package main
 // offers), portal settings and portal sessions. See docs/PORTAL.md.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -140,13 +141,7 @@ func (c *cli) eventTypesListCmd() *cobra.Command {
 		Example: "  hookwire event-types list --tenant acme --all",
 		Args:    c.argNames(),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, _ []string) error {
 		resp, err := hookwirev1.NewEventTypeServiceClient(c.conn).ListEventTypes(ctx, &hookwirev1.ListEventTypesRequest{Tenant: tenant, ShowDeprecated: all})
 		if err != nil {
 			return err
@@ -177,13 +172,7 @@ func (c *cli) eventTypesDeleteCmd() *cobra.Command {
 		Example: "  hookwire event-types delete --tenant acme order.created",
 		Args:    c.argNames("NAME"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		if _, err := hookwirev1.NewEventTypeServiceClient(c.conn).DeleteEventType(ctx, &hookwirev1.DeleteEventTypeRequest{Tenant: tenant, Name: args[0]}); err != nil {
 			return notFoundHint(err, "list the catalog with 'hookwire event-types list --tenant %s'", tenant)
 		}
@@ -296,13 +285,7 @@ func (c *cli) portalListCmd() *cobra.Command {
 		Example: "  hookwire portal list --tenant acme",
 		Args:    c.argNames(),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, _ []string) error {
 		resp, err := hookwirev1.NewPortalServiceClient(c.conn).ListPortalSessions(ctx, &hookwirev1.ListPortalSessionsRequest{Tenant: tenant})
 		if err != nil {
 			return err
@@ -335,13 +318,7 @@ func (c *cli) portalRevokeCmd() *cobra.Command {
 		Example: "  hookwire portal revoke --tenant acme hwp_0123456789abcdef",
 		Args:    c.argNames("SESSION_ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		if _, err := hookwirev1.NewPortalServiceClient(c.conn).RevokePortalSession(ctx, &hookwirev1.RevokePortalSessionRequest{Tenant: tenant, Id: args[0]}); err != nil {
 			return notFoundHint(err, "list the tenant's sessions with 'hookwire portal list --tenant %s'", tenant)
 		}
@@ -375,13 +352,7 @@ func (c *cli) portalSettingsCmd() *cobra.Command {
 		Example: "  hookwire portal settings --tenant acme",
 		Args:    c.argNames(),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, _ []string) error {
 		ps, err := hookwirev1.NewPortalServiceClient(c.conn).GetPortalSettings(ctx, &hookwirev1.GetPortalSettingsRequest{Tenant: tenant})
 		if err != nil {
 			return err

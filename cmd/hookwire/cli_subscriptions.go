@@ -3,6 +3,7 @@ package main
 // subscriptions commands.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -328,13 +329,7 @@ func (c *cli) subsGetCmd() *cobra.Command {
 		Args:              c.argNames("ID"),
 		ValidArgsFunction: c.completeSubscriptions,
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		s, err := hookwirev1.NewSubscriptionServiceClient(c.conn).GetSubscription(ctx, &hookwirev1.GetSubscriptionRequest{Tenant: tenant, Id: args[0]})
 		if err != nil {
 			return notFoundHint(err, "%s", subscriptionListHint(tenant))
@@ -508,13 +503,7 @@ func (c *cli) subsDeleteCmd() *cobra.Command {
 		Args:              c.argNames("ID"),
 		ValidArgsFunction: c.completeSubscriptions,
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		if _, err := hookwirev1.NewSubscriptionServiceClient(c.conn).DeleteSubscription(ctx, &hookwirev1.DeleteSubscriptionRequest{Tenant: tenant, Id: args[0]}); err != nil {
 			return notFoundHint(err, "%s", subscriptionListHint(tenant))
 		}
@@ -540,15 +529,12 @@ func (c *cli) subsStateCmd(verb string) *cobra.Command {
 		Args:              c.argNames("ID"),
 		ValidArgsFunction: c.completeSubscriptions,
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
 		client := hookwirev1.NewSubscriptionServiceClient(c.conn)
-		var s *hookwirev1.Subscription
+		var (
+			s   *hookwirev1.Subscription
+			err error
+		)
 		if verb == "pause" {
 			s, err = client.PauseSubscription(ctx, &hookwirev1.PauseSubscriptionRequest{Tenant: tenant, Id: args[0]})
 		} else {

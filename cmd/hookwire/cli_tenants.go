@@ -3,6 +3,7 @@ package main
 // tenants and api-keys commands, and the paging shared by list commands.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -333,13 +334,7 @@ func (c *cli) apiKeysListCmd() *cobra.Command {
 		Example: "  hookwire api-keys list --tenant acme",
 		Args:    c.argNames(),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, _ []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, _ []string) error {
 		resp, err := hookwirev1.NewApiKeyServiceClient(c.conn).ListApiKeys(ctx, &hookwirev1.ListApiKeysRequest{Tenant: tenant})
 		if err != nil {
 			return err
@@ -373,15 +368,8 @@ func (c *cli) apiKeysRevokeCmd() *cobra.Command {
 		Example: "  hookwire api-keys revoke --tenant acme hwk_0123456789abcdef",
 		Args:    c.argNames("KEY_ID"),
 	}
-	cmd.RunE = c.runAPI(func(cmd *cobra.Command, args []string) error {
-		tenant, err := c.tenant()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := c.call(cmd)
-		defer cancel()
-		_, err = hookwirev1.NewApiKeyServiceClient(c.conn).RevokeApiKey(ctx, &hookwirev1.RevokeApiKeyRequest{Tenant: tenant, Id: args[0]})
-		if err != nil {
+	cmd.RunE = c.runTenantCall(func(ctx context.Context, cmd *cobra.Command, tenant string, args []string) error {
+		if _, err := hookwirev1.NewApiKeyServiceClient(c.conn).RevokeApiKey(ctx, &hookwirev1.RevokeApiKeyRequest{Tenant: tenant, Id: args[0]}); err != nil {
 			return notFoundHint(err, "list the tenant's keys with 'hookwire api-keys list --tenant %s'", tenant)
 		}
 		return c.done(cmd, args[0], "revoked", "Revoked API key %s.", args[0])
