@@ -27,12 +27,10 @@ func freeLoopback(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestClusterOverMutualTLS: three in-process servers form a cluster whose
-// traffic is mutual TLS; a call made to any of them is served (followers
-// forward it to the leader over the cluster port), and a client without a
-// certificate from the cluster CA is refused on that port.
-func TestClusterOverMutualTLS(t *testing.T) {
-	set := tlstest.New(t)
+// startCluster starts three in-process servers that form one cluster on
+// loopback; cluster, if set, adds settings (TLS files) to each server's.
+func startCluster(t *testing.T, cluster func(*controlplane.ClusterConfig)) []*harness {
+	t.Helper()
 	addrs := []string{freeLoopback(t), freeLoopback(t), freeLoopback(t)}
 	var hs []*harness
 	for i, id := range []string{"n1", "n2", "n3"} {
@@ -42,11 +40,24 @@ func TestClusterOverMutualTLS(t *testing.T) {
 				join = append(join, a)
 			}
 		}
-		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: controlplane.ClusterConfig{
-			NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join,
-			CertFile: set.Peer.Cert, KeyFile: set.Peer.Key, CAFile: set.CA,
-		}}))
+		cc := controlplane.ClusterConfig{NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join}
+		if cluster != nil {
+			cluster(&cc)
+		}
+		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: cc}))
 	}
+	return hs
+}
+
+// TestClusterOverMutualTLS: three in-process servers form a cluster whose
+// traffic is mutual TLS; a call made to any of them is served (followers
+// forward it to the leader over the cluster port), and a client without a
+// certificate from the cluster CA is refused on that port.
+func TestClusterOverMutualTLS(t *testing.T) {
+	set := tlstest.New(t)
+	hs := startCluster(t, func(cc *controlplane.ClusterConfig) {
+		cc.CertFile, cc.KeyFile, cc.CAFile = set.Peer.Cert, set.Peer.Key, set.CA
+	})
 	// Every server knows the leader.
 	for _, h := range hs {
 		for deadline := time.Now().Add(20 * time.Second); ; {
@@ -81,14 +92,14 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	// A follower relaying a stream to the leader stops promptly: the relay
 	// ends instead of holding its graceful stop.
 	var follower *harness
-	live := addrs[0]
-	for i, h := range hs {
+	live := "" // the cluster address of a server that keeps running
+	for _, h := range hs {
 		st, err := hookwirev1.NewClusterServiceClient(h.conn).GetClusterStatus(h.ctx(), &hookwirev1.GetClusterStatusRequest{})
 		if err == nil && st.GetState() == "Follower" && follower == nil {
 			follower = h
 			continue
 		}
-		live = addrs[i]
+		live = st.GetAddress()
 	}
 	if follower == nil {
 		t.Fatal("no follower found")

@@ -470,17 +470,7 @@ func TestPortalURLIsChecked(t *testing.T) {
 // answered by the leader), the page as soon as the server has applied
 // the revocation.
 func TestPortalRevocationReachesEveryServer(t *testing.T) {
-	addrs := []string{freeLoopback(t), freeLoopback(t), freeLoopback(t)}
-	var hs []*harness
-	for i, id := range []string{"n1", "n2", "n3"} {
-		var join []string
-		for j, a := range addrs {
-			if j != i {
-				join = append(join, a)
-			}
-		}
-		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: controlplane.ClusterConfig{NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join}}))
-	}
+	hs := startCluster(t, nil)
 	// Poll until a condition holds: elections and replication take a
 	// moment.
 	eventually := func(what string, ok func() bool) {

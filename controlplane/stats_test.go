@@ -372,17 +372,7 @@ func checkPercentiles(t *testing.T, h *statsHarness, subID string, st *hookwirev
 // from its own copy), then stops the leader: the counts, including those
 // counted after the last periodic flush, are what the new leader answers.
 func TestDeliveryStatsAcrossLeaderChange(t *testing.T) {
-	addrs := []string{freeLoopback(t), freeLoopback(t), freeLoopback(t)}
-	var hs []*harness
-	for i, id := range []string{"n1", "n2", "n3"} {
-		var join []string
-		for j, a := range addrs {
-			if j != i {
-				join = append(join, a)
-			}
-		}
-		hs = append(hs, start(t, t.TempDir(), controlplane.Config{Cluster: controlplane.ClusterConfig{NodeID: id, Addr: addrs[i], BootstrapExpect: 3, Join: join}}))
-	}
+	hs := startCluster(t, nil)
 	leaderOf := func(among []*harness) (leader *harness, others []*harness) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; {
