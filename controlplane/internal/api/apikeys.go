@@ -68,6 +68,14 @@ func (s *apiKeyService) ListApiKeys(ctx context.Context, req *hookwirev1.ListApi
 	return resp, nil
 }
 
+func (s *apiKeyService) GetCaller(ctx context.Context, _ *hookwirev1.GetCallerRequest) (*hookwirev1.Caller, error) {
+	p := principalFrom(ctx)
+	if p == nil || p.joinToken != nil {
+		return nil, status.Error(codes.Unauthenticated, "missing API key: send \"Authorization: Bearer <key>\"")
+	}
+	return &hookwirev1.Caller{ApiKeyId: p.keyID, Tenant: p.tenant, Scope: p.scope}, nil
+}
+
 func (s *apiKeyService) RevokeApiKey(ctx context.Context, req *hookwirev1.RevokeApiKeyRequest) (*emptypb.Empty, error) {
 	if err := authorize(ctx, req.GetTenant(), accessWrite); err != nil {
 		return nil, err

@@ -131,50 +131,33 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.whoami())
 }
 
-// check asks the API what key may do: an admin key lists tenants; a
-// tenant key reads its tenant and finds its own scope among the tenant's
-// keys. A publish-only key cannot read anything, so it cannot use the
-// console.
+// check asks the API who the key is (GetCaller: its tenant and scope). An
+// admin key may open the console on any tenant (tenant, if given, must
+// exist); a tenant key opens on its own tenant (a different tenant given
+// is refused as not found). A publish-only key cannot read anything, so
+// it cannot use the console.
 func (c *Console) check(ctx context.Context, key, tenant string) (*session, error) {
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
-	_, err := hookwirev1.NewTenantServiceClient(c.cfg.Conn).ListTenants(ctx, &hookwirev1.ListTenantsRequest{PageSize: 1})
-	switch status.Code(err) {
-	case codes.OK:
+	who, err := hookwirev1.NewApiKeyServiceClient(c.cfg.Conn).GetCaller(ctx, &hookwirev1.GetCallerRequest{})
+	if err != nil {
+		return nil, err
+	}
+	switch who.GetScope() {
+	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN:
 		if tenant != "" {
-			// An admin key works across tenants; the tenant field only
-			// picks where the console opens, and must exist.
+			// The tenant field only picks where the console opens.
 			if _, err := hookwirev1.NewTenantServiceClient(c.cfg.Conn).GetTenant(ctx, &hookwirev1.GetTenantRequest{Id: tenant}); err != nil {
 				return nil, err
 			}
 		}
-		return &session{Key: key, Scope: hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN.String()}, nil
-	case codes.PermissionDenied:
-	default:
-		return nil, err
+		return &session{Key: key, Scope: who.GetScope().String()}, nil
+	case hookwirev1.ApiKeyScope_API_KEY_SCOPE_PUBLISH:
+		return nil, status.Error(codes.PermissionDenied, "this key may only publish events; sign in with a read-only, tenant-admin or admin key")
 	}
-	if tenant == "" {
-		return nil, status.Error(codes.InvalidArgument, "tenant: this key belongs to one tenant; enter its id")
+	if tenant != "" && tenant != who.GetTenant() {
+		return nil, status.Errorf(codes.NotFound, "tenant %q not found for this key: check the tenant id, or leave it empty", tenant)
 	}
-	if _, err := hookwirev1.NewTenantServiceClient(c.cfg.Conn).GetTenant(ctx, &hookwirev1.GetTenantRequest{Id: tenant}); err != nil {
-		if status.Code(err) == codes.PermissionDenied {
-			return nil, status.Error(codes.PermissionDenied, "this key may only publish events; sign in with a read-only, tenant-admin or admin key")
-		}
-		if status.Code(err) == codes.NotFound {
-			return nil, status.Errorf(codes.NotFound, "tenant %q not found for this key: check the tenant id", tenant)
-		}
-		return nil, err
-	}
-	scope := hookwirev1.ApiKeyScope_API_KEY_SCOPE_READ_ONLY
-	keys, err := hookwirev1.NewApiKeyServiceClient(c.cfg.Conn).ListApiKeys(ctx, &hookwirev1.ListApiKeysRequest{Tenant: tenant})
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range keys.GetApiKeys() {
-		if k.GetId() != "" && strings.HasPrefix(key, k.GetId()+"_") {
-			scope = k.GetScope()
-		}
-	}
-	return &session{Key: key, Tenant: tenant, Scope: scope.String()}, nil
+	return &session{Key: key, Tenant: who.GetTenant(), Scope: who.GetScope().String()}, nil
 }
 
 func (c *Console) setCookie(w http.ResponseWriter, s *session) error {

@@ -85,6 +85,106 @@ func (ApiKeyScope) EnumDescriptor() ([]byte, []int) {
 	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{0}
 }
 
+// GetCallerRequest is empty: the answer is about the call's own key.
+type GetCallerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallerRequest) Reset() {
+	*x = GetCallerRequest{}
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerRequest) ProtoMessage() {}
+
+func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerRequest.ProtoReflect.Descriptor instead.
+func (*GetCallerRequest) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{0}
+}
+
+// Caller is the key a call was made with.
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's id ("admin" for the bootstrap admin key).
+	ApiKeyId string `protobuf:"bytes,1,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	// The key's tenant; empty for the admin key, which spans all tenants.
+	Tenant        string      `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Scope         ApiKeyScope `protobuf:"varint,3,opt,name=scope,proto3,enum=hookwire.v1.ApiKeyScope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Caller) GetApiKeyId() string {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return ""
+}
+
+func (x *Caller) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Caller) GetScope() ApiKeyScope {
+	if x != nil {
+		return x.Scope
+	}
+	return ApiKeyScope_API_KEY_SCOPE_UNSPECIFIED
+}
+
 // ApiKey describes a key. Its secret value appears only in the response to
 // CreateApiKey.
 type ApiKey struct {
@@ -106,7 +206,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[0]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +218,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[0]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +231,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{0}
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApiKey) GetId() string {
@@ -204,7 +304,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[1]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +316,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[1]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +329,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{1}
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateApiKeyRequest) GetTenant() string {
@@ -270,7 +370,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[2]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +382,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[2]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +395,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{2}
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListApiKeysRequest) GetTenant() string {
@@ -315,7 +415,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[3]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +427,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[3]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +440,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{3}
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
@@ -361,7 +461,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[4]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +473,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookwire_v1_apikey_proto_msgTypes[4]
+	mi := &file_hookwire_v1_apikey_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +486,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{4}
+	return file_hookwire_v1_apikey_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RevokeApiKeyRequest) GetTenant() string {
@@ -407,7 +507,13 @@ var File_hookwire_v1_apikey_proto protoreflect.FileDescriptor
 
 const file_hookwire_v1_apikey_proto_rawDesc = "" +
 	"\n" +
-	"\x18hookwire/v1/apikey.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n" +
+	"\x18hookwire/v1/apikey.proto\x12\vhookwire.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
+	"\x10GetCallerRequest\"n\n" +
+	"\x06Caller\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\x01 \x01(\tR\bapiKeyId\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12.\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x18.hookwire.v1.ApiKeyScopeR\x05scope\"\x9a\x02\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -438,11 +544,13 @@ const file_hookwire_v1_apikey_proto_rawDesc = "" +
 	"\x13API_KEY_SCOPE_ADMIN\x10\x01\x12\x1e\n" +
 	"\x1aAPI_KEY_SCOPE_TENANT_ADMIN\x10\x02\x12\x19\n" +
 	"\x15API_KEY_SCOPE_PUBLISH\x10\x03\x12\x1b\n" +
-	"\x17API_KEY_SCOPE_READ_ONLY\x10\x042\xef\x02\n" +
+	"\x17API_KEY_SCOPE_READ_ONLY\x10\x042\xc4\x03\n" +
 	"\rApiKeyService\x12o\n" +
 	"\fCreateApiKey\x12 .hookwire.v1.CreateApiKeyRequest\x1a\x13.hookwire.v1.ApiKey\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/tenants/{tenant}/api-keys\x12w\n" +
 	"\vListApiKeys\x12\x1f.hookwire.v1.ListApiKeysRequest\x1a .hookwire.v1.ListApiKeysResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/tenants/{tenant}/api-keys\x12t\n" +
-	"\fRevokeApiKey\x12 .hookwire.v1.RevokeApiKeyRequest\x1a\x16.google.protobuf.Empty\"*\x82\xd3\xe4\x93\x02$*\"/v1/tenants/{tenant}/api-keys/{id}B<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
+	"\fRevokeApiKey\x12 .hookwire.v1.RevokeApiKeyRequest\x1a\x16.google.protobuf.Empty\"*\x82\xd3\xe4\x93\x02$*\"/v1/tenants/{tenant}/api-keys/{id}\x12S\n" +
+	"\tGetCaller\x12\x1d.hookwire.v1.GetCallerRequest\x1a\x13.hookwire.v1.Caller\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/callerB<Z:github.com/hookwire/hookwire/gen/go/hookwire/v1;hookwirev1b\x06proto3"
 
 var (
 	file_hookwire_v1_apikey_proto_rawDescOnce sync.Once
@@ -457,35 +565,40 @@ func file_hookwire_v1_apikey_proto_rawDescGZIP() []byte {
 }
 
 var file_hookwire_v1_apikey_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookwire_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_hookwire_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_hookwire_v1_apikey_proto_goTypes = []any{
 	(ApiKeyScope)(0),              // 0: hookwire.v1.ApiKeyScope
-	(*ApiKey)(nil),                // 1: hookwire.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),   // 2: hookwire.v1.CreateApiKeyRequest
-	(*ListApiKeysRequest)(nil),    // 3: hookwire.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 4: hookwire.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 5: hookwire.v1.RevokeApiKeyRequest
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 7: google.protobuf.Empty
+	(*GetCallerRequest)(nil),      // 1: hookwire.v1.GetCallerRequest
+	(*Caller)(nil),                // 2: hookwire.v1.Caller
+	(*ApiKey)(nil),                // 3: hookwire.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),   // 4: hookwire.v1.CreateApiKeyRequest
+	(*ListApiKeysRequest)(nil),    // 5: hookwire.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),   // 6: hookwire.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),   // 7: hookwire.v1.RevokeApiKeyRequest
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 9: google.protobuf.Empty
 }
 var file_hookwire_v1_apikey_proto_depIdxs = []int32{
-	0, // 0: hookwire.v1.ApiKey.scope:type_name -> hookwire.v1.ApiKeyScope
-	6, // 1: hookwire.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	6, // 2: hookwire.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	0, // 3: hookwire.v1.CreateApiKeyRequest.scope:type_name -> hookwire.v1.ApiKeyScope
-	6, // 4: hookwire.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	1, // 5: hookwire.v1.ListApiKeysResponse.api_keys:type_name -> hookwire.v1.ApiKey
-	2, // 6: hookwire.v1.ApiKeyService.CreateApiKey:input_type -> hookwire.v1.CreateApiKeyRequest
-	3, // 7: hookwire.v1.ApiKeyService.ListApiKeys:input_type -> hookwire.v1.ListApiKeysRequest
-	5, // 8: hookwire.v1.ApiKeyService.RevokeApiKey:input_type -> hookwire.v1.RevokeApiKeyRequest
-	1, // 9: hookwire.v1.ApiKeyService.CreateApiKey:output_type -> hookwire.v1.ApiKey
-	4, // 10: hookwire.v1.ApiKeyService.ListApiKeys:output_type -> hookwire.v1.ListApiKeysResponse
-	7, // 11: hookwire.v1.ApiKeyService.RevokeApiKey:output_type -> google.protobuf.Empty
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: hookwire.v1.Caller.scope:type_name -> hookwire.v1.ApiKeyScope
+	0,  // 1: hookwire.v1.ApiKey.scope:type_name -> hookwire.v1.ApiKeyScope
+	8,  // 2: hookwire.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: hookwire.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: hookwire.v1.CreateApiKeyRequest.scope:type_name -> hookwire.v1.ApiKeyScope
+	8,  // 5: hookwire.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 6: hookwire.v1.ListApiKeysResponse.api_keys:type_name -> hookwire.v1.ApiKey
+	4,  // 7: hookwire.v1.ApiKeyService.CreateApiKey:input_type -> hookwire.v1.CreateApiKeyRequest
+	5,  // 8: hookwire.v1.ApiKeyService.ListApiKeys:input_type -> hookwire.v1.ListApiKeysRequest
+	7,  // 9: hookwire.v1.ApiKeyService.RevokeApiKey:input_type -> hookwire.v1.RevokeApiKeyRequest
+	1,  // 10: hookwire.v1.ApiKeyService.GetCaller:input_type -> hookwire.v1.GetCallerRequest
+	3,  // 11: hookwire.v1.ApiKeyService.CreateApiKey:output_type -> hookwire.v1.ApiKey
+	6,  // 12: hookwire.v1.ApiKeyService.ListApiKeys:output_type -> hookwire.v1.ListApiKeysResponse
+	9,  // 13: hookwire.v1.ApiKeyService.RevokeApiKey:output_type -> google.protobuf.Empty
+	2,  // 14: hookwire.v1.ApiKeyService.GetCaller:output_type -> hookwire.v1.Caller
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_hookwire_v1_apikey_proto_init() }
@@ -499,7 +612,7 @@ func file_hookwire_v1_apikey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookwire_v1_apikey_proto_rawDesc), len(file_hookwire_v1_apikey_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	ApiKeyService_CreateApiKey_FullMethodName = "/hookwire.v1.ApiKeyService/CreateApiKey"
 	ApiKeyService_ListApiKeys_FullMethodName  = "/hookwire.v1.ApiKeyService/ListApiKeys"
 	ApiKeyService_RevokeApiKey_FullMethodName = "/hookwire.v1.ApiKeyService/RevokeApiKey"
+	ApiKeyService_GetCaller_FullMethodName    = "/hookwire.v1.ApiKeyService/GetCaller"
 )
 
 // ApiKeyServiceClient is the client API for ApiKeyService service.
@@ -39,6 +40,9 @@ type ApiKeyServiceClient interface {
 	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
 	// RevokeApiKey makes a key unusable at once.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// GetCaller says who the key of this call is: its id, tenant and scope.
+	// Any API key may ask (the console learns a key's tenant this way).
+	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error)
 }
 
 type apiKeyServiceClient struct {
@@ -79,6 +83,16 @@ func (c *apiKeyServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKey
 	return out, nil
 }
 
+func (c *apiKeyServiceClient) GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Caller)
+	err := c.cc.Invoke(ctx, ApiKeyService_GetCaller_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApiKeyServiceServer is the server API for ApiKeyService service.
 // All implementations must embed UnimplementedApiKeyServiceServer
 // for forward compatibility.
@@ -93,6 +107,9 @@ type ApiKeyServiceServer interface {
 	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
 	// RevokeApiKey makes a key unusable at once.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*emptypb.Empty, error)
+	// GetCaller says who the key of this call is: its id, tenant and scope.
+	// Any API key may ask (the console learns a key's tenant this way).
+	GetCaller(context.Context, *GetCallerRequest) (*Caller, error)
 	mustEmbedUnimplementedApiKeyServiceServer()
 }
 
@@ -111,6 +128,9 @@ func (UnimplementedApiKeyServiceServer) ListApiKeys(context.Context, *ListApiKey
 }
 func (UnimplementedApiKeyServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedApiKeyServiceServer) GetCaller(context.Context, *GetCallerRequest) (*Caller, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
 }
 func (UnimplementedApiKeyServiceServer) mustEmbedUnimplementedApiKeyServiceServer() {}
 func (UnimplementedApiKeyServiceServer) testEmbeddedByValue()                       {}
@@ -187,6 +207,24 @@ func _ApiKeyService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApiKeyService_GetCaller_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCallerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApiKeyServiceServer).GetCaller(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApiKeyService_GetCaller_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApiKeyServiceServer).GetCaller(ctx, req.(*GetCallerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ApiKeyService_ServiceDesc is the grpc.ServiceDesc for ApiKeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -205,6 +243,10 @@ var ApiKeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _ApiKeyService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "GetCaller",
+			Handler:    _ApiKeyService_GetCaller_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -31,7 +31,7 @@ function signInForm(message) {
     h('p', { class: 'muted' }, 'Sign in with a Hookwire API key. The console can see and do exactly what the key can.'),
     h('div', { class: 'field' }, h('label', { for: 'key' }, 'API key'), Object.assign(key, { id: 'key' })),
     h('div', { class: 'field' }, h('label', { for: 'tenant' }, 'Tenant'), Object.assign(tenant, { id: 'tenant' }),
-      h('small', { class: 'hint' }, 'Required for a tenant key; optional for the admin key.')),
+      h('small', { class: 'hint' }, 'Optional: where the console opens with the admin key. A tenant key opens its own tenant.')),
     err,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
   form.addEventListener('submit', async (e) => {

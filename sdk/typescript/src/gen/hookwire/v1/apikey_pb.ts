@@ -14,7 +14,55 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookwire/v1/apikey.proto.
  */
 export const file_hookwire_v1_apikey: GenFile = /*@__PURE__*/
-  fileDesc("Chhob29rd2lyZS92MS9hcGlrZXkucHJvdG8SC2hvb2t3aXJlLnYxItsBCgZBcGlLZXkSCgoCaWQYASABKAkSDgoGdGVuYW50GAIgASgJEgwKBG5hbWUYAyABKAkSJwoFc2NvcGUYBCABKA4yGC5ob29rd2lyZS52MS5BcGlLZXlTY29wZRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2tleRgHIAEoCRIPCgdyZXZva2VkGAggASgIIqwBChNDcmVhdGVBcGlLZXlSZXF1ZXN0EhcKBnRlbmFudBgBIAEoCUIHukgEcgIQARIWCgRuYW1lGAIgASgJQgi6SAVyAxjIARIzCgVzY29wZRgDIAEoDjIYLmhvb2t3aXJlLnYxLkFwaUtleVNjb3BlQgq6SAeCAQQQASABEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCItChJMaXN0QXBpS2V5c1JlcXVlc3QSFwoGdGVuYW50GAEgASgJQge6SARyAhABIjwKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5ob29rd2lyZS52MS5BcGlLZXkiQwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIXCgZ0ZW5hbnQYASABKAlCB7pIBHICEAESEwoCaWQYAiABKAlCB7pIBHICEAEqnQEKC0FwaUtleVNjb3BlEh0KGUFQSV9LRVlfU0NPUEVfVU5TUEVDSUZJRUQQABIXChNBUElfS0VZX1NDT1BFX0FETUlOEAESHgoaQVBJX0tFWV9TQ09QRV9URU5BTlRfQURNSU4QAhIZChVBUElfS0VZX1NDT1BFX1BVQkxJU0gQAxIbChdBUElfS0VZX1NDT1BFX1JFQURfT05MWRAEMu8CCg1BcGlLZXlTZXJ2aWNlEm8KDENyZWF0ZUFwaUtleRIgLmhvb2t3aXJlLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaEy5ob29rd2lyZS52MS5BcGlLZXkiKILT5JMCIjoBKiIdL3YxL3RlbmFudHMve3RlbmFudH0vYXBpLWtleXMSdwoLTGlzdEFwaUtleXMSHy5ob29rd2lyZS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIC5ob29rd2lyZS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIiWC0+STAh8SHS92MS90ZW5hbnRzL3t0ZW5hbnR9L2FwaS1rZXlzEnQKDFJldm9rZUFwaUtleRIgLmhvb2t3aXJlLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiKoLT5JMCJCoiL3YxL3RlbmFudHMve3RlbmFudH0vYXBpLWtleXMve2lkfUI8WjpnaXRodWIuY29tL2hvb2t3aXJlL2hvb2t3aXJlL2dlbi9nby9ob29rd2lyZS92MTtob29rd2lyZXYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("Chhob29rd2lyZS92MS9hcGlrZXkucHJvdG8SC2hvb2t3aXJlLnYxIhIKEEdldENhbGxlclJlcXVlc3QiVQoGQ2FsbGVyEhIKCmFwaV9rZXlfaWQYASABKAkSDgoGdGVuYW50GAIgASgJEicKBXNjb3BlGAMgASgOMhguaG9va3dpcmUudjEuQXBpS2V5U2NvcGUi2wEKBkFwaUtleRIKCgJpZBgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgVzY29wZRgEIAEoDjIYLmhvb2t3aXJlLnYxLkFwaUtleVNjb3BlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2V5GAcgASgJEg8KB3Jldm9rZWQYCCABKAgirAEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFwoGdGVuYW50GAEgASgJQge6SARyAhABEhYKBG5hbWUYAiABKAlCCLpIBXIDGMgBEjMKBXNjb3BlGAMgASgOMhguaG9va3dpcmUudjEuQXBpS2V5U2NvcGVCCrpIB4IBBBABIAESLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCgZ0ZW5hbnQYASABKAlCB7pIBHICEAEiPAoTTGlzdEFwaUtleXNSZXNwb25zZRIlCghhcGlfa2V5cxgBIAMoCzITLmhvb2t3aXJlLnYxLkFwaUtleSJDChNSZXZva2VBcGlLZXlSZXF1ZXN0EhcKBnRlbmFudBgBIAEoCUIHukgEcgIQARITCgJpZBgCIAEoCUIHukgEcgIQASqdAQoLQXBpS2V5U2NvcGUSHQoZQVBJX0tFWV9TQ09QRV9VTlNQRUNJRklFRBAAEhcKE0FQSV9LRVlfU0NPUEVfQURNSU4QARIeChpBUElfS0VZX1NDT1BFX1RFTkFOVF9BRE1JThACEhkKFUFQSV9LRVlfU0NPUEVfUFVCTElTSBADEhsKF0FQSV9LRVlfU0NPUEVfUkVBRF9PTkxZEAQyxAMKDUFwaUtleVNlcnZpY2USbwoMQ3JlYXRlQXBpS2V5EiAuaG9va3dpcmUudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoTLmhvb2t3aXJlLnYxLkFwaUtleSIogtPkkwIiOgEqIh0vdjEvdGVuYW50cy97dGVuYW50fS9hcGkta2V5cxJ3CgtMaXN0QXBpS2V5cxIfLmhvb2t3aXJlLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBogLmhvb2t3aXJlLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2UiJYLT5JMCHxIdL3YxL3RlbmFudHMve3RlbmFudH0vYXBpLWtleXMSdAoMUmV2b2tlQXBpS2V5EiAuaG9va3dpcmUudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSIqgtPkkwIkKiIvdjEvdGVuYW50cy97dGVuYW50fS9hcGkta2V5cy97aWR9ElMKCUdldENhbGxlchIdLmhvb2t3aXJlLnYxLkdldENhbGxlclJlcXVlc3QaEy5ob29rd2lyZS52MS5DYWxsZXIiEoLT5JMCDBIKL3YxL2NhbGxlckI8WjpnaXRodWIuY29tL2hvb2t3aXJlL2hvb2t3aXJlL2dlbi9nby9ob29rd2lyZS92MTtob29rd2lyZXYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+
+/**
+ * GetCallerRequest is empty: the answer is about the call's own key.
+ *
+ * @generated from message hookwire.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"hookwire.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message hookwire.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_hookwire_v1_apikey, 0);
+
+/**
+ * Caller is the key a call was made with.
+ *
+ * @generated from message hookwire.v1.Caller
+ */
+export type Caller = Message<"hookwire.v1.Caller"> & {
+  /**
+   * The key's id ("admin" for the bootstrap admin key).
+   *
+   * @generated from field: string api_key_id = 1;
+   */
+  apiKeyId: string;
+
+  /**
+   * The key's tenant; empty for the admin key, which spans all tenants.
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: hookwire.v1.ApiKeyScope scope = 3;
+   */
+  scope: ApiKeyScope;
+};
+
+/**
+ * Describes the message hookwire.v1.Caller.
+ * Use `create(CallerSchema)` to create a new message.
+ */
+export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
+  messageDesc(file_hookwire_v1_apikey, 1);
 
 /**
  * ApiKey describes a key. Its secret value appears only in the response to
@@ -75,7 +123,7 @@ export type ApiKey = Message<"hookwire.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_hookwire_v1_apikey, 0);
+  messageDesc(file_hookwire_v1_apikey, 2);
 
 /**
  * CreateApiKeyRequest describes the new key.
@@ -111,7 +159,7 @@ export type CreateApiKeyRequest = Message<"hookwire.v1.CreateApiKeyRequest"> & {
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_hookwire_v1_apikey, 1);
+  messageDesc(file_hookwire_v1_apikey, 3);
 
 /**
  * ListApiKeysRequest names a tenant.
@@ -130,7 +178,7 @@ export type ListApiKeysRequest = Message<"hookwire.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_hookwire_v1_apikey, 2);
+  messageDesc(file_hookwire_v1_apikey, 4);
 
 /**
  * ListApiKeysResponse lists a tenant's keys.
@@ -149,7 +197,7 @@ export type ListApiKeysResponse = Message<"hookwire.v1.ListApiKeysResponse"> & {
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_hookwire_v1_apikey, 3);
+  messageDesc(file_hookwire_v1_apikey, 5);
 
 /**
  * RevokeApiKeyRequest names a key.
@@ -173,7 +221,7 @@ export type RevokeApiKeyRequest = Message<"hookwire.v1.RevokeApiKeyRequest"> & {
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_hookwire_v1_apikey, 4);
+  messageDesc(file_hookwire_v1_apikey, 6);
 
 /**
  * ApiKeyScope says what a key may do.
@@ -258,6 +306,17 @@ export const ApiKeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * GetCaller says who the key of this call is: its id, tenant and scope.
+   * Any API key may ask (the console learns a key's tenant this way).
+   *
+   * @generated from rpc hookwire.v1.ApiKeyService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof CallerSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookwire_v1_apikey, 0);
