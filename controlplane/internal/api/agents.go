@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
-	"strings"
 
 	"github.com/hookwire/hookwire/controlplane/internal/selector"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
@@ -24,32 +22,13 @@ const joinTokenPrefix = "hwj_"
 // connectMethod is the only method a join token authenticates.
 const connectMethod = "/hookwire.v1.AgentService/Connect"
 
-func newJoinToken() (id, token string, err error) {
-	b := make([]byte, 30)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	enc := keyEncoding.EncodeToString(b)
-	id = joinTokenPrefix + enc[:16]
-	return id, id + "_" + enc[16:], nil
-}
-
-// joinTokenID returns the id part of a well-formed join token.
-func joinTokenID(token string) (string, bool) {
-	n := len(joinTokenPrefix) + 16
-	if !strings.HasPrefix(token, joinTokenPrefix) || len(token) != n+1+32 || token[n] != '_' {
-		return "", false
-	}
-	return token[:n], true
-}
-
 // authenticateJoin resolves a join token; it is only accepted by
 // AgentService.Connect.
 func (a *authenticator) authenticateJoin(ctx context.Context, method, token string) (context.Context, error) {
 	if method != connectMethod {
 		return nil, status.Error(codes.Unauthenticated, "join tokens only authenticate agents (AgentService.Connect); use an API key")
 	}
-	id, ok := joinTokenID(token)
+	id, ok := credentialID(joinTokenPrefix, token)
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "malformed join token: expected hwj_<id>_<secret> as issued by CreateJoinToken")
 	}
@@ -148,7 +127,7 @@ func (a *agentAdmin) CreateJoinToken(ctx context.Context, req *hookwirev1.Create
 			return nil, status.Errorf(codes.InvalidArgument, "labels: %q=%q is not a valid label (keys: letters, digits, '.', '_', '-', '/'; values: letters, digits, '.', '_', '-')", k, v)
 		}
 	}
-	id, token, err := newJoinToken()
+	id, token, err := newCredential(joinTokenPrefix)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "generate join token: %v", err)
 	}

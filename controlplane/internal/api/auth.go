@@ -32,16 +32,38 @@ const (
 
 var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// newKey returns a fresh key id and full key string.
-func newKey() (id, key string, err error) {
-	b := make([]byte, 30)
+// Every credential Hookwire issues (API keys "hwk_", join tokens "hwj_",
+// portal tokens "hwp_") is prefix + 16-char id + "_" + 32-char secret; the
+// prefix and id name it, only SHA-256 of the whole string is stored.
+const (
+	credentialIDLen     = 16
+	credentialSecretLen = 32
+)
+
+// newCredential returns a fresh credential of the given prefix: its id
+// (prefix + id part) and the whole string.
+func newCredential(prefix string) (id, credential string, err error) {
+	b := make([]byte, (credentialIDLen+credentialSecretLen)*5/8)
 	if _, err := rand.Read(b); err != nil {
 		return "", "", err
 	}
 	enc := keyEncoding.EncodeToString(b) // 48 chars
-	id = keyPrefix + enc[:16]
-	return id, id + "_" + enc[16:], nil
+	id = prefix + enc[:credentialIDLen]
+	return id, id + "_" + enc[credentialIDLen:], nil
 }
+
+// credentialID returns the id of a well-formed credential of the given
+// prefix (prefix + id part).
+func credentialID(prefix, credential string) (string, bool) {
+	n := len(prefix) + credentialIDLen
+	if !strings.HasPrefix(credential, prefix) || len(credential) != n+1+credentialSecretLen || credential[n] != '_' {
+		return "", false
+	}
+	return credential[:n], true
+}
+
+// newKey returns a fresh key id and full key string.
+func newKey() (id, key string, err error) { return newCredential(keyPrefix) }
 
 func hashKey(key string) []byte {
 	h := sha256.Sum256([]byte(key))
@@ -50,8 +72,8 @@ func hashKey(key string) []byte {
 
 // keyID returns the id part of a key, or AdminKeyID for keys of another form.
 func keyID(key string) string {
-	if strings.HasPrefix(key, keyPrefix) && len(key) == len(keyPrefix)+16+1+32 && key[len(keyPrefix)+16] == '_' {
-		return key[:len(keyPrefix)+16]
+	if id, ok := credentialID(keyPrefix, key); ok {
+		return id
 	}
 	return AdminKeyID
 }

@@ -68,23 +68,13 @@ func portalSessionResource(tenant, id string) string {
 }
 
 // newPortalToken returns a fresh session id and token.
-func newPortalToken() (id, token string, err error) {
-	id, key, err := newKey()
-	if err != nil {
-		return "", "", err
-	}
-	rest := key[len(keyPrefix):]
-	return portalTokenPrefix + id[len(keyPrefix):], portalTokenPrefix + rest, nil
-}
+func newPortalToken() (id, token string, err error) { return newCredential(portalTokenPrefix) }
 
 // portalTokenID returns the session id part of a token, or "" when the
 // token is not of the portal form.
 func portalTokenID(token string) string {
-	n := len(portalTokenPrefix) + 16
-	if strings.HasPrefix(token, portalTokenPrefix) && len(token) == n+1+32 && token[n] == '_' {
-		return token[:n]
-	}
-	return ""
+	id, _ := credentialID(portalTokenPrefix, token)
+	return id
 }
 
 // portalGrant is what a portal principal may reach: the session's tenant,
@@ -131,21 +121,10 @@ func (g *portalGrant) can(feature string) bool { return g.features[feature] }
 // false. A revoked or expired session comes back unusable, so the page
 // can still honour its tenant's frame-ancestors while it says so.
 func (s *Services) LookupPortalSession(token string) (*hookwirev1.PortalSession, *hookwirev1.PortalSettings, bool, error) {
-	id := portalTokenID(token)
-	if id == "" {
-		return nil, nil, false, nil
-	}
-	rec, err := s.cfg.Store.GetPortalSession(id)
-	if errorsIsNotFound(err) {
-		return nil, nil, false, nil
-	}
-	if err != nil {
+	sess, err := findPortalSession(s.cfg.Store, token)
+	if sess == nil || err != nil {
 		return nil, nil, false, err
 	}
-	if subtle.ConstantTimeCompare(rec.GetHash(), hashKey(token)) != 1 {
-		return nil, nil, false, nil
-	}
-	sess := rec.GetSession()
 	ps, err := s.portalSettings(sess.GetTenant())
 	if err != nil {
 		return nil, nil, false, err
@@ -154,20 +133,36 @@ func (s *Services) LookupPortalSession(token string) (*hookwirev1.PortalSession,
 	return sess, ps, usable, nil
 }
 
-// portalSession checks a portal token against the store.
-func (a *authenticator) portalSession(token string) (*hookwirev1.PortalSession, error) {
+// findPortalSession returns the session a portal token names, or nil when
+// the token is malformed, unknown or does not match; err only when the
+// store cannot answer.
+func findPortalSession(st *store.Store, token string) (*hookwirev1.PortalSession, error) {
 	id := portalTokenID(token)
 	if id == "" {
-		return nil, status.Error(codes.Unauthenticated, "invalid portal token")
+		return nil, nil
 	}
-	rec, err := a.store.GetPortalSession(id)
-	if err != nil && !errorsIsNotFound(err) {
+	rec, err := st.GetPortalSession(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(rec.GetHash(), hashKey(token)) != 1 {
+		return nil, nil
+	}
+	return rec.GetSession(), nil
+}
+
+// portalSession checks a portal token against the store.
+func (a *authenticator) portalSession(token string) (*hookwirev1.PortalSession, error) {
+	sess, err := findPortalSession(a.store, token)
+	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "cannot check the portal token now: %v; retry", err)
 	}
-	if err != nil || subtle.ConstantTimeCompare(rec.GetHash(), hashKey(token)) != 1 {
+	if sess == nil {
 		return nil, status.Error(codes.Unauthenticated, "invalid portal token")
 	}
-	sess := rec.GetSession()
 	if sess.GetRevoked() {
 		return nil, status.Error(codes.Unauthenticated, "this portal session has been revoked; ask for a new link")
 	}
@@ -293,7 +288,7 @@ func (s *portalService) RevokePortalSession(ctx context.Context, req *hookwirev1
 // portalSettings returns a tenant's settings, or the defaults.
 func (s *Services) portalSettings(tenant string) (*hookwirev1.PortalSettings, error) {
 	ps, err := s.cfg.Store.GetPortalSettings(tenant)
-	if errorsIsNotFound(err) {
+	if errors.Is(err, store.ErrNotFound) {
 		return &hookwirev1.PortalSettings{Tenant: tenant}, nil
 	}
 	if err != nil {
@@ -441,14 +436,14 @@ func (s *portalService) SendTestEvent(ctx context.Context, req *hookwirev1.SendT
 	}
 	et, err := s.cfg.Store.GetEventType(req.GetTenant(), req.GetEventType())
 	switch {
-	case errorsIsNotFound(err) && principalFrom(ctx).portal == nil:
+	case errors.Is(err, store.ErrNotFound) && principalFrom(ctx).portal == nil:
 		// An operator's key may test any type, listed or not (the console
 		// test-sends the subscription's own types).
 		if strings.HasPrefix(req.GetEventType(), catalog.OperationalPrefix) {
 			return nil, status.Errorf(codes.InvalidArgument, "event_type %s: the %q prefix is reserved for events Hookwire publishes itself", quote(req.GetEventType()), catalog.OperationalPrefix)
 		}
 		et = &hookwirev1.EventType{Name: req.GetEventType()}
-	case errorsIsNotFound(err):
+	case errors.Is(err, store.ErrNotFound):
 		return nil, status.Errorf(codes.NotFound, "event type %s is not in the tenant's event catalog; pick one of ListEventTypes (or add it with CreateEventType)", quote(req.GetEventType()))
 	case err != nil:
 		return nil, storeError(err, "event type")
@@ -477,5 +472,3 @@ func (s *portalService) SendTestEvent(ctx context.Context, req *hookwirev1.SendT
 	}
 	return out, nil
 }
-
-func errorsIsNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -11,6 +11,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
+	"github.com/hookwire/hookwire/controlplane/internal/store"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -140,22 +142,18 @@ func portalGateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	return handler(srv, ss)
 }
 
-// portalSub checks that subscription id is in the session's scope.
+// portalSub checks that subscription id is in the session's scope; one
+// outside it is not found, like one that does not exist.
 func (s *Services) portalSub(g *portalGrant, tenant, id string) error {
 	rec, err := s.cfg.Store.GetSubscription(tenant, id)
-	if err == nil && !g.covers(rec.GetSubscription()) {
-		err = errNotFoundPortal
-	}
-	if err != nil {
-		if errorsIsNotFound(err) || err == errNotFoundPortal {
-			return status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
-		}
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && !g.covers(rec.GetSubscription())):
+		return status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
+	case err != nil:
 		return storeError(err, "subscription "+quote(id))
 	}
 	return nil
 }
-
-var errNotFoundPortal = fmt.Errorf("outside the portal session")
 
 // portalDelivery checks that delivery id belongs to a subscription in the
 // session's scope.
@@ -185,7 +183,7 @@ func portalCheckResend(s *Services, g *portalGrant, req any) error {
 	}
 	dels, err := s.cfg.Store.EventDeliveries(r.GetTenant(), eid)
 	if err != nil {
-		if errorsIsNotFound(err) {
+		if errors.Is(err, store.ErrNotFound) {
 			return notFound
 		}
 		return storeError(err, "event "+quote(r.GetEventId()))
