@@ -818,10 +818,8 @@ func applyPurgeAudit(tx *bolt.Tx, cmd *storev1.PurgeAudit) (int, error) {
 			return 0, err
 		}
 	}
-	for _, k := range doomed {
-		if err := bt.Delete(k); err != nil {
-			return 0, err
-		}
+	if err := deleteAll(bt, doomed); err != nil {
+		return 0, err
 	}
 	return len(doomed), nil
 }

@@ -234,10 +234,8 @@ func applyPurgeStats(tx *bolt.Tx, cmd *storev1.PurgeStats) (n int, last []byte, 
 		// The rest of this subscription's minutes are kept: on to the next.
 		k, _ = c.Seek(append(prev[:len(prev)-4:len(prev)-4], 0xff, 0xff, 0xff, 0xff, 0xff))
 	}
-	for _, d := range doomed {
-		if err := b.Delete(d); err != nil {
-			return 0, nil, err
-		}
+	if err := deleteAll(b, doomed); err != nil {
+		return 0, nil, err
 	}
 	return len(doomed), last, nil
 }

@@ -46,19 +46,7 @@ func (s *Store) DeleteEventType(ctx context.Context, tenant, name string, audit 
 
 // GetEventType returns one event type of a tenant, or ErrNotFound.
 func (s *Store) GetEventType(tenant, name string) (*hookwirev1.EventType, error) {
-	var out *hookwirev1.EventType
-	err := s.view(func(tx *bolt.Tx) error {
-		et, found, err := getMsg(tx, bucketEventTypes, tenantKey(tenant, []byte(name)), &hookwirev1.EventType{})
-		if err != nil {
-			return err
-		}
-		if !found {
-			return ErrNotFound
-		}
-		out = et
-		return nil
-	})
-	return out, err
+	return getOne(s, bucketEventTypes, tenantKey(tenant, []byte(name)), &hookwirev1.EventType{})
 }
 
 // ListEventTypes returns a tenant's event types in name order.
@@ -130,19 +118,7 @@ func (s *Store) PutPortalSettings(ctx context.Context, ps *hookwirev1.PortalSett
 // GetPortalSettings returns a tenant's portal settings, or ErrNotFound
 // when none were stored.
 func (s *Store) GetPortalSettings(tenant string) (*hookwirev1.PortalSettings, error) {
-	var out *hookwirev1.PortalSettings
-	err := s.view(func(tx *bolt.Tx) error {
-		ps, found, err := getMsg(tx, bucketPortalSettings, []byte(tenant), &hookwirev1.PortalSettings{})
-		if err != nil {
-			return err
-		}
-		if !found {
-			return ErrNotFound
-		}
-		out = ps
-		return nil
-	})
-	return out, err
+	return getOne(s, bucketPortalSettings, []byte(tenant), &hookwirev1.PortalSettings{})
 }
 
 func applyPutPortalSettings(tx *bolt.Tx, c *storev1.PutPortalSettings) error {
@@ -178,19 +154,7 @@ func (s *Store) RevokePortalSession(ctx context.Context, tenant, id string, audi
 
 // GetPortalSession returns a session record by id, or ErrNotFound.
 func (s *Store) GetPortalSession(id string) (*storev1.PortalSessionRecord, error) {
-	var out *storev1.PortalSessionRecord
-	err := s.view(func(tx *bolt.Tx) error {
-		rec, found, err := getMsg(tx, bucketPortalSessions, []byte(id), &storev1.PortalSessionRecord{})
-		if err != nil {
-			return err
-		}
-		if !found {
-			return ErrNotFound
-		}
-		out = rec
-		return nil
-	})
-	return out, err
+	return getOne(s, bucketPortalSessions, []byte(id), &storev1.PortalSessionRecord{})
 }
 
 // ListPortalSessions returns the sessions of a tenant, in id order.
@@ -301,10 +265,8 @@ func applyPurgePortalSessions(tx *bolt.Tx, c *storev1.PurgePortalSessions) (int,
 	if err != nil {
 		return 0, err
 	}
-	for _, k := range doomed {
-		if err := b.Delete(k); err != nil {
-			return 0, err
-		}
+	if err := deleteAll(b, doomed); err != nil {
+		return 0, err
 	}
 	return len(doomed), nil
 }
@@ -319,10 +281,8 @@ func deleteTenantPortal(tx *bolt.Tx, tenant string) error {
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			doomed = append(doomed, bytes.Clone(k))
 		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		if err := deleteAll(b, doomed); err != nil {
+			return err
 		}
 	}
 	if b := tx.Bucket(bucketPortalSettings); b != nil {
@@ -347,10 +307,5 @@ func deleteTenantPortal(tx *bolt.Tx, tenant string) error {
 	}); err != nil {
 		return err
 	}
-	for _, k := range doomed {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteAll(b, doomed)
 }

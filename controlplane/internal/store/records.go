@@ -34,17 +34,7 @@ func (s *Store) CreateTenant(ctx context.Context, t *hookwirev1.Tenant, audit *h
 
 // GetTenant returns a tenant or ErrNotFound.
 func (s *Store) GetTenant(id string) (*hookwirev1.Tenant, error) {
-	var t *hookwirev1.Tenant
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTenants).Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		t, err = decode(bucketTenants, []byte(id), v, &hookwirev1.Tenant{})
-		return err
-	})
-	return t, err
+	return getOne(s, bucketTenants, []byte(id), &hookwirev1.Tenant{})
 }
 
 // ListTenants returns up to limit tenants with ids after the given one.
@@ -94,17 +84,7 @@ func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord, audit 
 
 // GetAPIKey returns a key record by id or ErrNotFound.
 func (s *Store) GetAPIKey(id string) (*storev1.ApiKeyRecord, error) {
-	var rec *storev1.ApiKeyRecord
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketAPIKeys).Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		rec, err = decode(bucketAPIKeys, []byte(id), v, &storev1.ApiKeyRecord{})
-		return err
-	})
-	return rec, err
+	return getOne(s, bucketAPIKeys, []byte(id), &storev1.ApiKeyRecord{})
 }
 
 // ListAPIKeys returns the key records matching keep, in id order.

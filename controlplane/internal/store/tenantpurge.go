@@ -319,10 +319,8 @@ func deleteTenantAPIKeys(tx *bolt.Tx, tenant string) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
-	for _, k := range doomed {
-		if err := keys.Delete(k); err != nil {
-			return 0, err
-		}
+	if err := deleteAll(keys, doomed); err != nil {
+		return 0, err
 	}
 	return len(doomed), nil
 }

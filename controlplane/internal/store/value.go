@@ -151,6 +151,30 @@ func getRecord(tx *bolt.Tx, name, k []byte) ([]byte, error) {
 	return openValue(name, k, v)
 }
 
+// getOne reads the message under k in bucket name, or returns ErrNotFound.
+func getOne[T proto.Message](s *Store, name, k []byte, m T) (T, error) {
+	var out T
+	err := s.view(func(tx *bolt.Tx) error {
+		got, found, err := getMsg(tx, name, k, m)
+		if err == nil && !found {
+			err = ErrNotFound
+		}
+		out = got
+		return err
+	})
+	return out, err
+}
+
+// deleteAll deletes keys from b.
+func deleteAll(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // getMsg reads, verifies and decodes the record under k in bucket name of
 // tx; found is false when there is none.
 func getMsg[T proto.Message](tx *bolt.Tx, name, k []byte, m T) (T, bool, error) {
