@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -120,7 +121,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	s, err := c.check(ctx, req.Key, req.Tenant)
 	if err != nil {
 		st := status.Convert(err)
-		writeError(w, httpStatus(st.Code()), st.Code(), st.Message())
+		writeError(w, runtime.HTTPStatusFromCode(st.Code()), st.Code(), st.Message())
 		return
 	}
 	s.Expiry = c.cfg.Now().Add(c.cfg.SessionTTL).Unix()
@@ -218,25 +219,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// httpStatus maps the codes a sign-in can meet as the gateway does.
-func httpStatus(c codes.Code) int {
-	switch c {
-	case codes.InvalidArgument, codes.FailedPrecondition:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
 }
