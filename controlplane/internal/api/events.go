@@ -110,10 +110,19 @@ const MetadataIdempotencyKey = "x-hookwire-idempotency-key"
 // maxIdempotencyKeyLen is Event.idempotency_key's max_len in event.proto.
 const maxIdempotencyKeyLen = 256
 
+// reservedType refuses an event type in Hookwire's own namespace; field
+// names where the type was given.
+func reservedType(field, typ string) error {
+	if strings.HasPrefix(typ, catalog.OperationalPrefix) {
+		return status.Errorf(codes.InvalidArgument, "%s %q: the %q prefix is reserved for events Hookwire publishes itself", field, typ, catalog.OperationalPrefix)
+	}
+	return nil
+}
+
 func (s *eventService) publish(ctx context.Context, tenant string, events []*hookwirev1.Event) ([]*hookwirev1.PublishEventResponse, error) {
 	for i, in := range events {
-		if strings.HasPrefix(in.GetType(), catalog.OperationalPrefix) {
-			return nil, status.Errorf(codes.InvalidArgument, "event %d: type %q: the %q prefix is reserved for events Hookwire publishes itself", i, in.GetType(), catalog.OperationalPrefix)
+		if err := reservedType(fmt.Sprintf("event %d: type", i), in.GetType()); err != nil {
+			return nil, err
 		}
 	}
 	if len(events) == 1 && events[0].GetIdempotencyKey() == "" {

@@ -8,9 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
-	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,7 +38,7 @@ func checkEventType(et *hookwirev1.EventType) error {
 	if ex := et.GetExamplePayload(); ex != "" && !json.Valid([]byte(ex)) {
 		return status.Errorf(codes.InvalidArgument, "event_type.example_payload is not valid JSON; give a JSON document such as {\"id\": \"ord_1\"}")
 	}
-	return nil
+	return reservedType("event_type.name", et.GetName())
 }
 
 func (s *eventTypeService) CreateEventType(ctx context.Context, req *hookwirev1.CreateEventTypeRequest) (*hookwirev1.EventType, error) {
@@ -50,9 +48,6 @@ func (s *eventTypeService) CreateEventType(ctx context.Context, req *hookwirev1.
 	in := req.GetEventType()
 	if err := checkEventType(in); err != nil {
 		return nil, err
-	}
-	if strings.HasPrefix(in.GetName(), catalog.OperationalPrefix) {
-		return nil, status.Errorf(codes.InvalidArgument, "event_type.name %q: the %q prefix is reserved for events Hookwire publishes itself", in.GetName(), catalog.OperationalPrefix)
 	}
 	now := timestamppb.New(s.cfg.Now())
 	et := &hookwirev1.EventType{Name: in.GetName(), Tenant: req.GetTenant(), Description: in.GetDescription(),

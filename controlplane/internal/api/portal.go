@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookwire/hookwire/controlplane/internal/catalog"
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
@@ -439,8 +438,8 @@ func (s *portalService) SendTestEvent(ctx context.Context, req *hookwirev1.SendT
 	case errors.Is(err, store.ErrNotFound) && principalFrom(ctx).portal == nil:
 		// An operator's key may test any type, listed or not (the console
 		// test-sends the subscription's own types).
-		if strings.HasPrefix(req.GetEventType(), catalog.OperationalPrefix) {
-			return nil, status.Errorf(codes.InvalidArgument, "event_type %s: the %q prefix is reserved for events Hookwire publishes itself", quote(req.GetEventType()), catalog.OperationalPrefix)
+		if err := reservedType("event_type", req.GetEventType()); err != nil {
+			return nil, err
 		}
 		et = &hookwirev1.EventType{Name: req.GetEventType()}
 	case errors.Is(err, store.ErrNotFound):
