@@ -202,11 +202,7 @@ func portalSessionView(ps *hookwirev1.PortalSession) func(io.Writer) error {
 		case len(ps.GetSubscriptionIds()) > 0:
 			f.add("Scope", "subscriptions "+strings.Join(ps.GetSubscriptionIds(), ", "))
 		case len(ps.GetLabels()) > 0:
-			var kv []string
-			for k, v := range ps.GetLabels() {
-				kv = append(kv, k+"="+v)
-			}
-			f.add("Scope", "labels "+strings.Join(kv, ", "))
+			f.add("Scope", "labels "+joinMap(ps.GetLabels()))
 		default:
 			f.add("Scope", "the whole tenant")
 		}
