@@ -64,8 +64,8 @@ type settings struct {
 }
 
 // WithVersion sets the version reported by Describe and sent in the
-// User-Agent header (Hookwire/<version>). The default is the main module's
-// version from the build information, or "dev".
+// User-Agent header (Hookwire/<version>). The default is this build's
+// version (internal/buildinfo).
 func WithVersion(v string) Option {
 	return func(s *settings) { s.version = v }
 }

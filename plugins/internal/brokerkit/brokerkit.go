@@ -16,7 +16,7 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"runtime/debug"
+
 	"slices"
 	"strings"
 	"time"
@@ -25,17 +25,14 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
+	"github.com/hookwire/hookwire/internal/buildinfo"
 	"github.com/hookwire/hookwire/plugins/sdk"
 )
 
-// Version is the main module's version from the build information, or
-// "dev"; the transports report it from Describe.
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// Version is this build's version (internal/buildinfo: the release's,
+// else the main module's, else "dev"); the transports report it from
+// Describe.
+func Version() string { return buildinfo.Get().Version }
 
 // Config reads a target configuration field by field, collecting every
 // problem instead of stopping at the first, so Validate can list them all.
