@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/hookwire/hookwire/internal/buildinfo"
@@ -31,12 +30,7 @@ hookwire_build_info.`,
 				_, err := fmt.Fprint(cmd.OutOrStdout(), in.String())
 				return err
 			case "json":
-				b, err := json.MarshalIndent(in, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
-				return err
+				return writeValue(cmd.OutOrStdout(), "json", in)
 			default:
 				return fmt.Errorf("--output %q: use text or json", output)
 			}
