@@ -142,10 +142,16 @@ func (c *cli) noun(use, short, long string, aliases []string, api bool, verbs ..
 	if api {
 		c.connectionFlags(cmd, pf)
 	}
+	c.flagErrorsAreUsage(cmd)
+	return cmd
+}
+
+// flagErrorsAreUsage makes a bad flag of cmd a usage error (exit code and
+// message like any other wrong invocation).
+func (c *cli) flagErrorsAreUsage(cmd *cobra.Command) {
 	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return c.fail(cmd, usageErrorf("%v", err))
 	})
-	return cmd
 }
 
 func (c *cli) connectionFlags(cmd *cobra.Command, pf *pflag.FlagSet) {

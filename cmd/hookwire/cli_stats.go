@@ -77,9 +77,7 @@ The control plane keeps these counters per subscription and minute for its
 	c.connectionFlags(cmd, f)
 	_ = cmd.RegisterFlagCompletionFunc("output", fixedCompletion("table", "json", "yaml"))
 	_ = cmd.RegisterFlagCompletionFunc("subscription", c.completeSubscriptions)
-	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return c.fail(cmd, usageErrorf("%v", err))
-	})
+	c.flagErrorsAreUsage(cmd)
 	silence(cmd)
 	return cmd
 }

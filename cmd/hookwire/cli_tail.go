@@ -113,9 +113,7 @@ Exit codes: see 'hookwire help exit-codes'.`,
 	_ = cmd.RegisterFlagCompletionFunc("status", fixedCompletion(tailStatuses...))
 	_ = cmd.RegisterFlagCompletionFunc("outcome", fixedCompletion(tailOutcomes...))
 	_ = cmd.RegisterFlagCompletionFunc("subscription", c.completeSubscriptions)
-	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return c.fail(cmd, usageErrorf("%v", err))
-	})
+	c.flagErrorsAreUsage(cmd)
 	return cmd
 }
 

@@ -99,9 +99,7 @@ Exit codes: see 'hookwire help exit-codes'.`,
 	f.IntVar(&maxInFlight, "max-in-flight", 8, "deliveries forwarded at once")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log the agent's activity on stderr (default: only its warnings and errors)")
 	c.connectionFlags(cmd, f)
-	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return c.fail(cmd, usageErrorf("%v", err))
-	})
+	c.flagErrorsAreUsage(cmd)
 	return cmd
 }
 
