@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookwire/hookwire/controlplane/internal/ids"
 	"github.com/hookwire/hookwire/controlplane/internal/store"
+	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -145,14 +146,20 @@ func portalGateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 // portalSub checks that subscription id is in the session's scope; one
 // outside it is not found, like one that does not exist.
 func (s *Services) portalSub(g *portalGrant, tenant, id string) error {
+	_, err := s.portalSubRecord(g, tenant, id)
+	return err
+}
+
+// portalSubRecord is portalSub that also returns the subscription's record.
+func (s *Services) portalSubRecord(g *portalGrant, tenant, id string) (*storev1.SubscriptionRecord, error) {
 	rec, err := s.cfg.Store.GetSubscription(tenant, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && !g.covers(rec.GetSubscription())):
-		return status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
+		return nil, status.Errorf(codes.NotFound, "subscription %s not found", quote(id))
 	case err != nil:
-		return storeError(err, "subscription "+quote(id))
+		return nil, storeError(err, "subscription "+quote(id))
 	}
-	return nil
+	return rec, nil
 }
 
 // portalDelivery checks that delivery id belongs to a subscription in the
@@ -287,7 +294,8 @@ var portalUpdatePaths = map[string]bool{
 func portalCheckUpdate(s *Services, g *portalGrant, req any) error {
 	r := req.(*hookwirev1.UpdateSubscriptionRequest)
 	sub := r.GetSubscription()
-	if err := s.portalSub(g, r.GetTenant(), sub.GetId()); err != nil {
+	rec, err := s.portalSubRecord(g, r.GetTenant(), sub.GetId())
+	if err != nil {
 		return err
 	}
 	paths := r.GetUpdateMask().GetPaths()
@@ -301,10 +309,6 @@ func portalCheckUpdate(s *Services, g *portalGrant, req any) error {
 	}
 	touchesTarget := slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, "target") })
 	if touchesTarget {
-		rec, err := s.cfg.Store.GetSubscription(r.GetTenant(), sub.GetId())
-		if err != nil {
-			return storeError(err, "subscription")
-		}
 		if rec.GetSubscription().GetTarget().GetTransport() != "http" {
 			return status.Error(codes.PermissionDenied, "this endpoint is not an http endpoint; a portal session cannot change its target")
 		}
