@@ -7,7 +7,6 @@ package controlplane_test
 // cmd/hookwire/e2e_portal_test.go.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -366,29 +364,11 @@ func publishEvent(t *testing.T, h *harness, tenant, typ string) string {
 	return r.ID
 }
 
-// lockedWriter is a log sink tests read while the server writes.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestPortalTokenStaysOutOfLogsAndAudit drives the portal at debug log
 // level, with good, bad and revoked tokens, and looks for the token's
 // secret in everything the server wrote and recorded.
 func TestPortalTokenStaysOutOfLogsAndAudit(t *testing.T) {
-	logs := &lockedWriter{}
+	logs := &logSink{}
 	h := start(t, t.TempDir(), controlplane.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h.setup("acme")
 	ps := newPortalSession(t, h, "acme", `{"labels":{"customer":"c"},"features":["endpoints.write"]}`)

@@ -245,16 +245,7 @@ func restCall(t *testing.T, httpAddr, method, path, body string, out any) int {
 // restRaw sends an admin REST request and returns the status and body.
 func restRaw(t *testing.T, httpAddr, method, path, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+httpAddr+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
+	return bearerCall(t, httpAddr, e2eAdminKey, method, path, body)
 }
 
 func createSubscription(t *testing.T, httpAddr, tenant, url string) (id, secret string) {
