@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -24,7 +23,7 @@ import (
 	"github.com/hookwire/hookwire/controlplane"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
-	"github.com/hookwire/hookwire/plugins/sdk"
+	"github.com/hookwire/hookwire/plugins/sdk/sdktest"
 )
 
 // hit is one request the tracing test's target received.
@@ -80,15 +79,7 @@ func startTracedAgent(t *testing.T, addr string, tp trace.TracerProvider) {
 	t.Helper()
 	impl := httptransport.New(httptransport.WithPolicy(httptransport.DevPolicy()))
 	t.Cleanup(impl.CloseIdleConnections)
-	gc, _ := plugin.TestPluginGRPCConn(t, false, sdk.VersionedPlugins(impl)[sdk.APIVersion])
-	t.Cleanup(func() { _ = gc.Close() })
-	raw, err := gc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := raw.(*sdk.Client)
-	t.Cleanup(func() { _ = client.Close() })
-	src, err := agent.StaticTransports(context.Background(), client)
+	src, err := agent.StaticTransports(context.Background(), sdktest.Connect(t, impl))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"github.com/hookwire/hookwire/agent"
 	"github.com/hookwire/hookwire/controlplane"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	httptransport "github.com/hookwire/hookwire/plugins/http"
-	"github.com/hookwire/hookwire/plugins/sdk"
+	"github.com/hookwire/hookwire/plugins/sdk/sdktest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -108,15 +107,7 @@ func (e *env) startAgent(id string) {
 	if !ok {
 		t.Fatal("startAgent needs a *testing.T")
 	}
-	gc, _ := plugin.TestPluginGRPCConn(tt, false, sdk.VersionedPlugins(impl)[sdk.APIVersion])
-	t.Cleanup(func() { _ = gc.Close() })
-	raw, err := gc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := raw.(*sdk.Client)
-	t.Cleanup(func() { _ = client.Close() })
-	src, err := agent.StaticTransports(context.Background(), client)
+	src, err := agent.StaticTransports(context.Background(), sdktest.Connect(tt, impl))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func Run(t *testing.T, newTransport func() sdk.Transport, opts Options) {
 		s.run(t)
 	})
 	t.Run("grpc", func(t *testing.T) {
-		s := &suite{tr: connect(t, newTransport()), opts: opts}
+		s := &suite{tr: Connect(t, newTransport()), opts: opts}
 		s.run(t)
 	})
 }
@@ -191,9 +191,10 @@ func (d direct) Validate(ctx context.Context, cfg *structpb.Struct) (problems []
 	return d.Transport.Validate(ctx, cfg)
 }
 
-// connect serves impl over go-plugin's in-process gRPC connection and
-// returns the host-side client, closed when the test ends.
-func connect(t *testing.T, impl sdk.Transport) sdk.Transport {
+// Connect serves impl over go-plugin's in-process gRPC connection and
+// returns the host-side client, closed when the test ends: the transport
+// as an agent sees a plugin process, without the process.
+func Connect(t *testing.T, impl sdk.Transport) sdk.Transport {
 	t.Helper()
 	gc, _ := plugin.TestPluginGRPCConn(t, false, sdk.VersionedPlugins(impl)[sdk.APIVersion])
 	t.Cleanup(func() { _ = gc.Close() })
