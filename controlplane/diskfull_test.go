@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	transportv1 "github.com/hookwire/hookwire/gen/go/hookwire/transport/v1"
 	hookwirev1 "github.com/hookwire/hookwire/gen/go/hookwire/v1"
 	"github.com/hookwire/hookwire/internal/tmpfs/tmpfstest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -131,5 +134,47 @@ func TestFullDiskHoldsLeasesAndAsksForResultsAgain(t *testing.T) {
 	h.publish("order.created", `{"after":true}`)
 	if a := h.next(); a.GetAttempt() != 1 {
 		t.Errorf("assignment after recovery = %v", a)
+	}
+}
+
+// A control plane restarted while its disk is full (issue 11 item 2) comes
+// up: it serves reads, refuses writes with UNAVAILABLE saying why, and
+// accepts them again by itself once space is back. Before, its start
+// rewrote the unchanged admin key, failed on the full disk and exited.
+func TestRestartOnAFullDiskServesReadsAndRecovers(t *testing.T) {
+	dir := tmpfstest.Mount(t, 16<<20)
+	data := filepath.Join(dir, "data")
+	h := start(t, data, controlplane.Config{})
+	tenants := func() hookwirev1.TenantServiceClient { return hookwirev1.NewTenantServiceClient(h.conn) }
+	if _, err := tenants().CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+
+	filler := tmpfstest.Fill(t, dir, 0)
+	h = start(t, data, controlplane.Config{})
+	if _, err := tenants().GetTenant(h.ctx(), &hookwirev1.GetTenantRequest{Id: "kept"}); err != nil {
+		t.Fatalf("read on a full disk: %v", err)
+	}
+	_, err := tenants().CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "later"})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "space") {
+		t.Fatalf("write on a full disk = %v, want UNAVAILABLE saying the disk has no space", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := tenants().CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "later"})
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("write after space came back = %v, want success (or UNAVAILABLE while recovering)", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still refused 30s after space came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // a client's retry backoff, shortened
 	}
 }

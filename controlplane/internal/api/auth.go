@@ -86,6 +86,14 @@ func EnsureAdminKey(ctx context.Context, st *store.Store, fixed string, now time
 		if len(fixed) < 16 {
 			return "", errors.New("HOOKWIRE_ADMIN_KEY must be at least 16 characters")
 		}
+		// The same key as last start changes nothing, and writing it
+		// again would keep a server restarted on a full disk from coming
+		// up to serve reads and recover once space is back.
+		if cur, err := st.GetAPIKey(AdminKeyID); err == nil && subtle.ConstantTimeCompare(cur.GetHash(), hashKey(fixed)) == 1 &&
+			cur.GetApiKey().GetScope() == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN && cur.GetApiKey().GetTenant() == "" &&
+			!cur.GetApiKey().GetRevoked() && cur.GetApiKey().GetExpireTime() == nil {
+			return "", nil
+		}
 		return "", st.PutAPIKey(ctx, adminRecord(fixed, now), nil)
 	}
 	if _, err := st.GetAPIKey(AdminKeyID); err == nil {
