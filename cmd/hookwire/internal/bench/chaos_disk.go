@@ -103,19 +103,24 @@ func copyFile(from, to string) error {
 }
 
 // chaosTmpfsSize is the tmpfs for a chaos run with a soak of d: 40 MiB,
-// or more when the store could grow past 80% of that by itself (long or
-// fast runs), so that only the filler fills it. The estimate is the
-// payload plus 1 KiB per delivery for each event (measured: 5.7 MiB for
-// 3,000 events of 256 bytes to 2 subscriptions), for the soak and for the
-// disk phase's own load (its 2 KB events for about diskPre, diskPost and a
-// few seconds of recovery).
+// or more when the store could grow past 40% of that by itself (long or
+// fast runs), so that only the filler fills it: a store that reached its
+// disk reserve during the soak would still refuse writes after the
+// filler is deleted, and the phase would measure the bench, not the
+// recovery. The estimate is the payload plus 1 KiB per delivery for each
+// event (measured before the raft log: 5.7 MiB for 3,000 events of 256
+// bytes to 2 subscriptions), for the soak and for the disk phase's own
+// load (its 2 KB events for about diskPre, diskPost and a few seconds of
+// recovery).
 func chaosTmpfsSize(cfg Config, d time.Duration) int64 {
 	perDelivery := int64(1024 * cfg.ChaosSubs)
 	soak := int64(float64(cfg.ChaosRate)*d.Seconds()) * (int64(cfg.PayloadSize) + perDelivery)
 	disk := int64(float64(cfg.ChaosRate)*(diskPre+diskPost+5*time.Second).Seconds()) * (diskPayload + perDelivery)
 	// The raft log holds every write a second time until a snapshot
-	// truncates it.
-	want := (soak + disk) * 5 / 2
+	// truncates it (up to 64k entries: the snapshot threshold and the
+	// trailing logs), and a snapshot is a copy of the database file: a
+	// soak of 200/s for 60s took 79 MiB.
+	want := (soak + disk) * 5
 	return max(minTmpfsSize, (want+1<<20-1)&^(1<<20-1))
 }
 
