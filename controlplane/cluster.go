@@ -51,6 +51,9 @@ type ClusterConfig struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold, TrailingLogs                       uint64
 	SnapshotInterval                                      time.Duration
+	// LogSegmentSize: the raft log's segment files, in bytes (zero: 64
+	// MiB, or 1/64 of a smaller file system).
+	LogSegmentSize int
 }
 
 // alone reports whether this server forms a one-server cluster.
@@ -148,6 +151,7 @@ func (s *Server) startNode() error {
 		Logger: s.cfg.Logger.With("component", "cluster"), Leader: s.lead,
 		HeartbeatTimeout: c.HeartbeatTimeout, ElectionTimeout: c.ElectionTimeout, LeaderLeaseTimeout: c.LeaderLeaseTimeout,
 		SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs, SnapshotInterval: c.SnapshotInterval,
+		LogSegmentSize: c.LogSegmentSize,
 	}, s.store.FSM())
 	if err != nil {
 		return err

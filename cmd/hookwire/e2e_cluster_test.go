@@ -559,7 +559,9 @@ func TestClusterCatchUpBySnapshotAndFullRestart(t *testing.T) {
 	const total, batch = 100000, 250
 	sk := newSink(t)
 	drainHits(t, sk)
-	c := newTestCluster(t, 3, "--raft-snapshot-threshold", "128", "--raft-trailing-logs", "32", "--raft-snapshot-interval", "100ms")
+	// 1 MiB log segments: the leader drops what the follower needs (a
+	// raft-wal log is truncated a segment file at a time).
+	c := newTestCluster(t, 3, "--raft-snapshot-threshold", "128", "--raft-trailing-logs", "32", "--raft-snapshot-interval", "100ms", "--raft-log-segment-mib", "1")
 	c.startAll()
 	lead := c.leader(20 * time.Second)
 	_, secret := createSubscription(t, c.nodes[lead].httpAddr, "acme", sk.url+"/a")

@@ -53,8 +53,8 @@ type Config struct {
 	NodeID string
 
 	// DataDir is the node's data directory; the package keeps everything it
-	// writes under DataDir/raft: the log and stable store (raft.db) and the
-	// snapshots (raft/snapshots).
+	// writes under DataDir/raft: the log and stable store (raft-wal, in
+	// raft/wal) and the snapshots (raft/snapshots).
 	DataDir string
 
 	// BindAddr is the host:port the cluster listener binds ("127.0.0.1:0"
@@ -111,15 +111,18 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	SnapshotRetain     int
-	DiscoveryInterval  time.Duration
-	RPCTimeout         time.Duration
+	// LogSegmentSize is the size of the raft log's segment files in
+	// bytes; zero: 64 MiB, or 1/64 of a smaller file system.
+	LogSegmentSize    int
+	DiscoveryInterval time.Duration
+	RPCTimeout        time.Duration
 
 	// Dial opens outgoing cluster connections. Nil uses a net.Dialer. Tests
 	// route connections through a network they can partition.
 	Dial func(ctx context.Context, address string) (net.Conn, error)
 
 	// logStore, if set, opens the raft log and stable store in dir instead
-	// of raft-boltdb/v2. Only the log store benchmark sets it (raft-wal).
+	// of raft-wal. Only the log store benchmark sets it (raft-boltdb/v2).
 	logStore func(dir string) (logStore, error)
 }
 
@@ -140,6 +143,12 @@ func (c *Config) setDefaults() error {
 		return errors.New("cluster: bootstrap-expect 1 bootstraps a one-server cluster, which cannot also join other servers: drop the join addresses, or set bootstrap-expect to the cluster size (or 0 to join an existing cluster)")
 	case c.BootstrapExpect == 0 && len(c.Join) == 0:
 		c.BootstrapExpect = 1
+	}
+	if c.LogSegmentSize < 0 || c.LogSegmentSize > maxConfigSegmentSize {
+		return fmt.Errorf("cluster: raft log segment size %d MiB is out of range: give 1 to %d MiB (0: automatic)", c.LogSegmentSize>>20, maxConfigSegmentSize>>20)
+	}
+	if c.LogSegmentSize > 0 && c.LogSegmentSize < minSegmentSize {
+		c.LogSegmentSize = minSegmentSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

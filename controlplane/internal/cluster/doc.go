@@ -27,10 +27,11 @@
 //
 // # Storage
 //
-// Under DataDir/raft: the log and raft's stable store in raft-boltdb/v2
-// (raft.db, fsync per append; raft-wal is faster but its last release
-// corrupts its log on a tail truncation, see logstore.go), snapshots in a
-// raft.FileSnapshotStore, and a lock file. The leader batches concurrent
+// Under DataDir/raft: the log and raft's stable store in raft-wal (wal/:
+// preallocated segment files, one write and one fsync per append; a
+// raft-boltdb/v2 raft.db of an earlier version is moved into it at the
+// first start, see logstore.go), snapshots in a raft.FileSnapshotStore,
+// and a lock file. The leader batches concurrent
 // Apply calls (BatchApplyCh, up to MaxAppendEntries entries per append),
 // so many small writes share one fsync. A write is acknowledged once its
 // entry is durable on a quorum and applied on the leader.

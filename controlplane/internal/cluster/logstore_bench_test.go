@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // The control plane's write pattern: many small commands (a published
@@ -24,7 +25,7 @@ import (
 //
 //	go test ./controlplane/internal/cluster -run '^$' -bench LogStore -benchtime 3s
 //
-// and read entries/s. raft-boltdb/v2 is the default (logstore.go says why).
+// and read entries/s. raft-wal is the default (logstore.go says why).
 const benchEntrySize = 256
 
 func BenchmarkLogStore(b *testing.B) {
@@ -35,16 +36,17 @@ func BenchmarkLogStore(b *testing.B) {
 	}
 }
 
-// benchLogStores are the candidates: nil is the default, raft-boltdb/v2.
+// benchLogStores are the candidates: nil is the default, raft-wal.
 var benchLogStores = map[string]func(dir string) (logStore, error){
-	"wal": func(dir string) (logStore, error) {
-		return wal.Open(filepath.Join(dir, "wal"))
+	"wal": nil,
+	"bolt": func(dir string) (logStore, error) {
+		return raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, boltLogFileName),
+			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 	},
-	"bolt": nil,
 }
 
 func benchAppend(b *testing.B, kind string, batch int) {
-	s, err := openStores(b.TempDir(), benchLogStores[kind], 1, newHCLog(testLogger(b), "bench"))
+	s, err := openStores(b.TempDir(), benchLogStores[kind], 0, 1, newHCLog(testLogger(b), "bench"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func New(cfg Config, fsm FSM) (_ *Node, err error) {
 		}
 	}()
 
-	n.stores, err = openStores(filepath.Join(cfg.DataDir, "raft"), cfg.logStore, cfg.SnapshotRetain, hlog)
+	n.stores, err = openStores(filepath.Join(cfg.DataDir, "raft"), cfg.logStore, cfg.LogSegmentSize, cfg.SnapshotRetain, hlog)
 	if err != nil {
 		return nil, err
 	}

@@ -265,6 +265,12 @@ func maps(m map[string]string) map[string]string {
 // TestFollowerCatchesUpBySnapshot: a follower down while the leader
 // writes past a snapshot and truncates its log gets the snapshot.
 func TestFollowerCatchesUpBySnapshot(t *testing.T) {
+	// raft-wal drops a truncated head a segment file at a time (and still
+	// reads entries of the file it keeps): small segments and 4 KiB values
+	// fill a few files, so the entries the follower needs are gone.
+	defer func(f func(string) int) { walSegmentSize = f }(walSegmentSize)
+	walSegmentSize = func(string) int { return minSegmentSize }
+	pad := strings.Repeat("x", 4<<10)
 	c := newTestCluster(t)
 	nodes := c.startCluster(3, func(cfg *Config) {
 		cfg.SnapshotThreshold = 64
@@ -283,8 +289,9 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	down.stop()
 
 	for i := 10; i < 600; i++ {
-		apply(t, leader, setCmd(keyN(i), i))
-		want[keyN(i)] = fmt.Sprint(i)
+		v := fmt.Sprintf("%d-%s", i, pad)
+		apply(t, leader, setCmd(keyN(i), v))
+		want[keyN(i)] = v
 	}
 	// Wait until the leader's log no longer holds what the follower needs.
 	waitFor(t, 10*time.Second, "the leader to snapshot and truncate its log", func() bool {
@@ -591,6 +598,8 @@ func TestConfigErrors(t *testing.T) {
 		{"expect 1 with join", Config{NodeID: "a", DataDir: dir, BindAddr: "127.0.0.1:0", BootstrapExpect: 1, Join: []string{"127.0.0.1:1"}}, "bootstrap-expect 1"},
 		{"negative expect", Config{NodeID: "a", DataDir: dir, BindAddr: "127.0.0.1:0", BootstrapExpect: -1}, "negative"},
 		{"unspecified advertise", Config{NodeID: "a", DataDir: dir, BindAddr: "0.0.0.0:0"}, "advertise address"},
+		{"negative segment", Config{NodeID: "a", DataDir: dir, BindAddr: "127.0.0.1:0", LogSegmentSize: -1 << 20}, "segment size"},
+		{"huge segment", Config{NodeID: "a", DataDir: dir, BindAddr: "127.0.0.1:0", LogSegmentSize: 4 << 30}, "give 1 to 1024 MiB"},
 		{"bad timing", Config{NodeID: "a", DataDir: dir, BindAddr: "127.0.0.1:0", HeartbeatTimeout: time.Second, ElectionTimeout: 100 * time.Millisecond}, "ElectionTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
