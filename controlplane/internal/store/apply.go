@@ -185,6 +185,7 @@ func (s *Store) applyCommand(tx *bolt.Tx, cmd *storev1.Command) (Result, error) 
 // applyEncoded is applyCommand with the command's records encoded already
 // (pre is encodeCommand's result, or nil to encode them here).
 func (s *Store) applyEncoded(tx *bolt.Tx, cmd *storev1.Command, pre *encoded) (Result, error) {
+	s.keys.noteCommand(cmd)
 	switch k := cmd.GetKind().(type) {
 	case *storev1.Command_PublishEvents:
 		return s.applyPublish(tx, k.PublishEvents, pre)

@@ -347,6 +347,7 @@ func (f *fsm) Restore(r io.Reader) error {
 		return fmt.Errorf("store restore: count due deliveries: %w", err)
 	}
 	s.db = db
+	s.keys.invalidate()
 	m, err := readMarker(s.dir)
 	if err != nil {
 		m = nil

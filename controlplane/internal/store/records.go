@@ -83,8 +83,19 @@ func (s *Store) PutAPIKey(ctx context.Context, rec *storev1.ApiKeyRecord, audit 
 }
 
 // GetAPIKey returns a key record by id or ErrNotFound.
+//
+// The record may be shared with other callers (keycache.go): do not
+// modify it.
 func (s *Store) GetAPIKey(id string) (*storev1.ApiKeyRecord, error) {
-	return getOne(s, bucketAPIKeys, []byte(id), &storev1.ApiKeyRecord{})
+	rec, gen := s.keys.get(id)
+	if rec != nil {
+		return rec, nil
+	}
+	rec, err := getOne(s, bucketAPIKeys, []byte(id), &storev1.ApiKeyRecord{})
+	if err == nil {
+		s.keys.put(id, rec, gen)
+	}
+	return rec, err
 }
 
 // ListAPIKeys returns the key records matching keep, in id order.

@@ -184,6 +184,7 @@ type Store struct {
 	stats    commitStats
 	onCommit func(writes int, took time.Duration)
 	depth    *dueDepth // the due bucket's counts (duedepth.go)
+	keys     keyCache  // API key records read (keycache.go)
 	// unmapDone is closed when unmapLoop (mapping.go) has stopped.
 	unmapDone chan struct{}
 
@@ -294,6 +295,7 @@ func (s *Store) open() error {
 	}
 	s.depth = depth
 	s.db = db
+	s.keys.invalidate()
 	return nil
 }
 
@@ -631,6 +633,7 @@ func (s *Store) runUpdate(kind faultKind, fn func(tx *bolt.Tx) error) error {
 	if db == nil {
 		return errors.New("the store file is not open")
 	}
+	defer s.keys.afterWrite()
 	err := catchFault(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			if err := fn(tx); err != nil {

@@ -309,6 +309,7 @@ func (s *Store) reopen() error {
 	}
 	s.mu.Lock()
 	s.db = db
+	s.keys.invalidate()
 	s.mu.Unlock()
 	s.recovery.needReopen = false
 	return nil
