@@ -106,6 +106,7 @@ as HOOKWIRE_DEV_<FLAG> or from a --config file, as for "hookwire server".`,
 			defer stopTracing() // after the server and agent stop: the last spans are flushed
 			cfg.TracerProvider = tp
 			af.tracerProvider = tp
+			tuneGC()
 			srv, err := controlplane.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
