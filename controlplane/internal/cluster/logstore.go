@@ -142,7 +142,7 @@ func openWALLog(dir string, segment int, logger hclog.Logger) (logStore, error) 
 	} else if err != nil {
 		return nil, err
 	}
-	w, err := openWAL(wdir, segment, logger)
+	w, err := newWALLog(func() (*wal.WAL, error) { return openWAL(wdir, segment, logger) })
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hookwire/hookwire/internal/tmpfs/tmpfstest"
 	"go.etcd.io/bbolt"
 )
 
@@ -160,4 +161,49 @@ func TestBoltLogIsMovedIntoWAL(t *testing.T) {
 			t.Fatalf("start %d: HasState with a raft-wal log = false", start)
 		}
 	}
+}
+
+// The disk is full when an append fills a segment: raft-wal cannot
+// preallocate the next segment file, and the full segment then refuses
+// every append (types.ErrSealed) until the log is opened again. Once
+// space is back the next append succeeds without a restart, and the log
+// holds every entry acknowledged before and after.
+func TestWALRecoversFromARotationOnAFullDisk(t *testing.T) {
+	defer func(f func(string) int) { walSegmentSize = f }(walSegmentSize)
+	walSegmentSize = func(string) int { return minSegmentSize }
+	disk := tmpfstest.Mount(t, 8<<20)
+	dir := filepath.Join(disk, "raft")
+	s := openTestStores(t, dir)
+	defer func() { s.Close() }()
+
+	// Room for appends and the index block that seals the segment, not
+	// for the next segment.
+	filler := tmpfstest.Fill(t, disk, 256<<10)
+	big := make([]byte, 64<<10)
+	next, failed := uint64(1), 0
+	for ; failed == 0 && next < 100; next++ {
+		l := entries(next, next, 1)[0]
+		l.Data = append(l.Data, big...)
+		if err := s.logs.StoreLogs([]*raft.Log{l}); err != nil {
+			t.Logf("append %d on the full disk: %v", next, err)
+			failed++
+			next--
+		}
+	}
+	if failed == 0 {
+		t.Fatal("99 appends of 64 KiB fitted a full disk with 1 MiB segments")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.logs.StoreLogs(entries(next, next+2, 1)); err != nil {
+		t.Fatalf("append after space came back: %v", err)
+	}
+	wantRange(t, s, 1, next+2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStores(t, dir)
+	wantRange(t, s, 1, next+2)
+	wantLog(t, s, next+1, 1)
 }
