@@ -28,6 +28,7 @@ type kvFSM struct {
 
 	applied  atomic.Int64 // commands applied by this process
 	restores atomic.Int64
+	closing  sync.WaitGroup // old files a restore replaced, closing
 }
 
 var (
@@ -72,7 +73,9 @@ func (f *kvFSM) open() error {
 func (f *kvFSM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.db.Close()
+	err := f.db.Close()
+	f.closing.Wait()
+	return err
 }
 
 func (f *kvFSM) ApplyBatch(cmds []Command) []any {
@@ -161,9 +164,14 @@ func (f *kvFSM) Restore(r io.Reader) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.db.Close(); err != nil {
-		return err
-	}
+	// As the store does: a snapshot being written out may hold a read
+	// transaction on the old file until this restore returns.
+	old := f.db
+	f.closing.Add(1)
+	go func() {
+		defer f.closing.Done()
+		_ = old.Close()
+	}()
 	if err := os.Rename(tmp, f.path); err != nil {
 		return err
 	}

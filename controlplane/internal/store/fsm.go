@@ -322,11 +322,17 @@ func (f *fsm) Restore(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.db != nil {
-		if err := s.db.Close(); err != nil {
-			s.log.Warn("store restore: closing the old file", "path", s.path, "err", err)
-		}
+	// The old file is closed once its last read transaction has ended, not
+	// here: a snapshot of it may be being written out, and raft finishes
+	// that snapshot only after this restore returns (bbolt's Close would
+	// wait for it forever). The rename leaves the open file readable.
+	if old := s.db; old != nil {
 		s.db = nil
+		go func() {
+			if err := old.Close(); err != nil {
+				s.log.Warn("store restore: closing the old file", "path", s.path, "err", err)
+			}
+		}()
 	}
 	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("store restore: %w", err)
