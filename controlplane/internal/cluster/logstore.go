@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -166,11 +165,10 @@ var walSegmentSize = segmentSize
 
 // segmentSize is the segment size for a log in dir's file system.
 func segmentSize(dir string) int {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	_, size, ok := fsutil.DiskSpace(dir)
+	if !ok {
 		return maxSegmentSize
 	}
-	size := uint64(st.Blocks) * uint64(st.Bsize)
 	return int(min(maxSegmentSize, max(minSegmentSize, size/64&^(minSegmentSize-1))))
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/hookwire/hookwire/internal/fsutil"
 )
 
 // The disk reserve of a replicated store.
@@ -40,8 +42,8 @@ func (s *Store) checkDisk() error {
 // diskShort reports the shortage, or nil while there is room (or the file
 // system cannot tell).
 func (s *Store) diskShort() error {
-	free, size, ok := diskSpace(s.dir)
-	if !ok {
+	free, size, ok := fsutil.DiskSpace(s.dir)
+	if !ok { // this system cannot tell: no reserve is kept
 		return nil
 	}
 	reserve := min(uint64(maxDiskReserve), size/64)

@@ -1,12 +1,12 @@
 //go:build unix
 
-package store
+package fsutil
 
 import "golang.org/x/sys/unix"
 
-// diskSpace reports the bytes available to this process and the size of
-// the file system holding dir.
-func diskSpace(dir string) (free, size uint64, ok bool) {
+// DiskSpace reports the bytes available to this process and the size of
+// the file system holding dir; ok is false when it cannot tell.
+func DiskSpace(dir string) (free, size uint64, ok bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, false
