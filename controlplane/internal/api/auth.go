@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -89,9 +90,7 @@ func EnsureAdminKey(ctx context.Context, st *store.Store, fixed string, now time
 		// The same key as last start changes nothing, and writing it
 		// again would keep a server restarted on a full disk from coming
 		// up to serve reads and recover once space is back.
-		if cur, err := st.GetAPIKey(AdminKeyID); err == nil && subtle.ConstantTimeCompare(cur.GetHash(), hashKey(fixed)) == 1 &&
-			cur.GetApiKey().GetScope() == hookwirev1.ApiKeyScope_API_KEY_SCOPE_ADMIN && cur.GetApiKey().GetTenant() == "" &&
-			!cur.GetApiKey().GetRevoked() && cur.GetApiKey().GetExpireTime() == nil {
+		if cur, err := st.GetAPIKey(AdminKeyID); err == nil && proto.Equal(cur, adminRecord(fixed, cur.GetApiKey().GetCreateTime().AsTime())) {
 			return "", nil
 		}
 		return "", st.PutAPIKey(ctx, adminRecord(fixed, now), nil)
