@@ -22,6 +22,31 @@ func openTestStores(t *testing.T, dir string) *stores {
 	return s
 }
 
+// reopen closes s and opens the stores in dir again, as a restart does.
+func reopen(t *testing.T, s *stores, dir string) *stores {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openTestStores(t, dir)
+}
+
+// overrule replaces the log's entries from index from on with new ones of
+// term up to index to, as a follower does for a new leader.
+func overrule(t *testing.T, s *stores, from, to, term uint64) {
+	t.Helper()
+	last, err := s.logs.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.logs.DeleteRange(from, last); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.logs.StoreLogs(entries(from, to, term)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func entries(from, to, term uint64) []*raft.Log {
 	var out []*raft.Log
 	for i := from; i <= to; i++ {
@@ -74,33 +99,15 @@ func TestWALSurvivesATailTruncation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.logs.DeleteRange(51, 60); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.logs.StoreLogs(entries(51, 55, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openTestStores(t, dir)
-	defer s.Close()
+	overrule(t, s, 51, 55, 2)
+	s = reopen(t, s, dir)
+	defer func() { s.Close() }()
 	wantRange(t, s, 1, 55)
 	wantLog(t, s, 50, 1)
 	wantLog(t, s, 53, 2)
 	// And a truncation reaching back into a sealed segment.
-	if err := s.logs.DeleteRange(10, 55); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.logs.StoreLogs(entries(10, 12, 3)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTestStores(t, dir)
-	defer s.Close()
+	overrule(t, s, 10, 12, 3)
+	s = reopen(t, s, dir)
 	wantRange(t, s, 1, 12)
 	wantLog(t, s, 11, 3)
 }
@@ -200,10 +207,7 @@ func TestWALRecoversFromARotationOnAFullDisk(t *testing.T) {
 		t.Fatalf("append after space came back: %v", err)
 	}
 	wantRange(t, s, 1, next+2)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTestStores(t, dir)
+	s = reopen(t, s, dir)
 	wantRange(t, s, 1, next+2)
 	wantLog(t, s, next+1, 1)
 }
