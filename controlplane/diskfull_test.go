@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,17 +165,11 @@ func TestRestartOnAFullDiskServesReadsAndRecovers(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	waitFor(t, "a write after space came back", func() (bool, string) {
 		_, err := tenants().CreateTenant(h.ctx(), &hookwirev1.CreateTenantRequest{Id: "later"})
-		if err == nil {
-			break
-		}
-		if status.Code(err) != codes.Unavailable {
+		if err != nil && status.Code(err) != codes.Unavailable {
 			t.Fatalf("write after space came back = %v, want success (or UNAVAILABLE while recovering)", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("writes still refused 30s after space came back: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // a client's retry backoff, shortened
-	}
+		return err == nil, fmt.Sprint(err)
+	})
 }
