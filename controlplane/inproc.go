@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"io"
 	"sync"
 
 	"github.com/fullstorydev/grpchan"
@@ -39,8 +40,8 @@ import (
 // refuses new calls and waits for the running ones, so the server closes
 // nothing under a handler.
 type inproc struct {
-	reg  grpc.ServiceRegistrar // the channel, behind the interceptors
-	conn *inprocgrpc.Channel   // what the gateway's clients call
+	reg  grpc.ServiceRegistrar    // the channel, behind the interceptors
+	conn grpc.ClientConnInterface // what the gateway's clients call
 
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled when running drops to 0
@@ -60,8 +61,35 @@ func newInproc(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerIn
 	p.reg = grpchan.WithStreamInterceptors(
 		grpchan.WithUnaryInterceptors(ch, append([]grpc.UnaryServerInterceptor{p.unary}, unary...)...),
 		append([]grpc.StreamServerInterceptor{p.stream}, stream...)...)
-	p.conn = ch
+	p.conn = inprocConn{ch}
 	return p
+}
+
+// inprocConn is the channel as the gateway's clients call it. It keeps one
+// more rule of grpc-go's client streams: for a method whose client sends
+// one request (a server stream), SendMsg never reports io.EOF; the
+// stream's status comes from RecvMsg. inprocgrpc returns io.EOF when the
+// handler has already ended, which happens when an interceptor refuses
+// the call (no API key) before the generated client has sent its request:
+// the gateway then answered HTTP 500 "EOF" instead of the refusal.
+type inprocConn struct{ *inprocgrpc.Channel }
+
+func (c inprocConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := c.Channel.NewStream(ctx, desc, method, opts...)
+	if err != nil || desc.ClientStreams {
+		return s, err
+	}
+	return oneRequestStream{s}, nil
+}
+
+// oneRequestStream is a client stream whose client sends one request.
+type oneRequestStream struct{ grpc.ClientStream }
+
+func (s oneRequestStream) SendMsg(m any) error {
+	if err := s.ClientStream.SendMsg(m); err != io.EOF {
+		return err
+	}
+	return nil // the handler has ended; RecvMsg returns how
 }
 
 // RegisterService serves a service on the channel.
