@@ -306,12 +306,8 @@ func (b *Bench) restSaturation(ctx context.Context, s *Scenario, rig *restRig, p
 	}
 	if c.local() && delivered > 0 {
 		cpu := c.account(s, cpu0, cpu1)
-		per := func(prefix string) float64 { return c.mon.cpuDelta(cpu0, cpu1, prefix) / float64(delivered) * 1000 }
-		sub := "  " + ph.name // a part of the figure above
 		s.add(ph.key+"cpu_per_delivery", ph.name+"CPU per delivered event (all hookwire processes)", cpu/float64(delivered)*1000, "ms", ph.cpu)
-		s.add(ph.key+"cpu_server_per_delivery", sub+"of which control plane", per("server"), "ms", nil)
-		s.add(ph.key+"cpu_agent_per_delivery", sub+"of which agent (without plugins)", per("agent-1")-per("agent-1/"), "ms", nil)
-		s.add(ph.key+"cpu_plugin_per_delivery", sub+"of which plugins", per("agent-1/"), "ms", nil)
+		addCPUSplit(s, c, cpu0, cpu1, float64(delivered), ph.key, "  "+ph.name, "per_delivery")
 		s.add(ph.key+"cpu_cores", ph.name+"CPU used by hookwire processes", cpu/el.Seconds()*100, "%", nil)
 		s.add(ph.key+"cpu_ceiling", ph.name+fmt.Sprintf("CPU-bound ceiling on %d CPUs (CPUs / CPU per event)", runtime.NumCPU()), float64(runtime.NumCPU())*float64(delivered)/cpu, "/s", nil)
 		s.add(ph.key+"bench_cpu_cores", ph.name+"CPU used by the bench itself (clients, sink)", (self1-self0)/el.Seconds()*100, "%", nil)
@@ -377,7 +373,12 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, wo
 	s.add(k+"achieved", name+"delivered (arrivals in the window)", rate(b.sink.arrivalsBetween(t0, t1), t1.Sub(t0)), "/s", nil)
 	if c.local() && delivered > 0 {
 		s.add(k+"cpu_per_event", name+"CPU per delivered event (all hookwire processes)", c.mon.cpuDelta(cpu0, cpu1, "")/float64(delivered)*1000, "ms", tg.cpu)
-		s.add(k+"cpu_server_per_event", name+"  of which control plane", c.mon.cpuDelta(cpu0, cpu1, "server")/float64(delivered)*1000, "ms", nil)
+		addCPUSplit(s, c, cpu0, cpu1, float64(delivered), k, name+"  ", "per_event")
+		// The bench's own CPU in the same window is a plain Go HTTP client
+		// (the publishes) and a plain receiver (the sink) handling the same
+		// events at the same rate: what one POST out and one POST in cost
+		// on this machine at this rate, which Hookwire's path includes.
+		s.add(k+"bench_cpu_per_event", name+"CPU of the bench itself per event (its REST client and its sink: one plain POST out and one in)", (self1-self0)/float64(delivered)*1000, "ms", nil)
 		otherLoad(s, k+"other_cpu_cores", name+"CPU used outside hookwire and the bench", busy0, busy1, c.mon.cpuDelta(cpu0, cpu1, ""), self1-self0, t1.Sub(t0))
 	}
 	ack := percentiles(acks)
@@ -390,6 +391,15 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, wo
 		s.note("at %d/s the pacer handed an event over up to %.0f ms late (all %d workers busy, or the bench starved of CPU); that lag counts as latency", r, lag, workers)
 	}
 	return nil
+}
+
+// addCPUSplit adds the control plane's, the agent's and its plugins' parts
+// of a window's CPU per delivered event (keys key+"cpu_server_"+per, …).
+func addCPUSplit(s *Scenario, c *Cluster, cpu0, cpu1 CPUSnapshot, delivered float64, key, label, per string) {
+	ms := func(prefix string) float64 { return c.mon.cpuDelta(cpu0, cpu1, prefix) / delivered * 1000 }
+	s.add(key+"cpu_server_"+per, label+"of which control plane", ms("server"), "ms", nil)
+	s.add(key+"cpu_agent_"+per, label+"of which agent (without plugins)", ms("agent-1")-ms("agent-1/"), "ms", nil)
+	s.add(key+"cpu_plugin_"+per, label+"of which plugins", ms("agent-1/"), "ms", nil)
 }
 
 // restBaseline is the e2e-rest baseline: conc plain clients, closed loop,
