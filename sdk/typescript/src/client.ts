@@ -3,7 +3,16 @@ import { Code, createClient, type CallOptions as ConnectCallOptions, type Client
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { DescService, MessageInitShape } from "@bufbuild/protobuf";
 import { HookwireError } from "./errors.js";
-import { backoffMs, defaultRetryPolicy, retryable, retryAfterMs, sleep, type Idempotency, type RetryPolicy } from "./retry.js";
+import {
+  backoffMs,
+  defaultRetryPolicy,
+  lostConnection,
+  retryable,
+  retryAfterMs,
+  sleep,
+  type Idempotency,
+  type RetryPolicy,
+} from "./retry.js";
 import { EventService, type EventSchema, type GetEventResponse, type PublishEventResponse } from "./gen/hookwire/v1/event_pb.js";
 import {
   SubscriptionService,
@@ -227,7 +236,7 @@ export class HookwireClient {
         try {
           return await fn(this.client(i, service), callOptions);
         } catch (e) {
-          err = HookwireError.from(e, attempts);
+          err = lostConnection(HookwireError.from(e, attempts), callOptions.signal);
         }
         if (err.code !== Code.Unavailable || !retryable(err, idempotency)) {
           break;

@@ -42,6 +42,25 @@ export function retryable(err: HookwireError, idempotency: Idempotency): boolean
 }
 
 /**
+ * lostConnection is err as gRPC reports it: a call that ends Canceled
+ * although its caller's signal did not abort it lost its HTTP/2
+ * connection (Node ends the streams of a session whose socket closed, as
+ * when the server process dies, with RST_STREAM CANCEL), which grpc-go
+ * and the other gRPC clients report as Unavailable. So an idempotent call
+ * goes on to the next server instead of failing.
+ */
+export function lostConnection(err: HookwireError, signal: AbortSignal | undefined): HookwireError {
+  if (err.code !== Code.Canceled || signal?.aborted) {
+    return err;
+  }
+  return new HookwireError(Code.Unavailable, `the connection to the server was lost: ${err.message}`, {
+    metadata: err.metadata,
+    attempts: err.attempts,
+    cause: err,
+  });
+}
+
+/**
  * neverSent: the attempt failed to connect (refused, unreachable, name not
  * found), so no server saw the request and it may go to the next address.
  */
