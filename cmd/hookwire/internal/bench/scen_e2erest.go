@@ -29,7 +29,8 @@ import (
 //   - one steady open-loop phase per --rest-rates entry (50 and 1,000
 //     events/s by default), after the saturation backlog has arrived: CPU
 //     per event and publish-acknowledged latency at a rate well below the
-//     ceiling.
+//     ceiling, next to the bench's own CPU per event in the same window
+//     (a plain client and receiver handling the same events).
 //
 // CPU is summed over every hookwire process (control plane, agent, and the
 // agent's plugin subprocesses), from /proc, over each measured window.
