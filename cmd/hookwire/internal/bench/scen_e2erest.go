@@ -373,14 +373,15 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, wo
 	delivered := int64(len(samples))
 	s.add(k+"achieved", name+"delivered (arrivals in the window)", rate(b.sink.arrivalsBetween(t0, t1), t1.Sub(t0)), "/s", nil)
 	if c.local() && delivered > 0 {
-		s.add(k+"cpu_per_event", name+"CPU per delivered event (all hookwire processes)", c.mon.cpuDelta(cpu0, cpu1, "")/float64(delivered)*1000, "ms", tg.cpu)
+		cpu := c.mon.cpuDelta(cpu0, cpu1, "")
+		s.add(k+"cpu_per_event", name+"CPU per delivered event (all hookwire processes)", cpu/float64(delivered)*1000, "ms", tg.cpu)
 		addCPUSplit(s, c, cpu0, cpu1, float64(delivered), k, name+"  ", "per_event")
 		// The bench's own CPU in the same window is a plain Go HTTP client
 		// (the publishes) and a plain receiver (the sink) handling the same
 		// events at the same rate: what one POST out and one POST in cost
 		// on this machine at this rate, which Hookwire's path includes.
 		s.add(k+"bench_cpu_per_event", name+"CPU of the bench itself per event (its REST client and its sink: one plain POST out and one in)", (self1-self0)/float64(delivered)*1000, "ms", nil)
-		otherLoad(s, k+"other_cpu_cores", name+"CPU used outside hookwire and the bench", busy0, busy1, c.mon.cpuDelta(cpu0, cpu1, ""), self1-self0, t1.Sub(t0))
+		otherLoad(s, k+"other_cpu_cores", name+"CPU used outside hookwire and the bench", busy0, busy1, cpu, self1-self0, t1.Sub(t0))
 	}
 	ack := percentiles(acks)
 	s.add(k+"publish_ack_p50", name+"publish acknowledged (due → 200) p50", ack.P50, "ms", tg.ackP50)
