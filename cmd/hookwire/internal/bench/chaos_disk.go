@@ -102,12 +102,11 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// chaosTmpfsSize is the tmpfs for a chaos run with a soak of d: 40 MiB,
-// or more when the store could grow past 40% of that by itself (long or
-// fast runs), so that only the filler fills it: a store that reached its
-// disk reserve during the soak would still refuse writes after the
-// filler is deleted, and the phase would measure the bench, not the
-// recovery. The estimate is the payload plus 1 KiB per delivery for each
+// chaosTmpfsSize is the tmpfs for a chaos run with a soak of d: five times
+// the run's estimated store writes, at least 40 MiB, so that only the
+// filler fills it: a store that reached its disk reserve during the soak
+// would still refuse writes after the filler is deleted, and the phase
+// would measure the bench, not the recovery. The estimate is the payload plus 1 KiB per delivery for each
 // event (measured before the raft log: 5.7 MiB for 3,000 events of 256
 // bytes to 2 subscriptions), for the soak and for the disk phase's own
 // load (its 2 KB events for about diskPre, diskPost and a few seconds of
