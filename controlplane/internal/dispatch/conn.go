@@ -133,7 +133,9 @@ func (d *Dispatcher) Serve(stream hookwirev1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	d.log.Info("agent connected", "agent", c.agentID, "labels", c.labels, "transports", transportNames(hello.GetTransports()), "credit", c.credit, "honoured_leases", len(honoured))
+	// The credit the agent starts with: c.credit is d.mu's now (Drain
+	// may be zeroing it).
+	d.log.Info("agent connected", "agent", c.agentID, "labels", c.labels, "transports", transportNames(hello.GetTransports()), "credit", hello.GetMaxInFlight(), "honoured_leases", len(honoured))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
