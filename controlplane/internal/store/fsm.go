@@ -13,7 +13,6 @@ import (
 	storev1 "github.com/hookwire/hookwire/gen/go/hookwire/store/v1"
 	"github.com/hookwire/hookwire/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 )
 
 // The replicated store (issue 13).
@@ -75,7 +74,10 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 	if s.proposer == nil {
 		return nil, errors.New("store: replicated store has no proposer")
 	}
-	data, err := proto.Marshal(&storev1.Proposal{Commands: cmds})
+	// MarshalVT (vtprotobuf) rather than proto.Marshal: the same bytes at a
+	// fraction of the reflection's cost, on every write. It does not check
+	// strings for UTF-8; the state machine does, when encode stores them.
+	data, err := (&storev1.Proposal{Commands: cmds}).MarshalVT()
 	if err != nil {
 		return nil, fmt.Errorf("encode proposal: %w", err)
 	}
@@ -159,7 +161,7 @@ func (f *fsm) ApplyBatch(cmds []cluster.Command) []any {
 	entries := make([]fsmEntry, 0, len(cmds))
 	for i, c := range cmds {
 		var p storev1.Proposal
-		if err := proto.Unmarshal(c.Data, &p); err != nil {
+		if err := p.UnmarshalVT(c.Data); err != nil {
 			out[i] = &rejectedError{fmt.Errorf("store: log entry %d is not a proposal: %w", c.Index, err)}
 			continue
 		}
