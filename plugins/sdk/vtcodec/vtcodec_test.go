@@ -317,15 +317,15 @@ func TestCodecRejectsInvalidUTF8(t *testing.T) {
 // TestCodecFallsBack: messages without vt methods go through the standard
 // codec, so any service may be called with this codec.
 func TestCodecFallsBack(t *testing.T) {
-	m := &hookwirev1.Tenant{Id: "acme", DisplayName: "Acme"}
+	m := &hookwirev1.CreateTenantRequest{Id: "acme", DisplayName: "Acme"}
 	if _, ok := any(m).(message); ok {
-		t.Fatal("Tenant has vt methods; pick a message without them for this test")
+		t.Fatal("CreateTenantRequest has vt methods; pick a message without them for this test")
 	}
 	b, err := Codec{}.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back := &hookwirev1.Tenant{}
+	back := &hookwirev1.CreateTenantRequest{}
 	if err := (Codec{}).Unmarshal(b, back); err != nil {
 		t.Fatal(err)
 	}
