@@ -34,8 +34,11 @@ func (f *fakeAPI) TailDeliveries(req *hookwirev1.TailDeliveriesRequest, s hookwi
 	return f.tail(req, s)
 }
 
-func newFakeInproc(f *fakeAPI, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) *inproc {
+// newFakeInproc serves f on a new channel, stopped when the test ends (as
+// the server stops its own), which ends its idle workers.
+func newFakeInproc(t *testing.T, f *fakeAPI, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) *inproc {
 	p := newInproc(unary, stream)
+	t.Cleanup(p.stop)
 	hookwirev1.RegisterEventServiceServer(p, f)
 	hookwirev1.RegisterDeliveryServiceServer(p, f)
 	return p
@@ -104,7 +107,7 @@ func TestInprocUnaryPathMatchesTheNetwork(t *testing.T) {
 		}
 		return &hookwirev1.PublishEventResponse{Id: "evt_1"}, nil
 	}}
-	p := newFakeInproc(f, []grpc.UnaryServerInterceptor{rec.unary("a"), rec.unary("b")}, nil)
+	p := newFakeInproc(t, f, []grpc.UnaryServerInterceptor{rec.unary("a"), rec.unary("b")}, nil)
 
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer k")
 	var header, trailer metadata.MD
@@ -151,7 +154,7 @@ func TestInprocErrorsAsTheGRPCServerSendsThem(t *testing.T) {
 				seen = err
 				return resp, err
 			}
-			p := newFakeInproc(f, []grpc.UnaryServerInterceptor{see}, nil)
+			p := newFakeInproc(t, f, []grpc.UnaryServerInterceptor{see}, nil)
 			var header metadata.MD
 			_, err := hookwirev1.NewEventServiceClient(p.conn).PublishEvent(context.Background(), &hookwirev1.PublishEventRequest{}, grpc.Header(&header))
 			if st := status.Convert(err); st.Code() != tt.code || st.Message() != tt.message {
@@ -193,7 +196,7 @@ func TestInprocStreamPassesInterceptorsAndHeaders(t *testing.T) {
 		}
 		return nil
 	}}
-	p := newFakeInproc(f, nil, []grpc.StreamServerInterceptor{rec.stream("a"), rec.stream("b")})
+	p := newFakeInproc(t, f, nil, []grpc.StreamServerInterceptor{rec.stream("a"), rec.stream("b")})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer k")
 	s, err := hookwirev1.NewDeliveryServiceClient(p.conn).TailDeliveries(ctx, &hookwirev1.TailDeliveriesRequest{Tenant: "t1"})
 	if err != nil {
@@ -233,7 +236,7 @@ func TestInprocStopWaitsForRunningHandlers(t *testing.T) {
 		<-release
 		return &hookwirev1.PublishEventResponse{}, nil
 	}}
-	p := newFakeInproc(f, nil, nil)
+	p := newFakeInproc(t, f, nil, nil)
 	client := hookwirev1.NewEventServiceClient(p.conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	called := make(chan error, 1)
@@ -292,7 +295,7 @@ func TestInprocStreamRefusedBeforeTheRequestReportsTheRefusal(t *testing.T) {
 		t.Error("the handler ran behind a refusing interceptor")
 		return nil
 	}}
-	p := newFakeInproc(f, nil, []grpc.StreamServerInterceptor{refuse})
+	p := newFakeInproc(t, f, nil, []grpc.StreamServerInterceptor{refuse})
 	desc := &grpc.StreamDesc{StreamName: "TailDeliveries", ServerStreams: true}
 	s, err := p.conn.NewStream(context.Background(), desc, hookwirev1.DeliveryService_TailDeliveries_FullMethodName)
 	if err != nil {
@@ -316,4 +319,67 @@ func TestInprocStreamRefusedBeforeTheRequestReportsTheRefusal(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unauthenticated || st.Message() != "send a Bearer key" {
 		t.Fatalf("RecvMsg: %v, want Unauthenticated", err)
 	}
+}
+
+// A unary handler's context carries the caller's deadline and cancellation
+// (with its cause) but none of the caller's values, and ends when the call
+// does, as a grpc.Server call's context does.
+func TestInprocUnaryHandlerContext(t *testing.T) {
+	type key struct{}
+	var (
+		handlerCtx context.Context
+		entered    = make(chan struct{})
+		release    = make(chan struct{})
+	)
+	f := &fakeAPI{publish: func(ctx context.Context, req *hookwirev1.PublishEventRequest) (*hookwirev1.PublishEventResponse, error) {
+		handlerCtx = ctx
+		if ctx.Value(key{}) != nil {
+			t.Error("a value of the caller's context reached the handler")
+		}
+		if req.GetTenant() == "wait" {
+			close(entered)
+			<-release
+		}
+		return &hookwirev1.PublishEventResponse{Id: "evt_1"}, nil
+	}}
+	p := newFakeInproc(t, f, nil, nil)
+	client := hookwirev1.NewEventServiceClient(p.conn)
+
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.WithValue(context.Background(), key{}, "caller's"), deadline)
+	defer cancel()
+	if _, err := client.PublishEvent(ctx, &hookwirev1.PublishEventRequest{Tenant: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := handlerCtx.Deadline(); !ok || !d.Equal(deadline) {
+		t.Errorf("handler's deadline %v (%v), want the caller's %v", d, ok, deadline)
+	}
+	select {
+	case <-handlerCtx.Done():
+	default:
+		t.Error("the handler's context was not cancelled when the call ended")
+	}
+	if ctx.Err() != nil {
+		t.Error("ending the call cancelled the caller's context")
+	}
+
+	// A caller that gives up with a cause: the handler sees it.
+	why := errors.New("the HTTP client went away")
+	ctx2, cancel2 := context.WithCancelCause(context.Background())
+	called := make(chan error, 1)
+	go func() {
+		_, err := client.PublishEvent(ctx2, &hookwirev1.PublishEventRequest{Tenant: "wait"})
+		called <- err
+	}()
+	<-entered
+	running := handlerCtx
+	cancel2(why)
+	if err := <-called; status.Code(err) != codes.Canceled {
+		t.Errorf("abandoned call: %v, want Canceled", err)
+	}
+	<-running.Done()
+	if got := context.Cause(running); got != why {
+		t.Errorf("the handler's cause is %v, want %v", got, why)
+	}
+	close(release)
 }
