@@ -97,7 +97,11 @@ func TestBenchSmoke(t *testing.T) {
 			for _, k := range []string{"at50_cpu_per_event", "at50_cpu_server_per_event", "at50_cpu_agent_per_event", "at50_cpu_plugin_per_event"} {
 				want(k, func(float64) bool { return true }, "reported")
 			}
-			want("at50_bench_cpu_per_event", positive, "> 0") // the bench's client and sink did work
+			// The bench's client and sink did work, so hookwire's CPU can be
+			// set against theirs.
+			for _, k := range []string{"at50_bench_cpu_per_event", "bench_cpu_per_delivery", "cpu_vs_bench", "at50_cpu_vs_bench"} {
+				want(k, positive, "> 0")
+			}
 			want("lost", zero, "0")
 		case "cluster":
 			for _, k := range []string{"one_delivered", "three_delivered", "ratio_three_to_one", "one_cpu_per_delivery", "three_cpu_per_delivery",

@@ -312,6 +312,7 @@ func (b *Bench) restSaturation(ctx context.Context, s *Scenario, rig *restRig, p
 		s.add(ph.key+"cpu_cores", ph.name+"CPU used by hookwire processes", cpu/el.Seconds()*100, "%", nil)
 		s.add(ph.key+"cpu_ceiling", ph.name+fmt.Sprintf("CPU-bound ceiling on %d CPUs (CPUs / CPU per event)", runtime.NumCPU()), float64(runtime.NumCPU())*float64(delivered)/cpu, "/s", nil)
 		s.add(ph.key+"bench_cpu_cores", ph.name+"CPU used by the bench itself (clients, sink)", (self1-self0)/el.Seconds()*100, "%", nil)
+		addCPUVersusBench(s, ph.key, ph.name, cpu, self1-self0, float64(delivered), "per_delivery")
 		otherLoad(s, ph.key+"other_cpu_cores", ph.name+"CPU used outside hookwire and the bench (other processes, interrupts)", busy0, busy1, cpu, self1-self0, el)
 	}
 	if h := float64(held.Load()) / float64(time.Duration(clients)*el); h > 0.01 {
@@ -380,7 +381,7 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, wo
 		// (the publishes) and a plain receiver (the sink) handling the same
 		// events at the same rate: what one POST out and one POST in cost
 		// on this machine at this rate, which Hookwire's path includes.
-		s.add(k+"bench_cpu_per_event", name+"CPU of the bench itself per event (its REST client and its sink: one plain POST out and one in)", (self1-self0)/float64(delivered)*1000, "ms", nil)
+		addCPUVersusBench(s, k, name, cpu, self1-self0, float64(delivered), "per_event")
 		otherLoad(s, k+"other_cpu_cores", name+"CPU used outside hookwire and the bench", busy0, busy1, cpu, self1-self0, t1.Sub(t0))
 	}
 	ack := percentiles(acks)
@@ -393,6 +394,20 @@ func (b *Bench) restSteady(ctx context.Context, s *Scenario, rig *restRig, r, wo
 		s.note("at %d/s the pacer handed an event over up to %.0f ms late (all %d workers busy, or the bench starved of CPU); that lag counts as latency", r, lag, workers)
 	}
 	return nil
+}
+
+// addCPUVersusBench adds the bench's own CPU per delivered event in a
+// window (its REST clients and its sink: a plain POST out and a plain POST
+// in for each event, at the same rate, on the same CPUs) and hookwire's
+// CPU per event divided by it. The quotient moves far less than either
+// figure when this machine's speed drifts (the host's share of the CPUs
+// varies by up to 40% within an hour, and both sides slow alike), so it is
+// the figure to compare two builds by.
+func addCPUVersusBench(s *Scenario, key, label string, hookwire, bench, delivered float64, per string) {
+	s.add(key+"bench_cpu_"+per, label+"CPU of the bench itself per event (its REST client and its sink: one plain POST out and one in)", bench/delivered*1000, "ms", nil)
+	if bench > 0 {
+		s.add(key+"cpu_vs_bench", label+"hookwire's CPU per event ÷ the bench's (the figure to compare builds by)", hookwire/bench, "ratio", nil)
+	}
 }
 
 // addCPUSplit adds the control plane's, the agent's and its plugins' parts
