@@ -72,8 +72,9 @@ func (f *forwarder) target(ctx context.Context, method string) (string, error) {
 	if !strings.HasPrefix(method, "/hookwire.v1.") || method == localStatusMethod {
 		return "", nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if staleRead(method, md) {
+	// ValueFromIncomingContext reads one key without copying the whole
+	// metadata, which FromIncomingContext does on every call.
+	if staleRead(method, metadata.ValueFromIncomingContext(ctx, staleOKHeader)) {
 		return "", nil
 	}
 	if f.node.IsLeader() {
@@ -82,7 +83,7 @@ func (f *forwarder) target(ctx context.Context, method string) (string, error) {
 		}
 		return "", nil
 	}
-	if len(md.Get(forwardedHeader)) > 0 {
+	if len(metadata.ValueFromIncomingContext(ctx, forwardedHeader)) > 0 {
 		return "", status.Error(codes.Unavailable, "the cluster's leadership is moving; retry")
 	}
 	leader, ok := f.node.LeaderInfo()
@@ -92,8 +93,7 @@ func (f *forwarder) target(ctx context.Context, method string) (string, error) {
 	return leader.Address, nil
 }
 
-func staleRead(method string, md metadata.MD) bool {
-	v := md.Get(staleOKHeader)
+func staleRead(method string, v []string) bool {
 	if len(v) == 0 || !strings.EqualFold(v[0], "true") {
 		return false
 	}

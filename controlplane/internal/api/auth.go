@@ -219,8 +219,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	if skipAuth[method] || strings.HasPrefix(method, "/grpc.reflection.") {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return nil, status.Error(codes.Unauthenticated, "missing API key: send \"Authorization: Bearer <key>\"")
 	}

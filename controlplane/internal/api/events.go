@@ -87,10 +87,8 @@ func (s *eventService) PublishRawEvent(ctx context.Context, req *hookwirev1.Publ
 	}
 	ct := req.GetBody().GetContentType()
 	if ct == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get(MetadataContentType); len(v) > 0 {
-				ct = v[0]
-			}
+		if v := metadata.ValueFromIncomingContext(ctx, MetadataContentType); len(v) > 0 {
+			ct = v[0]
 		}
 	}
 	if ct == "" {
@@ -126,14 +124,12 @@ func (s *eventService) publish(ctx context.Context, tenant string, events []*hoo
 		}
 	}
 	if len(events) == 1 && events[0].GetIdempotencyKey() == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get(MetadataIdempotencyKey); len(v) > 0 && v[0] != "" {
-				// The header skipped protovalidate: apply the field's limit.
-				if len(v[0]) > maxIdempotencyKeyLen {
-					return nil, status.Errorf(codes.InvalidArgument, "Idempotency-Key header is %d bytes; the limit is %d", len(v[0]), maxIdempotencyKeyLen)
-				}
-				events[0].IdempotencyKey = v[0]
+		if v := metadata.ValueFromIncomingContext(ctx, MetadataIdempotencyKey); len(v) > 0 && v[0] != "" {
+			// The header skipped protovalidate: apply the field's limit.
+			if len(v[0]) > maxIdempotencyKeyLen {
+				return nil, status.Errorf(codes.InvalidArgument, "Idempotency-Key header is %d bytes; the limit is %d", len(v[0]), maxIdempotencyKeyLen)
 			}
+			events[0].IdempotencyKey = v[0]
 		}
 	}
 	return s.publishInternal(ctx, tenant, events)
