@@ -74,7 +74,7 @@ func (s *Store) propose(ctx context.Context, cmds []*storev1.Command) ([]Result,
 	if s.proposer == nil {
 		return nil, errors.New("store: replicated store has no proposer")
 	}
-	// MarshalVT (vtprotobuf) rather than proto.Marshal: the same bytes at a
+	// MarshalVT (vtprotobuf) rather than proto.Marshal: the same wire format at a
 	// fraction of the reflection's cost, on every write. It does not check
 	// strings for UTF-8; the state machine does, when encode stores them.
 	data, err := (&storev1.Proposal{Commands: cmds}).MarshalVT()
