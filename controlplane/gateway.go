@@ -310,8 +310,125 @@ func bodyError(err error) error {
 
 var eventUnmarshal = protojson.UnmarshalOptions{}
 
-// decodeEvent reads {"type": ..., "payload": <JSON>, ...}.
+// decodeEvent reads {"type": ..., "payload": <JSON>, ...}: the payload
+// member is kept as the bytes sent, the other members are the event in
+// protojson. A JSON object goes through splitEvent, one pass over its
+// members (every REST publish comes here); what it leaves aside (not an
+// object, a key with an escape, a key named twice) goes through
+// decodeEventSlow, which decodes the same way and says what is wrong.
 func decodeEvent(data []byte) (*hookwirev1.Event, error) {
+	rest, payload, hasPayload, ok := splitEvent(data)
+	if !ok {
+		return decodeEventSlow(data)
+	}
+	ev := &hookwirev1.Event{}
+	if err := eventUnmarshal.Unmarshal(rest, ev); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid event: %v", err)
+	}
+	if hasPayload {
+		ev.Payload = bytes.TrimSpace(payload)
+	}
+	return ev, nil
+}
+
+// splitEvent returns a JSON object without its "payload" member, and that
+// member's value. ok is false, and the caller must decode data another way,
+// when data is not a valid JSON object, or a key has an escape (it would
+// have to be unescaped to compare), or a key is named twice (which one
+// counts is decodeEventSlow's rule: the last).
+func splitEvent(data []byte) (rest, payload []byte, hasPayload, ok bool) {
+	if !json.Valid(data) {
+		return nil, nil, false, false
+	}
+	i := skipJSONSpace(data, 0)
+	if data[i] != '{' {
+		return nil, nil, false, false
+	}
+	rest = append(make([]byte, 0, len(data)), '{')
+	var keys [][]byte
+	for i = skipJSONSpace(data, i+1); data[i] != '}'; {
+		start := i
+		end, escaped := endOfJSONString(data, i)
+		if escaped {
+			return nil, nil, false, false
+		}
+		key := data[start+1 : end-1]
+		for _, k := range keys {
+			if bytes.Equal(k, key) {
+				return nil, nil, false, false
+			}
+		}
+		keys = append(keys, key)
+		i = skipJSONSpace(data, skipJSONSpace(data, end)+1) // past the colon
+		valueStart := i
+		i = endOfJSONValue(data, i)
+		if string(key) == "payload" {
+			payload, hasPayload = data[valueStart:i], true
+		} else {
+			if len(rest) > 1 {
+				rest = append(rest, ',')
+			}
+			rest = append(rest, data[start:i]...)
+		}
+		if i = skipJSONSpace(data, i); data[i] == ',' {
+			i = skipJSONSpace(data, i+1)
+		}
+	}
+	return append(rest, '}'), payload, hasPayload, true
+}
+
+// The three helpers below read JSON that json.Valid accepted, from the
+// first byte of what they skip; each returns the index just past it.
+
+func skipJSONSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func endOfJSONString(data []byte, i int) (end int, escaped bool) {
+	for i++; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			escaped = true
+			i++
+		}
+	}
+	return i + 1, escaped
+}
+
+func endOfJSONValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		end, _ := endOfJSONString(data, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for {
+			switch data[i] {
+			case '"':
+				i, _ = endOfJSONString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	default: // a number, true, false or null
+		for i < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[i])) {
+			i++
+		}
+		return i
+	}
+}
+
+// decodeEventSlow decodes as decodeEvent does, through a map of the
+// object's members.
+func decodeEventSlow(data []byte) (*hookwirev1.Event, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "request body must be a JSON object like {\"type\":\"order.created\",\"payload\":{...}}: %v", err)
