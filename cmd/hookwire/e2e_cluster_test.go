@@ -608,8 +608,18 @@ func TestClusterCatchUpBySnapshotAndFullRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling its progress
 	}
-	if log := c.nodes[down].srv.stderr.String(); !strings.Contains(log, "Installed remote snapshot") {
-		t.Fatalf("%s caught up without installing a snapshot (leader's last snapshot at %d):\n%s", c.nodes[down].id, leaderStatus.GetLastSnapshotIndex(), tail(log, 40))
+	// Raft reports the snapshot's index as applied as soon as the store has
+	// restored it, and logs the install only after compacting its log: a
+	// moment later. Poll for the line.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		log := c.nodes[down].srv.stderr.String()
+		if strings.Contains(log, "Installed remote snapshot") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s caught up without installing a snapshot (leader's last snapshot at %d):\n%s", c.nodes[down].id, leaderStatus.GetLastSnapshotIndex(), tail(log, 40))
+		}
+		time.Sleep(20 * time.Millisecond) // polling its log
 	}
 	// Raft counts an entry applied once handed to the store, which applies
 	// it a moment later: poll.
