@@ -52,10 +52,9 @@ type inproc struct {
 	reg  grpc.ServiceRegistrar    // the channel, behind the interceptors
 	conn grpc.ClientConnInterface // what the gateway's clients call
 
-	// unary chains p.counted and the server's unary interceptors, the first
-	// outermost; methods holds the unary methods by full name
-	// ("/pkg.Service/Method"), filled by RegisterService before any call.
-	unary   grpc.UnaryServerInterceptor
+	// methods holds the unary methods by full name ("/pkg.Service/Method"),
+	// their handlers wrapped with the interceptors as on the channel,
+	// filled by RegisterService before any call.
 	methods map[string]unaryMethod
 	// workerCall hands a unary call to an idle worker (unbuffered: a send
 	// succeeds only when one is waiting); quit ends idle workers.
@@ -86,29 +85,27 @@ var _ grpc.ServiceRegistrar = (*inproc)(nil)
 func newInproc(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) *inproc {
 	p := &inproc{methods: map[string]unaryMethod{}, workerCall: make(chan func()), quit: make(chan struct{})}
 	p.idle = sync.NewCond(&p.mu)
-	p.unary = chainUnary(append([]grpc.UnaryServerInterceptor{p.counted}, unary...))
 	ch := &inprocgrpc.Channel{}
 	p.reg = grpchan.WithStreamInterceptors(
-		grpchan.WithUnaryInterceptors(ch, p.unary),
+		grpchan.WithUnaryInterceptors(intercepted{p, ch}, append([]grpc.UnaryServerInterceptor{p.counted}, unary...)...),
 		append([]grpc.StreamServerInterceptor{p.stream}, stream...)...)
 	p.conn = inprocConn{Channel: ch, p: p}
 	return p
 }
 
-// chainUnary is one interceptor that runs interceptors in order, the first
-// outermost, as grpc.ChainUnaryInterceptor does.
-func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		var next func(i int) grpc.UnaryHandler
-		next = func(i int) grpc.UnaryHandler {
-			if i == len(interceptors) {
-				return handler
-			}
-			return func(ctx context.Context, req any) (any, error) {
-				return interceptors[i](ctx, req, info, next(i+1))
-			}
-		}
-		return next(0)(ctx, req)
+// intercepted receives each service from grpchan's intercepting view, its
+// handlers already wrapped with the interceptors, and serves it on the
+// channel (streams) and in p.methods (unary calls, see invoke): one
+// wrapping for both paths.
+type intercepted struct {
+	p  *inproc
+	ch *inprocgrpc.Channel
+}
+
+func (r intercepted) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	r.ch.RegisterService(desc, impl)
+	for _, m := range desc.Methods {
+		r.p.methods["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{handler: m.Handler, impl: impl}
 	}
 }
 
@@ -158,9 +155,6 @@ func (s oneRequestStream) SendMsg(m any) error {
 // RegisterService serves a service on the channel.
 func (p *inproc) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	p.reg.RegisterService(desc, impl)
-	for _, m := range desc.Methods {
-		p.methods["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{handler: m.Handler, impl: impl}
-	}
 }
 
 // stop refuses new calls with Unavailable, waits for running handlers and
@@ -197,7 +191,7 @@ func (p *inproc) invoke(ctx context.Context, method string, m unaryMethod, req, 
 	sctx = grpc.NewContextWithServerTransportStream(sctx, sts)
 	done := make(chan unaryResult, 1)
 	p.run(func() {
-		v, err := m.handler(m.impl, sctx, func(into any) error { return copyMessage(into, req) }, p.unary)
+		v, err := m.handler(m.impl, sctx, func(into any) error { return copyMessage(into, req) }, nil)
 		end() // as grpc.Server does when a call ends: its context is cancelled
 		if err == nil {
 			if msg, ok := v.(proto.Message); !ok || !msg.ProtoReflect().IsValid() {
