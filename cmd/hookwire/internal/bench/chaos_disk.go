@@ -106,11 +106,11 @@ func copyFile(from, to string) error {
 // the run's estimated store writes, at least 40 MiB, so that only the
 // filler fills it: a store that reached its disk reserve during the soak
 // would still refuse writes after the filler is deleted, and the phase
-// would measure the bench, not the recovery. The estimate is the payload plus 1 KiB per delivery for each
-// event (measured before the raft log: 5.7 MiB for 3,000 events of 256
-// bytes to 2 subscriptions), for the soak and for the disk phase's own
-// load (its 2 KB events for about diskPre, diskPost and a few seconds of
-// recovery).
+// would measure the bench, not the recovery. The estimate is the payload
+// plus 1 KiB per delivery for each event (measured before the raft log:
+// 5.7 MiB for 3,000 events of 256 bytes to 2 subscriptions), for the soak
+// and for the disk phase's own load (its 2 KB events for about diskPre,
+// diskPost and a few seconds of recovery).
 func chaosTmpfsSize(cfg Config, d time.Duration) int64 {
 	perDelivery := int64(1024 * cfg.ChaosSubs)
 	soak := int64(float64(cfg.ChaosRate)*d.Seconds()) * (int64(cfg.PayloadSize) + perDelivery)
